@@ -1,0 +1,26 @@
+// How the CLI talks to people and scripts: colour only on a terminal without NO_COLOR, one-line errors,
+// JSON for --json, aligned tables.
+#pragma once
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace ccmulti::cli {
+
+// True when `stream` is a terminal and neither NO_COLOR nor TERM=dumb says otherwise.
+bool use_color(std::FILE* stream);
+
+enum class Color { none, red, green, yellow, blue, bold, dim };
+std::string paint(const std::string& text, Color color, std::FILE* stream = stdout);
+
+void print_error(const std::string& message);  // "ccmulti: error: …" on stderr
+void print_warning(const std::string& message);
+void print_json(const nlohmann::json& value);  // pretty, on stdout
+
+// Columns padded to the widest cell; the first row is the header (printed dim when coloured).
+void print_table(const std::vector<std::vector<std::string>>& rows);
+
+}  // namespace ccmulti::cli

@@ -1,0 +1,24 @@
+// Small string helpers shared by every module.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ccmulti {
+
+std::vector<std::string> split(std::string_view text, char separator);
+std::string join(const std::vector<std::string>& parts, std::string_view separator);
+bool is_digits(std::string_view text);  // non-empty and every char is 0-9
+
+// Quotes an argument for a POSIX shell only when it needs it, so `show` output can be pasted.
+std::string shell_quote(std::string_view arg);
+std::string shell_join(const std::vector<std::string>& argv);
+
+// Levenshtein distance, for "did you mean" suggestions.
+std::size_t edit_distance(std::string_view a, std::string_view b);
+
+// The candidate closest to `word`, or "" when none is close enough to be a plausible typo.
+std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);
+
+}  // namespace ccmulti
