@@ -1,0 +1,112 @@
+"""The CLI's contract with users and scripts: --help everywhere, --json, one-line errors, exit codes, dirs."""
+import json
+import os
+import pathlib
+import pwd
+import subprocess
+
+import pytest
+
+from conftest import CCMULTI
+
+SUBCOMMANDS = ["show", "names", "expand", "get", "dirs"]
+
+
+@pytest.mark.parametrize("sub", SUBCOMMANDS)
+def test_help_on_every_subcommand(env, sub):
+    out = env.run(sub, "--help", check=True)
+    assert f"ccmulti {sub}" in out.stdout
+
+
+def test_help_and_version(env):
+    assert "Subcommands:" in env.run("--help", check=True).stdout
+    assert env.run("--version", check=True).stdout.startswith("ccmulti ")
+
+
+def test_unknown_subcommand_is_usage_error(env):
+    out = env.run("frobnicate")
+    assert out.returncode == 2
+    assert out.stderr.startswith("ccmulti: error:")
+
+
+def test_no_color_respected(env):
+    # Not a terminal and NO_COLOR set: no escape sequences anywhere.
+    out = env.run("get", "nope", "w1")
+    assert "\x1b[" not in out.stderr
+
+
+def test_dirs_creates_private_dirs_and_reports_origin(env):
+    out = env.run("dirs", "--json", check=True)
+    dirs = {d["kind"]: d for d in json.loads(out.stdout)["dirs"]}
+    assert dirs["run"]["path"] == str(env.run_dir)
+    assert dirs["run"]["from"] == "$CCMULTI_RUN_DIR"
+    assert dirs["run"]["state"] == "created"
+    for kind in ("run", "log", "state"):
+        assert (pathlib.Path(dirs[kind]["path"]).stat().st_mode & 0o777) == 0o700
+    again = json.loads(env.run("dirs", "--json", check=True).stdout)
+    assert all(d["state"] == "ok" for d in again["dirs"])
+
+
+def test_dirs_flag_beats_environment(env):
+    target = env.root / "flagged"
+    out = env.run("dirs", "--json", "--run-dir", target, check=True)
+    run = json.loads(out.stdout)["dirs"][0]
+    assert run["path"] == str(target) and run["from"] == "--run-dir"
+
+
+def test_symlinked_run_dir_is_refused(env):
+    real = env.root / "real"
+    real.mkdir()
+    (env.root / "link").symlink_to(real)
+    out = env.run("dirs", "--run-dir", env.root / "link")
+    assert out.returncode == 1
+    [line] = out.stderr.splitlines()
+    assert "symlink" in line and "--run-dir DIR or CCMULTI_RUN_DIR" in line
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+
+
+def as_nobody(env, *args, extra_env=None):
+    child_env = dict(env.env, HOME="/nonexistent", **(extra_env or {}))
+    for key in ("CCMULTI_RUN_DIR", "CCMULTI_LOG_DIR", "CCMULTI_STATE_DIR", "XDG_RUNTIME_DIR"):
+        child_env.pop(key, None)
+    child_env["XDG_STATE_HOME"] = str(env.root / "nobody-state")
+    os.chmod(env.root, 0o777)
+    return subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", CCMULTI, *map(str, args)],
+        capture_output=True, text=True, env=child_env, cwd="/", timeout=30,
+    )
+
+
+@needs_root
+def test_foreign_owned_run_dir_is_refused(env):
+    foreign = env.root / "foreign"
+    foreign.mkdir()
+    os.chown(foreign, pwd.getpwnam("nobody").pw_uid, -1)
+    out = env.run("dirs", "--run-dir", foreign)
+    assert out.returncode == 1
+    [line] = out.stderr.splitlines()
+    assert "owned by nobody, not by you (root)" in line
+
+
+@needs_root
+def test_celery_style_pidfile_for_normal_user_names_path_and_fix(env):
+    out = as_nobody(env, "dirs", "w1", "--pidfile=/var/run/celery/%n.pid")
+    assert out.returncode == 1, out
+    [line] = out.stderr.splitlines()
+    assert "--pidfile /var/run/celery/w1.pid" in line
+    assert "nobody" in line
+    assert "--run-dir DIR or CCMULTI_RUN_DIR" in line
+    assert "Traceback" not in out.stderr
+
+
+@needs_root
+def test_normal_user_defaults_are_usable(env):
+    nobody = pwd.getpwnam("nobody").pw_uid
+    out = as_nobody(env, "dirs", "--json")
+    assert out.returncode == 0, out.stderr
+    dirs = {d["kind"]: d for d in json.loads(out.stdout)["dirs"]}
+    assert dirs["run"]["path"] == f"/tmp/ccmulti-{nobody}"
+    assert dirs["state"]["path"] == str(env.root / "nobody-state" / "ccmulti")
+    subprocess.run(["rm", "-rf", f"/tmp/ccmulti-{nobody}"], check=False)
