@@ -1,7 +1,7 @@
 # Warnings and sanitizers for every target of the project (not for dependencies).
 add_library(ccmulti_flags INTERFACE)
 target_compile_options(ccmulti_flags INTERFACE -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
-                                                -Wold-style-cast -Wcast-align -Wnull-dereference)
+                                                -Wold-style-cast -Wcast-align)
 if(CCMULTI_WERROR)
   target_compile_options(ccmulti_flags INTERFACE -Werror)
 endif()

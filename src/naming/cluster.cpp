@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <filesystem>
+#include <set>
 
 #include "util/error.hpp"
 #include "util/strings.hpp"
@@ -132,6 +133,8 @@ std::vector<Node> build_nodes(ParsedArgs parsed, const NamingDefaults& defaults)
     }
     if (names.empty()) throw UsageError("no nodes given: name them (w1 w2) or give a count (3)");
 
+    TemplateKeys machine = host_keys(defaults.hostname);
+
     // "-c:2 8": numbers always mean the node's position in the list.
     Namespaces& spaces = parsed.namespaces;
     std::vector<std::string> snapshot;
@@ -144,7 +147,10 @@ std::vector<Node> build_nodes(ParsedArgs parsed, const NamingDefaults& defaults)
         if (static_cast<std::size_t>(index) > names.size())
             throw UsageError("no node number " + ns + " in " + namespace_label(ns, copy) + " (there are " +
                              std::to_string(names.size()) + " nodes)");
-        spaces[names[static_cast<std::size_t>(index) - 1]].update(copy);
+        // Celery files the options under the name as written, so "w3@%h" never matched its node; we use the
+        // expanded name, which does.
+        const std::string& target = names[static_cast<std::size_t>(index) - 1];
+        spaces[target.find('@') == std::string::npos ? target : expand(target, machine, "node name")].update(copy);
     }
     // "-Q:w1,w2 high", "-Q:1-3 images": spread over each named node, applied after the single ones.
     for (const auto& ns : snapshot) {
@@ -154,8 +160,8 @@ std::vector<Node> build_nodes(ParsedArgs parsed, const NamingDefaults& defaults)
         spaces.erase(ns);
     }
 
-    TemplateKeys machine = host_keys(defaults.hostname);
     std::vector<Node> nodes;
+    std::set<std::string> used;
     for (const auto& name : names) {
         Node node;
         std::string space = name;
@@ -169,10 +175,19 @@ std::vector<Node> build_nodes(ParsedArgs parsed, const NamingDefaults& defaults)
         auto at = node.name.find('@');
         node.shortname = node.name.substr(0, at);
         node.host = node.name.substr(at + 1);
-        if (spaces.find(node.name)) space = node.name;
+        // Celery looks up the full name, then the name as written ("2" in count mode); we also accept the
+        // short name ("celery2"), which Celery silently ignores.
+        for (const auto& candidate : {node.name, space, node.shortname})
+            if (spaces.find(candidate)) {
+                space = candidate;
+                break;
+            }
 
         node.options = options;
-        if (const auto* own = spaces.find(space)) node.options.update(*own);
+        if (const auto* own = spaces.find(space)) {
+            node.options.update(*own);
+            used.insert(space);
+        }
         node.options.set("-n", node.name);
         set_default(node.options, {"--pidfile", "-p"}, defaults.pidfile);
         set_default(node.options, {"--logfile", "-f"}, defaults.logfile);
@@ -180,6 +195,13 @@ std::vector<Node> build_nodes(ParsedArgs parsed, const NamingDefaults& defaults)
         node.append = append;
         node.worker_args();  // expands every template now, so a bad one is an error before anything runs
         nodes.push_back(std::move(node));
+    }
+    // Celery silently ignores options for a node that does not exist ("-c:w9 4" with nodes w1 w2).
+    for (const auto& [ns, table] : spaces.items()) {
+        if (used.contains(ns) || is_digits(ns)) continue;
+        std::vector<std::string> known;
+        for (const auto& node : nodes) known.push_back(node.name);
+        throw UsageError(namespace_label(ns, table) + " names no node; nodes are: " + join(known, " "));
     }
     return nodes;
 }

@@ -49,6 +49,7 @@ def test_get_accepts_short_name(env):
         (["w1", "--cmd=foo"], "--cmd is not supported"),
         ([], "no nodes given"),
         (["w1", "-"], "a lone '-' is not an option"),
+        (["w1", "w2", "-c:w9", "4"], "-c:w9 names no node; nodes are: w1@"),
     ],
 )
 def test_celery_crashes_or_silences_become_usage_errors(env, args, message):
@@ -68,3 +69,15 @@ def test_default_files_live_in_the_run_and_log_dirs(env):
 def test_show_quotes_arguments_for_the_shell(env):
     out = env.run("show", "w1", "--", "two words", check=True)
     assert out.stdout.rstrip().endswith("-- 'two words'")
+
+
+def test_index_reaches_a_node_named_with_a_host_template(env):
+    # Celery files "-c:2" under the raw name "w2@%h" and never applies it.
+    out = env.run("show", "--json", "w1", "w2@%h", "-c:2", "5", check=True)
+    assert json.loads(out.stdout)[1]["argv"][2:4] == ["-c", "5"]
+
+
+def test_short_name_namespace_in_count_mode(env):
+    # Celery only knows "-c:2" here and silently ignores "-c:celery2".
+    out = env.run("show", "--json", "2", "-c:celery2", "5", check=True)
+    assert json.loads(out.stdout)[1]["argv"][2:4] == ["-c", "5"]

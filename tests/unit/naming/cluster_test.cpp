@@ -61,6 +61,16 @@ TEST(Cluster, RangeAndListNamespacesOverrideSingleOnes) {
     EXPECT_EQ(opt(counted[1], "-c"), "4");
 }
 
+TEST(Cluster, IndexReachesNodeNamedWithHostTemplate) {
+    auto list = nodes({"w1", "w2@%h", "-c:2", "5"});
+    EXPECT_EQ(opt(list[1], "-c"), "5");
+}
+
+TEST(Cluster, ShortNameNamespaceInCountMode) {
+    auto list = nodes({"2", "-c:celery2", "5"});
+    EXPECT_EQ(opt(list[1], "-c"), "5");
+}
+
 TEST(Cluster, FullNodeNameNamespace) {
     auto list = nodes({"w1", "w2", "-c:w1@box", "3"});
     EXPECT_EQ(opt(list[0], "-c"), "3");
@@ -91,6 +101,7 @@ TEST(Cluster, Errors) {
     EXPECT_THROW(nodes({"w1", "--logfile=%q.log"}), UsageError);
     EXPECT_THROW(nodes({"w1", "--cmd=foo"}), UsageError);
     EXPECT_THROW(nodes({"w1", "-n"}), UsageError);
+    EXPECT_THROW(nodes({"w1", "w2", "-c:w9", "4"}), UsageError);
 }
 
 TEST(Cluster, FindNodeByFullOrShortName) {
