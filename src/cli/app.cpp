@@ -54,6 +54,7 @@ int run(const std::vector<std::string>& args) {
 
     add_naming_commands(app, context);
     add_dirs_command(app, context);
+    add_supervise_commands(app, context);
 
     // Global options may come before the subcommand; the first bare word is the subcommand.
     std::vector<std::string> cli_args;

@@ -31,5 +31,6 @@ CLI::App* add_node_command(CLI::App& app, Context& context, const std::string& n
 
 void add_naming_commands(CLI::App& app, Context& context);  // show, names, expand, get
 void add_dirs_command(CLI::App& app, Context& context);
+void add_supervise_commands(CLI::App& app, Context& context);  // start, stop, stopwait, kill
 
 }  // namespace ccmulti::cli

@@ -1,0 +1,84 @@
+#include "cli/node_spec.hpp"
+
+#include <charconv>
+
+#include "util/error.hpp"
+#include "util/shell_split.hpp"
+#include "util/strings.hpp"
+
+namespace fs = std::filesystem;
+
+namespace ccmulti::cli {
+
+std::string main_process_template(std::string text) {
+    std::string out;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '%' && i + 1 < text.size() && (text[i + 1] == 'i' || text[i + 1] == 'I')) {
+            if (text[i + 1] == 'i') out += '0';
+            ++i;
+            continue;
+        }
+        out += text[i];
+    }
+    return out;
+}
+
+namespace {
+
+std::chrono::milliseconds seconds_option(const naming::Node& node, const char* flag,
+                                         std::chrono::milliseconds fallback) {
+    auto value = node.option({flag});
+    if (!value) return fallback;
+    double seconds = 0;
+    auto [end, ec] = std::from_chars(value->data(), value->data() + value->size(), seconds);
+    if (ec != std::errc{} || end != value->data() + value->size() || seconds < 0 || seconds > 86400)
+        throw UsageError(std::string(flag) + " for " + node.name + " must be seconds between 0 and 86400, got '" +
+                         *value + "'");
+    return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+}
+
+fs::path node_cwd(const naming::Node& node, const fs::path& cwd) {
+    auto workdir = node.option({"--workdir"});
+    return workdir ? (cwd / *workdir).lexically_normal() : cwd;
+}
+
+fs::path node_file(const std::string& expanded, const fs::path& base) {
+    return (base / main_process_template(expanded)).lexically_normal();
+}
+
+}  // namespace
+
+supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cwd,
+                                    std::chrono::milliseconds start_secs) {
+    supervisor::NodeSpec spec;
+    spec.name = node.name;
+    const auto* exec = node.options.find("--exec");
+    if (!exec || !exec->value || exec->value->empty())
+        throw UsageError("nothing to run for " + node.name +
+                         ": the native worker is not built yet; give --exec 'PROGRAM ARGS' (e.g. --exec 'celery -A "
+                         "proj worker -n %h'), per node as --exec:" +
+                         node.shortname + " '...'");
+    for (const auto& word : shell_split(*exec->value, "--exec of " + node.name))
+        spec.argv.push_back(main_process_template(node.expand(word, "--exec")));
+    if (spec.argv.empty()) throw UsageError("--exec of " + node.name + " names no program");
+    spec.cwd = node_cwd(node, cwd);
+    spec.pidfile = node_file(node.pidfile(), spec.cwd);
+    spec.logfile = node_file(node.logfile(), spec.cwd);
+    if (auto queues = node.option({"-Q", "--queues"}); queues && !queues->empty()) spec.queues = split(*queues, ',');
+    if (auto concurrency = node.option({"-c", "--concurrency"})) {
+        if (!is_digits(*concurrency) || concurrency->size() > 4 || std::stoi(*concurrency) < 1)
+            throw UsageError("-c for " + node.name + " must be a number of processes (1-9999), got '" + *concurrency +
+                             "'");
+        spec.concurrency = std::stoi(*concurrency);
+    }
+    spec.stop_timeout = seconds_option(node, "--stop-timeout", default_stop_timeout);
+    spec.start_secs = start_secs;
+    return spec;
+}
+
+supervisor::StopTarget make_stop_target(const naming::Node& node, const fs::path& cwd) {
+    fs::path base = node_cwd(node, cwd);
+    return {node.name, node_file(node.pidfile(), base), seconds_option(node, "--stop-timeout", default_stop_timeout)};
+}
+
+}  // namespace ccmulti::cli

@@ -1,0 +1,31 @@
+// From a node of the celery-multi grammar to what the supervisor runs (supervisor::NodeSpec) or stops
+// (supervisor::StopTarget). The one place that reads node options for the supervisor: when the strict
+// configuration (config/node_settings.hpp) provides effective per-node settings, switch these over.
+//
+//   --exec 'PROGRAM ARGS'   split like a shell would (no shell runs), %n %h %d expanded, %i → 0, %I → ""
+//   -Q / --queues           CCMULTI_QUEUES and the title      -c / --concurrency   CCMULTI_CONCURRENCY
+//   --stop-timeout S        warm → SIGKILL for this node (default 60 s)
+//   --workdir DIR           the node's cwd, and the base of relative pid/log files (default: the caller's cwd)
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+
+#include "naming/cluster.hpp"
+#include "supervisor/node_spec.hpp"
+#include "supervisor/stop_nodes.hpp"
+
+namespace ccmulti::cli {
+
+inline constexpr std::chrono::milliseconds default_stop_timeout{60'000};
+
+// Throws UsageError for a node without --exec (the native worker does not exist yet) or a bad value.
+supervisor::NodeSpec make_node_spec(const naming::Node& node, const std::filesystem::path& cwd,
+                                    std::chrono::milliseconds start_secs);
+
+supervisor::StopTarget make_stop_target(const naming::Node& node, const std::filesystem::path& cwd);
+
+// "%n%I.log" as the node's main process uses it: %I → "", %i → "0".
+std::string main_process_template(std::string text);
+
+}  // namespace ccmulti::cli

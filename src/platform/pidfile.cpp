@@ -1,0 +1,162 @@
+#include "platform/pidfile.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <sstream>
+
+#include "platform/proc.hpp"
+#include "util/error.hpp"
+#include "util/strings.hpp"
+
+namespace ccmulti {
+
+std::optional<PidFileContents> parse_pidfile(const std::string& text) {
+    std::istringstream in(text);
+    std::string pid_text, start_text;
+    if (!(in >> pid_text) || !is_digits(pid_text) || pid_text.size() > 9) return std::nullopt;
+    PidFileContents contents;
+    contents.pid = std::stoi(pid_text);
+    if (contents.pid <= 0) return std::nullopt;
+    if (in >> start_text) {
+        if (!is_digits(start_text) || start_text.size() > 19) return std::nullopt;
+        contents.start_time = std::stoull(start_text);
+    }
+    return contents;
+}
+
+namespace {
+
+UniqueFd open_pidfile(const std::filesystem::path& path, int flags) {
+    for (;;) {
+        int fd = ::open(path.c_str(), flags | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd >= 0) return UniqueFd(fd);
+        if (errno == EINTR) continue;
+        if (errno == ENOENT && !(flags & O_CREAT)) return UniqueFd();
+        if (errno == ELOOP)
+            throw Error("refusing pid file " + path.string() +
+                        ": it is a symlink (remove it if you did not put it there)");
+        throw SystemError("cannot open pid file " + path.string(), errno);
+    }
+}
+
+bool try_lock(int fd, int operation) {
+    for (;;) {
+        if (::flock(fd, operation | LOCK_NB) == 0) return true;
+        if (errno == EINTR) continue;
+        if (errno == EWOULDBLOCK) return false;
+        throw SystemError("flock", errno);
+    }
+}
+
+bool same_inode(int fd, const std::filesystem::path& path) {
+    struct stat by_fd {
+    }, by_path{};
+    if (::fstat(fd, &by_fd) != 0 || ::lstat(path.c_str(), &by_path) != 0) return false;
+    return by_fd.st_dev == by_path.st_dev && by_fd.st_ino == by_path.st_ino;
+}
+
+std::string read_all(int fd) {
+    std::string text;
+    char buffer[128];
+    off_t offset = 0;
+    for (;;) {
+        ssize_t n = ::pread(fd, buffer, sizeof buffer, offset);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0 || text.size() > 4096) break;
+        text.append(buffer, static_cast<std::size_t>(n));
+        offset += n;
+    }
+    return text;
+}
+
+}  // namespace
+
+std::optional<PidFile> PidFile::try_acquire(const std::filesystem::path& path) {
+    // Another process may unlink a stale file between our open() and flock(): then we would hold a lock on
+    // an inode nobody can find. Retry until the locked inode is the one at `path`.
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        UniqueFd fd = open_pidfile(path, O_RDWR | O_CREAT);
+        if (!try_lock(fd.get(), LOCK_EX)) return std::nullopt;
+        if (same_inode(fd.get(), path)) return PidFile(path, std::move(fd));
+    }
+    throw Error("pid file " + path.string() + " keeps being replaced while ccmulti tries to lock it");
+}
+
+void PidFile::write(pid_t pid, std::uint64_t start_time) {
+    std::string text = std::to_string(pid) + " " + std::to_string(start_time) + "\n";
+    if (::ftruncate(fd_.get(), 0) != 0) throw SystemError("truncate " + path_.string(), errno);
+    ssize_t n;
+    do n = ::pwrite(fd_.get(), text.data(), text.size(), 0);
+    while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(text.size())) throw SystemError("write " + path_.string(), errno ? errno : EIO);
+}
+
+void PidFile::remove() {
+    if (!fd_) return;
+    if (same_inode(fd_.get(), path_)) ::unlink(path_.c_str());
+    fd_.reset();
+}
+
+bool same_process(pid_t pid, std::uint64_t start_time, const std::string& title_prefix, std::string& why) {
+    auto stat = read_proc_stat(pid);
+    if (!stat) {
+        why = "pid " + std::to_string(pid) + " is not running";
+        return false;
+    }
+    if (stat->zombie()) {
+        why = "pid " + std::to_string(pid) + " has exited (zombie)";
+        return false;
+    }
+    auto argv = read_cmdline(pid);
+    std::string title = argv.empty() ? stat->comm : argv.front();
+    if (start_time != 0 && stat->start_time != start_time) {
+        why = "pid " + std::to_string(pid) + " now belongs to another process (" + title + ", started later)";
+        return false;
+    }
+    // "ccmulti: node w1@host" must not match "ccmulti: node w1@host2": the prefix ends at a word boundary.
+    if (title != title_prefix && !title.starts_with(title_prefix + " ")) {
+        why = "pid " + std::to_string(pid) + " is another process (" + title + ")";
+        return false;
+    }
+    if (start_time == 0) {
+        why = "pid file names no start time";
+        return false;
+    }
+    return true;
+}
+
+PidCheck check_pidfile(const std::filesystem::path& path, const std::string& title_prefix) {
+    PidCheck check;
+    UniqueFd fd = open_pidfile(path, O_RDONLY);
+    if (!fd) {
+        check.reason = "no pid file " + path.string();
+        return check;
+    }
+    auto contents = parse_pidfile(read_all(fd.get()));
+    if (contents) {
+        check.pid = contents->pid;
+        check.start_time = contents->start_time;
+    }
+    check.state = PidCheck::State::stale;
+    // A shared lock succeeds only when nobody holds the exclusive one; it is dropped at once (close).
+    if (try_lock(fd.get(), LOCK_SH)) {
+        check.reason = "stale pid file " + path.string() + " (not locked by any process)";
+        return check;
+    }
+    if (!contents) {
+        check.reason = "pid file " + path.string() + " is locked but names no pid yet";
+        return check;
+    }
+    std::string why;
+    if (!same_process(contents->pid, contents->start_time, title_prefix, why)) {
+        check.reason = "stale pid file " + path.string() + ": " + why;
+        return check;
+    }
+    check.state = PidCheck::State::running;
+    return check;
+}
+
+}  // namespace ccmulti

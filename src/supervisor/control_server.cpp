@@ -1,0 +1,242 @@
+#include "supervisor/control_server.hpp"
+
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "platform/unix_socket.hpp"
+#include "util/error.hpp"
+
+namespace ccmulti::supervisor {
+
+using nlohmann::json;
+
+struct ControlServer::Client {
+    UniqueFd fd;
+    std::string in, out;
+    bool close_when_flushed = false;
+    bool broken = false;
+    int subscription = 0;
+    std::set<std::string> waiting;
+    json stopped = json::array(), not_running = json::array(), failed = json::array();
+};
+
+ControlServer::ControlServer(EventLoop& loop, MasterControl& master, std::filesystem::path path,
+                             std::shared_ptr<spdlog::logger> log)
+    : loop_(loop), master_(master), path_(std::move(path)), log_(std::move(log)), listener_(listen_unix(path_)) {
+    loop_.watch(listener_.get(), EPOLLIN, [this](std::uint32_t) { accept_clients(); });
+}
+
+ControlServer::~ControlServer() {
+    for (auto& [fd, client] : clients_) {
+        if (client->subscription) master_.unsubscribe(client->subscription);
+        loop_.unwatch(fd);
+    }
+    loop_.unwatch(listener_.get());
+    ::unlink(path_.c_str());
+}
+
+void ControlServer::accept_clients() {
+    for (;;) {
+        int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            return;  // EAGAIN, or out of fds (logged by nobody: the next accept retries)
+        }
+        UniqueFd owned(fd);
+        auto cred = peer_credentials(fd);
+        if (cred.uid != ::geteuid() && cred.uid != 0) {
+            log_->warn("control socket: refused a connection from uid {} (pid {})", cred.uid, cred.pid);
+            continue;
+        }
+        auto client = std::make_unique<Client>();
+        client->fd = std::move(owned);
+        clients_[fd] = std::move(client);
+        loop_.watch(fd, EPOLLIN, [this, fd](std::uint32_t events) {
+            auto it = clients_.find(fd);
+            if (it == clients_.end()) return;
+            if (events & EPOLLOUT) on_writable(*it->second);
+            if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(*it->second);
+            settle(fd);
+        });
+    }
+}
+
+void ControlServer::on_readable(Client& client) {
+    const int fd = client.fd.get();
+    char buffer[4096];
+    for (;;) {
+        ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        if (n <= 0) {  // EOF or error: the client went away; stop requests it made still run
+            client.broken = true;
+            return;
+        }
+        client.in.append(buffer, static_cast<std::size_t>(n));
+        if (client.in.size() > 65536) {
+            send(client, {{"ok", false}, {"error", "request line too long"}});
+            client.close_when_flushed = true;
+            return;
+        }
+    }
+    std::size_t newline;
+    while (!client.broken && (newline = client.in.find('\n')) != std::string::npos) {
+        std::string line = client.in.substr(0, newline);
+        client.in.erase(0, newline + 1);
+        if (!line.empty()) handle(client, line);
+    }
+}
+
+void ControlServer::handle(Client& client, const std::string& line) {
+    json request;
+    try {
+        request = json::parse(line);
+        if (!request.is_object()) throw std::runtime_error("not a JSON object");
+    } catch (const std::exception& e) {
+        send(client, {{"ok", false}, {"error", std::string("bad request: ") + e.what()}});
+        client.close_when_flushed = true;
+        return;
+    }
+    const std::string cmd = request.value("cmd", "");
+    if (cmd == "ping") {
+        send(client, {{"ok", true}, {"v", control_protocol_version}, {"pid", ::getpid()}});
+        return;
+    }
+    if (cmd == "list") {
+        json reply = master_.describe();
+        reply["ok"] = true;
+        send(client, reply);
+        return;
+    }
+    if (cmd != "stop") {
+        send(client, {{"ok", false}, {"error", "unknown command '" + cmd + "'"}});
+        return;
+    }
+    std::vector<std::string> names;
+    StopMode mode = StopMode::warm;
+    std::optional<std::chrono::milliseconds> timeout;
+    bool wait = false;
+    try {
+        if (request.contains("nodes")) names = request["nodes"].get<std::vector<std::string>>();
+        std::string mode_name = request.value("mode", "warm");
+        if (mode_name == "cold")
+            mode = StopMode::cold;
+        else if (mode_name == "kill")
+            mode = StopMode::kill;
+        else if (mode_name != "warm")
+            throw std::runtime_error("unknown mode '" + mode_name + "'");
+        if (request.contains("timeout") && !request["timeout"].is_null())
+            timeout = std::chrono::milliseconds(static_cast<std::int64_t>(request["timeout"].get<double>() * 1000));
+        wait = request.value("wait", false);
+    } catch (const std::exception& e) {
+        send(client, {{"ok", false}, {"error", std::string("bad stop request: ") + e.what()}});
+        return;
+    }
+    auto result = master_.stop(names, mode, timeout);
+    log_->info("control: stop ({}) {} by request", request.value("mode", "warm"),
+               result.stopping.empty() ? std::string("nothing") : std::to_string(result.stopping.size()) + " node(s)");
+    send(client, {{"event", "accepted"}, {"stopping", result.stopping}, {"not_running", result.not_running}});
+    for (const auto& name : result.not_running) client.not_running.push_back(name);
+    if (!wait) {
+        send(client,
+             {{"ok", true}, {"done", true}, {"stopping", result.stopping}, {"not_running", result.not_running}});
+        client.close_when_flushed = true;
+        return;
+    }
+    for (const auto& name : result.stopping)
+        if (!master_.is_gone(name)) client.waiting.insert(name);
+    const int fd = client.fd.get();
+    client.subscription = master_.subscribe([this, fd](const json& event) {
+        auto it = clients_.find(fd);
+        if (it == clients_.end()) return;
+        Client& c = *it->second;
+        const std::string node = event.value("node", "");
+        if (!c.waiting.count(node)) return;
+        send(c, event);
+        const std::string kind = event.value("event", "");
+        if (kind == "gone") {
+            c.stopped.push_back(
+                {{"node", node}, {"status", event.value("status", "")}, {"seconds", event.value("seconds", 0.0)}});
+            c.waiting.erase(node);
+        } else if (kind == "stuck") {
+            c.failed.push_back({{"node", node}, {"error", event.value("error", "")}});
+            c.waiting.erase(node);
+        }
+        finish_if_done(c);
+        settle(fd);
+    });
+    finish_if_done(client);
+}
+
+void ControlServer::finish_if_done(Client& client) {
+    if (!client.waiting.empty() || !client.subscription) return;
+    master_.unsubscribe(client.subscription);
+    client.subscription = 0;
+    send(client, {{"ok", client.failed.empty()},
+                  {"done", true},
+                  {"stopped", client.stopped},
+                  {"not_running", client.not_running},
+                  {"failed", client.failed}});
+    client.close_when_flushed = true;
+}
+
+void ControlServer::send(Client& client, const json& message) {
+    client.out += message.dump() + "\n";
+    on_writable(client);
+}
+
+// Writes what it can without blocking; never closes (the caller may still hold `client`): settle() does.
+void ControlServer::on_writable(Client& client) {
+    while (!client.out.empty() && !client.broken) {
+        ssize_t n = ::send(client.fd.get(), client.out.data(), client.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (n < 0) {  // EPIPE: the client is gone
+            client.broken = true;
+            return;
+        }
+        client.out.erase(0, static_cast<std::size_t>(n));
+    }
+}
+
+void ControlServer::settle(int fd) {
+    auto it = clients_.find(fd);
+    if (it == clients_.end()) return;
+    Client& client = *it->second;
+    if (client.broken || (client.close_when_flushed && client.out.empty() && !client.subscription)) {
+        close(fd);
+        return;
+    }
+    loop_.modify(fd, client.out.empty() ? EPOLLIN : EPOLLIN | EPOLLOUT);
+}
+
+void ControlServer::close(int fd) {
+    auto it = clients_.find(fd);
+    if (it == clients_.end()) return;
+    if (it->second->subscription) master_.unsubscribe(it->second->subscription);
+    loop_.unwatch(fd);
+    clients_.erase(it);
+}
+
+void ControlServer::flush(std::chrono::milliseconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    for (auto& [fd, client] : clients_) {
+        while (!client->out.empty()) {
+            auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) return;
+            pollfd entry{fd, POLLOUT, 0};
+            if (::poll(&entry, 1, static_cast<int>(left.count())) <= 0) break;
+            ssize_t n = ::send(fd, client->out.data(), client->out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+            if (n < 0) break;
+            client->out.erase(0, static_cast<std::size_t>(n));
+        }
+    }
+}
+
+}  // namespace ccmulti::supervisor

@@ -1,0 +1,64 @@
+// The master's control socket, run_dir/master.sock (mode 0600 in the 0700 run dir; peers must have our uid or
+// be root, checked with SO_PEERCRED). The protocol is JSON lines, one request per connection line, one or
+// more response lines; docs/supervisor.md documents it. Version 1:
+//
+//   → {"v":1,"cmd":"ping"}                         ← {"ok":true,"v":1,"pid":1200}
+//   → {"v":1,"cmd":"list"}                         ← {"ok":true,"master":{...},"nodes":[{...}]}
+//   → {"v":1,"cmd":"stop","nodes":["w1@host"],"mode":"warm"|"cold"|"kill","timeout":2.5,"wait":true}
+//                                                  ← {"event":"accepted","stopping":[...],"not_running":[...]}
+//                                                  ← {"event":"signal","node":"w1@host","signal":"QUIT","pid":1234}
+//                                                  ← {"event":"gone","node":"w1@host","status":"exited with code 0",
+//                                                     "seconds":0.31}
+//                                                  ← {"ok":true,"done":true,"stopped":[...],"not_running":[...],
+//                                                     "failed":[{"node":"w2@host","error":"..."}]}
+//   Unknown fields are ignored (so clients may send newer ones); an unknown "cmd" gets
+//   {"ok":false,"error":"unknown command 'x'"}. Without "wait" the final line follows "accepted" at once.
+#pragma once
+
+#include <spdlog/logger.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "platform/event_loop.hpp"
+#include "platform/fd.hpp"
+#include "supervisor/master.hpp"
+
+namespace ccmulti::supervisor {
+
+inline constexpr int control_protocol_version = 1;
+
+class ControlServer {
+public:
+    ControlServer(EventLoop& loop, MasterControl& master, std::filesystem::path path,
+                  std::shared_ptr<spdlog::logger> log);
+    ~ControlServer();
+    ControlServer(const ControlServer&) = delete;
+    ControlServer& operator=(const ControlServer&) = delete;
+
+    // Writes what is still queued for clients (blocking, at most `limit`), before the master exits.
+    void flush(std::chrono::milliseconds limit);
+
+private:
+    struct Client;
+    void accept_clients();
+    void on_readable(Client& client);
+    void handle(Client& client, const std::string& line);
+    void send(Client& client, const nlohmann::json& message);
+    void on_writable(Client& client);
+    void settle(int fd);  // closes a finished or broken client, else watches for what it needs
+    void close(int fd);
+    void finish_if_done(Client& client);
+
+    EventLoop& loop_;
+    MasterControl& master_;
+    std::filesystem::path path_;
+    std::shared_ptr<spdlog::logger> log_;
+    UniqueFd listener_;
+    std::map<int, std::unique_ptr<Client>> clients_;
+};
+
+}  // namespace ccmulti::supervisor

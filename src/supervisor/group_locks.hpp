@@ -1,0 +1,29 @@
+// The locks that make a group of nodes ours, taken before the master starts (in the `ccmulti start` process,
+// so "already running" is an error in the command the user typed, and inherited by the daemon across fork):
+// master.pid in the run dir, and every node's pid file. One run dir holds one master (one group) for now.
+#pragma once
+
+#include <filesystem>
+#include <vector>
+
+#include "platform/pidfile.hpp"
+#include "supervisor/node_spec.hpp"
+
+namespace ccmulti::supervisor {
+
+struct GroupLocks {
+    PidFile master;
+    std::vector<PidFile> nodes;  // in the order of the specs
+};
+
+std::filesystem::path master_pidfile(const std::filesystem::path& run_dir);  // run_dir/master.pid
+std::filesystem::path control_socket(const std::filesystem::path& run_dir);  // run_dir/master.sock
+std::filesystem::path notify_socket(const std::filesystem::path& run_dir);   // run_dir/notify.sock
+
+// Throws Error (exit 1) "w1@host already running (pid 1234)", or naming the master that holds the run dir.
+GroupLocks acquire_group_locks(const std::filesystem::path& run_dir, const std::vector<NodeSpec>& nodes);
+
+// The master running in `run_dir`, if any (master.pid locked and naming a live "ccmulti: master").
+PidCheck check_master(const std::filesystem::path& run_dir);
+
+}  // namespace ccmulti::supervisor

@@ -1,0 +1,23 @@
+// The node process: `ccmulti __node NAME LOCK_FD MASTER_PID -- PROGRAM ARGS...`, started by the master for
+// every node. It leads the node's process group, carries the node's title ("ccmulti: node w1@host ..."),
+// holds the node's pid-file lock, and runs PROGRAM as its only child. It exists for what a program started
+// with --exec cannot be trusted to do:
+//   - the master dies (even by SIGKILL): the shim gets its parent-death signal (SIGUSR2) and SIGKILLs its
+//     whole process group, so the program and every grandchild go too (PDEATHSIG alone reaches one process);
+//   - TERM, INT, QUIT, HUP, USR1 (and USR2 while the master lives) are forwarded to the program;
+//   - the program exits: the shim exits the same way (same code, or the same signal), and the master then
+//     SIGKILLs what is left of the group.
+// The shim has no event loop to speak of: it blocks its signals and takes them one by one with sigwaitinfo.
+#pragma once
+
+#include <csignal>
+
+namespace ccmulti::supervisor {
+
+inline constexpr const char* node_shim_command = "__node";
+inline constexpr int master_death_signal = SIGUSR2;
+
+// main() for the shim; argv as main() got it (the title overwrites it).
+int node_shim_main(int argc, char** argv);
+
+}  // namespace ccmulti::supervisor

@@ -1,0 +1,31 @@
+// Everything the master needs to run one node, already resolved: no templates, no relative paths, no
+// configuration layers. The CLI builds these (cli/node_spec.cpp); the supervisor never looks at options.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace ccmulti::supervisor {
+
+struct NodeSpec {
+    std::string name;                                // "w1@host"
+    std::vector<std::string> argv;                   // the program and its arguments (argv[0] looked up on $PATH)
+    std::vector<std::string> env;                    // extra "KEY=VALUE" on top of the master's environment
+    std::filesystem::path cwd;                       // absolute
+    std::filesystem::path pidfile;                   // absolute
+    std::filesystem::path logfile;                   // absolute
+    std::vector<std::string> queues;                 // for the title and CCMULTI_QUEUES
+    int concurrency = 0;                             // 0: not set
+    std::chrono::milliseconds stop_timeout{60'000};  // warm → KILL for this node
+    std::chrono::milliseconds start_secs{1'000};     // up this long without READY=1 counts as ready
+};
+
+// Process titles, which the pid-file identity check relies on.
+std::string node_title(const NodeSpec& spec);            // "ccmulti: node w1@host -Q high,low"
+std::string node_title_prefix(const std::string& name);  // "ccmulti: node w1@host"
+inline constexpr const char* any_node_title_prefix = "ccmulti: node";
+inline constexpr const char* master_title_prefix = "ccmulti: master";
+
+}  // namespace ccmulti::supervisor

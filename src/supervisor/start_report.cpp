@@ -1,0 +1,54 @@
+#include "supervisor/start_report.hpp"
+
+#include <fstream>
+#include <iostream>
+
+namespace ccmulti::supervisor {
+
+bool print_start_event(const nlohmann::json& event) {
+    const std::string kind = event.value("event", "");
+    if (kind == "ready") {
+        std::cout << event.value("node", "") << "  pid " << event.value("pid", 0) << "  ready  log "
+                  << event.value("log", "") << std::endl;
+    } else if (kind == "failed") {
+        std::cout << std::flush;
+        std::cerr << "ccmulti: error: " << event.value("node", "") << " failed to start: " << event.value("error", "");
+        auto tail = event.value("log_tail", std::vector<std::string>{});
+        if (tail.empty()) {
+            std::cerr << " (nothing in its log " << event.value("log", "") << ")\n";
+        } else {
+            std::cerr << "; last lines of " << event.value("log", "") << ":\n";
+            for (const auto& line : tail) std::cerr << "    " << line << '\n';
+        }
+        std::cerr << std::flush;
+    } else if (kind == "done") {
+        return event.value("ok", false);
+    }
+    return true;
+}
+
+std::vector<std::string> log_tail(const std::filesystem::path& file, std::uintmax_t from, std::size_t lines) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return {};
+    in.seekg(0, std::ios::end);
+    auto size = static_cast<std::uintmax_t>(in.tellg());
+    constexpr std::uintmax_t window = 8192;
+    std::uintmax_t start = std::max(from, size > window ? size - window : 0);
+    if (start >= size) return {};
+    in.seekg(static_cast<std::streamoff>(start));
+    std::string text(static_cast<std::size_t>(size - start), '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    std::vector<std::string> all;
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        auto end = text.find('\n', pos);
+        if (end == std::string::npos) end = text.size();
+        all.push_back(text.substr(pos, end - pos));
+        pos = end + 1;
+    }
+    while (!all.empty() && all.back().empty()) all.pop_back();
+    if (all.size() > lines) all.erase(all.begin(), all.end() - static_cast<std::ptrdiff_t>(lines));
+    return all;
+}
+
+}  // namespace ccmulti::supervisor

@@ -1,0 +1,104 @@
+#include "platform/pidfile.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "platform/proc.hpp"
+#include "util/error.hpp"
+
+namespace ccmulti {
+
+namespace {
+
+class PidFileTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char pattern[] = "/tmp/ccmulti-pidfile-XXXXXX";
+        ASSERT_TRUE(mkdtemp(pattern));
+        dir = pattern;
+    }
+    void TearDown() override { std::filesystem::remove_all(dir); }
+    std::filesystem::path dir;
+};
+
+std::string title_of_self() {
+    return read_cmdline(getpid()).front();
+}
+
+}  // namespace
+
+TEST(ParsePidFile, PidAndStartTime) {
+    auto contents = parse_pidfile("123 456\n");
+    ASSERT_TRUE(contents);
+    EXPECT_EQ(contents->pid, 123);
+    EXPECT_EQ(contents->start_time, 456u);
+    EXPECT_EQ(parse_pidfile("77\n")->start_time, 0u);  // Celery's format
+    EXPECT_FALSE(parse_pidfile("x"));
+    EXPECT_FALSE(parse_pidfile("-1 2"));
+    EXPECT_FALSE(parse_pidfile(""));
+}
+
+TEST_F(PidFileTest, LockedFileOfThisProcessIsRunning) {
+    auto lock = PidFile::try_acquire(dir / "a.pid");
+    ASSERT_TRUE(lock);
+    lock->write(getpid(), self_start_time());
+    auto check = check_pidfile(dir / "a.pid", title_of_self());
+    EXPECT_TRUE(check.running()) << check.reason;
+    EXPECT_EQ(check.pid, getpid());
+    // A second lock on the same file is refused while the first is held.
+    EXPECT_FALSE(PidFile::try_acquire(dir / "a.pid"));
+    lock->remove();
+    EXPECT_FALSE(std::filesystem::exists(dir / "a.pid"));
+}
+
+TEST_F(PidFileTest, UnlockedFileIsStaleWhateverItSays) {
+    std::ofstream(dir / "b.pid") << getpid() << " " << self_start_time() << "\n";
+    auto check = check_pidfile(dir / "b.pid", title_of_self());
+    EXPECT_EQ(check.state, PidCheck::State::stale);
+    EXPECT_NE(check.reason.find("not locked"), std::string::npos);
+    // A stale file is taken over.
+    EXPECT_TRUE(PidFile::try_acquire(dir / "b.pid"));
+}
+
+TEST_F(PidFileTest, WrongStartTimeOrTitleIsNotOurs) {
+    auto lock = PidFile::try_acquire(dir / "c.pid");
+    ASSERT_TRUE(lock);
+    lock->write(getpid(), self_start_time() + 1);
+    EXPECT_FALSE(check_pidfile(dir / "c.pid", title_of_self()).running());
+    lock->write(getpid(), self_start_time());
+    auto check = check_pidfile(dir / "c.pid", "ccmulti: node nobody@nowhere");
+    EXPECT_FALSE(check.running());
+    EXPECT_NE(check.reason.find("another process"), std::string::npos) << check.reason;
+}
+
+TEST_F(PidFileTest, ZombiesCountAsDead) {
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    // Wait for it to become a zombie without reaping it.
+    siginfo_t info{};
+    ASSERT_EQ(waitid(P_PID, static_cast<id_t>(child), &info, WEXITED | WNOWAIT), 0);
+    std::string why;
+    EXPECT_FALSE(same_process(child, read_proc_stat(child)->start_time, "", why));
+    EXPECT_NE(why.find("zombie"), std::string::npos) << why;
+    waitpid(child, nullptr, 0);
+}
+
+TEST_F(PidFileTest, MissingFileAndSymlink) {
+    EXPECT_EQ(check_pidfile(dir / "none.pid", "x").state, PidCheck::State::missing);
+    std::filesystem::create_symlink("/etc/passwd", dir / "evil.pid");
+    EXPECT_THROW(PidFile::try_acquire(dir / "evil.pid"), Error);
+}
+
+TEST_F(PidFileTest, TitlePrefixEndsAtAWord) {
+    std::string why;
+    std::string title = title_of_self();
+    EXPECT_TRUE(same_process(getpid(), self_start_time(), title, why)) << why;
+    EXPECT_FALSE(same_process(getpid(), self_start_time(), title.substr(0, title.size() - 1), why));
+}
+
+}  // namespace ccmulti
