@@ -1,0 +1,128 @@
+// The broker and result-store interfaces every transport implements (the embedded SQLite one now, Redis next).
+// Messages are protocol::TaskMessage, stored or sent as the Celery v2 envelope (protocol/task_message.hpp).
+//
+// Delivery model: at-least-once with late acks. A consumer reserves (claims) messages, runs them, and acks each
+// only when it is finished; whatever a consumer still holds when it stops, or when its process dies, goes back to
+// its queue and is given out again with `redelivered` set. An ack or requeue of a claim the broker already took
+// back (the owner was presumed dead) does nothing, so a claim is never acked by the wrong holder.
+//
+// Threading: none of these objects is thread-safe; a node uses them from its one event loop.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "protocol/result_meta.hpp"
+#include "protocol/task_message.hpp"
+
+namespace ccmulti::broker {
+
+using protocol::ResultMeta;
+using protocol::TaskMessage;
+using protocol::TimePoint;
+
+// One message handed to a consumer.
+struct Delivery {
+    TaskMessage message;  // message.queue is the queue it came from; message.redelivered when given out before
+    std::string tag;      // the broker's handle for this claim: pass the Delivery back to ack/requeue
+    // Set when the stored envelope could not be decoded. message.id/task/queue are then still filled from what the
+    // broker knows, so the worker can store a FAILURE for the id and ack, never dropping it silently.
+    std::optional<std::string> decode_error;
+};
+
+// Who consumes: shown by `ccmulti queues`, and the identity a dead node's claims are restored by.
+struct ConsumerInfo {
+    std::string node;                 // "w1@host"
+    std::vector<std::string> queues;  // consumed round-robin, in this order to start with
+};
+
+// A registered consumer: claims messages from its queues, acks or requeues them, and tells its event loop when a
+// message may have arrived. Destroying it (or close()) requeues every message it still holds and unregisters it.
+class Consumer {
+public:
+    virtual ~Consumer() = default;
+
+    // Claims up to `max` messages that are ready now (eta passed), fairly across the queues: after a message is
+    // taken from a queue that queue goes to the back of the rotation. Never blocks on an empty queue.
+    virtual std::vector<Delivery> reserve(std::size_t max) = 0;
+    virtual void ack(const Delivery& delivery) = 0;      // finished: the message leaves the broker
+    virtual void requeue(const Delivery& delivery) = 0;  // back to the front of its queue, redelivered
+
+    // Readable when a message may have arrived in one of the queues (or returned to it). No polling: publishers
+    // signal it. The loop calls drain_wakeups() and then reserve(); spurious wakeups are possible and harmless.
+    virtual int wakeup_fd() const = 0;
+    virtual void drain_wakeups() = 0;
+    // The earliest eta among unclaimed messages of the queues that is still in the future: arm a timer for it.
+    virtual std::optional<TimePoint> next_eta() = 0;
+
+    // Proves this consumer is alive (call every heartbeat_interval()); also restores claims of dead consumers.
+    virtual void heartbeat() = 0;
+    virtual std::chrono::seconds heartbeat_interval() const = 0;
+
+    // Requeues everything still held and unregisters. Idempotent; the destructor calls it.
+    virtual void close() = 0;
+};
+
+// Where a message with a given task id is, for `ccmulti result` to tell PENDING from UNKNOWN.
+struct MessageLocation {
+    std::string queue;
+    bool reserved = false;  // claimed by a consumer, not yet acked
+};
+
+struct QueueStats {
+    std::string name;
+    std::size_t ready = 0;               // claimable now
+    std::size_t scheduled = 0;           // waiting for their eta
+    std::size_t reserved = 0;            // claimed by a consumer, not yet acked
+    std::vector<std::string> consumers;  // nodes consuming the queue
+};
+
+class Broker {
+public:
+    virtual ~Broker() = default;
+
+    virtual std::string url() const = 0;  // for messages and `inspect stats`
+
+    // Enqueues `message` on message.queue and wakes the queue's consumers.
+    virtual void publish(const TaskMessage& message) = 0;
+
+    // Registers a consumer of info.queues (first restoring dead consumers' claims).
+    virtual std::unique_ptr<Consumer> consume(const ConsumerInfo& info) = 0;
+
+    // Returns the messages of consumers that are gone (process dead, or heartbeat lease expired) to their queues.
+    // Consumers do this on start and on every heartbeat; clients may too. Returns how many were restored.
+    virtual std::size_t restore_orphans() = 0;
+
+    // Deletes the queue's unclaimed messages (claimed ones finish normally). Returns how many were deleted.
+    virtual std::size_t purge(const std::string& queue) = 0;
+
+    // Every queue that has messages or consumers, sorted by name.
+    virtual std::vector<QueueStats> queue_stats() = 0;
+    // The nodes consuming `queue` now.
+    virtual std::vector<std::string> consumers_of(const std::string& queue) = 0;
+    virtual std::optional<MessageLocation> locate(const std::string& task_id) = 0;
+};
+
+// Task results with expiry. get() returns nullopt for an id with no (unexpired) result; the caller tells PENDING
+// (Broker::locate finds a message) from UNKNOWN.
+class ResultStore {
+public:
+    virtual ~ResultStore() = default;
+
+    // Stores `meta` for meta.task_id, expiring after the store's result expiry. A stored SUCCESS is never
+    // replaced (a task re-run after a crash must not turn a success back into STARTED). Wakes waiters.
+    // Returns false when the store kept an existing SUCCESS instead.
+    virtual bool store(const ResultMeta& meta) = 0;
+    virtual std::optional<ResultMeta> get(const std::string& task_id) = 0;
+
+    // Blocks until the task's result is ready (SUCCESS, FAILURE, REVOKED) or `timeout` passes (then returns the
+    // latest non-ready result, or nullopt). No timeout waits for ever. Waiters are woken, not polling.
+    virtual std::optional<ResultMeta> wait(const std::string& task_id,
+                                           std::optional<std::chrono::milliseconds> timeout) = 0;
+};
+
+}  // namespace ccmulti::broker

@@ -1,0 +1,35 @@
+// Opens the broker and result store a URL names:
+//   sqlite://               <state dir>/broker.sqlite3 (the default; shared by every node on the machine)
+//   sqlite:///abs/path.db   that file
+// Results live in the same database.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "broker/broker.hpp"
+
+namespace ccmulti::broker {
+
+inline constexpr const char* default_broker_url = "sqlite://";
+
+struct BrokerOptions {
+    std::string url = default_broker_url;
+    std::filesystem::path state_dir;                  // for sqlite:// (must exist: see ensure_private_dir)
+    std::chrono::seconds result_expires{24 * 3600};  // 0 = never
+};
+
+struct Connection {
+    std::unique_ptr<Broker> broker;
+    std::unique_ptr<ResultStore> results;
+};
+
+// Throws UsageError for an unknown scheme or malformed URL, Error when the database cannot be opened.
+Connection connect(const BrokerOptions& options);
+
+// The database file a sqlite URL names (exposed for tests and `ccmulti dirs`).
+std::filesystem::path sqlite_path(const std::string& url, const std::filesystem::path& state_dir);
+
+}  // namespace ccmulti::broker

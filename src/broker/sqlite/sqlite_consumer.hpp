@@ -1,0 +1,46 @@
+// A consumer of the SQLite broker (made by SqliteBroker::consume): a row in `consumers` with this process's
+// identity, the queues it takes, and the wake socket publishers ring.
+#pragma once
+
+#include <deque>
+#include <memory>
+
+#include "broker/broker.hpp"
+#include "broker/sqlite/database.hpp"
+#include "platform/process_identity.hpp"
+#include "platform/wake_socket.hpp"
+
+namespace ccmulti::broker::sqlite {
+
+class SqliteConsumer final : public Consumer {
+public:
+    SqliteConsumer(std::shared_ptr<Database> db, const ConsumerInfo& info, std::chrono::seconds heartbeat_interval,
+                   std::chrono::seconds lease);
+    ~SqliteConsumer() override;
+
+    std::vector<Delivery> reserve(std::size_t max) override;
+    void ack(const Delivery& delivery) override;
+    void requeue(const Delivery& delivery) override;
+    int wakeup_fd() const override { return wake_.fd(); }
+    void drain_wakeups() override { wake_.drain(); }
+    std::optional<TimePoint> next_eta() override;
+    void heartbeat() override;
+    std::chrono::seconds heartbeat_interval() const override { return heartbeat_interval_; }
+    void close() override;
+
+    const std::string& id() const noexcept { return id_; }
+
+private:
+    void register_row();
+
+    std::shared_ptr<Database> db_;
+    ConsumerInfo info_;
+    std::deque<std::string> rotation_;  // queues in the order the next reserve tries them
+    std::string id_;
+    ProcessIdentity identity_;
+    WakeSocket wake_;
+    std::chrono::seconds heartbeat_interval_, lease_;
+    bool open_ = true;
+};
+
+}  // namespace ccmulti::broker::sqlite

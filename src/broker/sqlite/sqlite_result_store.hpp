@@ -1,0 +1,30 @@
+// Results in the embedded broker's database (table `results`), with expiry, and waiters woken by the store
+// that makes a result ready (table `result_waiters`, rung after COMMIT) instead of polling.
+#pragma once
+
+#include <memory>
+
+#include "broker/broker.hpp"
+#include "broker/sqlite/database.hpp"
+
+namespace ccmulti::broker::sqlite {
+
+class SqliteResultStore final : public ResultStore {
+public:
+    // `expires` 0: results never expire.
+    SqliteResultStore(std::shared_ptr<Database> db, std::chrono::seconds expires);
+
+    bool store(const ResultMeta& meta) override;
+    std::optional<ResultMeta> get(const std::string& task_id) override;
+    std::optional<ResultMeta> wait(const std::string& task_id,
+                                   std::optional<std::chrono::milliseconds> timeout) override;
+
+private:
+    void sweep(double now);  // deletes expired results and abandoned waiters, at most once a minute
+
+    std::shared_ptr<Database> db_;
+    std::chrono::seconds expires_;
+    double last_sweep_ = 0;
+};
+
+}  // namespace ccmulti::broker::sqlite

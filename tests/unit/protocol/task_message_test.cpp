@@ -1,0 +1,157 @@
+#include "protocol/task_message.hpp"
+
+#include <gtest/gtest.h>
+
+#include "protocol/base64.hpp"
+
+using namespace ccmulti::protocol;
+using nlohmann::json;
+
+namespace {
+
+// Captured from Debian's celery 5.2.6 (LRANGE high 0 -1 after send_task('tasks.add', args=(2,2), queue='high')).
+const char* captured =
+    R"json({"body": "W1syLCAyXSwge30sIHsiY2FsbGJhY2tzIjogbnVsbCwgImVycmJhY2tzIjogbnVsbCwgImNoYWluIjogbnVsbCwgImNob3JkIjogbnVsbH1d",
+ "content-encoding": "utf-8", "content-type": "application/json",
+ "headers": {"lang": "py", "task": "tasks.add", "id": "f3f843a4-1a41-41eb-bc68-770a246cdc0b", "shadow": null,
+   "eta": null, "expires": null, "group": null, "group_index": null, "retries": 0, "timelimit": [null, null],
+   "root_id": "f3f843a4-1a41-41eb-bc68-770a246cdc0b", "parent_id": null, "argsrepr": "(2, 2)", "kwargsrepr": "{}",
+   "origin": "gen17802@vm", "ignore_result": false},
+ "properties": {"correlation_id": "f3f843a4-1a41-41eb-bc68-770a246cdc0b", "reply_to": "3e86ebec-8c65-3605-82f1-4175eeed70d4",
+   "delivery_mode": 2, "delivery_info": {"exchange": "", "routing_key": "high"}, "priority": 0,
+   "body_encoding": "base64", "delivery_tag": "4d24f365-2cf5-48c2-92ac-709b86be0333"}})json";
+
+json envelope_with_body(const json& body, json headers, const std::string& content_type = "application/json") {
+    return {{"body", base64_encode(body.dump())},
+            {"content-type", content_type},
+            {"content-encoding", "utf-8"},
+            {"headers", std::move(headers)},
+            {"properties", {{"body_encoding", "base64"}, {"delivery_info", {{"routing_key", "q"}}}}}};
+}
+
+}  // namespace
+
+TEST(Base64, RoundTripsEveryTailLength) {
+    for (std::string text : {"", "a", "ab", "abc", "abcd", "abcde", "\x00\xff\x10"}) {
+        EXPECT_EQ(base64_decode(base64_encode(text)), text) << text;
+    }
+    EXPECT_EQ(base64_encode("ab"), "YWI=");
+    EXPECT_EQ(base64_encode("abc"), "YWJj");
+    EXPECT_EQ(base64_decode("YW\nI="), "ab");
+}
+
+TEST(Base64, RejectsGarbage) {
+    EXPECT_THROW(base64_decode("YW*="), ProtocolError);
+    EXPECT_THROW(base64_decode("Y"), ProtocolError);
+    EXPECT_THROW(base64_decode("YW=I"), ProtocolError);
+}
+
+TEST(TaskMessage, DecodesCapturedCeleryMessage) {
+    TaskMessage message = decode_string(captured);
+    EXPECT_EQ(message.protocol, 2);
+    EXPECT_EQ(message.task, "tasks.add");
+    EXPECT_EQ(message.id, "f3f843a4-1a41-41eb-bc68-770a246cdc0b");
+    EXPECT_EQ(message.args, json::array({2, 2}));
+    EXPECT_EQ(message.kwargs, json::object());
+    EXPECT_EQ(message.embed, TaskMessage::default_embed());
+    EXPECT_EQ(message.queue, "high");
+    EXPECT_EQ(message.root_id, message.id);
+    EXPECT_FALSE(message.parent_id);
+    EXPECT_FALSE(message.eta);
+    EXPECT_FALSE(message.timelimit.hard);
+    EXPECT_EQ(message.delivery_tag, "4d24f365-2cf5-48c2-92ac-709b86be0333");
+    EXPECT_EQ(message.origin, "gen17802@vm");
+    EXPECT_FALSE(message.redelivered);
+}
+
+TEST(TaskMessage, EncodeDecodeRoundTrip) {
+    TaskMessage message = make_message("tasks.mul", json::array({3, "x"}), {{"z", 1}});
+    message.queue = "low";
+    message.eta = parse_iso8601("2026-11-24T16:48:22.318198+00:00");
+    message.expires = parse_iso8601("2026-11-24T16:58:12.318198+00:00");
+    message.retries = 2;
+    message.timelimit = {30.0, 20.5};
+    message.group = "g-1";
+    message.group_index = 3;
+    message.parent_id = "p-1";
+    message.ignore_result = true;
+    message.priority = 5;
+    EXPECT_EQ(decode(encode(message)), message);
+
+    json envelope = encode(message);
+    EXPECT_EQ(envelope["headers"]["task"], "tasks.mul");
+    EXPECT_EQ(envelope["headers"]["eta"], "2026-11-24T16:48:22.318198+00:00");
+    EXPECT_EQ(envelope["headers"]["timelimit"], json::array({30.0, 20.5}));
+    EXPECT_EQ(envelope["properties"]["correlation_id"], message.id);
+    EXPECT_EQ(envelope["properties"]["delivery_info"]["routing_key"], "low");
+    EXPECT_EQ(json::parse(base64_decode(envelope["body"].get<std::string>())),
+              json::array({json::array({3, "x"}), {{"z", 1}}, TaskMessage::default_embed()}));
+}
+
+TEST(TaskMessage, MakeMessageFillsIds) {
+    TaskMessage a = make_message("t"), b = make_message("t");
+    EXPECT_EQ(a.id.size(), 36u);
+    EXPECT_EQ(a.id[14], '4');
+    EXPECT_NE(a.id, b.id);
+    EXPECT_EQ(a.root_id, a.id);
+    EXPECT_FALSE(a.delivery_tag.empty());
+}
+
+TEST(TaskMessage, AcceptsKombu53TypedDates) {
+    json envelope = envelope_with_body(
+        json::array({json::array(), json::object(), nullptr}),
+        {{"task", "t"}, {"id", "i"}, {"eta", {{"__type__", "datetime"}, {"__value__", "2026-01-02T03:04:05Z"}}}});
+    TaskMessage message = decode(envelope);
+    ASSERT_TRUE(message.eta);
+    EXPECT_EQ(format_iso8601(*message.eta), "2026-01-02T03:04:05.000000+00:00");
+    EXPECT_EQ(message.queue, "q");
+    EXPECT_EQ(message.embed, TaskMessage::default_embed());  // null embed: the defaults
+}
+
+TEST(TaskMessage, DecodesProtocolV1) {
+    json body = {{"task", "tasks.add"},
+                 {"id", "v1-id"},
+                 {"args", {1, 2}},
+                 {"kwargs", {{"k", "v"}}},
+                 {"retries", 1},
+                 {"eta", nullptr},
+                 {"expires", "2026-01-01T00:00:00"},
+                 {"utc", true},
+                 {"timelimit", {nullptr, 5}}};
+    TaskMessage message = decode(envelope_with_body(body, json::object()));
+    EXPECT_EQ(message.protocol, 1);
+    EXPECT_EQ(message.id, "v1-id");
+    EXPECT_EQ(message.task, "tasks.add");
+    EXPECT_EQ(message.args, json::array({1, 2}));
+    EXPECT_EQ(message.kwargs, json({{"k", "v"}}));
+    EXPECT_EQ(message.retries, 1);
+    EXPECT_TRUE(message.expires);
+    EXPECT_EQ(message.timelimit.soft, 5.0);
+}
+
+TEST(TaskMessage, RejectsWhatCannotRunAndNamesTheTask) {
+    json headers = {{"task", "t"}, {"id", "the-id"}};
+    try {
+        decode(envelope_with_body(json::array(), headers, "application/x-python-serialize"));
+        FAIL() << "pickle accepted";
+    } catch (const ProtocolError& error) {
+        EXPECT_EQ(error.task_id(), "the-id");
+        EXPECT_NE(std::string(error.what()).find("serializer"), std::string::npos);
+    }
+    json compressed = headers;
+    compressed["compression"] = "application/x-gzip";
+    EXPECT_THROW(decode(envelope_with_body(json::array({json::array(), json::object()}), compressed)), ProtocolError);
+    EXPECT_THROW(decode(envelope_with_body(json::array({json::object(), json::object()}), headers)), ProtocolError);
+    EXPECT_THROW(decode(envelope_with_body(json::array({json::array(), json::array()}), headers)), ProtocolError);
+    json bad_eta = headers;
+    bad_eta["eta"] = "tomorrow";
+    EXPECT_THROW(decode(envelope_with_body(json::array({json::array(), json::object()}), bad_eta)), ProtocolError);
+    EXPECT_THROW(decode_string("{not json"), ProtocolError);
+    EXPECT_THROW(decode(json::array()), ProtocolError);
+}
+
+TEST(TaskMessage, RedeliveredFlagSurvives) {
+    TaskMessage message = make_message("t");
+    message.redelivered = true;
+    EXPECT_TRUE(decode(encode(message)).redelivered);
+}
