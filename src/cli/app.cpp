@@ -4,6 +4,7 @@
 
 #include "cli/context.hpp"
 #include "cli/output.hpp"
+#include "config/errors.hpp"
 
 namespace ccmulti::cli {
 
@@ -55,6 +56,7 @@ int run(const std::vector<std::string>& args) {
     add_naming_commands(app, context);
     add_dirs_command(app, context);
     add_supervise_commands(app, context);
+    add_config_commands(app, context);
 
     // Global options may come before the subcommand; the first bare word is the subcommand.
     std::vector<std::string> cli_args;
@@ -66,9 +68,16 @@ int run(const std::vector<std::string>& args) {
         if (option && option->get_expected_min() > 0 && args[i].find('=') == std::string::npos && i + 1 < args.size())
             cli_args.push_back(args[++i]);
     }
-    if (i < args.size() && context.node_commands.contains(args[i])) {
+    // A node command may be nested one level: "config show w1 -c:w1 4".
+    bool nested = i + 1 < args.size() && context.node_commands.contains(args[i] + " " + args[i + 1]);
+    if (i < args.size() && (nested || context.node_commands.contains(args[i]))) {
+        CLI::App* sub = app.get_subcommand(args[i]);
+        if (nested) {
+            cli_args.push_back(args[++i]);
+            sub = sub->get_subcommand(args[i]);
+        }
         std::vector<std::string> tail(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
-        auto own = split_node_args(*app.get_subcommand(args[i]), tail, context.node_args);
+        auto own = split_node_args(*sub, tail, context.node_args);
         cli_args.insert(cli_args.end(), own.begin(), own.end());
     } else if (i < args.size()) {
         cli_args.insert(cli_args.end(), args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
@@ -86,6 +95,9 @@ int run(const std::vector<std::string>& args) {
     } catch (const CLI::ParseError& e) {
         print_error(e.what() + std::string(" (see ccmulti --help)"));
         return static_cast<int>(Exit::usage);
+    } catch (const config::ConfigError& e) {
+        for (const auto& line : e.lines()) print_error(line);  // every problem, one per line
+        return static_cast<int>(e.code());
     } catch (const Error& e) {
         print_error(e.what());
         return static_cast<int>(e.code());

@@ -2,24 +2,67 @@
 
 #include <unistd.h>
 
+#include "cli/output.hpp"
+#include "config/env.hpp"
+#include "config/load.hpp"
+#include "config/node_settings.hpp"
 #include "platform/host.hpp"
 
 namespace ccmulti::cli {
 
+const config::Settings& Context::settings() const {
+    if (!loaded_settings) {
+        auto loaded = config::load_config(config, config::current_environment(), std::filesystem::current_path());
+        for (const auto& warning : loaded.warnings) print_warning(warning);
+        loaded.errors.throw_if_any();
+        loaded_settings = std::move(loaded.settings);
+    }
+    return *loaded_settings;
+}
+
+std::filesystem::path Context::workdir() const {
+    const auto& workdir = settings().workdir;
+    auto cwd = std::filesystem::current_path();
+    return workdir.is_set() ? (cwd / *workdir).lexically_normal() : cwd;
+}
+
 Dirs Context::dirs() const {
-    return resolve_dirs({DirLayer{run_dir, log_dir, state_dir, ""}}, geteuid(), real_getenv,
-                        std::filesystem::current_path());
+    const config::Settings& s = settings();
+    // The file's and the environment's values each carry their own origin ("ccmulti.toml:3",
+    // "$CCMULTI_RUN_DIR"): one layer per setting, below the command line.
+    std::vector<DirLayer> layers{DirLayer{run_dir, log_dir, state_dir, ""},
+                                 DirLayer{s.run_dir.value, std::nullopt, std::nullopt, s.run_dir.origin},
+                                 DirLayer{std::nullopt, s.log_dir.value, std::nullopt, s.log_dir.origin},
+                                 DirLayer{std::nullopt, std::nullopt, s.state_dir.value, s.state_dir.origin}};
+    return resolve_dirs(layers, geteuid(), real_getenv, workdir());
+}
+
+std::vector<ConfiguredNode> Context::configured_nodes() const {
+    const config::Settings& s = settings();
+    Dirs where = dirs();
+    naming::ParsedArgs parsed = naming::parse_args(node_args);
+    if (parsed.names.empty()) parsed.names = config::configured_node_names(s);
+    // No pid/log file defaults here: they come from the configuration's layers below.
+    auto nodes = naming::build_nodes(std::move(parsed), naming::NamingDefaults{hostname(), "", ""});
+    auto builtin = config::builtin_node_settings(where.run.path, where.log.path);
+    std::vector<ConfiguredNode> out;
+    for (auto& node : nodes) {
+        auto settings = config::effective_node_settings(s, node, builtin);
+        config::add_worker_options(settings, node.options);
+        node.worker_args();  // expands every template now, those from the configuration included
+        out.push_back({std::move(node), std::move(settings)});
+    }
+    return out;
 }
 
 std::vector<naming::Node> Context::nodes() const {
-    Dirs where = dirs();
-    naming::NamingDefaults defaults{hostname(), (where.run.path / "%n.pid").string(),
-                                    (where.log.path / "%n%I.log").string()};
-    return naming::build_nodes(naming::parse_args(node_args), defaults);
+    std::vector<naming::Node> out;
+    for (auto& configured : configured_nodes()) out.push_back(std::move(configured.node));
+    return out;
 }
 
 CLI::App* add_node_command(CLI::App& app, Context& context, const std::string& name, const std::string& help) {
-    context.node_commands.insert(name);
+    context.node_commands.insert(app.get_parent() ? app.get_name() + " " + name : name);
     auto* sub = app.add_subcommand(name, help);
     sub->footer("Node arguments, as for celery multi: NODES... [OPTIONS] [-- WORKER ARGS], e.g.\n"
                 "  w1 w2 -c 2 -Q:w1 high --logfile=%n%I.log      3 -c:2 8 --range-prefix=w\n");

@@ -9,11 +9,19 @@
 
 #include <CLI/CLI.hpp>
 
+#include "config/settings.hpp"
 #include "naming/cluster.hpp"
 #include "platform/dirs.hpp"
 #include "util/error.hpp"
 
 namespace ccmulti::cli {
+
+// A node with its effective settings (config/node_settings.hpp): built-in < [defaults] < [nodes.NAME] <
+// CCMULTI_* < node options, each value with its origin.
+struct ConfiguredNode {
+    naming::Node node;  // options include the configured worker options (--concurrency=4 from the file)
+    config::NodeSettings settings;
+};
 
 struct Context {
     std::optional<std::string> config, run_dir, log_dir, state_dir;
@@ -22,15 +30,26 @@ struct Context {
     bool json = false;                      // --json, offered by every listing command
     Exit exit = Exit::ok;
 
-    Dirs dirs() const;
-    std::vector<naming::Node> nodes() const;  // from node_args; UsageError when they name no node
+    Dirs dirs() const;  // --run-dir … > CCMULTI_*_DIR > config file > defaults, relative to workdir()
+    // From node_args, or the configured [nodes] when node_args name none; UsageError when there are no nodes.
+    std::vector<naming::Node> nodes() const;
+    std::vector<ConfiguredNode> configured_nodes() const;  // the same, with each node's settings
+
+    // The configuration file (-C, $CCMULTI_CONFIG or found) with the CCMULTI_* variables on top, read on first
+    // use; warnings are printed then, and errors throw one config::ConfigError (exit 2) listing them all.
+    const config::Settings& settings() const;
+    std::filesystem::path workdir() const;  // the `workdir` setting (relative to the cwd), else the cwd
+
+    mutable std::optional<config::Settings> loaded_settings;  // settings()'s cache
 };
 
 // Declares a subcommand whose unrecognised arguments are celery-multi node arguments rather than errors.
+// `app` may itself be a subcommand ("config" for "config show").
 CLI::App* add_node_command(CLI::App& app, Context& context, const std::string& name, const std::string& help);
 
 void add_naming_commands(CLI::App& app, Context& context);  // show, names, expand, get
 void add_dirs_command(CLI::App& app, Context& context);
 void add_supervise_commands(CLI::App& app, Context& context);  // start, stop, stopwait, kill
+void add_config_commands(CLI::App& app, Context& context);     // config check, config show
 
 }  // namespace ccmulti::cli

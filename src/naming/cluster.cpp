@@ -66,7 +66,9 @@ std::string take_string(Options& options, const std::string& name, std::string f
     return **taken;
 }
 
+// An empty default sets nothing: the caller fills the option in itself (from the configuration).
 void set_default(Options& options, std::initializer_list<const char*> names, const std::string& value) {
+    if (value.empty()) return;
     for (const char* name : names)
         if (options.contains(name)) return;
     options.set(*names.begin(), std::filesystem::path(value).lexically_normal().string());

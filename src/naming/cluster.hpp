@@ -36,8 +36,8 @@ struct Node {
 
 struct NamingDefaults {
     std::string hostname;  // this machine's host name
-    std::string pidfile;   // template, e.g. "/run/ccmulti/%n.pid"
-    std::string logfile;   // template, e.g. "/var/log/ccmulti/%n%I.log"
+    std::string pidfile;   // template, e.g. "/run/ccmulti/%n.pid"; "" sets no --pidfile
+    std::string logfile;   // template, e.g. "/var/log/ccmulti/%n%I.log"; "" sets no --logfile
 };
 
 // Throws UsageError for what Celery would crash on or silently ignore: no nodes, a count of 0, an index
