@@ -1,5 +1,8 @@
 #include "broker/connect.hpp"
 
+#include "broker/redis/redis_broker.hpp"
+#include "broker/redis/redis_result_store.hpp"
+#include "broker/redis/url.hpp"
 #include "broker/sqlite/sqlite_broker.hpp"
 #include "broker/sqlite/sqlite_result_store.hpp"
 #include "util/error.hpp"
@@ -25,8 +28,14 @@ Connection connect(const BrokerOptions& options) {
         return {std::make_unique<sqlite::SqliteBroker>(db),
                 std::make_unique<sqlite::SqliteResultStore>(db, options.result_expires)};
     }
+    if (redis::is_redis_url(options.url)) {
+        auto url = redis::parse_redis_url(options.url);
+        return {std::make_unique<redis::RedisBroker>(url),
+                std::make_unique<redis::RedisResultStore>(url, options.result_expires)};
+    }
     auto scheme = options.url.substr(0, options.url.find(':'));
-    throw UsageError("unsupported broker URL scheme '" + scheme + "' in " + options.url + " (supported: sqlite://)");
+    throw UsageError("unsupported broker URL scheme '" + scheme + "' in " + options.url +
+                     " (supported: sqlite://, redis://)");
 }
 
 }  // namespace ccmulti::broker

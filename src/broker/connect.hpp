@@ -1,6 +1,7 @@
 // Opens the broker and result store a URL names:
 //   sqlite://               <state dir>/broker.sqlite3 (the default; shared by every node on the machine)
 //   sqlite:///abs/path.db   that file
+//   redis://[:password@]host[:port][/db]   kombu's Redis transport (broker/redis/); results in the same Redis
 // Results live in the same database.
 #pragma once
 

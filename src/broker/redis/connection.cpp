@@ -1,0 +1,206 @@
+#include "broker/redis/connection.hpp"
+
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <poll.h>
+
+#include <cctype>
+#include <cerrno>
+
+namespace ccmulti::broker::redis {
+
+namespace {
+
+timeval to_timeval(std::chrono::milliseconds timeout) {
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+    tv.tv_usec = static_cast<suseconds_t>(timeout.count() % 1000 * 1000);
+    return tv;
+}
+
+// hiredis's error, as one lower-case phrase: "connection refused", "connection closed by the server".
+std::string failure_text(const redisContext* context, int saved_errno) {
+    if (!context) return "out of memory";
+    if (context->err == REDIS_ERR_EOF) return "connection closed by the server";
+    if (context->err == REDIS_ERR_IO && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK))
+        return "no reply in time (timed out)";
+    std::string text = context->errstr;
+    if (text.empty()) text = "connection failed";
+    if (context->err == REDIS_ERR_PROTOCOL) text = "protocol error: " + text;
+    if (!text.empty() && std::isupper(static_cast<unsigned char>(text[0])) &&
+        !(text.size() > 1 && std::isupper(static_cast<unsigned char>(text[1]))))
+        text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
+    return text;
+}
+
+int remaining_ms(std::chrono::steady_clock::time_point deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    return left.count() < 0 ? 0 : static_cast<int>(left.count());
+}
+
+}  // namespace
+
+Connection::Connection(RedisUrl url, std::chrono::milliseconds timeout) : url_(std::move(url)), timeout_(timeout) {
+    context_ = redisConnectWithTimeout(url_.host.c_str(), url_.port, to_timeval(timeout_));
+    if (!context_ || context_->err) {
+        int saved = errno;
+        std::string text = failure_text(context_, saved);
+        if (context_) redisFree(context_);
+        context_ = nullptr;
+        broken_ = true;
+        throw ConnectionError(prefix() + text);
+    }
+    // hiredis opens its sockets without FD_CLOEXEC: pool children and spawned programs must not inherit them.
+    ::fcntl(context_->fd, F_SETFD, FD_CLOEXEC);
+    redisSetTimeout(context_, to_timeval(timeout_));
+    redisEnableKeepAlive(context_);
+    if (url_.password) {
+        Reply reply = url_.username ? try_command({"AUTH", *url_.username, *url_.password})
+                                    : try_command({"AUTH", *url_.password});
+        if (reply.is_error()) throw Error(prefix() + "authentication failed: " + reply.string());
+    }
+    if (url_.db != 0) {
+        Reply reply = try_command({"SELECT", std::to_string(url_.db)});
+        if (reply.is_error())
+            throw Error(prefix() + "cannot select database " + std::to_string(url_.db) + ": " + reply.string());
+    }
+}
+
+Connection::~Connection() {
+    if (context_) redisFree(context_);
+}
+
+int Connection::fd() const noexcept {
+    return context_ ? context_->fd : -1;
+}
+
+void Connection::fail(const std::string& what) {
+    int saved = errno;
+    broken_ = true;
+    std::string text = what.empty() ? failure_text(context_, saved) : what;
+    throw ConnectionError(prefix() + text);
+}
+
+void Connection::append(const std::string_view* args, std::size_t count) {
+    if (broken_) fail("connection is broken");
+    std::vector<const char*> pointers(count);
+    std::vector<std::size_t> lengths(count);
+    for (std::size_t i = 0; i < count; ++i) {
+        pointers[i] = args[i].data();
+        lengths[i] = args[i].size();
+    }
+    if (redisAppendCommandArgv(context_, static_cast<int>(count), pointers.data(), lengths.data()) != REDIS_OK) fail();
+}
+
+Reply Connection::read_blocking() {
+    if (nonblocking_) {
+        auto reply = read(timeout_);
+        if (!reply) fail("no reply in time (timed out)");
+        return std::move(*reply);
+    }
+    void* raw = nullptr;
+    if (redisGetReply(context_, &raw) != REDIS_OK || !raw) fail();
+    return Reply(static_cast<redisReply*>(raw));
+}
+
+Reply Connection::checked(Reply reply) {
+    if (reply.is_error()) throw Error(prefix() + reply.string());
+    return reply;
+}
+
+Reply Connection::try_command(std::initializer_list<std::string_view> args) {
+    append(args.begin(), args.size());
+    if (nonblocking_) send({});
+    return read_blocking();
+}
+
+Reply Connection::try_command(const Command& args) {
+    std::vector<std::string_view> views(args.begin(), args.end());
+    append(views.data(), views.size());
+    if (nonblocking_) send({});
+    return read_blocking();
+}
+
+Reply Connection::command(std::initializer_list<std::string_view> args) {
+    return checked(try_command(args));
+}
+Reply Connection::command(const Command& args) {
+    return checked(try_command(args));
+}
+
+std::vector<Reply> Connection::pipeline(const std::vector<Command>& commands) {
+    for (const auto& args : commands) {
+        std::vector<std::string_view> views(args.begin(), args.end());
+        append(views.data(), views.size());
+    }
+    if (nonblocking_) send({});
+    std::vector<Reply> replies;
+    replies.reserve(commands.size());
+    for (std::size_t i = 0; i < commands.size(); ++i) replies.push_back(read_blocking());
+    return replies;
+}
+
+void Connection::set_nonblocking() {
+    if (broken_) fail("connection is broken");
+    int flags = ::fcntl(context_->fd, F_GETFL);
+    if (flags < 0 || ::fcntl(context_->fd, F_SETFL, flags | O_NONBLOCK) < 0) fail();
+    // hiredis treats EAGAIN as "try later" only on contexts it thinks are non-blocking.
+    context_->flags &= ~REDIS_BLOCK;
+    nonblocking_ = true;
+}
+
+void Connection::send(const Command& args) {
+    if (!args.empty()) {
+        std::vector<std::string_view> views(args.begin(), args.end());
+        append(views.data(), views.size());
+    }
+    if (!nonblocking_) {
+        // A blocking context flushes on the next read; push it out now so the server starts working.
+        int done = 0;
+        while (!done)
+            if (redisBufferWrite(context_, &done) != REDIS_OK) fail();
+        return;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    int done = 0;
+    while (true) {
+        if (redisBufferWrite(context_, &done) != REDIS_OK) fail();
+        if (done) return;
+        pollfd entry{context_->fd, POLLOUT, 0};
+        int ready = ::poll(&entry, 1, remaining_ms(deadline));
+        if (ready < 0 && errno != EINTR) fail();
+        if (ready == 0) fail("cannot send (timed out)");
+    }
+}
+
+std::optional<Reply> Connection::read_available() {
+    if (broken_) fail("connection is broken");
+    void* raw = nullptr;
+    if (redisGetReplyFromReader(context_, &raw) != REDIS_OK) fail();
+    if (raw) return Reply(static_cast<redisReply*>(raw));
+    if (redisBufferRead(context_) != REDIS_OK) fail();
+    if (redisGetReplyFromReader(context_, &raw) != REDIS_OK) fail();
+    if (raw) return Reply(static_cast<redisReply*>(raw));
+    return std::nullopt;
+}
+
+std::optional<Reply> Connection::read(std::chrono::milliseconds timeout) {
+    if (broken_) fail("connection is broken");
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    void* raw = nullptr;
+    while (true) {
+        if (redisGetReplyFromReader(context_, &raw) != REDIS_OK) fail();
+        if (raw) return Reply(static_cast<redisReply*>(raw));
+        pollfd entry{context_->fd, POLLIN, 0};
+        int ready = ::poll(&entry, 1, remaining_ms(deadline));
+        if (ready < 0) {
+            if (errno == EINTR) continue;
+            fail();
+        }
+        if (ready == 0) return std::nullopt;
+        // Readable: one read(2) takes what is there without blocking, on either kind of socket.
+        if (redisBufferRead(context_) != REDIS_OK) fail();
+    }
+}
+
+}  // namespace ccmulti::broker::redis

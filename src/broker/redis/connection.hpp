@@ -1,0 +1,81 @@
+// One connection to a Redis server: an RAII hiredis context that connects with a timeout, authenticates, selects
+// the URL's database and keeps TCP keepalive on (so a peer that vanished is noticed even on an idle connection).
+//
+// Two ways to use it:
+//  - request/response: command() and pipeline() block for the reply, bounded by the command timeout;
+//  - split send/read, for a connection an event loop watches (a BRPOP parked on the server, a SUBSCRIBE):
+//    set_nonblocking(), send(), then read_available() whenever fd() is readable. That never blocks.
+//
+// Errors: when the connection itself fails (refused, reset, closed, timed out) a ConnectionError is thrown and
+// the connection is broken() for good: make a new one (see Backoff). A server error reply to command() throws a
+// plain Error; try_command() returns it instead. Messages read "redis 127.0.0.1:6379: connection refused".
+#pragma once
+
+#include <chrono>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "broker/redis/reply.hpp"
+#include "broker/redis/url.hpp"
+#include "util/error.hpp"
+
+struct redisContext;
+
+namespace ccmulti::broker::redis {
+
+// The server is unreachable or the connection broke: worth retrying later with a new connection.
+class ConnectionError : public Error {
+public:
+    using Error::Error;
+};
+
+using Command = std::vector<std::string>;
+
+class Connection {
+public:
+    static constexpr std::chrono::milliseconds default_timeout{5000};
+
+    // Connects (within `timeout`, also the command timeout), AUTH, SELECT. Throws ConnectionError when the
+    // server cannot be reached, Error when it refuses the password or the database.
+    explicit Connection(RedisUrl url, std::chrono::milliseconds timeout = default_timeout);
+    ~Connection();
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    const RedisUrl& url() const noexcept { return url_; }
+    int fd() const noexcept;
+    bool broken() const noexcept { return broken_; }
+    std::string prefix() const { return "redis " + url_.address() + ": "; }  // for messages
+
+    Reply command(std::initializer_list<std::string_view> args);  // throws Error on an error reply
+    Reply command(const Command& args);
+    Reply try_command(std::initializer_list<std::string_view> args);  // error replies returned, not thrown
+    Reply try_command(const Command& args);
+    // Sends all commands, then reads all replies (one round trip). Error replies are returned.
+    std::vector<Reply> pipeline(const std::vector<Command>& commands);
+
+    // Split use. After set_nonblocking() only send/read_available/read may be used.
+    void set_nonblocking();
+    void send(const Command& args);
+    std::optional<Reply> read_available();  // a complete reply if one is buffered or readable now
+    std::optional<Reply> read(std::chrono::milliseconds timeout);  // waits up to `timeout` for one reply
+
+    // The server's answer to this connection's failure, for callers that catch and log.
+    [[noreturn]] void fail(const std::string& what = "");
+
+private:
+    void append(const std::string_view* args, std::size_t count);
+    Reply read_blocking();
+    Reply checked(Reply reply);
+
+    RedisUrl url_;
+    std::chrono::milliseconds timeout_;
+    redisContext* context_ = nullptr;
+    bool broken_ = false;
+    bool nonblocking_ = false;
+};
+
+}  // namespace ccmulti::broker::redis

@@ -1,0 +1,93 @@
+#include "broker/redis/control_replies.hpp"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+
+namespace ccmulti::broker::redis {
+
+using nlohmann::json;
+
+namespace {
+
+double seconds(const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+}
+
+json rusage_reply() {
+    rusage usage{};
+    ::getrusage(RUSAGE_SELF, &usage);
+    return {{"utime", seconds(usage.ru_utime)}, {"stime", seconds(usage.ru_stime)}, {"maxrss", usage.ru_maxrss},
+            {"ixrss", usage.ru_ixrss},          {"idrss", usage.ru_idrss},          {"isrss", usage.ru_isrss},
+            {"minflt", usage.ru_minflt},        {"majflt", usage.ru_majflt},        {"nswap", usage.ru_nswap},
+            {"inblock", usage.ru_inblock},      {"oublock", usage.ru_oublock},      {"msgsnd", usage.ru_msgsnd},
+            {"msgrcv", usage.ru_msgrcv},        {"nsignals", usage.ru_nsignals},    {"nvcsw", usage.ru_nvcsw},
+            {"nivcsw", usage.ru_nivcsw}};
+}
+
+}  // namespace
+
+json active_reply(const std::vector<ActiveTask>& tasks) {
+    json out = json::array();
+    for (const auto& task : tasks) {
+        const TaskMessage& message = task.message;
+        out.push_back({{"id", message.id},
+                       {"name", message.task},
+                       {"args", message.args},
+                       {"kwargs", message.kwargs},
+                       {"type", message.task},
+                       {"hostname", task.hostname},
+                       {"time_start", protocol::to_unix(task.started)},
+                       {"acknowledged", task.acknowledged},
+                       {"delivery_info",
+                        {{"exchange", ""},
+                         {"routing_key", message.queue},
+                         {"priority", message.priority},
+                         {"redelivered", message.redelivered}}},
+                       {"worker_pid", task.worker_pid}});
+    }
+    return out;
+}
+
+json registered_reply(std::vector<std::string> names) {
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+json stats_reply(const NodeStats& stats, const RedisUrl& broker) {
+    json total = json::object();
+    for (const auto& [name, count] : stats.total) total[name] = count;
+    auto limit = [](const std::optional<double>& value) { return value ? json(*value) : json(0); };
+    return {
+        {"total", total},
+        {"pid", stats.pid},
+        {"clock", std::to_string(stats.clock)},  // Celery sends the Lamport clock as a string
+        {"uptime", stats.uptime_seconds},
+        {"pool",
+         {{"implementation", "ccmulti:prefork"},
+          {"max-concurrency", stats.concurrency},
+          {"processes", stats.processes},
+          {"max-tasks-per-child", stats.max_tasks_per_child > 0 ? json(stats.max_tasks_per_child) : json("N/A")},
+          {"put-guarded-by-semaphore", false},
+          {"timeouts", json::array({limit(stats.soft_time_limit), limit(stats.hard_time_limit)})}}},
+        {"broker",
+         {{"hostname", broker.host},
+          {"userid", broker.username ? json(*broker.username) : json(nullptr)},
+          {"virtual_host", std::to_string(broker.db)},
+          {"port", broker.port},
+          {"insist", false},
+          {"ssl", false},
+          {"transport", "redis"},
+          {"connect_timeout", 4},
+          {"transport_options", {{"visibility_timeout", broker.visibility_timeout.count()}}},
+          {"login_method", nullptr},
+          {"uri_prefix", nullptr},
+          {"heartbeat", 120.0},
+          {"failover_strategy", "round-robin"},
+          {"alternates", json::array()}}},
+        {"prefetch_count", stats.prefetch_count},
+        {"rusage", rusage_reply()},
+    };
+}
+
+}  // namespace ccmulti::broker::redis

@@ -1,0 +1,47 @@
+// Celery's replies to the inspect commands a node answers through its mailbox (pidbox.hpp), in the exact shapes
+// `celery inspect` and app.control.inspect() print and parse (celery/worker/control.py, Request.info()).
+// Pure functions: the node supplies what it knows.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "broker/broker.hpp"
+#include "broker/redis/url.hpp"
+
+namespace ccmulti::broker::redis {
+
+struct ActiveTask {
+    TaskMessage message;
+    std::string hostname;  // the node
+    TimePoint started;
+    bool acknowledged = false;  // late acks: false while running
+    int worker_pid = 0;
+};
+
+// inspect active: [{"id", "name", "args", "kwargs", "type", "hostname", "time_start", "acknowledged",
+// "delivery_info": {"exchange", "routing_key", "priority", "redelivered"}, "worker_pid"}, ...]
+nlohmann::json active_reply(const std::vector<ActiveTask>& tasks);
+
+// inspect registered: the task names, sorted.
+nlohmann::json registered_reply(std::vector<std::string> names);
+
+struct NodeStats {
+    std::map<std::string, long> total;  // tasks done per name
+    int pid = 0;
+    long long clock = 0;
+    long uptime_seconds = 0;
+    int concurrency = 1;
+    std::vector<int> processes;  // pool children
+    int prefetch_count = 0;
+    std::optional<double> soft_time_limit, hard_time_limit;
+    long max_tasks_per_child = 0;  // 0: no limit ("N/A")
+};
+
+// inspect stats: {"total", "pid", "clock", "uptime", "pool": {...}, "broker": {...}, "prefetch_count", "rusage"}.
+nlohmann::json stats_reply(const NodeStats& stats, const RedisUrl& broker);
+
+}  // namespace ccmulti::broker::redis

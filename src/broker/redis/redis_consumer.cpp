@@ -1,0 +1,427 @@
+#include "broker/redis/redis_consumer.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+
+#include "broker/redis/claims.hpp"
+#include "broker/redis/keys.hpp"
+#include "broker/redis/scripts.hpp"
+
+namespace ccmulti::broker::redis {
+
+using nlohmann::json;
+
+namespace {
+
+// Eta messages are claimed without counting against `max`; bound how many one reserve() pulls in.
+constexpr int max_claim_rounds = 64;
+
+std::string score(double seconds) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, "%.6f", seconds);
+    return buffer;
+}
+
+std::string seconds_text(std::chrono::milliseconds delay) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, "%.1fs", static_cast<double>(delay.count()) / 1000.0);
+    return buffer;
+}
+
+}  // namespace
+
+RedisConsumer::RedisConsumer(RedisUrl url, const ConsumerInfo& info)
+    : url_(std::move(url)),
+      info_(info),
+      rotation_(info.queues.begin(), info.queues.end()),
+      id_(protocol::new_uuid()),
+      epoll_(::epoll_create1(EPOLL_CLOEXEC)),
+      timer_(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) {
+    if (info_.queues.empty()) throw UsageError("a consumer needs at least one queue");
+    if (!epoll_) throw SystemError("epoll_create1", errno);
+    if (!timer_) throw SystemError("timerfd_create", errno);
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.fd = timer_.get();
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, timer_.get(), &event) != 0) throw SystemError("epoll_ctl", errno);
+    try {
+        connect();
+    } catch (const ConnectionError& error) {
+        // Like a Celery worker with broker_connection_retry_on_startup: start, and keep trying.
+        go_down(error);
+    }
+}
+
+RedisConsumer::~RedisConsumer() {
+    try {
+        close();
+    } catch (...) {
+        // Claims left in `unacked` are restored after the visibility timeout by any consumer.
+    }
+}
+
+void RedisConsumer::connect() {
+    auto command = std::make_unique<Connection>(url_);
+    auto blocking = std::make_unique<Connection>(url_);
+    long long blocking_id = blocking->command({"CLIENT", "ID"}).integer();
+    blocking->set_nonblocking();
+
+    // As a Celery worker declares its queues: the default exchange of a direct queue is named after it.
+    std::vector<Command> setup;
+    for (const auto& queue : info_.queues) setup.push_back({"SADD", binding_key(queue), binding_member(queue, queue)});
+    // Claims held across an outage: recorded again unless Redis still has them.
+    const std::string now = score(unix_now());
+    for (const auto& [tag, held] : held_) {
+        if (!held.tracked) continue;
+        setup.push_back({"HSETNX", unacked_key, tag, unacked_value(held.payload, held.exchange, held.routing_key)});
+        setup.push_back({"ZADD", unacked_index_key, "NX", now, tag});
+    }
+    command->pipeline(setup);
+
+    command_ = std::move(command);
+    blocking_ = std::move(blocking);
+    blocking_id_ = blocking_id;
+    armed_ = false;
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.fd = blocking_->fd();
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, blocking_->fd(), &event) != 0) throw SystemError("epoll_ctl", errno);
+
+    if (down_) spdlog::info("{}connected again (consumer of {})", command_->prefix(), info_.node);
+    down_.reset();
+    backoff_.reset();
+    arm_timer(std::chrono::milliseconds(0));
+    register_self();
+    flush_pending();
+    restore_visible(*command_, url_.visibility_timeout);
+}
+
+void RedisConsumer::go_down(const Error& error) {
+    if (blocking_ && blocking_->fd() >= 0) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, blocking_->fd(), nullptr);
+    blocking_.reset();
+    command_.reset();
+    armed_ = false;
+    if (!open_) return;
+    auto delay = backoff_.next();
+    if (!down_ || backoff_.attempts() <= 3 || backoff_.attempts() % 10 == 0)
+        spdlog::warn("{}; {} holds {} message(s), reconnecting in {}", error.what(), info_.node, held_.size(),
+                     seconds_text(delay));
+    down_ = error.what();
+    arm_timer(delay);
+}
+
+void RedisConsumer::arm_timer(std::chrono::milliseconds delay) {
+    itimerspec spec{};
+    if (delay.count() > 0) {
+        spec.it_value.tv_sec = static_cast<time_t>(delay.count() / 1000);
+        spec.it_value.tv_nsec = static_cast<long>(delay.count() % 1000 * 1000000);
+    }
+    ::timerfd_settime(timer_.get(), 0, &spec, nullptr);  // all zero disarms
+}
+
+void RedisConsumer::register_self() {
+    json entry = {{"node", info_.node},
+                  {"queues", info_.queues},
+                  {"pid", static_cast<long>(::getpid())},
+                  {"expires", unix_now() + 3.0 * static_cast<double>(interval_.count())}};
+    command_->command({"HSET", consumers_key, id_, entry.dump()});
+}
+
+void RedisConsumer::flush_pending() {
+    if (!pending_acks_.empty()) {
+        std::vector<Command> acks{{"MULTI"}};
+        for (const auto& tag : pending_acks_) {
+            acks.push_back({"ZREM", unacked_index_key, tag});
+            acks.push_back({"HDEL", unacked_key, tag});
+        }
+        acks.push_back({"EXEC"});
+        command_->pipeline(acks);
+        pending_acks_.clear();
+    }
+    for (auto it = held_.begin(); it != held_.end();) {
+        if (!it->second.requeue_pending) {
+            ++it;
+            continue;
+        }
+        give_back(it->first, it->second);
+        it = held_.erase(it);
+    }
+}
+
+void RedisConsumer::rotate(const std::string& queue) {
+    auto it = std::find(rotation_.begin(), rotation_.end(), queue);
+    if (it == rotation_.end()) return;
+    rotation_.erase(it);
+    rotation_.push_back(queue);
+}
+
+std::string RedisConsumer::admit(const std::string& queue, std::string payload, bool tracked,
+                                 std::vector<Delivery>* out) {
+    json parsed;
+    try {
+        parsed = json::parse(payload);
+    } catch (const json::exception&) {
+        parsed = nullptr;
+    }
+    Held held;
+    held.tracked = tracked;
+    std::string tag;
+    if (parsed.is_object()) {
+        std::tie(held.exchange, held.routing_key) = routing_of(parsed);
+        if (tracked) tag = parsed["properties"]["delivery_tag"].get<std::string>();
+    }
+    if (held.exchange.empty() && held.routing_key.empty()) held.routing_key = queue;
+    if (tag.empty() || held_.count(tag)) {
+        held.tracked = false;  // nothing in `unacked` is ours under this name
+        tag = "untracked:" + protocol::new_uuid();
+    }
+    held.return_key = parsed.is_object() ? restore_key(parsed, queue) : queue_key(queue, 0);
+
+    Delivery delivery;
+    delivery.tag = tag;
+    try {
+        delivery.message = protocol::decode_string(payload);
+    } catch (const protocol::ProtocolError& error) {
+        delivery.decode_error = error.what();
+        delivery.message.id = error.task_id();
+        if (parsed.is_object() && parsed.contains("headers") && parsed["headers"].is_object())
+            if (auto task = parsed["headers"].find("task"); task != parsed["headers"].end() && task->is_string())
+                delivery.message.task = *task;
+    }
+    delivery.message.queue = queue;
+    held.payload = std::move(payload);
+    held_.emplace(tag, std::move(held));
+
+    if (!delivery.decode_error && delivery.message.eta && *delivery.message.eta > protocol::now()) {
+        TimePoint eta = *delivery.message.eta;
+        scheduled_.emplace(eta, std::move(delivery));
+    } else if (out) {
+        out->push_back(std::move(delivery));
+    } else {
+        ready_.push_back(std::move(delivery));
+    }
+    return tag;
+}
+
+std::size_t RedisConsumer::claim(std::size_t want, std::vector<Delivery>& out) {
+    const std::vector<std::string> order = rotation_;
+    std::vector<std::string> keys{unacked_key, unacked_index_key};
+    for (int step : priority_steps)
+        for (const auto& queue : order) keys.push_back(queue_key(queue, step));
+    std::vector<std::string> args{std::to_string(want), std::to_string(order.size()), score(unix_now())};
+    args.insert(args.end(), order.begin(), order.end());
+    Reply reply = eval(*command_, claim_script, keys, args);
+    std::size_t count = 0;
+    for (std::size_t i = 0; i + 2 < reply.size(); i += 3) {
+        auto position = static_cast<std::size_t>(reply[i].integer());
+        if (position >= order.size()) continue;
+        rotate(order[position]);
+        admit(order[position], reply[i + 2].string(), reply[i + 1].integer() == 1, &out);
+        ++count;
+    }
+    return count;
+}
+
+void RedisConsumer::arm_brpop() {
+    Command command{"BRPOP"};
+    for (int step : priority_steps)
+        for (const auto& queue : rotation_) command.push_back(queue_key(queue, step));
+    command.push_back(std::to_string(brpop_timeout_seconds));
+    blocking_->send(command);
+    armed_ = true;
+}
+
+void RedisConsumer::read_brpop() {
+    while (armed_ && blocking_) {
+        auto reply = blocking_->read_available();
+        if (!reply) return;
+        armed_ = false;
+        if (!reply->is_array() || reply->size() != 2) return;  // nil: the BRPOP timed out
+        std::string queue = queue_of_key((*reply)[0].text());
+        std::string payload = (*reply)[1].string();
+        rotate(queue);
+        // BRPOP and the claim record are two steps, as in kombu; until the record is written the message lives
+        // only here (and is recorded again on reconnect if the write fails).
+        json parsed = json::parse(payload, nullptr, false);
+        bool has_tag = parsed.is_object() && parsed.contains("properties") && parsed["properties"].is_object() &&
+                       parsed["properties"].contains("delivery_tag") &&
+                       parsed["properties"]["delivery_tag"].is_string();
+        std::string tag = admit(queue, std::move(payload), has_tag, nullptr);
+        const Held& held = held_.at(tag);
+        if (!held.tracked) continue;
+        command_->pipeline({{"MULTI"},
+                            {"ZADD", unacked_index_key, score(unix_now()), tag},
+                            {"HSET", unacked_key, tag, unacked_value(held.payload, held.exchange, held.routing_key)},
+                            {"EXEC"}});
+    }
+}
+
+void RedisConsumer::drain_wakeups() {
+    std::uint64_t expirations = 0;
+    bool timer_fired = ::read(timer_.get(), &expirations, sizeof expirations) == sizeof expirations;
+    if (!open_) return;
+    if (down_) {
+        if (!timer_fired) return;
+        try {
+            connect();
+        } catch (const Error& error) {
+            go_down(error);
+        }
+        return;
+    }
+    try {
+        read_brpop();
+    } catch (const ConnectionError& error) {
+        go_down(error);
+    }
+}
+
+std::vector<Delivery> RedisConsumer::reserve(std::size_t max) {
+    std::vector<Delivery> out;
+    if (!open_ || max == 0) return out;
+    const TimePoint now = protocol::now();
+    while (!scheduled_.empty() && scheduled_.begin()->first <= now) {
+        ready_.push_back(std::move(scheduled_.begin()->second));
+        scheduled_.erase(scheduled_.begin());
+    }
+    while (!ready_.empty() && out.size() < max) {
+        out.push_back(std::move(ready_.front()));
+        ready_.pop_front();
+    }
+    if (down_) return out;  // what we already hold can run; acks are queued until Redis is back
+    try {
+        for (int round = 0; out.size() < max && round < max_claim_rounds; ++round) {
+            std::size_t want = max - out.size();
+            if (claim(want, out) < want) break;  // the queues are empty
+        }
+        if (out.size() < max && !armed_) arm_brpop();
+    } catch (const ConnectionError& error) {
+        go_down(error);
+    }
+    return out;
+}
+
+void RedisConsumer::give_back(const std::string& tag, const Held& held) {
+    json parsed = json::parse(held.payload, nullptr, false);
+    std::string payload = parsed.is_object() ? redelivered_payload(parsed) : held.payload;
+    if (held.tracked)
+        eval(*command_, restore_script, {unacked_key, unacked_index_key, held.return_key}, {tag, payload, ""});
+    else
+        command_->command({"RPUSH", held.return_key, payload});
+}
+
+void RedisConsumer::ack(const Delivery& delivery) {
+    auto it = held_.find(delivery.tag);
+    if (it == held_.end()) return;  // not ours (any more)
+    bool tracked = it->second.tracked;
+    held_.erase(it);
+    if (!tracked) return;
+    if (down_) {
+        pending_acks_.push_back(delivery.tag);
+        return;
+    }
+    try {
+        command_->pipeline(
+            {{"MULTI"}, {"ZREM", unacked_index_key, delivery.tag}, {"HDEL", unacked_key, delivery.tag}, {"EXEC"}});
+    } catch (const ConnectionError& error) {
+        pending_acks_.push_back(delivery.tag);
+        go_down(error);
+    }
+}
+
+void RedisConsumer::requeue(const Delivery& delivery) {
+    auto it = held_.find(delivery.tag);
+    if (it == held_.end()) return;
+    if (down_) {
+        it->second.requeue_pending = true;
+        return;
+    }
+    try {
+        give_back(it->first, it->second);
+        held_.erase(it);
+    } catch (const ConnectionError& error) {
+        it->second.requeue_pending = true;
+        go_down(error);
+    }
+}
+
+std::optional<TimePoint> RedisConsumer::next_eta() {
+    if (scheduled_.empty()) return std::nullopt;
+    return scheduled_.begin()->first;
+}
+
+void RedisConsumer::heartbeat() {
+    if (!open_ || down_) return;
+    try {
+        register_self();
+        Command bump{"ZADD", unacked_index_key, "XX"};
+        const std::string now = score(unix_now());
+        for (const auto& [tag, held] : held_) {
+            if (!held.tracked) continue;
+            bump.push_back(now);
+            bump.push_back(tag);
+        }
+        if (bump.size() > 3) command_->command(bump);
+        restore_visible(*command_, url_.visibility_timeout);
+    } catch (const ConnectionError& error) {
+        go_down(error);
+    }
+}
+
+void RedisConsumer::release_brpop() {
+    if (!armed_ || !blocking_) return;
+    // A parked BRPOP may pop a message at any moment: end it, read its answer, and put any message back.
+    // CLIENT UNBLOCK answers 0 when the BRPOP has not reached the server yet (or has just been answered), so
+    // keep asking until the reply is in; without CLIENT UNBLOCK (Redis < 5) give it a moment and let go.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    std::optional<Reply> reply;
+    while (!reply && std::chrono::steady_clock::now() < deadline) {
+        Reply unblock = command_->try_command({"CLIENT", "UNBLOCK", std::to_string(blocking_id_)});
+        reply = blocking_->read(std::chrono::milliseconds(unblock.is_error() ? 500 : 50));
+        if (unblock.is_error()) break;
+    }
+    armed_ = false;
+    if (reply && reply->is_array() && reply->size() == 2)
+        command_->command({"RPUSH", (*reply)[0].string(), (*reply)[1].string()});
+}
+
+void RedisConsumer::close() {
+    if (!open_) return;
+    open_ = false;
+    arm_timer(std::chrono::milliseconds(0));
+    if (down_ || !command_) {
+        if (!held_.empty())
+            spdlog::warn(
+                "redis {}: unreachable at shutdown; {} message(s) held by {} go back to their queues "
+                "after the visibility timeout ({}s)",
+                url_.address(), held_.size(), info_.node, url_.visibility_timeout.count());
+        return;
+    }
+    std::size_t restored = 0;
+    try {
+        release_brpop();
+        for (const auto& [tag, held] : held_) {
+            give_back(tag, held);
+            ++restored;
+        }
+        held_.clear();
+        ready_.clear();
+        scheduled_.clear();
+        command_->command({"HDEL", consumers_key, id_});
+    } catch (const Error& error) {
+        spdlog::warn("{} while giving back {} message(s) at shutdown; the rest return after the visibility timeout",
+                     error.what(), held_.size() - restored);
+    }
+    if (restored)
+        spdlog::info("redis {}: restored {} unacknowledged message(s) of {}", url_.address(), restored, info_.node);
+    if (blocking_ && blocking_->fd() >= 0) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, blocking_->fd(), nullptr);
+    blocking_.reset();
+    command_.reset();
+}
+
+}  // namespace ccmulti::broker::redis

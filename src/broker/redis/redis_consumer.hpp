@@ -1,0 +1,98 @@
+// A consumer of kombu's Redis queues (made by RedisBroker::consume), interoperable with Python Celery workers
+// consuming the same queues.
+//
+// One event loop, no polling, reserve() never waits:
+//  - reserve() claims ready messages with one Lua script call (RPOP round-robin across the queues, priority
+//    levels first, each claim recorded in `unacked`/`unacked_index` in the same atomic step).
+//  - When the queues run dry while the node still has room, it parks a `BRPOP <keys> 30` on a second
+//    connection and returns. The server answers when a message arrives (from any producer: Python's LPUSH wakes
+//    it too, which no pub/sub doorbell would) or after 30 s. That connection's socket sits in a small private
+//    epoll set, which is what wakeup_fd() returns, so the fd the node loop watches stays the same across
+//    reconnects. drain_wakeups() reads the BRPOP reply, records the claim (MULTI ZADD/HSET, as kombu does) and
+//    keeps the message for the next reserve().
+//    Chosen over the hiredis async API (it would need its own adapter to drive writes through the node loop for
+//    one tiny command) and over a BRPOP thread (pool children are forked from the node: no threads there).
+//  - Messages with a future eta are claimed and held here, as Celery workers do (the Redis transport has no
+//    delayed delivery), and handed out by reserve() once due; next_eta() tells the loop when.
+//  - Redis down: the consumer keeps its claims in memory, queues acks and requeues, and reconnects with backoff
+//    on a timerfd in the same epoll set (so drain_wakeups() does the reconnect); after reconnecting it records
+//    its claims again (HSETNX: kept if Redis still had them) and flushes what it queued. Nothing is dropped.
+//  - heartbeat() refreshes the times of its claims in `unacked_index` (so live nodes' long tasks are never
+//    restored under them), registers the node in `_ccmulti.consumers`, and restores dead nodes' claims
+//    (restore_visible under kombu's mutex).
+#pragma once
+
+#include <deque>
+#include <map>
+#include <memory>
+
+#include "broker/broker.hpp"
+#include "broker/redis/backoff.hpp"
+#include "broker/redis/connection.hpp"
+#include "platform/fd.hpp"
+
+namespace ccmulti::broker::redis {
+
+class RedisConsumer final : public Consumer {
+public:
+    RedisConsumer(RedisUrl url, const ConsumerInfo& info);
+    ~RedisConsumer() override;
+
+    std::vector<Delivery> reserve(std::size_t max) override;
+    void ack(const Delivery& delivery) override;
+    void requeue(const Delivery& delivery) override;
+    int wakeup_fd() const override { return epoll_.get(); }
+    void drain_wakeups() override;
+    std::optional<TimePoint> next_eta() override;
+    void heartbeat() override;
+    std::chrono::seconds heartbeat_interval() const override { return interval_; }
+    void close() override;
+
+    // Why Redis is unreachable now (for `status`); nullopt while connected.
+    const std::optional<std::string>& unavailable() const noexcept { return down_; }
+    std::size_t held() const noexcept { return held_.size(); }  // claims this consumer holds
+
+    static constexpr int brpop_timeout_seconds = 30;
+
+private:
+    struct Held {
+        std::string payload;  // as received
+        std::string exchange, routing_key;
+        std::string return_key;  // the list it goes back to
+        bool tracked = true;     // recorded in `unacked` under its delivery tag
+        bool requeue_pending = false;
+    };
+
+    void connect();
+    void go_down(const Error& error);
+    void arm_timer(std::chrono::milliseconds delay);
+    void arm_brpop();
+    void read_brpop();
+    std::size_t claim(std::size_t want, std::vector<Delivery>& out);
+    // Holds a claimed message; returns its tag. Due ones go to `out` (or ready_ when null), future etas wait.
+    std::string admit(const std::string& queue, std::string payload, bool tracked, std::vector<Delivery>* out);
+    void rotate(const std::string& queue);
+    void give_back(const std::string& tag, const Held& held);
+    void register_self();
+    void flush_pending();
+    void release_brpop();
+
+    RedisUrl url_;
+    ConsumerInfo info_;
+    std::vector<std::string> rotation_;
+    std::string id_;
+    std::chrono::seconds interval_{10};
+    std::unique_ptr<Connection> command_, blocking_;
+    long long blocking_id_ = 0;
+    bool armed_ = false;
+    bool open_ = true;
+    UniqueFd epoll_, timer_;
+    Backoff backoff_;
+    std::optional<std::string> down_;
+    std::map<std::string, Held> held_;
+    std::deque<Delivery> ready_;
+    std::multimap<TimePoint, Delivery> scheduled_;
+    std::vector<std::string> pending_acks_;
+};
+
+}  // namespace ccmulti::broker::redis

@@ -1,0 +1,104 @@
+#include "broker/redis/redis_result_store.hpp"
+
+#include <thread>
+
+#include "broker/redis/backoff.hpp"
+#include "broker/redis/keys.hpp"
+#include "broker/redis/scripts.hpp"
+
+namespace ccmulti::broker::redis {
+
+namespace {
+
+std::optional<ResultMeta> parse_meta(std::string_view text) {
+    auto value = nlohmann::json::parse(text, nullptr, false);
+    if (value.is_discarded()) throw protocol::ProtocolError("stored result is not JSON");
+    return protocol::result_from_json(value);
+}
+
+// A waiter re-reads the key this often even without a message: a cheap guard against anything missed while
+// (re)subscribing, not the way results arrive.
+constexpr std::chrono::seconds recheck{60};
+
+}  // namespace
+
+RedisResultStore::RedisResultStore(RedisUrl url, std::chrono::seconds expires)
+    : url_(std::move(url)), expires_(expires) {}
+
+template <typename F>
+auto RedisResultStore::with_connection(F&& body) {
+    bool fresh = !connection_;
+    if (!connection_) connection_ = std::make_unique<Connection>(url_);
+    try {
+        return body(*connection_);
+    } catch (const ConnectionError&) {
+        connection_.reset();
+        if (fresh) throw;
+    }
+    connection_ = std::make_unique<Connection>(url_);
+    return body(*connection_);
+}
+
+bool RedisResultStore::store(const ResultMeta& meta) {
+    std::string text = protocol::to_json(meta).dump();
+    return with_connection([&](Connection& connection) {
+        Reply stored =
+            eval(connection, store_result_script, {result_key(meta.task_id)}, {text, std::to_string(expires_.count())});
+        return stored.integer() == 1;
+    });
+}
+
+std::optional<ResultMeta> RedisResultStore::get(const std::string& task_id) {
+    return with_connection([&](Connection& connection) -> std::optional<ResultMeta> {
+        Reply value = connection.command({"GET", result_key(task_id)});
+        if (value.is_nil()) return std::nullopt;
+        return parse_meta(value.text());
+    });
+}
+
+std::optional<ResultMeta> RedisResultStore::wait(const std::string& task_id,
+                                                 std::optional<std::chrono::milliseconds> timeout) {
+    using std::chrono::steady_clock;
+    const auto deadline = timeout ? steady_clock::now() + *timeout : steady_clock::time_point::max();
+    auto left = [&] {
+        if (!timeout) return std::chrono::milliseconds(recheck);
+        auto rest = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady_clock::now());
+        return std::max(std::chrono::milliseconds(0), std::min(rest, std::chrono::milliseconds(recheck)));
+    };
+    const std::string channel = result_key(task_id);
+    std::optional<ResultMeta> latest;
+    Backoff backoff;
+    while (true) {
+        try {
+            Connection subscription(url_);
+            subscription.send({"SUBSCRIBE", channel});
+            if (!subscription.read(Connection::default_timeout)) subscription.fail("no answer to SUBSCRIBE");
+            backoff.reset();
+            while (true) {
+                // (Re)read after subscribing: a result stored before the subscription took effect is in the key.
+                if (auto stored = get(task_id)) latest = stored;
+                if (latest && protocol::is_ready(latest->status)) return latest;
+                if (timeout && steady_clock::now() >= deadline) return latest;
+                while (true) {
+                    auto message = subscription.read(left());
+                    if (!message) break;  // recheck interval or deadline: re-read the key
+                    if (message->size() == 3 && message->operator[](0).text() == "message") {
+                        latest = parse_meta((*message)[2].text());
+                        if (protocol::is_ready(latest->status)) return latest;
+                    }
+                }
+            }
+        } catch (const ConnectionError&) {
+            connection_.reset();
+            auto pause = backoff.next();
+            if (timeout) {
+                auto rest = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady_clock::now());
+                if (rest.count() <= 0) return latest;
+                pause = std::min(pause, rest);
+            }
+            std::this_thread::sleep_for(pause);  // a blocking client call: nothing else to do meanwhile
+        }
+    }
+}
+
+}  // namespace ccmulti::broker::redis

@@ -1,0 +1,108 @@
+#include "broker/redis/scripts.hpp"
+
+#include <map>
+
+namespace ccmulti::broker::redis {
+
+const Script claim_script{"claim", R"lua(
+local max = tonumber(ARGV[1])
+local nq = tonumber(ARGV[2])
+local now = ARGV[3]
+local out = {}
+local count = 0
+local levels = (#KEYS - 2) / nq
+for level = 0, levels - 1 do
+  local live = {}
+  for q = 1, nq do live[q] = true end
+  local any = true
+  while any and count < max do
+    any = false
+    for q = 1, nq do
+      if count >= max then break end
+      if live[q] then
+        local payload = redis.call('RPOP', KEYS[2 + level * nq + q])
+        if payload then
+          any = true
+          count = count + 1
+          local tracked = 0
+          local ok, message = pcall(cjson.decode, payload)
+          if ok and type(message) == 'table' and type(message.properties) == 'table'
+              and type(message.properties.delivery_tag) == 'string' then
+            local info = message.properties.delivery_info
+            local exchange, routing_key = '', ''
+            if type(info) == 'table' then
+              if type(info.exchange) == 'string' then exchange = info.exchange end
+              if type(info.routing_key) == 'string' then routing_key = info.routing_key end
+            end
+            if exchange == '' and routing_key == '' then routing_key = ARGV[3 + q] end
+            local tag = message.properties.delivery_tag
+            redis.call('ZADD', KEYS[2], now, tag)
+            redis.call('HSET', KEYS[1], tag,
+                       '[' .. payload .. ', ' .. cjson.encode(exchange) .. ', ' .. cjson.encode(routing_key) .. ']')
+            tracked = 1
+          end
+          out[#out + 1] = q - 1
+          out[#out + 1] = tracked
+          out[#out + 1] = payload
+        else
+          live[q] = false
+        end
+      end
+    end
+  end
+end
+return out
+)lua"};
+
+const Script restore_script{"restore", R"lua(
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current then return 0 end
+if ARGV[3] ~= '' and current ~= ARGV[3] then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('RPUSH', KEYS[3], ARGV[2])
+return 1
+)lua"};
+
+const Script store_result_script{"store_result", R"lua(
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, meta = pcall(cjson.decode, current)
+  if ok and type(meta) == 'table' and meta.status == 'SUCCESS' then return 0 end
+end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SETEX', KEYS[1], ARGV[2], ARGV[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('PUBLISH', KEYS[1], ARGV[1])
+return 1
+)lua"};
+
+const Script release_lock_script{"release_lock", R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+)lua"};
+
+Reply eval(Connection& connection, const Script& script, const std::vector<std::string>& keys,
+           const std::vector<std::string>& args) {
+    // The SHA1 of a source never changes; the server forgets scripts on restart, which NOSCRIPT tells us.
+    static std::map<const Script*, std::string> shas;
+    auto call = [&](const std::string& sha) {
+        Command command{"EVALSHA", sha, std::to_string(keys.size())};
+        command.insert(command.end(), keys.begin(), keys.end());
+        command.insert(command.end(), args.begin(), args.end());
+        return connection.try_command(command);
+    };
+    auto load = [&] {
+        Reply loaded = connection.command({"SCRIPT", "LOAD", script.source});
+        return shas[&script] = loaded.string();
+    };
+    auto known = shas.find(&script);
+    Reply reply = call(known != shas.end() ? known->second : load());
+    if (reply.is_error() && reply.text().starts_with("NOSCRIPT")) reply = call(load());
+    if (reply.is_error()) throw Error(connection.prefix() + "script " + script.name + ": " + reply.string());
+    return reply;
+}
+
+}  // namespace ccmulti::broker::redis

@@ -1,0 +1,43 @@
+// The Lua scripts that make multi-key steps atomic on the server. kombu does the same steps as separate
+// commands (BRPOP then MULTI/HSET, WATCH/MULTI for restores); a script gives the same end state in the same keys,
+// without the windows in between, and in one round trip, so Python and ccmulti can share every key.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "broker/redis/connection.hpp"
+
+namespace ccmulti::broker::redis {
+
+struct Script {
+    const char* name;
+    const char* source;
+};
+
+// Pops up to ARGV[1] messages, round-robin across the queues of each priority level (levels in priority order),
+// and records each in `unacked` (+ `unacked_index` at ARGV[3]) exactly as kombu's QoS.append does.
+// KEYS: unacked, unacked_index, then the list keys level by level (ARGV[2] queues per level).
+// ARGV: max, queue count, now, then the queue names (the routing key used when a message names none).
+// Returns a flat array of triples: queue position (0-based), 1 if recorded in `unacked` (0: no delivery tag),
+// payload.
+extern const Script claim_script;
+
+// Gives a claim back: when `unacked` still holds ARGV[1] (and, if ARGV[3] is not empty, holds exactly ARGV[3]),
+// removes it from `unacked` and `unacked_index` and RPUSHes ARGV[2] to KEYS[3], to be consumed next.
+// KEYS: unacked, unacked_index, list. Returns 1 when restored, 0 when the claim was no longer there.
+extern const Script restore_script;
+
+// Celery's result write: keeps a stored SUCCESS, else SET (SETEX when ARGV[2] > 0) and PUBLISH on the key's
+// channel, which is what wakes AsyncResult.get(). KEYS: the result key. ARGV: meta JSON, expiry seconds.
+// Returns 1 when stored, 0 when a SUCCESS was kept.
+extern const Script store_result_script;
+
+// Releases a lock (kombu's unacked_mutex) only if it still holds our token. KEYS: lock. ARGV: token.
+extern const Script release_lock_script;
+
+// EVALSHA, loading the script first when the server does not know it (first use, or after a restart).
+Reply eval(Connection& connection, const Script& script, const std::vector<std::string>& keys,
+           const std::vector<std::string>& args);
+
+}  // namespace ccmulti::broker::redis
