@@ -91,7 +91,11 @@ void start_command(Context& context, const StartOptions& options) {
     }
     // The daemon inherits the locks across fork (flock belongs to the open file, shared by both copies);
     // ours close when this process exits, the daemon's stay.
-    UniqueFd report = spawn_daemon(cwd, [&](UniqueFd pipe) {
+    // The daemon's cwd: the nodes' common --workdir, else where `start` ran.
+    auto master_cwd = config.nodes.front().cwd;
+    for (const auto& spec : config.nodes)
+        if (spec.cwd != master_cwd) master_cwd = cwd;
+    UniqueFd report = spawn_daemon(master_cwd, [&](UniqueFd pipe) {
         auto fd = std::make_shared<UniqueFd>(std::move(pipe));
         auto sink = [fd](const nlohmann::json& event) {
             if (!*fd) return;

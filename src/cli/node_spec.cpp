@@ -62,6 +62,9 @@ supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cw
         spec.argv.push_back(main_process_template(node.expand(word, "--exec")));
     if (spec.argv.empty()) throw UsageError("--exec of " + node.name + " names no program");
     spec.cwd = node_cwd(node, cwd);
+    // "./bin/worker" means relative to the node's cwd, where it runs, not to the master's.
+    if (spec.argv[0].find('/') != std::string::npos && spec.argv[0][0] != '/')
+        spec.argv[0] = (spec.cwd / spec.argv[0]).lexically_normal().string();
     spec.pidfile = node_file(node.pidfile(), spec.cwd);
     spec.logfile = node_file(node.logfile(), spec.cwd);
     if (auto queues = node.option({"-Q", "--queues"}); queues && !queues->empty()) spec.queues = split(*queues, ',');

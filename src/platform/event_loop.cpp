@@ -41,6 +41,11 @@ void EventLoop::on_signal(int sig, SignalCallback callback) {
     sigemptyset(&block);
     sigaddset(&block, sig);
     if (::sigprocmask(SIG_BLOCK, &block, nullptr) != 0) throw SystemError("sigprocmask", errno);
+    // An inherited SIG_IGN (a shell starts background jobs with INT and QUIT ignored) would discard the signal
+    // before signalfd sees it; with SIG_DFL and the signal blocked, it waits for us instead.
+    struct sigaction action {};
+    action.sa_handler = SIG_DFL;
+    ::sigaction(sig, &action, nullptr);
     signal_callbacks_[sig] = std::move(callback);
     const bool first = !signal_fd_;
     int fd = ::signalfd(first ? -1 : signal_fd_.get(), &signals_, SFD_CLOEXEC | SFD_NONBLOCK);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <system_error>
 
 #include <boost/process/child.hpp>
@@ -39,14 +40,20 @@ struct Prepared {
     std::vector<std::string> strings;  // argv, then env
     std::vector<char*> argv, envp;
     UniqueFd dev_null;
+    Pipe setup_error;  // (stage, errno) from a child whose setup failed; EOF at exec (CLOEXEC)
     pid_t parent = 0;
 };
 
-// Reports a failure in the child through Boost.Process's error pipe, then leaves without running any
-// atexit handler or destructor of the parent's objects.
-template <typename Executor>
-[[noreturn]] void child_fail(Executor& exec, const char* what) {
-    exec.set_error(std::error_code(errno, std::system_category()), what);
+enum Stage : int { stage_setpgid, stage_prctl, stage_stdin, stage_stdout, stage_stderr, stage_chdir, stage_fcntl };
+constexpr const char* stage_names[] = {"setpgid",     "prctl", "dup2 stdin", "dup2 stdout",
+                                       "dup2 stderr", "chdir", "fcntl"};
+
+// Reports a failed setup step in the child and leaves without running any atexit handler or destructor of the
+// parent's objects. Not through Boost.Process's set_error: in the child it writes its report in three write(2)
+// calls which the parent may read half of. One 8-byte write to a pipe is atomic.
+[[noreturn]] void child_fail(const Prepared& p, Stage stage) {
+    int report[2] = {stage, errno};
+    write_all(p.setup_error.write.get(), report, sizeof report);
     ::_exit(127);
 }
 
@@ -70,6 +77,7 @@ pid_t spawn(const SpawnOptions& options) {
     p.envp.push_back(nullptr);
     p.dev_null.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (!p.dev_null) throw SystemError("open /dev/null", errno);
+    p.setup_error = make_pipe();
     p.parent = ::getpid();
     const std::string cwd = options.cwd.string();
 
@@ -78,18 +86,18 @@ pid_t spawn(const SpawnOptions& options) {
         exec.cmd_line = p.argv.data();
         exec.env = p.envp.data();
     };
-    auto exec_setup = [&p, &options, &cwd](auto& exec) {  // child, after fork: async-signal-safe only
-        if (options.new_process_group && ::setpgid(0, 0) != 0) child_fail(exec, "setpgid");
+    auto exec_setup = [&p, &options, &cwd](auto&) {  // child, after fork: async-signal-safe only
+        if (options.new_process_group && ::setpgid(0, 0) != 0) child_fail(p, stage_setpgid);
         if (options.parent_death_signal) {
-            if (::prctl(PR_SET_PDEATHSIG, options.parent_death_signal, 0, 0, 0) != 0) child_fail(exec, "prctl");
+            if (::prctl(PR_SET_PDEATHSIG, options.parent_death_signal, 0, 0, 0) != 0) child_fail(p, stage_prctl);
             // The parent may have died before prctl: then no signal will ever come.
             if (::getppid() != p.parent) ::_exit(127);
         }
-        if (::dup2(p.dev_null.get(), 0) < 0) child_fail(exec, "dup2 stdin");
-        if (options.stdout_fd >= 0 && ::dup2(options.stdout_fd, 1) < 0) child_fail(exec, "dup2 stdout");
-        if (options.stderr_fd >= 0 && ::dup2(options.stderr_fd, 2) < 0) child_fail(exec, "dup2 stderr");
-        if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) child_fail(exec, "chdir");
-        if (options.pass_fd >= 0 && ::fcntl(options.pass_fd, F_SETFD, 0) != 0) child_fail(exec, "fcntl");
+        if (::dup2(p.dev_null.get(), 0) < 0) child_fail(p, stage_stdin);
+        if (options.stdout_fd >= 0 && ::dup2(options.stdout_fd, 1) < 0) child_fail(p, stage_stdout);
+        if (options.stderr_fd >= 0 && ::dup2(options.stderr_fd, 2) < 0) child_fail(p, stage_stderr);
+        if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) child_fail(p, stage_chdir);
+        if (options.pass_fd >= 0 && ::fcntl(options.pass_fd, F_SETFD, 0) != 0) child_fail(p, stage_fcntl);
         reset_signals_for_exec();
     };
 
@@ -102,11 +110,21 @@ pid_t spawn(const SpawnOptions& options) {
             pid = child.id();
             child.detach();  // never let Boost.Process wait: our reaper owns this pid
         } catch (const std::system_error& e) {
-            std::string what = e.code().message();
-            std::string where = e.what();
-            if (where.starts_with("chdir")) throw Error("cannot run '" + options.program + "' in " + cwd + ": " + what);
-            throw Error("cannot run '" + options.program + "': " + what);
+            throw Error("cannot run '" + options.program + "': " + e.code().message());  // execve failed
         }
+    }
+    // Boost.Process has waited for exec or exit already, so the pipe holds a report or is at EOF.
+    p.setup_error.write.reset();
+    int report[2] = {0, 0};
+    ssize_t n;
+    do n = ::read(p.setup_error.read.get(), report, sizeof report);
+    while (n < 0 && errno == EINTR);
+    if (n == static_cast<ssize_t>(sizeof report)) {
+        // The child has exited (127); it stays a zombie for the caller's reaper, like any other child.
+        std::string what = std::strerror(report[1]);
+        if (report[0] == stage_chdir) throw Error("cannot run '" + options.program + "' in " + cwd + ": " + what);
+        const char* stage = report[0] >= 0 && report[0] <= stage_fcntl ? stage_names[report[0]] : "setup";
+        throw Error("cannot run '" + options.program + "': " + stage + ": " + what);
     }
     return pid;
 }

@@ -14,7 +14,6 @@
 #include <map>
 
 #include "platform/event_loop.hpp"
-#include "platform/host.hpp"
 #include "platform/notify_socket.hpp"
 #include "platform/proc.hpp"
 #include "platform/proc_title.hpp"
@@ -247,7 +246,7 @@ private:
             if (::fstat(node.log.get(), &st) == 0) node.log_start = static_cast<std::uintmax_t>(st.st_size);
 
             SpawnOptions options;
-            options.program = self_executable();
+            options.program = "/proc/self/exe";  // this very binary, even if the file was replaced meanwhile
             options.argv0 = "ccmulti";
             options.args = {node_shim_command, spec.name, std::to_string(node.lock->fd()), std::to_string(::getpid()),
                             "--"};

@@ -505,3 +505,29 @@ def test_normal_user_default_run_dir():
                 pass
         shutil.rmtree(run_dir, ignore_errors=True)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_signals_ignored_by_the_parent_shell_still_reach_the_master(sup):
+    """A shell starts background jobs with SIGINT and SIGQUIT ignored; the master must still act on them."""
+
+    def ignore_int_and_quit():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+
+    master = subprocess.Popen(sup.command("start", "w1", "--foreground", "--exec", sup.fake("--task", "30", "--notify")),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=sup.env, cwd=sup.root,
+                              start_new_session=True, preexec_fn=ignore_int_and_quit)
+    try:
+        wait_for(lambda: (sup.run_dir / "w1.pid").exists() and "notified READY=1" in sup.records("w1"), what="ready")
+        master.send_signal(signal.SIGINT)
+        wait_for(lambda: "signal TERM" in sup.records("w1"), what="warm shutdown")
+        master.send_signal(signal.SIGQUIT)
+        master.communicate(timeout=10)
+    finally:
+        if master.poll() is None:
+            os.killpg(master.pid, signal.SIGKILL)
+            master.wait()
+    assert master.returncode == 0
+    assert "task interrupted" in sup.records("w1")
+    # The node's program starts with default dispositions, whatever the master inherited.
+    assert "signal INT" not in sup.records("w1")
