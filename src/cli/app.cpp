@@ -55,6 +55,9 @@ int run(const std::vector<std::string>& args) {
 
     add_naming_commands(app, context);
     add_dirs_command(app, context);
+    add_call_command(app, context);
+    add_result_command(app, context);
+    add_queue_commands(app, context);
     add_supervise_commands(app, context);
     add_config_commands(app, context);
 

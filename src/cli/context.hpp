@@ -49,6 +49,9 @@ CLI::App* add_node_command(CLI::App& app, Context& context, const std::string& n
 
 void add_naming_commands(CLI::App& app, Context& context);  // show, names, expand, get
 void add_dirs_command(CLI::App& app, Context& context);
+void add_call_command(CLI::App& app, Context& context);    // call
+void add_result_command(CLI::App& app, Context& context);  // result
+void add_queue_commands(CLI::App& app, Context& context);  // queues, purge
 void add_supervise_commands(CLI::App& app, Context& context);  // start, stop, stopwait, kill
 void add_config_commands(CLI::App& app, Context& context);     // config check, config show
 

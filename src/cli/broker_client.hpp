@@ -1,0 +1,35 @@
+// What the client commands (call, result, queues, purge) share: opening the broker a command names and reading
+// durations and JSON operands.
+//
+// The broker URL: --broker URL > $CCMULTI_BROKER_URL > sqlite:// (the embedded database in the state dir).
+// The configuration's `[broker] url` will slot in between the environment and the default.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "broker/connect.hpp"
+#include "cli/context.hpp"
+
+namespace ccmulti::cli {
+
+struct BrokerFlag {
+    std::optional<std::string> url;
+};
+
+// Adds --broker to `command`.
+void add_broker_option(CLI::App& command, BrokerFlag& flag);
+
+// Connects, creating the state dir (0700) when sqlite:// needs it.
+broker::Connection open_broker(const Context& context, const BrokerFlag& flag);
+
+// "2.5" -> 2.5 seconds; UsageError naming `option` for anything else or a negative number.
+double parse_seconds(const std::string& text, const std::string& option);
+
+// A JSON operand (`what` names it in errors).
+nlohmann::json parse_json_operand(const std::string& text, const std::string& what);
+
+}  // namespace ccmulti::cli

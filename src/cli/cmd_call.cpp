@@ -1,0 +1,92 @@
+// call: publish a task, print its id; or with --wait, its result (exit 1 on FAILURE, "Type: message" on stderr).
+#include <iostream>
+
+#include "cli/broker_client.hpp"
+#include "cli/output.hpp"
+#include "protocol/iso_time.hpp"
+
+namespace ccmulti::cli {
+
+namespace {
+
+struct CallOptions {
+    std::string task;
+    std::optional<std::string> args, kwargs, countdown, eta, expires, timeout, time_limit, soft_time_limit;
+    std::string queue = "celery";
+    bool wait = false, ignore_result = false;
+    BrokerFlag broker;
+};
+
+protocol::TimePoint seconds_from_now(double seconds) {
+    return protocol::now() + std::chrono::microseconds(static_cast<long long>(seconds * 1e6));
+}
+
+protocol::TaskMessage build_message(const CallOptions& o) {
+    nlohmann::json args = o.args ? parse_json_operand(*o.args, "ARGS_JSON") : nlohmann::json::array();
+    if (!args.is_array()) throw UsageError("ARGS_JSON must be a JSON array of positional arguments, e.g. '[2, 3]'");
+    nlohmann::json kwargs = o.kwargs ? parse_json_operand(*o.kwargs, "--kwargs") : nlohmann::json::object();
+    if (!kwargs.is_object()) throw UsageError("--kwargs must be a JSON object, e.g. '{\"x\": 1}'");
+    auto message = protocol::make_message(o.task, std::move(args), std::move(kwargs));
+    message.queue = o.queue;
+    message.ignore_result = o.ignore_result;
+    if (o.countdown) message.eta = seconds_from_now(parse_seconds(*o.countdown, "--countdown"));
+    if (o.eta) {
+        message.eta = protocol::parse_iso8601(*o.eta);
+        if (!message.eta) throw UsageError("--eta takes an ISO-8601 time (2026-01-31T12:00:00Z), not '" + *o.eta + "'");
+    }
+    if (o.expires) message.expires = seconds_from_now(parse_seconds(*o.expires, "--expires"));
+    if (o.time_limit) message.timelimit.hard = parse_seconds(*o.time_limit, "--time-limit");
+    if (o.soft_time_limit) message.timelimit.soft = parse_seconds(*o.soft_time_limit, "--soft-time-limit");
+    return message;
+}
+
+}  // namespace
+
+void add_call_command(CLI::App& app, Context& context) {
+    auto options = std::make_shared<CallOptions>();
+    auto* call = app.add_subcommand("call", "Send a task; print its id, or with --wait its result");
+    call->add_option("TASK", options->task, "Task name, e.g. ccmulti.ping or tasks.add")->required();
+    call->add_option("ARGS_JSON", options->args, "Positional arguments as a JSON array, e.g. '[2, 3]'");
+    call->add_option("--kwargs", options->kwargs, "Keyword arguments as a JSON object");
+    call->add_option("-Q,--queue", options->queue, "Queue to send to")->capture_default_str();
+    auto* countdown = call->add_option("--countdown", options->countdown, "Run no sooner than S seconds from now");
+    call->add_option("--eta", options->eta, "Run no sooner than this ISO-8601 time")->excludes(countdown);
+    call->add_option("--expires", options->expires, "Revoke (never run) if not started within S seconds");
+    call->add_option("--time-limit", options->time_limit, "Hard time limit in seconds (the task is killed)");
+    call->add_option("--soft-time-limit", options->soft_time_limit, "Soft time limit in seconds");
+    call->add_flag("--ignore-result", options->ignore_result, "Ask the worker to store no result");
+    auto* wait = call->add_flag("--wait", options->wait, "Wait for the result and print it as JSON");
+    call->add_option("--timeout", options->timeout, "With --wait: give up after S seconds (exit 1)")->needs(wait);
+    add_broker_option(*call, options->broker);
+    call->callback([&context, options] {
+        auto message = build_message(*options);
+        if (options->wait && message.ignore_result) throw UsageError("--wait cannot wait for an --ignore-result task");
+        auto connection = open_broker(context, options->broker);
+        connection.broker->restore_orphans();  // so a dead node does not count as a consumer
+        if (connection.broker->consumers_of(message.queue).empty())
+            print_warning("no running node consumes queue '" + message.queue + "': the task waits until one does");
+        connection.broker->publish(message);
+        if (!options->wait) {
+            std::cout << message.id << '\n' << std::flush;
+            return;
+        }
+        std::optional<std::chrono::milliseconds> timeout;
+        if (options->timeout)
+            timeout =
+                std::chrono::milliseconds(static_cast<long long>(parse_seconds(*options->timeout, "--timeout") * 1000));
+        auto result = connection.results->wait(message.id, timeout);
+        if (!result || !protocol::is_ready(result->status)) {
+            std::string state(result ? protocol::to_string(result->status) : "PENDING");
+            throw Error("timed out waiting for task " + message.id + " (still " + state + ")");
+        }
+        if (result->status == protocol::TaskState::success) {
+            std::cout << result->result.dump() << '\n' << std::flush;
+            return;
+        }
+        std::fflush(stdout);
+        std::cerr << result->exception().value_or(protocol::ExceptionInfo{}).describe() << '\n';
+        context.exit = Exit::failure;
+    });
+}
+
+}  // namespace ccmulti::cli
