@@ -36,10 +36,12 @@ UniqueFd spawn_daemon(const std::filesystem::path& cwd, const std::function<int(
     int report_fd = report.write.get();  // for errors before `body` takes it over
     try {
         if (::chdir(cwd.c_str()) != 0) throw SystemError("chdir " + cwd.string(), errno);
-        UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
-        if (!null) throw SystemError("open /dev/null", errno);
-        for (int fd = 0; fd <= 2; ++fd)
-            if (::dup2(null.get(), fd) < 0) throw SystemError("dup2", errno);
+        {
+            UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+            if (!null) throw SystemError("open /dev/null", errno);
+            for (int fd = 0; fd <= 2; ++fd)
+                if (::dup2(null.get(), fd) < 0) throw SystemError("dup2", errno);
+        }
         report_fd = -1;
         code = body(std::move(report.write));
     } catch (const std::exception& e) {

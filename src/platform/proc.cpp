@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <charconv>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -70,19 +69,6 @@ std::vector<std::string> read_cmdline(pid_t pid) {
 std::uint64_t self_start_time() {
     auto stat = read_proc_stat(::getpid());
     return stat ? stat->start_time : 0;
-}
-
-std::vector<pid_t> group_members(pid_t pgrp) {
-    std::vector<pid_t> members;
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
-        const std::string name = entry.path().filename().string();
-        pid_t pid = 0;
-        if (std::from_chars(name.data(), name.data() + name.size(), pid).ec != std::errc{}) continue;
-        auto stat = read_proc_stat(pid);
-        if (stat && stat->pgrp == pgrp && !stat->zombie()) members.push_back(pid);
-    }
-    return members;
 }
 
 std::string describe_state(char state) {

@@ -35,9 +35,6 @@ std::vector<std::string> read_cmdline(pid_t pid);
 // The start time of this process, for our own pid files.
 std::uint64_t self_start_time();
 
-// Live (non-zombie) members of process group `pgrp`, found by scanning /proc.
-std::vector<pid_t> group_members(pid_t pgrp);
-
 // "S (sleeping)", "D (uninterruptible sleep)"... for messages about a process that will not die.
 std::string describe_state(char state);
 

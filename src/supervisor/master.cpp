@@ -1,6 +1,7 @@
 #include "supervisor/master.hpp"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -94,6 +95,10 @@ public:
     }
 
     int run() {
+        // Whatever fds the caller left open without CLOEXEC (a shell's fd 3, a test runner's pipes) must not
+        // reach the nodes. Everything ccmulti opens is CLOEXEC already; spawn clears the flag only on the
+        // pid-file lock it hands to a node shim.
+        ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
         master_lock_.write(::getpid(), self_start_time());
         std::vector<std::string> names;
         for (const auto& node : nodes_) names.push_back(node->spec.name);

@@ -531,3 +531,30 @@ def test_signals_ignored_by_the_parent_shell_still_reach_the_master(sup):
     assert "task interrupted" in sup.records("w1")
     # The node's program starts with default dispositions, whatever the master inherited.
     assert "signal INT" not in sup.records("w1")
+
+
+def test_nodes_inherit_no_stray_fds(sup):
+    """Only stdin (/dev/null) and stdout/stderr (the log) reach a node's program: no lock, socket or the
+    caller's inherited fds. The node shim holds the pid-file lock, nothing else."""
+    read_end, write_end = os.pipe()
+    try:
+        proc = subprocess.run(sup.command("start", "w1", "--exec", sup.fake("--notify")), capture_output=True,
+                              text=True, env=sup.env, cwd=sup.root, timeout=60, pass_fds=(write_end,))
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    program = sup.program_pid("w1")
+    fds = {int(fd): os.readlink(f"/proc/{program}/fd/{fd}") for fd in os.listdir(f"/proc/{program}/fd")}
+    assert sorted(fds) == [0, 1, 2], fds
+    assert fds[0] == "/dev/null" and fds[1] == fds[2] == str(sup.log_dir / "w1.log")
+    assert not any("pipe:" in target for target in fds.values())
+
+    def shim_fds():
+        shim = sup.pid("w1")
+        return {os.readlink(f"/proc/{shim}/fd/{fd}") for fd in os.listdir(f"/proc/{shim}/fd")}
+
+    assert str(sup.run_dir / "w1.pid") in shim_fds()
+    # The shim may still be closing its spawn pipes when the program is already ready.
+    wait_for(lambda: not any("pipe:" in target for target in shim_fds()), what="the shim to hold no pipe")
+    sup.check("stop", "--wait")
