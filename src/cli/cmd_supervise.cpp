@@ -143,8 +143,9 @@ void stop_command(Context& context, const StopOptions& options, supervisor::Stop
 
 void add_supervise_commands(CLI::App& app, Context& context) {
     auto start_options = std::make_shared<StartOptions>();
-    auto* start =
-        add_node_command(app, context, "start", "Start a master for these nodes; return when every node is ready");
+    auto* start = add_node_command(app, context, "start",
+                                   "Start a master running these nodes (--exec 'PROGRAM ARGS', %n %h %d expanded, "
+                                   "--exec:w1 per node; --stop-timeout S); return when every node is ready");
     start->add_flag("--foreground", start_options->foreground,
                     "Keep the master attached (systemd, a terminal): Ctrl+C stops warm, again cold");
     start

@@ -429,8 +429,8 @@ private:
         std::size_t alive_count = 0;
         for (const auto& node : nodes_) alive_count += alive(node->state);
         auto say = [&](const std::string& text) {
-            log_->warn("{}", text);
-            if (config_.foreground) std::cout << text << std::endl;  // log_ prints to stderr too; keep stdout
+            log_->info("{}", text);  // the file; a foreground terminal gets it on stdout
+            if (config_.foreground) std::cout << text << std::endl;
         };
         if (shutdown_level_ == "none" && sig != SIGQUIT) {
             shutdown_level_ = "warm";

@@ -41,6 +41,7 @@ std::shared_ptr<spdlog::logger> make_master_log(const std::filesystem::path& fil
     if (to_stderr) {
         auto err = std::make_shared<spdlog::sinks::stderr_color_sink_st>();
         err->set_pattern("ccmulti: %v");
+        err->set_level(spdlog::level::warn);  // the terminal gets problems; the file gets everything
         sinks.push_back(err);
     }
     auto logger = std::make_shared<spdlog::logger>("master", sinks.begin(), sinks.end());
