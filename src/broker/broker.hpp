@@ -65,6 +65,10 @@ public:
 
     // Requeues everything still held and unregisters. Idempotent; the destructor calls it.
     virtual void close() = 0;
+
+    // Why the broker cannot be reached now, for `status` (a networked transport keeps its claims meanwhile,
+    // queues acks, and reconnects by itself); nullopt while it is reachable.
+    virtual std::optional<std::string> unavailable() const { return std::nullopt; }
 };
 
 // Where a message with a given task id is, for `ccmulti result` to tell PENDING from UNKNOWN.

@@ -163,6 +163,35 @@ std::string describe(const Value& value) {
     }
 }
 
+bool valid_utf8(std::string_view text) {
+    for (std::size_t i = 0; i < text.size();) {
+        auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+        unsigned char lead = byte(i);
+        std::size_t length;
+        char32_t code, min;
+        if (lead < 0x80) {
+            ++i;
+            continue;
+        } else if ((lead & 0xe0) == 0xc0) {
+            length = 2, code = lead & 0x1f, min = 0x80;
+        } else if ((lead & 0xf0) == 0xe0) {
+            length = 3, code = lead & 0x0f, min = 0x800;
+        } else if ((lead & 0xf8) == 0xf0) {
+            length = 4, code = lead & 0x07, min = 0x10000;
+        } else {
+            return false;
+        }
+        if (i + length > text.size()) return false;
+        for (std::size_t k = 1; k < length; ++k) {
+            if ((byte(i + k) & 0xc0) != 0x80) return false;
+            code = (code << 6) | (byte(i + k) & 0x3f);
+        }
+        if (code < min || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return false;
+        i += length;
+    }
+    return true;
+}
+
 Value plain_scalar(const std::string& text, const Location& at, ConfigErrors& errors) {
     Value value;
     value.at = at;
@@ -193,6 +222,12 @@ Value plain_scalar(const std::string& text, const Location& at, ConfigErrors& er
 }
 
 Value text_value(const std::string& text, const Location& at, bool typed, ConfigErrors& errors) {
+    if (!valid_utf8(text)) {
+        errors.add(at, "not valid UTF-8");
+        Value null;
+        null.at = at;
+        return null;
+    }
     if (typed) return plain_scalar(text, at, errors);
     Value value;
     value.kind = Value::Kind::string;

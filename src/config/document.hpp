@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/errors.hpp"
@@ -45,8 +46,12 @@ Value plain_scalar(const std::string& text, const Location& at, ConfigErrors& er
 
 // Text from the environment or the command line: typed like a plain YAML scalar when `typed`, so that
 // CCMULTI_CONCURRENCY=four fails as "expected integer, got string \"four\"" just as a file does; taken
-// verbatim otherwise (paths, program lines).
+// verbatim otherwise (paths, program lines). Text that is not UTF-8 is reported and comes back null.
 Value text_value(const std::string& text, const Location& at, bool typed, ConfigErrors& errors);
+
+// Strict UTF-8: no overlong forms, surrogates or code points past U+10FFFF. toml++ checks this itself;
+// yaml-cpp, variables and flags do not, and every string ends up in JSON (`config show --json`).
+bool valid_utf8(std::string_view text);
 
 // Guards against hostile documents (fuzzing, YAML alias bombs): deeper nesting or more values than any real
 // configuration has are reported instead of converted.

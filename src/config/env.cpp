@@ -89,7 +89,9 @@ Settings read_environment(const Environment& env, ConfigErrors& errors, std::vec
     // "defaults" and move to `overrides` afterwards.
     Value root;
     root.kind = Value::Kind::table;
-    for (const auto& [name, text] : env) {
+    for (const auto& variable : env) {
+        const std::string& name = variable.first;  // not a structured binding: clang 14 cannot capture those
+        const std::string& text = variable.second;
         if (!name.starts_with(prefix)) continue;
         auto var = std::find_if(environment_variables().begin(), environment_variables().end(),
                                 [&](const EnvVar& v) { return v.name == name; });

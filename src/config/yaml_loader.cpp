@@ -52,6 +52,10 @@ public:
                         continue;
                     }
                     std::string key = pair.first.Scalar();
+                    if (!valid_utf8(key)) {
+                        errors_.add(key_at, "key is not valid UTF-8");
+                        continue;
+                    }
                     if (key == "<<" && pair.first.Tag() == "?") {
                         errors_.add(key_at,
                                     "YAML merge keys (<<) are not supported; use [defaults] for shared settings");
@@ -70,6 +74,12 @@ private:
     Value scalar(const YAML::Node& node, const Location& where) {
         const std::string& tag = node.Tag();
         const std::string& text = node.Scalar();
+        if (!valid_utf8(text)) {
+            errors_.add(where, "not valid UTF-8");
+            Value null;
+            null.at = where;
+            return null;
+        }
         if (tag == "!" || tag == std::string(core_tag) + "str") {  // quoted, block or !!str: a string
             Value value;
             value.kind = Value::Kind::string;

@@ -38,6 +38,10 @@ def celery_app(redis):
     """A Python Celery client of the test's Redis; its pending results are released before Redis stops."""
     app = make_app(redis.url)
     yield app
+    release(app)
+
+
+def release(app):
     gc.collect()  # AsyncResult.__del__ unsubscribes: let it happen while Redis still runs
     # Results still referenced (pytest keeps frames of failed tests) would unsubscribe at interpreter exit,
     # after Redis is gone, and print tracebacks: drop the subscription now.
@@ -208,7 +212,7 @@ def test_ccmulti_publishes_to_a_python_worker(redis, python_worker):
 def test_node_killed_mid_task_is_restored_and_done_by_another(redis, celery_app):
     url = redis.url + "?visibility_timeout=2"
     app = celery_app
-    result = app.send_task("proj.sleep", args=(30,))
+    result = app.send_task("proj.sleep", args=(3,))
     doomed = subprocess.Popen([str(PROBE), "run", url, "celery", "1", "60000"], stdout=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: redis.cli("HLEN", "unacked") == "1", timeout=10, what="the first probe to claim the task")
@@ -258,3 +262,52 @@ def test_celery_status_cli_sees_ccmulti_nodes(redis, mailbox):
     proc = subprocess.run([PYTHON, "-m", "celery", "-A", "proj", "status", "--timeout", "2"], cwd=CELERYAPP,
                           env=environment, capture_output=True, text=True, timeout=60)
     assert "probe@test: OK" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_redis_restarted_under_load_loses_no_task(env):
+    """Redis (with AOF, as a deployment that wants to keep queued tasks must run it; SIGTERM flushes it) is
+    restarted while a
+    ccmulti consumer works through a queue: it keeps its claims, reconnects, and every task gets its result."""
+    from conftest import free_port
+
+    port = free_port()
+    data = env.root / "redis-aof"
+    data.mkdir()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+               "--appendfsync", "everysec", "--dir", str(data)]
+
+    def start():
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: subprocess.run(["redis-cli", "-p", str(port), "PING"], capture_output=True,
+                                        text=True).stdout.strip() == "PONG", timeout=10, what="redis-server")
+        return proc
+
+    server = start()
+    url = f"redis://127.0.0.1:{port}/0"
+    app = make_app(url)
+    consumer = None
+    try:
+        ids = [app.send_task("proj.sleep", args=(0.02,)).id for _ in range(150)]
+        consumer = subprocess.Popen([str(PROBE), "run", url + "?visibility_timeout=5", "celery", "150", "90000"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: int(subprocess.run(["redis-cli", "-p", str(port), "LLEN", "celery"], capture_output=True,
+                                            text=True).stdout.strip() or 0) < 120, timeout=20,
+                 what="the consumer to get going")
+        server.terminate()
+        server.wait(timeout=10)
+        server = start()
+        out, err = consumer.communicate(timeout=120)
+        assert consumer.returncode == 0, err
+        assert "reconnecting" in err
+        ran = [json.loads(line)["id"] for line in out.splitlines()]
+        assert sorted(set(ran)) == sorted(ids)
+        assert [app.backend.get_task_meta(i)["result"] for i in ids] == [0.02] * len(ids)
+        cli = lambda *a: subprocess.run(["redis-cli", "-p", str(port), *a], capture_output=True, text=True).stdout.strip()
+        assert cli("HLEN", "unacked") == "0" and cli("LLEN", "celery") == "0"
+    finally:
+        if consumer and consumer.poll() is None:
+            consumer.kill()
+            consumer.wait()
+        release(app)
+        server.terminate()
+        server.wait(timeout=10)

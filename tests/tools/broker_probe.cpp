@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "broker/connect.hpp"
+#include "broker/redis/connection.hpp"
 #include "broker/redis/control_replies.hpp"
 #include "broker/redis/pidbox.hpp"
 #include "platform/host.hpp"
@@ -91,7 +92,8 @@ int run(char** argv) {
             consumer->heartbeat();
             last_beat = std::chrono::steady_clock::now();
         }
-        for (auto& delivery : consumer->reserve(count - done)) {
+        auto deliveries = consumer->reserve(1);  // one at a time, as a node with -c 1 and prefetch 1
+        for (auto& delivery : deliveries) {
             const TaskMessage& message = delivery.message;
             json line = {{"id", message.id},
                          {"task", message.task},
@@ -114,12 +116,22 @@ int run(char** argv) {
                 result = execute(message);
             }
             line["status"] = protocol::to_string(result.status);
-            if (!message.ignore_result && !message.id.empty()) connection.results->store(result);
+            // As a worker must: a result that cannot be stored (Redis down) is stored again, and only then acked.
+            while (!message.ignore_result && !message.id.empty()) {
+                try {
+                    connection.results->store(result);
+                    break;
+                } catch (const broker::redis::ConnectionError& error) {
+                    if (std::chrono::steady_clock::now() > deadline) throw;
+                    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+                }
+            }
             consumer->ack(delivery);
             std::cout << line.dump() << std::endl;
             ++done;
         }
         if (done >= count) break;
+        if (!deliveries.empty()) continue;  // the queue may hold more: only an empty reserve parks a BRPOP
         int wait_ms = 200;
         if (auto eta = consumer->next_eta())
             wait_ms =

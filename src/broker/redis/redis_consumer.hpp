@@ -48,8 +48,7 @@ public:
     std::chrono::seconds heartbeat_interval() const override { return interval_; }
     void close() override;
 
-    // Why Redis is unreachable now (for `status`); nullopt while connected.
-    const std::optional<std::string>& unavailable() const noexcept { return down_; }
+    std::optional<std::string> unavailable() const override { return down_; }
     std::size_t held() const noexcept { return held_.size(); }  // claims this consumer holds
 
     static constexpr int brpop_timeout_seconds = 30;

@@ -272,6 +272,11 @@ const std::vector<BadConfig> bad_configs = {
       "group, defaults, nodes, broker, results, tasks, watch)",
       "c.yaml:3:3: YAML merge keys (<<) are not supported; use [defaults] for shared settings"}},
     {"yaml_unsupported_tag", Format::yaml, "app: !shop x\n", {"c.yaml:1:6: unsupported YAML tag '!shop'"}},
+    {"yaml_invalid_utf8", Format::yaml, "app: \"\xff\"\nnodes:\n  \"w\xc3\x28\":\n",
+     {"c.yaml:1:6: not valid UTF-8", "c.yaml:1:6: 'app': expected string, got null",
+      "c.yaml:3:3: key is not valid UTF-8"}},
+    {"toml_invalid_utf8", Format::toml, "app = \"\xff\"\n",
+     {"c.toml:1:7: TOML syntax error: Encountered invalid utf-8 sequence"}},
     {"yaml_complex_key", Format::yaml, "? [a, b]\n: 1\n", {"c.yaml:1:3: keys must be plain strings"}},
 
     // ---- every error of a file, in file order ----

@@ -50,6 +50,22 @@ TEST(Describe, ShortQuotedAndEscaped) {
     EXPECT_EQ(describe(v), "string \"" + std::string(60, 'x') + "…\"");
 }
 
+TEST(Utf8, StrictDecoding) {
+    EXPECT_TRUE(valid_utf8("plain ascii"));
+    EXPECT_TRUE(valid_utf8("caf\xc3\xa9 \xe2\x80\x94 \xf0\x9f\x98\x80"));
+    EXPECT_FALSE(valid_utf8("\xff"));
+    EXPECT_FALSE(valid_utf8("\xc3"));              // truncated
+    EXPECT_FALSE(valid_utf8("\xc0\xaf"));          // overlong '/'
+    EXPECT_FALSE(valid_utf8("\xed\xa0\x80"));      // surrogate
+    EXPECT_FALSE(valid_utf8("\xf4\x90\x80\x80"));  // past U+10FFFF
+}
+
+TEST(TextValue, RejectsInvalidUtf8) {
+    ConfigErrors errors;
+    EXPECT_EQ(text_value("\xff", {"$CCMULTI_APP", 0, 0}, false, errors).kind, Value::Kind::null);
+    EXPECT_EQ(errors.lines(), std::vector<std::string>{"$CCMULTI_APP: not valid UTF-8"});
+}
+
 TEST(TextValue, TypedOnlyWhenAsked) {
     ConfigErrors errors;
     EXPECT_EQ(text_value("4", {}, true, errors).kind, Value::Kind::integer);

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "config/json.hpp"
 #include "config/loader.hpp"
 #include "platform/read_file.hpp"
 
@@ -20,7 +21,9 @@ TEST(FuzzRegressions, EveryInputFailsCleanly) {
         ++count;
         std::string text = read_text_file(entry.path(), 1 << 20);
         ConfigErrors errors;
-        EXPECT_NO_THROW(parse_config(text, entry.path().filename().string(), *format, errors)) << entry.path();
+        // As the fuzz targets do: load, then render everything stored (config show --json).
+        EXPECT_NO_THROW(to_json(parse_config(text, entry.path().filename().string(), *format, errors)).dump())
+            << entry.path();
     }
     EXPECT_GT(count, 0u);
 }
