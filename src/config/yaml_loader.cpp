@@ -1,7 +1,10 @@
 // YAML → document tree, with yaml-cpp (positions from each node's Mark, 0-based there, 1-based here).
 // yaml-cpp keeps scalars as text: plain ones are typed here by the YAML 1.2 core schema, quoted and block
 // ones are strings, so `concurrency: "4"` is a string in YAML exactly as in TOML.
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
+
+#include <sstream>
 
 #include "config/loader.hpp"
 
@@ -113,28 +116,64 @@ private:
     bool guard_reported_ = false;
 };
 
+// Where each document of a stream starts, for at most `limit` documents. yaml-cpp 0.7's LoadAll never
+// returns on some malformed streams (a stray ',' at the top level yields empty documents forever, found by
+// the fuzzer), so documents are counted here with a bound before the first one is loaded.
+class DocumentStarts : public YAML::EventHandler {
+public:
+    std::vector<YAML::Mark> marks;
+
+    void OnDocumentStart(const YAML::Mark& mark) override { marks.push_back(mark); }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+};
+
+std::vector<YAML::Mark> document_starts(const std::string& text, std::size_t limit) {
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    DocumentStarts starts;
+    while (starts.marks.size() < limit && parser.HandleNextDocument(starts)) {
+    }
+    return starts.marks;
+}
+
 }  // namespace
 
 std::optional<Value> parse_yaml_document(std::string_view text, const std::string& file, ConfigErrors& errors) {
     YamlConverter converter(file, errors);
-    std::vector<YAML::Node> documents;
+    const std::string source(text);
+    YAML::Node document;
     try {
-        documents = YAML::LoadAll(std::string(text));
+        auto starts = document_starts(source, 2);
+        if (starts.empty()) {
+            Value empty;
+            empty.at = {file, 1, 1};
+            return empty;
+        }
+        if (starts.size() > 1) {
+            // A real second document starts with '---'; anything else is a character the parser could not place.
+            auto pos = static_cast<std::size_t>(starts[1].pos);
+            if (source.compare(pos, 3, "---") == 0) {
+                errors.add(converter.at(starts[1]), "more than one YAML document; ccmulti reads a single one");
+            } else {
+                std::string found = pos < source.size() ? std::string(1, source[pos]) : "end of file";
+                errors.add(converter.at(starts[1]), "YAML syntax error: unexpected '" + found + "'");
+            }
+            return std::nullopt;
+        }
+        document = YAML::Load(source);
     } catch (const YAML::Exception& e) {
         errors.add(converter.at(e.mark), "YAML syntax error: " + e.msg);
         return std::nullopt;
     }
-    if (documents.empty()) {
-        Value empty;
-        empty.at = {file, 1, 1};
-        return empty;
-    }
-    if (documents.size() > 1) {
-        errors.add(converter.at(documents[1].Mark()), "more than one YAML document; ccmulti reads a single one");
-        return std::nullopt;
-    }
     try {
-        auto root = converter.convert(documents[0], 0);
+        auto root = converter.convert(document, 0);
         if (root && root->kind == Value::Kind::null) root->at = {file, 1, 1};
         return root;
     } catch (const YAML::Exception& e) {

@@ -264,7 +264,10 @@ const std::vector<BadConfig> bad_configs = {
     {"yaml_two_documents",
      Format::yaml,
      "app: a\n---\napp: b\n",
-     {"c.yaml:3:1: more than one YAML document; ccmulti reads a single one"}},
+     {"c.yaml:2:1: more than one YAML document; ccmulti reads a single one"}},
+    // yaml-cpp's own LoadAll loops forever on these (found by the fuzzer).
+    {"yaml_stray_comma", Format::yaml, ",\n", {"c.yaml:1:1: YAML syntax error: unexpected ','"}},
+    {"yaml_comma_after_flow", Format::yaml, "[a],\n", {"c.yaml:1:4: YAML syntax error: unexpected ','"}},
     {"yaml_merge_key",
      Format::yaml,
      "base: &b {concurrency: 2}\ndefaults:\n  <<: *b\n",
