@@ -60,6 +60,7 @@ int run(const std::vector<std::string>& args) {
     add_queue_commands(app, context);
     add_supervise_commands(app, context);
     add_config_commands(app, context);
+    add_worker_command(app, context);
 
     // Global options may come before the subcommand; the first bare word is the subcommand.
     std::vector<std::string> cli_args;

@@ -10,19 +10,27 @@ void add_broker_option(CLI::App& command, BrokerFlag& flag) {
                        "Broker URL (default sqlite://, the state dir's database) [env CCMULTI_BROKER_URL]");
 }
 
-broker::Connection open_broker(const Context& context, const BrokerFlag& flag) {
+broker::BrokerOptions broker_options(const Context& context, const BrokerFlag& flag) {
     broker::BrokerOptions options;
     if (flag.url) {
         options.url = *flag.url;
     } else if (const char* env = std::getenv("CCMULTI_BROKER_URL"); env && *env) {
         options.url = env;
+    } else if (const auto& configured = context.settings().broker.url; configured.is_set()) {
+        options.url = *configured;
     }
+    if (const auto& expires = context.settings().results.expires; expires.is_set())
+        options.result_expires = std::chrono::seconds(*expires);
     if (options.url.starts_with("sqlite:")) {
         Dirs where = context.dirs();
         ensure_private_dir(where.state);
         options.state_dir = where.state.path;
     }
-    return broker::connect(options);
+    return options;
+}
+
+broker::Connection open_broker(const Context& context, const BrokerFlag& flag) {
+    return broker::connect(broker_options(context, flag));
 }
 
 double parse_seconds(const std::string& text, const std::string& option) {

@@ -1,8 +1,8 @@
 // What the client commands (call, result, queues, purge) share: opening the broker a command names and reading
 // durations and JSON operands.
 //
-// The broker URL: --broker URL > $CCMULTI_BROKER_URL > sqlite:// (the embedded database in the state dir).
-// The configuration's `[broker] url` will slot in between the environment and the default.
+// The broker URL: --broker URL > $CCMULTI_BROKER_URL > the configuration's [broker] url > sqlite:// (the
+// embedded database in the state dir).
 #pragma once
 
 #include <optional>
@@ -23,7 +23,8 @@ struct BrokerFlag {
 // Adds --broker to `command`.
 void add_broker_option(CLI::App& command, BrokerFlag& flag);
 
-// Connects, creating the state dir (0700) when sqlite:// needs it.
+// The broker a command names, with the state dir created (0700) when sqlite:// needs it.
+broker::BrokerOptions broker_options(const Context& context, const BrokerFlag& flag);
 broker::Connection open_broker(const Context& context, const BrokerFlag& flag);
 
 // "2.5" -> 2.5 seconds; UsageError naming `option` for anything else or a negative number.

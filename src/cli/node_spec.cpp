@@ -1,6 +1,7 @@
 #include "cli/node_spec.hpp"
 
 #include <charconv>
+#include <set>
 
 #include "util/error.hpp"
 #include "util/shell_split.hpp"
@@ -48,19 +49,51 @@ fs::path node_file(const std::string& expanded, const fs::path& base) {
 
 }  // namespace
 
+bool is_supervisor_option(const std::string& flag) {
+    static const std::set<std::string> own = {"--exec", "--pidfile", "-p", "--logfile", "-f", "--stop-timeout",
+                                              "--workdir", "--start-secs"};
+    return own.contains(flag);
+}
+
+namespace {
+
+std::vector<std::string> native_worker_argv(const naming::Node& node, const NativeWorker& native) {
+    std::vector<std::string> argv{native.program.string()};
+    argv.insert(argv.end(), native.global_args.begin(), native.global_args.end());
+    argv.push_back("worker");
+    for (const auto& [flag, value] : node.options.items()) {
+        if (is_supervisor_option(flag)) continue;
+        if (!value) {
+            argv.push_back(flag);
+        } else if (flag.starts_with("--")) {
+            argv.push_back(flag + "=" + node.expand(*value, flag));
+        } else {
+            argv.push_back(flag);
+            argv.push_back(node.expand(*value, flag));
+        }
+    }
+    argv.insert(argv.end(), node.passthrough.begin(), node.passthrough.end());
+    return argv;
+}
+
+// The native worker says READY=1 once it consumes; the start_secs fallback is for programs that cannot.
+constexpr std::chrono::milliseconds native_start_secs{30'000};
+
+}  // namespace
+
 supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cwd,
-                                    std::chrono::milliseconds start_secs) {
+                                    std::chrono::milliseconds start_secs, const NativeWorker& native) {
     supervisor::NodeSpec spec;
     spec.name = node.name;
     const auto* exec = node.options.find("--exec");
-    if (!exec || !exec->value || exec->value->empty())
-        throw UsageError("nothing to run for " + node.name +
-                         ": the native worker is not built yet; give --exec 'PROGRAM ARGS' (e.g. --exec 'celery -A "
-                         "proj worker -n %h'), per node as --exec:" +
-                         node.shortname + " '...'");
-    for (const auto& word : shell_split(*exec->value, "--exec of " + node.name))
-        spec.argv.push_back(main_process_template(node.expand(word, "--exec")));
-    if (spec.argv.empty()) throw UsageError("--exec of " + node.name + " names no program");
+    if (exec && exec->value && !exec->value->empty()) {
+        for (const auto& word : shell_split(*exec->value, "--exec of " + node.name))
+            spec.argv.push_back(main_process_template(node.expand(word, "--exec")));
+        if (spec.argv.empty()) throw UsageError("--exec of " + node.name + " names no program");
+    } else {
+        spec.argv = native_worker_argv(node, native);
+        start_secs = std::max(start_secs, native_start_secs);
+    }
     spec.cwd = node_cwd(node, cwd);
     // "./bin/worker" means relative to the node's cwd, where it runs, not to the master's.
     if (spec.argv[0].find('/') != std::string::npos && spec.argv[0][0] != '/')

@@ -3,6 +3,7 @@
 // configuration (config/node_settings.hpp) provides effective per-node settings, switch these over.
 //
 //   --exec 'PROGRAM ARGS'   split like a shell would (no shell runs), %n %h %d expanded, %i → 0, %I → ""
+//   (no --exec)             the native worker: `ccmulti worker -n NAME …` with the node's other options
 //   -Q / --queues           CCMULTI_QUEUES and the title      -c / --concurrency   CCMULTI_CONCURRENCY
 //   --stop-timeout S        warm → SIGKILL for this node (default 60 s)
 //   --workdir DIR           the node's cwd, and the base of relative pid/log files (default: the caller's cwd)
@@ -19,9 +20,19 @@ namespace ccmulti::cli {
 
 inline constexpr std::chrono::milliseconds default_stop_timeout{60'000};
 
-// Throws UsageError for a node without --exec (the native worker does not exist yet) or a bad value.
+// How a node without --exec runs the native worker: this very program (a fresh image on every start, so a
+// rebuilt ccmulti is picked up) with the global options that locate its dirs and configuration.
+struct NativeWorker {
+    std::filesystem::path program;         // /proc/self/exe
+    std::vector<std::string> global_args;  // "--run-dir", "/run/user/1000/ccmulti", "-C", "/etc/ccmulti.toml", ...
+};
+
+// Options a node has that are the supervisor's, not the worker's: not passed to `ccmulti worker`.
+bool is_supervisor_option(const std::string& flag);
+
+// Throws UsageError for a bad value.
 supervisor::NodeSpec make_node_spec(const naming::Node& node, const std::filesystem::path& cwd,
-                                    std::chrono::milliseconds start_secs);
+                                    std::chrono::milliseconds start_secs, const NativeWorker& native);
 
 supervisor::StopTarget make_stop_target(const naming::Node& node, const std::filesystem::path& cwd);
 

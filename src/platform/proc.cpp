@@ -51,6 +51,14 @@ std::optional<ProcStat> read_proc_stat(pid_t pid) {
     return parse_proc_stat(text);
 }
 
+std::optional<std::size_t> read_rss_kib(pid_t pid) {
+    std::ifstream statm("/proc/" + std::to_string(pid) + "/statm");
+    std::size_t size = 0, resident = 0;
+    if (!(statm >> size >> resident)) return std::nullopt;
+    static const long page_kib = ::sysconf(_SC_PAGESIZE) / 1024;
+    return resident * static_cast<std::size_t>(page_kib);
+}
+
 std::vector<std::string> read_cmdline(pid_t pid) {
     std::string text = read_file("/proc/" + std::to_string(pid) + "/cmdline");
     std::vector<std::string> argv;

@@ -1,6 +1,13 @@
 #include "broker/sqlite/sqlite_broker.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+
+#include <cerrno>
 #include <map>
+
+#include "platform/fd.hpp"
+#include "util/error.hpp"
 
 #include "broker/sqlite/schema.hpp"
 #include "broker/sqlite/sqlite_consumer.hpp"
@@ -9,6 +16,15 @@
 namespace ccmulti::broker::sqlite {
 
 std::shared_ptr<Database> open_database(const std::filesystem::path& path) {
+    // Switching a new file to WAL and creating the schema take locks SQLite's busy timeout does not wait for,
+    // so nodes starting together would fail with "database is locked". An flock on a side file serializes
+    // just this step (flock and SQLite's fcntl locks do not interact).
+    auto lock_path = path;
+    lock_path += ".init-lock";
+    UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!lock) throw SystemError("cannot open " + lock_path.string(), errno);
+    while (::flock(lock.get(), LOCK_EX) < 0)
+        if (errno != EINTR) throw SystemError("cannot lock " + lock_path.string(), errno);
     auto db = std::make_shared<Database>(path);
     migrate(*db);
     return db;

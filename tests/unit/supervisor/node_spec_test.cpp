@@ -13,6 +13,13 @@ std::vector<naming::Node> nodes(const std::vector<std::string>& args) {
     return naming::build_nodes(naming::parse_args(args), {"host.example", "/run/x/%n.pid", "/log/%n%I.log"});
 }
 
+const NativeWorker native{"/usr/bin/ccmulti", {"--run-dir", "/run/x"}};
+
+supervisor::NodeSpec make_node_spec(const naming::Node& node, const std::filesystem::path& cwd,
+                                    std::chrono::milliseconds start_secs) {
+    return cli::make_node_spec(node, cwd, start_secs, native);
+}
+
 }  // namespace
 
 TEST(NodeSpec, FromTheGrammar) {
@@ -40,8 +47,18 @@ TEST(NodeSpec, RelativeFilesFollowTheWorkdir) {
     EXPECT_EQ(make_stop_target(all[0], "/elsewhere").pidfile, "/srv/app/run/w1.pid");
 }
 
+TEST(NodeSpec, WithoutExecTheNativeWorkerRunsWithTheWorkerOptions) {
+    auto all = nodes({"w1", "-Q:w1", "high", "-c", "2", "--max-tasks-per-child=10", "--stop-timeout", "5",
+                      "--logfile", "/l/%n.log", "-l", "debug"});
+    auto spec = make_node_spec(all[0], "/work", std::chrono::seconds(1));
+    EXPECT_EQ(spec.argv, (std::vector<std::string>{"/usr/bin/ccmulti", "--run-dir", "/run/x", "worker", "-n",
+                                                   "w1@host.example", "-c", "2", "--max-tasks-per-child=10", "-l",
+                                                   "debug", "-Q", "high"}));
+    EXPECT_EQ(spec.logfile, "/l/w1.log");
+    EXPECT_GE(spec.start_secs, std::chrono::seconds(30));  // readiness comes from READY=1
+}
+
 TEST(NodeSpec, Errors) {
-    EXPECT_THROW(make_node_spec(nodes({"w1"})[0], "/", std::chrono::seconds(1)), UsageError);
     EXPECT_THROW(make_node_spec(nodes({"w1", "--exec", "'x"})[0], "/", std::chrono::seconds(1)), UsageError);
     EXPECT_THROW(make_node_spec(nodes({"w1", "--exec", "x", "-c", "many"})[0], "/", std::chrono::seconds(1)),
                  UsageError);

@@ -1,0 +1,92 @@
+#include "worker/frame.hpp"
+
+#include <cerrno>
+#include <cstdint>
+
+#include "platform/fd.hpp"
+#include "util/error.hpp"
+
+namespace ccmulti::worker {
+
+namespace {
+
+std::string encode_length(std::uint32_t length) {
+    std::string prefix(4, '\0');
+    for (int i = 0; i < 4; ++i) prefix[static_cast<std::size_t>(i)] = static_cast<char>((length >> (8 * i)) & 0xff);
+    return prefix;
+}
+
+std::uint32_t decode_length(const char* prefix) {
+    std::uint32_t length = 0;
+    for (int i = 3; i >= 0; --i) length = (length << 8) | static_cast<unsigned char>(prefix[i]);
+    return length;
+}
+
+nlohmann::json parse_frame(std::string_view text) {
+    try {
+        return nlohmann::json::parse(text);
+    } catch (const nlohmann::json::parse_error& e) {
+        throw Error(std::string("malformed frame from a pool process: ") + e.what());
+    }
+}
+
+// Reads exactly `size` bytes; false at end of file before the first byte. Throws on a truncated read.
+bool read_exactly(int fd, char* data, std::size_t size) {
+    std::size_t done = 0;
+    while (done < size) {
+        ssize_t n = ::read(fd, data + done, size - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw SystemError("read from a pool pipe", errno);
+        if (n == 0) {
+            if (done == 0) return false;
+            throw Error("a pool pipe closed in the middle of a frame");
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+}  // namespace
+
+bool write_frame(int fd, const nlohmann::json& message) {
+    std::string text = message.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    if (text.size() > max_frame_size) return false;
+    std::string frame = encode_length(static_cast<std::uint32_t>(text.size())) + text;
+    return write_all(fd, frame.data(), frame.size());
+}
+
+std::optional<nlohmann::json> read_frame(int fd) {
+    char prefix[4];
+    if (!read_exactly(fd, prefix, sizeof prefix)) return std::nullopt;
+    std::uint32_t length = decode_length(prefix);
+    if (length > max_frame_size) throw Error("a pool frame of " + std::to_string(length) + " bytes is too large");
+    std::string text(length, '\0');
+    if (length > 0 && !read_exactly(fd, text.data(), length)) throw Error("a pool pipe closed after a frame header");
+    return parse_frame(text);
+}
+
+FrameReader::Fill FrameReader::fill(int fd) {
+    char chunk[64 * 1024];
+    for (;;) {
+        ssize_t n = ::read(fd, chunk, sizeof chunk);
+        if (n > 0) {
+            buffer_.append(chunk, static_cast<std::size_t>(n));
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Fill::open;
+        return Fill::closed;
+    }
+}
+
+std::optional<nlohmann::json> FrameReader::next() {
+    if (buffer_.size() < 4) return std::nullopt;
+    std::uint32_t length = decode_length(buffer_.data());
+    if (length > max_frame_size) throw Error("a pool frame of " + std::to_string(length) + " bytes is too large");
+    if (buffer_.size() < 4 + static_cast<std::size_t>(length)) return std::nullopt;
+    auto message = parse_frame(std::string_view(buffer_).substr(4, length));
+    buffer_.erase(0, 4 + static_cast<std::size_t>(length));
+    return message;
+}
+
+}  // namespace ccmulti::worker

@@ -1,0 +1,36 @@
+// Messages between a node and its pool children: JSON in length-prefixed frames (4 bytes, little endian, then
+// the JSON text). A pipe is a byte stream; the prefix restores message boundaries without scanning for
+// delimiters, and lets the reader refuse an absurd length before allocating it.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace ccmulti::worker {
+
+inline constexpr std::size_t max_frame_size = 64 * 1024 * 1024;
+
+// Blocking write of one frame (retries EINTR and short writes). False when the other end is gone (EPIPE: the
+// caller blocks or ignores SIGPIPE) or the message is larger than max_frame_size.
+bool write_frame(int fd, const nlohmann::json& message);
+
+// Blocking read of one frame; nullopt at end of file. Throws Error for a truncated or malformed frame.
+std::optional<nlohmann::json> read_frame(int fd);
+
+// The non-blocking side: feed it what a readable fd has, take the complete frames out.
+class FrameReader {
+public:
+    enum class Fill { open, closed };
+    // Reads everything available now from a non-blocking fd. `closed` at end of file or on a read error.
+    Fill fill(int fd);
+    // The next complete frame, if one has arrived. Throws Error for a malformed one.
+    std::optional<nlohmann::json> next();
+
+private:
+    std::string buffer_;
+};
+
+}  // namespace ccmulti::worker

@@ -1,0 +1,166 @@
+#include "worker/inspect.hpp"
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include "broker/redis/control_replies.hpp"
+#include "broker/redis/pidbox.hpp"
+#include "broker/redis/url.hpp"
+#include "platform/unix_socket.hpp"
+#include "worker/worker.hpp"
+
+namespace ccmulti::worker {
+
+namespace {
+
+using nlohmann::json;
+
+std::vector<broker::redis::ActiveTask> active_tasks(const InspectState& state, const std::vector<InspectTask>& tasks) {
+    std::vector<broker::redis::ActiveTask> out;
+    for (const auto& task : tasks) out.push_back({task.message, state.node, task.started, task.acknowledged, task.pid});
+    return out;
+}
+
+json stats(const InspectState& state) {
+    broker::redis::NodeStats stats;
+    stats.total = state.totals;
+    stats.pid = static_cast<int>(::getpid());
+    stats.uptime_seconds = static_cast<long>(state.uptime.count());
+    stats.concurrency = state.concurrency;
+    stats.processes = state.pool_pids;
+    stats.prefetch_count = static_cast<int>(state.prefetch);
+    stats.soft_time_limit = state.soft_time_limit;
+    stats.hard_time_limit = state.time_limit;
+    stats.max_tasks_per_child = static_cast<long>(state.max_tasks_per_child);
+    if (broker::redis::is_redis_url(state.broker_url))
+        return broker::redis::stats_reply(stats, broker::redis::parse_redis_url(state.broker_url));
+    json reply = broker::redis::stats_reply(stats, {});
+    reply["broker"] = {{"transport", "sqlite"}, {"hostname", state.broker_url}};
+    reply["queues"] = state.queues;
+    return reply;
+}
+
+// The embedded broker's inspect socket: one short request line per connection, answered at once.
+class SocketServer final : public InspectServer {
+public:
+    SocketServer(std::filesystem::path path, const InspectSource& source, EventLoop& loop)
+        : path_(std::move(path)), source_(source), loop_(loop), listener_(listen_unix(path_)) {
+        loop_.watch(listener_.get(), EPOLLIN, [this](std::uint32_t) { accept_clients(); });
+    }
+    ~SocketServer() override {
+        for (auto& [fd, client] : clients_) loop_.unwatch(fd);
+        loop_.unwatch(listener_.get());
+        std::error_code ignored;
+        std::filesystem::remove(path_, ignored);
+    }
+
+private:
+    struct Client {
+        UniqueFd fd;
+        std::string buffer;
+    };
+
+    void accept_clients() {
+        for (;;) {
+            UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+            if (!fd) return;
+            if (auto peer = peer_credentials(fd.get()); peer.uid != ::getuid() && peer.uid != 0) continue;
+            int raw = fd.get();
+            clients_[raw].fd = std::move(fd);
+            loop_.watch(raw, EPOLLIN, [this, raw](std::uint32_t) { on_readable(raw); });
+        }
+    }
+
+    void on_readable(int fd) {
+        auto& client = clients_.at(fd);
+        char chunk[4096];
+        ssize_t n = ::read(fd, chunk, sizeof chunk);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+        if (n > 0) client.buffer.append(chunk, static_cast<std::size_t>(n));
+        auto newline = client.buffer.find('\n');
+        if (newline == std::string::npos && n > 0 && client.buffer.size() < 65536) return;
+        if (newline != std::string::npos) answer(fd, client.buffer.substr(0, newline));
+        loop_.unwatch(fd);
+        clients_.erase(fd);
+    }
+
+    void answer(int fd, const std::string& line) {
+        json reply;
+        try {
+            auto request = json::parse(line);
+            std::string method = request.at("method").get<std::string>();
+            auto value = inspect_reply(source_.inspect_state(), method);
+            reply = value ? json{{"ok", true}, {"reply", *value}}
+                          : json{{"ok", false}, {"error", "unknown inspect method '" + method + "'"}};
+        } catch (const json::exception& e) {
+            reply = {{"ok", false}, {"error", std::string("malformed request: ") + e.what()}};
+        }
+        // A reply may be larger than the socket buffer; the client is waiting for it, so block briefly.
+        ::fcntl(fd, F_SETFL, 0);
+        timeval timeout{1, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+        std::string text = reply.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+        write_all(fd, text.data(), text.size());
+    }
+
+    std::filesystem::path path_;
+    const InspectSource& source_;
+    EventLoop& loop_;
+    UniqueFd listener_;
+    std::map<int, Client> clients_;
+};
+
+class PidboxServer final : public InspectServer {
+public:
+    PidboxServer(const std::string& url, const std::string& node, const InspectSource& source, EventLoop& loop)
+        : loop_(loop),
+          pidbox_(broker::redis::parse_redis_url(url), node,
+                  [&source](const std::string& method, const json&) { return inspect_reply(source.inspect_state(), method); }) {
+        loop_.watch(pidbox_.fd(), EPOLLIN, [this](std::uint32_t) { pidbox_.on_readable(); });
+    }
+    ~PidboxServer() override { loop_.unwatch(pidbox_.fd()); }
+
+private:
+    EventLoop& loop_;
+    broker::redis::RedisPidbox pidbox_;
+};
+
+}  // namespace
+
+std::optional<json> inspect_reply(const InspectState& state, const std::string& method) {
+    if (method == "ping") return json{{"ok", "pong"}};
+    if (method == "active") return broker::redis::active_reply(active_tasks(state, state.active));
+    if (method == "reserved") return broker::redis::active_reply(active_tasks(state, state.reserved));
+    if (method == "registered") return broker::redis::registered_reply(state.registered);
+    if (method == "stats") return stats(state);
+    if (method == "active_queues") {
+        json queues = json::array();
+        for (const auto& queue : state.queues)
+            queues.push_back({{"name", queue}, {"exchange", {{"name", queue}, {"type", "direct"}}}, {"routing_key", queue}});
+        return queues;
+    }
+    return std::nullopt;
+}
+
+std::filesystem::path inspect_socket_path(const std::filesystem::path& run_dir, const std::string& node) {
+    return run_dir / (std::string(inspect_socket_prefix) + node + ".sock");
+}
+
+std::unique_ptr<InspectServer> start_inspect_server(const WorkerOptions& options, const InspectSource& source,
+                                                    EventLoop& loop) {
+    if (broker::redis::is_redis_url(options.broker.url))
+        return std::make_unique<PidboxServer>(options.broker.url, options.name, source, loop);
+    if (options.control_socket.empty()) return nullptr;
+    try {
+        return std::make_unique<SocketServer>(options.control_socket, source, loop);
+    } catch (const Error& e) {
+        spdlog::warn("{}: inspect is unavailable: {}", options.name, e.what());
+        return nullptr;
+    }
+}
+
+}  // namespace ccmulti::worker

@@ -1,0 +1,74 @@
+// Answers `ccmulti inspect` (and, on Redis, Celery's `celery inspect` / app.control.inspect()): ping, active,
+// reserved, stats, registered, in Celery's reply shapes (broker/redis/control_replies.hpp).
+//
+// Where requests come from depends on the broker: on Redis, Celery's pidbox channel (so Python tools see the
+// node); on the embedded broker, a Unix socket in the run dir, `inspect-<node>.sock` (mode 0600), one JSON line
+// {"method": "stats"} in, one JSON line out ({"ok": true, "reply": …} or {"ok": false, "error": …}).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "platform/event_loop.hpp"
+#include "protocol/task_message.hpp"
+
+namespace ccmulti::worker {
+
+struct WorkerOptions;
+
+struct InspectTask {
+    protocol::TaskMessage message;
+    pid_t pid = 0;                   // the pool process running it (0: reserved, not started)
+    protocol::TimePoint started{};
+    bool acknowledged = false;
+};
+
+// A snapshot of what a node knows about itself.
+struct InspectState {
+    std::string node;
+    std::vector<std::string> queues;
+    int concurrency = 0;
+    std::size_t prefetch = 0;
+    std::string broker_url;
+    std::chrono::seconds uptime{0};
+    std::map<std::string, long> totals;
+    std::vector<std::string> registered;
+    std::optional<double> soft_time_limit, time_limit;
+    std::int64_t max_tasks_per_child = 0;
+    std::vector<int> pool_pids;
+    std::vector<InspectTask> active, reserved;
+};
+
+class InspectSource {
+public:
+    virtual ~InspectSource() = default;
+    virtual InspectState inspect_state() const = 0;
+};
+
+// The reply to `method`, or nullopt for a method nodes do not answer.
+std::optional<nlohmann::json> inspect_reply(const InspectState& state, const std::string& method);
+
+class InspectServer {
+public:
+    virtual ~InspectServer() = default;
+};
+
+// Starts answering on the loop: the pidbox for a Redis broker, else the socket options.control_socket (none
+// when that is empty).
+std::unique_ptr<InspectServer> start_inspect_server(const WorkerOptions& options, const InspectSource& source,
+                                                    EventLoop& loop);
+
+// The socket a node of the embedded broker answers on.
+std::filesystem::path inspect_socket_path(const std::filesystem::path& run_dir, const std::string& node);
+inline constexpr const char* inspect_socket_prefix = "inspect-";
+
+}  // namespace ccmulti::worker

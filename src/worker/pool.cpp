@@ -1,0 +1,66 @@
+#include "worker/pool.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "platform/signals.hpp"
+#include "util/error.hpp"
+#include "worker/pool_child.hpp"
+
+namespace ccmulti::worker {
+
+PoolProcess& Pool::spawn(int index) {
+    Pipe requests = make_pipe();
+    Pipe replies = make_pipe();
+    std::string title = "ccmulti: pool " + node_name_ + " #" + std::to_string(index);
+    pid_t pid;
+    {
+        BlockAllSignals blocked;  // no handler may run in the child before it has set its own dispositions
+        pid = ::fork();
+        if (pid == 0) run_pool_child(registry_, title, requests.read.get(), replies.write.get());
+    }
+    if (pid < 0) throw SystemError("fork a pool process", errno);
+    auto process = std::make_unique<PoolProcess>();
+    process->index = index;
+    process->pid = pid;
+    process->requests = std::move(requests.write);
+    process->replies = std::move(replies.read);
+    ::fcntl(process->replies.get(), F_SETFL, ::fcntl(process->replies.get(), F_GETFL) | O_NONBLOCK);
+    auto& slot = processes_[pid];
+    slot = std::move(process);
+    return *slot;
+}
+
+PoolProcess* Pool::idle() {
+    for (auto& [pid, process] : processes_)
+        if (!process->task_id && !process->retiring) return process.get();
+    return nullptr;
+}
+
+PoolProcess* Pool::find(pid_t pid) {
+    auto it = processes_.find(pid);
+    return it == processes_.end() ? nullptr : it->second.get();
+}
+
+void Pool::retire(PoolProcess& process) {
+    process.retiring = true;
+    process.requests.reset();
+}
+
+std::unique_ptr<PoolProcess> Pool::remove(pid_t pid) {
+    auto it = processes_.find(pid);
+    if (it == processes_.end()) return nullptr;
+    auto process = std::move(it->second);
+    processes_.erase(it);
+    return process;
+}
+
+std::size_t Pool::busy() const {
+    std::size_t count = 0;
+    for (const auto& [pid, process] : processes_) count += process->task_id ? 1 : 0;
+    return count;
+}
+
+}  // namespace ccmulti::worker

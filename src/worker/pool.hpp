@@ -1,0 +1,56 @@
+// The node side of the prefork pool: forks pool processes (worker/pool_child.hpp), hands each one task at a
+// time over its request pipe, and reads outcomes from its reply pipe. Reaping is not done here: the node is the
+// one reaper of its process and reports exits with remove().
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "platform/fd.hpp"
+#include "tasks/registry.hpp"
+#include "worker/frame.hpp"
+
+namespace ccmulti::worker {
+
+struct PoolProcess {
+    int index = 0;  // "#2" in its title
+    pid_t pid = 0;
+    UniqueFd requests;  // the node writes task requests here
+    UniqueFd replies;   // non-blocking; the node watches it
+    FrameReader reader;
+    std::optional<std::string> task_id;  // the delivery tag of the task it runs now
+    std::chrono::steady_clock::time_point task_started;
+    std::size_t tasks_done = 0;
+    bool retiring = false;  // its request pipe is closed: it exits once idle
+};
+
+class Pool {
+public:
+    Pool(const tasks::Registry& registry, std::string node_name) : registry_(registry), node_name_(std::move(node_name)) {}
+
+    // Forks pool process `index`. Call from the node's single thread only (fork copies just the caller).
+    PoolProcess& spawn(int index);
+
+    PoolProcess* idle();  // a process without a task that is not retiring; nullptr when all are busy
+    PoolProcess* find(pid_t pid);
+    // Closes its request pipe: it finishes its task, sees end of file and exits.
+    void retire(PoolProcess& process);
+    // Forgets a reaped process, handing it back for what it was doing.
+    std::unique_ptr<PoolProcess> remove(pid_t pid);
+
+    std::size_t size() const { return processes_.size(); }
+    std::size_t busy() const;
+    const std::map<pid_t, std::unique_ptr<PoolProcess>>& processes() const { return processes_; }
+
+private:
+    const tasks::Registry& registry_;
+    std::string node_name_;
+    std::map<pid_t, std::unique_ptr<PoolProcess>> processes_;
+};
+
+}  // namespace ccmulti::worker

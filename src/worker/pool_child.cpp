@@ -1,0 +1,116 @@
+#include "worker/pool_child.hpp"
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+
+#include "platform/proc.hpp"
+#include "platform/proc_title.hpp"
+#include "platform/signals.hpp"
+#include "worker/frame.hpp"
+
+namespace ccmulti::worker {
+
+namespace {
+
+std::optional<double> optional_seconds(const nlohmann::json& value) {
+    if (value.is_number()) return value.get<double>();
+    return std::nullopt;
+}
+
+std::chrono::steady_clock::time_point after(double seconds) {
+    return std::chrono::steady_clock::now() +
+           std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds));
+}
+
+// The pool process ignores the signals a terminal or `kill -TERM -PGID` sends the whole node group: a warm
+// shutdown lets its running task finish, and a cold one is the node's SIGKILL.
+void take_signals() {
+    reset_signals_for_exec();
+    std::signal(SIGINT, SIG_IGN);
+    std::signal(SIGTERM, SIG_IGN);
+    std::signal(SIGQUIT, SIG_IGN);
+    std::signal(SIGHUP, SIG_IGN);
+    std::signal(SIGUSR1, SIG_IGN);  // the soft limit signal of command tasks' process groups, not ours
+    std::signal(SIGPIPE, SIG_IGN);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+}  // namespace
+
+nlohmann::json request_json(const TaskCall& call, std::optional<double> soft, std::optional<double> hard) {
+    return {{"id", call.id},
+            {"task", call.name},
+            {"args", call.args},
+            {"kwargs", call.kwargs},
+            {"retries", call.retries},
+            {"soft", soft ? nlohmann::json(*soft) : nlohmann::json()},
+            {"hard", hard ? nlohmann::json(*hard) : nlohmann::json()}};
+}
+
+nlohmann::json reply_json(const std::string& id, const tasks::TaskOutcome& outcome) {
+    nlohmann::json reply = {{"id", id}, {"ok", outcome.ok}};
+    if (outcome.ok) {
+        reply["result"] = outcome.result;
+    } else {
+        reply["exception"] = {{"type", outcome.exception.type}, {"message", outcome.exception.message}};
+        reply["traceback"] = outcome.traceback;
+    }
+    return reply;
+}
+
+tasks::TaskOutcome outcome_from_reply(const nlohmann::json& reply) {
+    tasks::TaskOutcome outcome;
+    outcome.ok = reply.value("ok", false);
+    if (outcome.ok) {
+        outcome.result = reply.value("result", nlohmann::json());
+    } else {
+        const auto& exception = reply.at("exception");
+        outcome.exception = protocol::ExceptionInfo::of(exception.value("type", "Exception"),
+                                                        exception.value("message", ""));
+        outcome.traceback = reply.value("traceback", "");
+    }
+    return outcome;
+}
+
+void run_pool_child(const tasks::Registry& registry, const std::string& title, int requests, int replies) {
+    take_signals();
+    // Fixed fds, then nothing else inherited: not the broker's socket or database, not the node's epoll.
+    // Via fds above both targets first: either pipe may itself be fd 3 or 4.
+    int high_requests = ::fcntl(requests, F_DUPFD, pool_reply_fd + 1);
+    int high_replies = ::fcntl(replies, F_DUPFD, pool_reply_fd + 1);
+    if (high_requests < 0 || high_replies < 0 || ::dup2(high_requests, pool_request_fd) < 0 ||
+        ::dup2(high_replies, pool_reply_fd) < 0)
+        std::_Exit(70);
+    ::close_range(pool_reply_fd + 1, ~0U, 0);
+    set_proc_title(title, "ccmulti-pool");
+
+    try {
+        while (auto request = read_frame(pool_request_fd)) {
+            TaskCall call;
+            call.id = request->value("id", "");
+            call.name = request->value("task", "");
+            call.args = request->value("args", nlohmann::json::array());
+            call.kwargs = request->value("kwargs", nlohmann::json::object());
+            call.retries = request->value("retries", 0);
+            if (auto soft = optional_seconds(request->value("soft", nlohmann::json()))) call.soft_deadline = after(*soft);
+            if (auto hard = optional_seconds(request->value("hard", nlohmann::json()))) call.hard_deadline = after(*hard);
+            auto reply = reply_json(call.id, tasks::execute(registry, call));
+            if (auto rss = read_rss_kib(::getpid())) reply["rss_kib"] = *rss;
+            if (!write_frame(pool_reply_fd, reply)) break;  // the node is gone
+        }
+    } catch (const std::exception& e) {
+        std::cerr << title << ": " << e.what() << std::endl;
+        std::_Exit(70);
+    }
+    std::cout.flush();
+    std::cerr.flush();
+    std::_Exit(0);
+}
+
+}  // namespace ccmulti::worker

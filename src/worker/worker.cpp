@@ -1,0 +1,481 @@
+#include "worker/worker.hpp"
+
+#include <sys/epoll.h>
+#include <sys/wait.h>
+#include <systemd/sd-daemon.h>
+
+#include <cerrno>
+#include <csignal>
+#include <deque>
+
+#include <spdlog/spdlog.h>
+
+#include "platform/event_loop.hpp"
+#include "platform/proc_title.hpp"
+#include "platform/signals.hpp"
+#include "protocol/task_message.hpp"
+#include "util/error.hpp"
+#include "worker/inspect.hpp"
+#include "worker/pool.hpp"
+#include "worker/pool_child.hpp"
+
+namespace ccmulti::worker {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::chrono::duration<double> seconds(double value) { return std::chrono::duration<double>(value); }
+
+Clock::time_point steady_of(protocol::TimePoint when) {
+    auto delta = when - protocol::now();
+    return Clock::now() + std::chrono::duration_cast<Clock::duration>(delta);
+}
+
+std::string describe_exit(int status) {
+    if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
+    if (WIFSIGNALED(status))
+        return "signal " + signal_name(WTERMSIG(status)) + (WCOREDUMP(status) ? " (core dumped)" : "");
+    return "status " + std::to_string(status);
+}
+
+// Celery's default_retry_delay when a retry names no countdown.
+constexpr double default_retry_delay = 180;
+// A task whose pool process dies this often is not given out again: it is what kills them.
+constexpr int max_worker_losses = 3;
+
+}  // namespace
+
+class Node : public InspectSource {
+public:
+    Node(const WorkerOptions& options, const tasks::Registry& registry)
+        : options_(options), registry_(registry), pool_(registry, options.name) {}
+
+    int run() {
+        std::signal(SIGPIPE, SIG_IGN);  // a pool process gone mid-write is seen as EPIPE
+        for (int sig : {SIGTERM, SIGINT})
+            loop_.on_signal(sig, [this](const signalfd_siginfo&) { warm_shutdown(); });
+        loop_.on_signal(SIGQUIT, [this](const signalfd_siginfo&) { cold_shutdown(); });
+        loop_.on_signal(SIGCHLD, [this](const signalfd_siginfo&) { reap(); });
+        set_proc_title("ccmulti: worker " + options_.name, "ccmulti-worker");
+
+        // The pool first: forked from a process with no threads and no broker connection yet.
+        for (int i = 1; i <= options_.concurrency; ++i) spawn(i);
+
+        connection_ = broker::connect(options_.broker);
+        consumer_ = connection_.broker->consume({options_.name, options_.queues});
+        loop_.watch(consumer_->wakeup_fd(), EPOLLIN, [this](std::uint32_t) {
+            consumer_->drain_wakeups();
+            fill();
+        });
+        schedule_heartbeat();
+        inspect_ = start_inspect_server(options_, *this, loop_);
+        started_ = Clock::now();
+
+        spdlog::info("{} ready: queues {}, concurrency {}, broker {}", options_.name, join_queues(),
+                     options_.concurrency, connection_.broker->url());
+        ::sd_notifyf(0, "READY=1\nSTATUS=consuming %s", join_queues().c_str());
+        fill();
+        loop_.run();
+
+        consumer_->close();
+        spdlog::info("{} stopped", options_.name);
+        return 0;
+    }
+
+    // InspectSource
+    InspectState inspect_state() const override {
+        InspectState state;
+        state.node = options_.name;
+        state.queues = options_.queues;
+        state.concurrency = options_.concurrency;
+        state.prefetch = prefetch_limit();
+        state.broker_url = connection_.broker ? connection_.broker->url() : options_.broker.url;
+        state.uptime = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_);
+        state.totals = totals_;
+        state.registered = registry_.names();
+        state.soft_time_limit = options_.soft_time_limit;
+        state.time_limit = options_.time_limit;
+        state.max_tasks_per_child = options_.max_tasks_per_child.value_or(0);
+        for (const auto& [pid, process] : pool_.processes()) state.pool_pids.push_back(pid);
+        for (const auto& [tag, task] : running_)
+            state.active.push_back({task.delivery.message, task.pid, task.started_at, !task.acks_late});
+        for (const auto& delivery : ready_) state.reserved.push_back({delivery.message, 0, {}, false});
+        return state;
+    }
+
+private:
+    enum class State { running, warm, cold, draining };
+
+    struct Running {
+        broker::Delivery delivery;
+        pid_t pid = 0;
+        Clock::time_point started;
+        protocol::TimePoint started_at;
+        EventLoop::TimerId limit_timer = 0;
+        bool acks_late = true, ignore_result = false;
+    };
+
+    // ---- the pool ----
+
+    void spawn(int index) {
+        PoolProcess& process = pool_.spawn(index);
+        pid_t pid = process.pid;
+        loop_.watch(process.replies.get(), EPOLLIN, [this, pid](std::uint32_t) { read_replies(pid); });
+    }
+
+    void read_replies(pid_t pid) {
+        PoolProcess* process = pool_.find(pid);
+        if (!process) return;
+        auto fill_state = process->reader.fill(process->replies.get());
+        try {
+            while (auto reply = process->reader.next()) on_reply(*process, *reply);
+        } catch (const Error& e) {
+            spdlog::error("pool process {} (#{}): {}; killing it", pid, process->index, e.what());
+            ::kill(pid, SIGKILL);
+            fill_state = FrameReader::Fill::closed;
+        }
+        // Its exit comes through SIGCHLD; the pipe has nothing more to say.
+        if (fill_state == FrameReader::Fill::closed) loop_.unwatch(process->replies.get());
+    }
+
+    void reap() {
+        int status = 0;
+        pid_t pid;
+        while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0 || (pid < 0 && errno == EINTR)) {
+            if (pid < 0) continue;
+            if (pool_.find(pid)) read_replies(pid);  // an outcome written just before it exited still counts
+            auto process = pool_.remove(pid);
+            if (!process) continue;
+            loop_.unwatch(process->replies.get());
+            if (process->task_id) {
+                lose_task(*process->task_id, describe_exit(status));
+            } else if (!process->retiring && state_ == State::running) {
+                spdlog::warn("pool process {} (#{}) exited unexpectedly ({}); replacing it", pid, process->index,
+                             describe_exit(status));
+            }
+            if (state_ == State::running || state_ == State::warm) spawn(process->index);
+        }
+        if (state_ == State::draining && pool_.size() == 0) loop_.stop();
+        dispatch();
+    }
+
+    // ---- consuming ----
+
+    std::size_t prefetch_limit() const {
+        return static_cast<std::size_t>(std::max(1, options_.prefetch_multiplier) * options_.concurrency);
+    }
+
+    void fill() {
+        if (state_ != State::running) return;
+        std::size_t held = ready_.size() + running_.size();
+        std::size_t limit = prefetch_limit();
+        if (held < limit) {
+            auto deliveries = consumer_->reserve(limit - held);
+            bool drained = deliveries.size() < limit - held;
+            for (auto& delivery : deliveries) accept(std::move(delivery));
+            if (drained) arm_eta_timer();
+        }
+        dispatch();
+    }
+
+    void arm_eta_timer() {
+        if (eta_timer_) loop_.cancel(eta_timer_);
+        eta_timer_ = 0;
+        if (auto eta = consumer_->next_eta()) {
+            eta_timer_ = loop_.at(steady_of(*eta), [this] {
+                eta_timer_ = 0;
+                fill();
+            });
+        }
+    }
+
+    void schedule_heartbeat() {
+        loop_.after(consumer_->heartbeat_interval(), [this] {
+            if (state_ != State::running && state_ != State::warm) return;
+            consumer_->heartbeat();
+            schedule_heartbeat();
+            fill();
+        });
+    }
+
+    // A message just reserved: what cannot run is settled at once, the rest waits for a pool process.
+    void accept(broker::Delivery delivery) {
+        const auto& message = delivery.message;
+        if (delivery.decode_error) {
+            spdlog::error("message {} on queue {} cannot be run: {}", message.id, message.queue, *delivery.decode_error);
+            store(message, protocol::failure_result(message.id, protocol::ExceptionInfo::of("ContentDisallowed",
+                                                                                            *delivery.decode_error),
+                                                    *delivery.decode_error));
+            consumer_->ack(delivery);
+            return;
+        }
+        if (message.expires && *message.expires < protocol::now()) {
+            spdlog::info("Task {}[{}] expired before it started: revoked", message.task, message.id);
+            if (!ignores_result(message)) store(message, protocol::revoked_result(message.id, "expired"));
+            consumer_->ack(delivery);
+            return;
+        }
+        ready_.push_back(std::move(delivery));
+    }
+
+    void dispatch() {
+        while (!ready_.empty() && (state_ == State::running || state_ == State::warm)) {
+            PoolProcess* process = pool_.idle();
+            if (!process) return;
+            auto delivery = std::move(ready_.front());
+            ready_.pop_front();
+            start(*process, std::move(delivery));
+        }
+    }
+
+    const TaskPolicy* policy(const std::string& task) const {
+        auto it = options_.policies.find(task);
+        return it == options_.policies.end() ? nullptr : &it->second;
+    }
+
+    bool ignores_result(const protocol::TaskMessage& message) const {
+        const TaskPolicy* p = policy(message.task);
+        return message.ignore_result || (p && p->ignore_result.value_or(false));
+    }
+
+    void start(PoolProcess& process, broker::Delivery delivery) {
+        const auto& message = delivery.message;
+        const TaskPolicy* p = policy(message.task);
+        auto pick = [](std::optional<double> own, std::optional<double> task, std::optional<double> node) {
+            return own ? own : task ? task : node;
+        };
+        auto hard = pick(message.timelimit.hard, p ? p->time_limit : std::nullopt, options_.time_limit);
+        auto soft = pick(message.timelimit.soft, p ? p->soft_time_limit : std::nullopt, options_.soft_time_limit);
+
+        TaskCall call;
+        call.id = message.id;
+        call.name = message.task;
+        call.args = message.args;
+        call.kwargs = message.kwargs;
+        call.retries = message.retries;
+        if (!write_frame(process.requests.get(), request_json(call, soft, hard))) {
+            // It died between tasks; SIGCHLD replaces it. The task goes to the next one.
+            pool_.retire(process);
+            ready_.push_front(std::move(delivery));
+            return;
+        }
+        Running task;
+        task.pid = process.pid;
+        task.started = Clock::now();
+        task.started_at = protocol::now();
+        task.acks_late = !p || p->acks_late.value_or(true);
+        task.ignore_result = ignores_result(message);
+        std::string tag = delivery.tag;
+        if (hard) task.limit_timer = loop_.after(std::chrono::duration_cast<Clock::duration>(seconds(*hard)),
+                                                 [this, tag, limit = *hard] { time_limit_exceeded(tag, limit); });
+        spdlog::info("Task {}[{}] received{}", message.task, message.id, message.redelivered ? " (redelivered)" : "");
+        if (!task.ignore_result) store(message, protocol::started_result(message.id, process.pid, options_.name));
+        if (!task.acks_late) consumer_->ack(delivery);
+        task.delivery = std::move(delivery);
+        process.task_id = tag;
+        running_.emplace(tag, std::move(task));
+    }
+
+    void on_reply(PoolProcess& process, const nlohmann::json& reply) {
+        if (!process.task_id) return;  // its task already ended (time limit): the reply is too late
+        auto it = running_.find(*process.task_id);
+        process.task_id.reset();
+        ++process.tasks_done;
+        if (it == running_.end()) return;
+        Running task = std::move(it->second);
+        running_.erase(it);
+        loop_.cancel(task.limit_timer);
+        finish(task, outcome_from_reply(reply));
+
+        if (options_.max_tasks_per_child && static_cast<std::int64_t>(process.tasks_done) >= *options_.max_tasks_per_child) {
+            spdlog::info("pool process {} (#{}) ran {} tasks (max_tasks_per_child): replacing it", process.pid,
+                         process.index, process.tasks_done);
+            pool_.retire(process);
+        } else if (auto rss = reply.find("rss_kib"); options_.max_memory_per_child && rss != reply.end() &&
+                                                     rss->is_number() && rss->get<std::int64_t>() > *options_.max_memory_per_child) {
+            spdlog::info("pool process {} (#{}) uses {} KiB (max_memory_per_child {} KiB): replacing it",
+                         process.pid, process.index, rss->get<std::int64_t>(), *options_.max_memory_per_child);
+            pool_.retire(process);
+        }
+        after_task();
+    }
+
+    void finish(const Running& task, const tasks::TaskOutcome& outcome) {
+        const auto& message = task.delivery.message;
+        double runtime = std::chrono::duration<double>(Clock::now() - task.started).count();
+        ++totals_[message.task];
+        if (outcome.ok) {
+            spdlog::info("Task {}[{}] succeeded in {:.6f}s: {}", message.task, message.id, runtime,
+                         outcome.result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+            if (!task.ignore_result) store(message, protocol::success_result(message.id, outcome.result));
+        } else if (outcome.exception.type == "Retry" && message.retries < options_.max_retries) {
+            retry(task, outcome);
+        } else {
+            auto exception = outcome.exception;
+            if (exception.type == "Retry")
+                exception = protocol::ExceptionInfo::of(
+                    "MaxRetriesExceededError", "Can't retry " + message.task + "[" + message.id + "] max retries: " +
+                                                   std::to_string(options_.max_retries));
+            spdlog::error("Task {}[{}] raised unexpected: {}", message.task, message.id, exception.describe());
+            if (!task.ignore_result) store(message, protocol::failure_result(message.id, exception, outcome.traceback));
+        }
+        if (task.acks_late) consumer_->ack(task.delivery);
+    }
+
+    // The retry is published before the original is acked: a crash in between runs it twice, never zero times.
+    void retry(const Running& task, const tasks::TaskOutcome& outcome) {
+        const auto& message = task.delivery.message;
+        double countdown = default_retry_delay;
+        try {
+            countdown = std::stod(outcome.exception.message);
+        } catch (const std::exception&) {
+        }
+        protocol::TaskMessage next = message;
+        next.retries = message.retries + 1;
+        next.eta = protocol::now() + std::chrono::duration_cast<protocol::TimePoint::duration>(seconds(countdown));
+        next.delivery_tag = protocol::new_uuid();
+        next.redelivered = false;
+        connection_.broker->publish(next);
+        spdlog::info("Task {}[{}] retry {} in {}s", message.task, message.id, next.retries, countdown);
+        if (!task.ignore_result)
+            store(message, protocol::retry_result(message.id, outcome.exception, outcome.traceback));
+    }
+
+    void time_limit_exceeded(const std::string& tag, double limit) {
+        auto it = running_.find(tag);
+        if (it == running_.end()) return;
+        Running task = std::move(it->second);
+        running_.erase(it);
+        if (PoolProcess* process = pool_.find(task.pid)) {
+            ::kill(task.pid, SIGKILL);  // reaped and replaced like any other exit
+            process->task_id.reset();
+            pool_.retire(*process);
+        }
+        tasks::TaskOutcome outcome;
+        outcome.exception = protocol::ExceptionInfo::of("TimeLimitExceeded", fmt::format("{:g}", limit));
+        outcome.traceback = fmt::format(
+            "TimeLimitExceeded: the task ran over its hard time limit of {:g}s and its pool process was killed", limit);
+        spdlog::error("Task {}[{}] hard time limit ({}s) exceeded: pool process {} killed", task.delivery.message.task,
+                      task.delivery.message.id, limit, task.pid);
+        finish(task, outcome);
+        after_task();
+    }
+
+    // A pool process died while running the task of `tag`.
+    void lose_task(const std::string& tag, const std::string& how) {
+        auto it = running_.find(tag);
+        if (it == running_.end()) return;
+        Running task = std::move(it->second);
+        running_.erase(it);
+        loop_.cancel(task.limit_timer);
+        const auto& message = task.delivery.message;
+        int losses = ++losses_[message.id];
+        if (losses >= max_worker_losses || !task.acks_late) {
+            tasks::TaskOutcome outcome;
+            outcome.exception = protocol::ExceptionInfo::of("WorkerLostError", "Worker exited prematurely: " + how);
+            outcome.traceback = outcome.exception.describe();
+            finish(task, outcome);
+        } else {
+            spdlog::warn("Task {}[{}]: its pool process {} died ({}); returned to queue {}", message.task, message.id,
+                         task.pid, how, message.queue);
+            consumer_->requeue(task.delivery);
+        }
+        after_task();
+    }
+
+    void after_task() {
+        if (state_ == State::warm && running_.empty()) {
+            drain();
+            return;
+        }
+        fill();
+        dispatch();
+    }
+
+    void store(const protocol::TaskMessage& message, protocol::ResultMeta meta) {
+        meta.name = message.task;
+        meta.worker = options_.name;
+        meta.queue = message.queue;
+        meta.args = message.args;
+        meta.kwargs = message.kwargs;
+        meta.retries = message.retries;
+        connection_.results->store(meta);
+    }
+
+    // ---- shutdown ----
+
+    void stop_consuming() {
+        loop_.unwatch(consumer_->wakeup_fd());
+        if (eta_timer_) loop_.cancel(eta_timer_);
+        eta_timer_ = 0;
+        for (const auto& delivery : ready_) consumer_->requeue(delivery);
+        ready_.clear();
+        ::sd_notify(0, "STOPPING=1");
+    }
+
+    void warm_shutdown() {
+        if (state_ != State::running) {
+            if (state_ == State::warm) cold_shutdown();
+            return;
+        }
+        state_ = State::warm;
+        stop_consuming();
+        spdlog::info("{}: warm shutdown, waiting for {} running task(s); send the signal again for a cold shutdown",
+                     options_.name, running_.size());
+        after_task();
+    }
+
+    void cold_shutdown() {
+        if (state_ == State::cold || state_ == State::draining) return;
+        if (state_ == State::running) stop_consuming();
+        state_ = State::cold;
+        spdlog::warn("{}: cold shutdown, {} running task(s) go back to their queues", options_.name, running_.size());
+        for (auto& [tag, task] : running_) {
+            ::kill(task.pid, SIGKILL);
+            loop_.cancel(task.limit_timer);
+            if (task.acks_late) consumer_->requeue(task.delivery);
+            if (PoolProcess* process = pool_.find(task.pid)) process->task_id.reset();
+        }
+        running_.clear();
+        drain();
+    }
+
+    // Every pool process is told to exit (end of file on its requests); the loop ends when the last is reaped.
+    void drain() {
+        state_ = State::draining;
+        for (const auto& [pid, process] : pool_.processes()) pool_.retire(*process);
+        if (pool_.size() == 0) loop_.stop();
+        loop_.after(std::chrono::seconds(10), [this] {  // a pool process that ignores end of file
+            for (const auto& [pid, process] : pool_.processes()) ::kill(pid, SIGKILL);
+        });
+    }
+
+    std::string join_queues() const {
+        std::string out;
+        for (const auto& queue : options_.queues) out += (out.empty() ? "" : ",") + queue;
+        return out;
+    }
+
+    const WorkerOptions& options_;
+    const tasks::Registry& registry_;
+    EventLoop loop_;
+    Pool pool_;
+    broker::Connection connection_;
+    std::unique_ptr<broker::Consumer> consumer_;
+    std::unique_ptr<InspectServer> inspect_;
+    std::deque<broker::Delivery> ready_;
+    std::map<std::string, Running> running_;  // by delivery tag
+    std::map<std::string, int> losses_;       // pool processes lost per task id
+    std::map<std::string, long> totals_;      // tasks finished per name
+    EventLoop::TimerId eta_timer_ = 0;
+    Clock::time_point started_ = Clock::now();
+    State state_ = State::running;
+};
+
+int run_worker(const WorkerOptions& options, const tasks::Registry& registry) {
+    Node node(options, registry);
+    return node.run();
+}
+
+}  // namespace ccmulti::worker
