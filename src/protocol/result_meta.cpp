@@ -3,6 +3,7 @@
 #include <array>
 #include <utility>
 
+#include "protocol/json_fields.hpp"
 #include "protocol/protocol_error.hpp"
 
 namespace ccmulti::protocol {
@@ -24,10 +25,6 @@ constexpr std::array<std::pair<TaskState, std::string_view>, 7> state_names{{
 constexpr std::array<std::string_view, 7> celery_exceptions{
     "NotRegistered", "TaskRevokedError", "Retry", "Ignore", "Reject", "MaxRetriesExceededError", "TaskError",
 };
-
-json optional_string(const std::optional<std::string>& value) {
-    return value ? json(*value) : json(nullptr);
-}
 
 ResultMeta ready(const std::string& task_id, TaskState state) {
     ResultMeta meta;
@@ -116,7 +113,7 @@ std::optional<ExceptionInfo> ResultMeta::exception() const {
 json to_json(const ResultMeta& meta) {
     json out = {{"status", to_string(meta.status)},
                 {"result", meta.result},
-                {"traceback", optional_string(meta.traceback)},
+                {"traceback", or_null(meta.traceback)},
                 {"children", meta.children},
                 {"date_done", meta.date_done ? json(format_iso8601(*meta.date_done)) : json(nullptr)},
                 {"task_id", meta.task_id}};

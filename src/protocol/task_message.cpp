@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "protocol/json_fields.hpp"
 #include "protocol/base64.hpp"
 
 namespace ccmulti::protocol {
@@ -11,10 +12,6 @@ namespace ccmulti::protocol {
 using nlohmann::json;
 
 namespace {
-
-json optional_string(const std::optional<std::string>& value) {
-    return value ? json(*value) : json(nullptr);
-}
 
 json optional_time(const std::optional<TimePoint>& value) {
     return value ? json(format_iso8601(*value)) : json(nullptr);
@@ -156,12 +153,12 @@ json encode(const TaskMessage& message) {
         {"shadow", nullptr},
         {"eta", optional_time(message.eta)},
         {"expires", optional_time(message.expires)},
-        {"group", optional_string(message.group)},
+        {"group", or_null(message.group)},
         {"group_index", message.group_index ? json(*message.group_index) : json(nullptr)},
         {"retries", message.retries},
         {"timelimit", json::array({optional_number(message.timelimit.hard), optional_number(message.timelimit.soft)})},
-        {"root_id", optional_string(message.root_id)},
-        {"parent_id", optional_string(message.parent_id)},
+        {"root_id", or_null(message.root_id)},
+        {"parent_id", or_null(message.parent_id)},
         {"argsrepr", message.args.dump()},
         {"kwargsrepr", message.kwargs.dump()},
         {"origin", message.origin},
