@@ -69,6 +69,29 @@ private:
     std::string type_, message_, traceback_;
 };
 
+// Thrown by a task to run again later, as Celery's `self.retry(countdown=...)`: the call is sent again with
+// retries + 1, not to start before `countdown` seconds, and meanwhile its state is RETRY. A node retries a task
+// at most max_retries times (3); one more fails it with MaxRetriesExceededError. The wire form is the
+// exception type "Retry" with the message "in 5s: reason", so a command task can ask for the same by printing
+// `Retry: in 5s` as its last stderr line.
+class TaskRetry : public TaskError {
+public:
+    explicit TaskRetry(double countdown, const std::string& reason = "")
+        : TaskError("Retry", "in " + format_seconds(countdown) + "s" + (reason.empty() ? "" : ": " + reason)),
+          countdown_(countdown) {}
+
+    double countdown() const noexcept { return countdown_; }
+
+private:
+    static std::string format_seconds(double seconds) {
+        std::string text = std::to_string(seconds);
+        text.erase(text.find_last_not_of('0') + 1);
+        if (!text.empty() && text.back() == '.') text.pop_back();
+        return text;
+    }
+    double countdown_;
+};
+
 inline void TaskCall::check_soft_time_limit() const {
     if (soft_deadline && std::chrono::steady_clock::now() >= *soft_deadline)
         throw TaskError("SoftTimeLimitExceeded", "soft time limit exceeded");

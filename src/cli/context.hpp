@@ -55,5 +55,6 @@ void add_queue_commands(CLI::App& app, Context& context);  // queues, purge
 void add_supervise_commands(CLI::App& app, Context& context);  // start, stop, stopwait, kill
 void add_config_commands(CLI::App& app, Context& context);     // config check, config show
 void add_worker_command(CLI::App& app, Context& context);      // worker
+void add_inspect_command(CLI::App& app, Context& context);     // inspect
 
 }  // namespace ccmulti::cli

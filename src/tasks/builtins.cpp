@@ -42,6 +42,17 @@ json fail(const TaskCall& call) {
     throw TaskError(type, message.is_string() ? message.get<std::string>() : message.dump());
 }
 
+// Succeeds on its `times`-th retry, returning how many retries it took; retries `countdown` seconds apart.
+json retry(const TaskCall& call) {
+    const json& times = argument(call, 0, "times");
+    if (!times.is_number_integer() || times.get<int>() < 0)
+        throw TaskError("ValueError", "times must be a non-negative integer, not " + times.dump());
+    double countdown = 0;
+    if (call.args.size() > 1 && call.args[1].is_number()) countdown = call.args[1].get<double>();
+    if (call.retries < times.get<int>()) throw TaskRetry(countdown, "retry " + std::to_string(call.retries + 1));
+    return call.retries;
+}
+
 }  // namespace
 
 void add_builtin_tasks(Registry& registry) {
@@ -50,6 +61,7 @@ void add_builtin_tasks(Registry& registry) {
     registry.add({"ccmulti.echo", origin, echo});
     registry.add({"ccmulti.sleep", origin, sleep});
     registry.add({"ccmulti.fail", origin, fail});
+    registry.add({"ccmulti.retry", origin, retry});
 }
 
 }  // namespace ccmulti::tasks

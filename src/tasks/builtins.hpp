@@ -4,6 +4,7 @@
 //   ccmulti.sleep(seconds)    -> seconds, after sleeping them (stops at the soft time limit:
 //                                SoftTimeLimitExceeded)
 //   ccmulti.fail(message[, type]) -> FAILURE type: message (type defaults to RuntimeError)
+//   ccmulti.retry(times[, countdown]) -> retries `times` times, `countdown` s apart, then returns `times`
 #pragma once
 
 #include "tasks/registry.hpp"

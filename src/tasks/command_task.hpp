@@ -3,7 +3,7 @@
 //   exit 0        stdout parsed as JSON is the result (empty: null; not JSON: CommandError)
 //   exit non-zero FAILURE; type and message from the last stderr line when it reads `TypeName: message` (what
 //                 an uncaught Python exception prints), else CommandError with the exit status; the whole
-//                 stderr is the traceback
+//                 stderr is the traceback. A last line `Retry: in 5s` asks for a retry (ccmulti::TaskRetry)
 //   soft limit    the group gets SIGUSR1; dying of it is SoftTimeLimitExceeded
 //   hard limit    the group is killed: TimeLimitExceeded
 #pragma once

@@ -135,6 +135,8 @@ std::optional<json> inspect_reply(const InspectState& state, const std::string& 
     if (method == "ping") return json{{"ok", "pong"}};
     if (method == "active") return broker::redis::active_reply(active_tasks(state, state.active));
     if (method == "reserved") return broker::redis::active_reply(active_tasks(state, state.reserved));
+    // Tasks with an eta stay in the broker until due (`ccmulti queues` counts them), so a node holds none.
+    if (method == "scheduled") return json::array();
     if (method == "registered") return broker::redis::registered_reply(state.registered);
     if (method == "stats") return stats(state);
     if (method == "active_queues") {

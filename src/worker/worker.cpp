@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <deque>
 
 #include <spdlog/spdlog.h>
@@ -41,6 +42,13 @@ std::string describe_exit(int status) {
 
 // Celery's default_retry_delay when a retry names no countdown.
 constexpr double default_retry_delay = 180;
+// "in 5s: reason" (include/ccmulti/task.hpp, TaskRetry) → 5; Celery's default delay when no number is given.
+double retry_countdown(const std::string& message) {
+    auto digit = message.find_first_of("0123456789");
+    if (digit == std::string::npos) return default_retry_delay;
+    return std::strtod(message.c_str() + digit, nullptr);
+}
+
 // A task whose pool process dies this often is not given out again: it is what kills them.
 constexpr int max_worker_losses = 3;
 
@@ -326,11 +334,7 @@ private:
     // The retry is published before the original is acked: a crash in between runs it twice, never zero times.
     void retry(const Running& task, const tasks::TaskOutcome& outcome) {
         const auto& message = task.delivery.message;
-        double countdown = default_retry_delay;
-        try {
-            countdown = std::stod(outcome.exception.message);
-        } catch (const std::exception&) {
-        }
+        double countdown = retry_countdown(outcome.exception.message);
         protocol::TaskMessage next = message;
         next.retries = message.retries + 1;
         next.eta = protocol::now() + std::chrono::duration_cast<protocol::TimePoint::duration>(seconds(countdown));

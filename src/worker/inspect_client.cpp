@@ -1,0 +1,56 @@
+#include "worker/inspect_client.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+
+#include "platform/unix_socket.hpp"
+#include "worker/inspect.hpp"
+
+namespace ccmulti::worker {
+
+namespace {
+
+std::optional<nlohmann::json> ask(const std::filesystem::path& socket, const std::string& method,
+                                  std::chrono::milliseconds timeout) {
+    UniqueFd fd = connect_unix(socket);
+    if (!fd) return std::nullopt;
+    timeval limit{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+    std::string request = nlohmann::json{{"method", method}}.dump() + "\n";
+    if (!write_all(fd.get(), request.data(), request.size())) return std::nullopt;
+    std::string text;
+    char chunk[16384];
+    for (;;) {
+        ssize_t n = ::read(fd.get(), chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        text.append(chunk, static_cast<std::size_t>(n));
+    }
+    auto reply = nlohmann::json::parse(text, nullptr, false);
+    if (!reply.is_object()) return std::nullopt;
+    if (!reply.value("ok", false)) return nlohmann::json{{"error", reply.value("error", "no reply")}};
+    return reply.value("reply", nlohmann::json());
+}
+
+}  // namespace
+
+std::map<std::string, nlohmann::json> ask_local_nodes(const std::filesystem::path& run_dir, const std::string& method,
+                                                      const std::vector<std::string>& destination,
+                                                      std::chrono::milliseconds timeout) {
+    std::map<std::string, nlohmann::json> replies;
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(run_dir, error)) {
+        std::string file = entry.path().filename().string();
+        if (!file.starts_with(inspect_socket_prefix) || !file.ends_with(".sock")) continue;
+        std::string node = file.substr(std::string_view(inspect_socket_prefix).size(),
+                                       file.size() - std::string_view(inspect_socket_prefix).size() - 5);
+        if (!destination.empty() && std::find(destination.begin(), destination.end(), node) == destination.end())
+            continue;
+        if (auto reply = ask(entry.path(), method, timeout)) replies[node] = std::move(*reply);
+    }
+    return replies;
+}
+
+}  // namespace ccmulti::worker

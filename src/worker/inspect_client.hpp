@@ -1,0 +1,21 @@
+// The asking side of the embedded broker's inspect sockets (worker/inspect.hpp): every node of this machine
+// that uses the run dir answers on `inspect-<node>.sock`. A socket nobody listens on (a node that died) is
+// skipped; one that does not answer within the timeout counts as no reply.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace ccmulti::worker {
+
+// Replies by node name, from the nodes named in `destination` (every node when empty).
+std::map<std::string, nlohmann::json> ask_local_nodes(const std::filesystem::path& run_dir, const std::string& method,
+                                                      const std::vector<std::string>& destination,
+                                                      std::chrono::milliseconds timeout);
+
+}  // namespace ccmulti::worker
