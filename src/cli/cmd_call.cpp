@@ -12,7 +12,7 @@ namespace {
 struct CallOptions {
     std::string task;
     std::optional<std::string> args, kwargs, countdown, eta, expires, timeout, time_limit, soft_time_limit;
-    std::string queue = "celery";
+    std::optional<std::string> queue;  // else the task's [tasks."name"] queue, else "celery"
     bool wait = false, ignore_result = false;
     BrokerFlag broker;
 };
@@ -27,7 +27,7 @@ protocol::TaskMessage build_message(const CallOptions& o) {
     nlohmann::json kwargs = o.kwargs ? parse_json_operand(*o.kwargs, "--kwargs") : nlohmann::json::object();
     if (!kwargs.is_object()) throw UsageError("--kwargs must be a JSON object, e.g. '{\"x\": 1}'");
     auto message = protocol::make_message(o.task, std::move(args), std::move(kwargs));
-    message.queue = o.queue;
+    message.queue = o.queue.value_or("celery");
     message.ignore_result = o.ignore_result;
     if (o.countdown) message.eta = seconds_from_now(parse_seconds(*o.countdown, "--countdown"));
     if (o.eta) {
@@ -48,7 +48,7 @@ void add_call_command(CLI::App& app, Context& context) {
     call->add_option("TASK", options->task, "Task name, e.g. ccmulti.ping or tasks.add")->required();
     call->add_option("ARGS_JSON", options->args, "Positional arguments as a JSON array, e.g. '[2, 3]'");
     call->add_option("--kwargs", options->kwargs, "Keyword arguments as a JSON object");
-    call->add_option("-Q,--queue", options->queue, "Queue to send to")->capture_default_str();
+    call->add_option("-Q,--queue", options->queue, "Queue to send to (default: the task's configured queue, or celery)");
     auto* countdown = call->add_option("--countdown", options->countdown, "Run no sooner than S seconds from now");
     call->add_option("--eta", options->eta, "Run no sooner than this ISO-8601 time")->excludes(countdown);
     call->add_option("--expires", options->expires, "Revoke (never run) if not started within S seconds");
@@ -60,6 +60,9 @@ void add_call_command(CLI::App& app, Context& context) {
     add_broker_option(*call, options->broker);
     call->callback([&context, options] {
         auto message = build_message(*options);
+        if (!options->queue)
+            if (auto task = context.settings().tasks.find(message.task); task != context.settings().tasks.end())
+                if (task->second.queue.is_set()) message.queue = *task->second.queue;
         if (options->wait && message.ignore_result) throw UsageError("--wait cannot wait for an --ignore-result task");
         auto connection = open_broker(context, options->broker);
         connection.broker->restore_orphans();  // so a dead node does not count as a consumer
