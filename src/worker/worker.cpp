@@ -218,13 +218,19 @@ private:
             consumer_->ack(delivery);
             return;
         }
-        if (message.expires && *message.expires < protocol::now()) {
-            spdlog::info("Task {}[{}] expired before it started: revoked", message.task, message.id);
-            if (!ignores_result(message)) store(message, protocol::revoked_result(message.id, "expired"));
-            consumer_->ack(delivery);
-            return;
-        }
+        if (revoke_if_expired(delivery)) return;
         ready_.push_back(std::move(delivery));
+    }
+
+    // Settles an expired task as REVOKED without running it. Checked on receipt and again when a pool process
+    // is free (as Celery does): a prefetched task can wait behind long ones for longer than it may live.
+    bool revoke_if_expired(const broker::Delivery& delivery) {
+        const auto& message = delivery.message;
+        if (!message.expires || *message.expires >= protocol::now()) return false;
+        spdlog::info("Task {}[{}] expired before it started: revoked", message.task, message.id);
+        if (!ignores_result(message)) store(message, protocol::revoked_result(message.id, "expired"));
+        consumer_->ack(delivery);
+        return true;
     }
 
     void dispatch() {
@@ -233,6 +239,7 @@ private:
             if (!process) return;
             auto delivery = std::move(ready_.front());
             ready_.pop_front();
+            if (revoke_if_expired(delivery)) continue;
             start(*process, std::move(delivery));
         }
     }

@@ -3,6 +3,9 @@
 //
 //   broker_probe publish URL TASK ARGS_JSON KWARGS_JSON [QUEUE [COUNTDOWN_S [EXPIRES_S [IGNORE_RESULT]]]]
 //                                                        prints the task id
+//   broker_probe publish-many URL TASK ARGS_JSON QUEUE COUNT
+//                                                        publishes COUNT copies (one connection, so thousands
+//                                                        take a second); prints one task id a line
 //   broker_probe run URL QUEUE COUNT TIMEOUT_MS        a stand-in worker: takes COUNT messages and runs the
 //                                                        tasks of tests/integration/celeryapp/proj.py (add, fail,
 //                                                        sleep), storing results as a worker does; prints one JSON
@@ -47,6 +50,20 @@ int publish(int argc, char** argv) {
     if (argc > 9) message.ignore_result = std::string(argv[9]) == "1";
     connection.broker->publish(message);
     std::cout << message.id << std::endl;
+    return 0;
+}
+
+int publish_many(char** argv) {
+    auto connection = open(argv[2]);
+    json args = json::parse(argv[4]);
+    std::size_t count = std::stoul(argv[6]);
+    for (std::size_t i = 0; i < count; ++i) {
+        TaskMessage message = protocol::make_message(argv[3], args, json::object());
+        message.queue = argv[5];
+        connection.broker->publish(message);
+        std::cout << message.id << '\n';
+    }
+    std::cout << std::flush;
     return 0;
 }
 
@@ -208,6 +225,7 @@ int main(int argc, char** argv) {
     try {
         std::string command = argc > 1 ? argv[1] : "";
         if (command == "publish" && argc >= 6) return publish(argc, argv);
+        if (command == "publish-many" && argc == 7) return publish_many(argv);
         if (command == "run" && argc == 6) return run(argv);
         if (command == "wait" && argc == 5) return wait(argv);
         if (command == "stats" && argc == 3) return stats(argv);

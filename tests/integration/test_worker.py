@@ -1,0 +1,542 @@
+"""The native worker (`ccmulti worker`, run by `ccmulti start` for nodes without --exec) on the embedded SQLite
+broker, with real processes: built-in tasks, results, a pool process killed mid-task, warm and cold shutdown,
+time limits, expiry, unknown tasks, command tasks from a config file, a C++ plugin, two nodes sharing one
+database, queues/purge, countdown, max_tasks_per_child.
+
+Nodes that tests can share (they only add tasks and read results) are module-scoped; tests that stop or kill a
+node start their own in their own directories. Every wait polls with a deadline (conftest.wait_for)."""
+import collections
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import Env, wait_for
+
+BUILD = pathlib.Path(os.environ.get("CCMULTI_BUILD_DIR", ""))
+PROBE = BUILD / "tests" / "broker_probe"
+PLUGIN = BUILD / "examples" / "plugin" / "libccmulti_example_plugin.so"
+HOST = socket.gethostname()
+PYTHON3 = "/usr/bin/python3"
+
+RECEIVED = re.compile(r"Task (\S+)\[([0-9a-f-]+)\] received( \(redelivered\))?")
+SUCCEEDED = re.compile(r"Task (\S+)\[([0-9a-f-]+)\] succeeded in")
+
+
+# --- helpers -------------------------------------------------------------------------------------------------
+
+
+def make_env(prefix="ccmulti-worker-"):
+    root = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
+    return Env(root)
+
+
+def ppids():
+    """{pid: parent pid} of every process."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = pathlib.Path(f"/proc/{entry}/stat").read_text()
+                parents[int(entry)] = int(stat[stat.rindex(")") + 2:].split()[1])
+            except (OSError, ValueError):
+                pass
+    return parents
+
+
+def cmdline(pid):
+    try:
+        return pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def alive(pid):
+    """True unless the process is gone or a zombie."""
+    try:
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def processes_of(env):
+    """{pid: cmdline} of the master of `env` and all its descendants (node shims, workers, pool processes).
+    Found through the process tree: the titles overwrite the environment, so /proc/PID/environ cannot tell."""
+    roots = []
+    for pidfile in env.run_dir.glob("*.pid"):
+        try:
+            pid = int(pidfile.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        if cmdline(pid).startswith(b"ccmulti"):
+            roots.append(pid)
+    children = collections.defaultdict(list)
+    for pid, parent in ppids().items():
+        children[parent].append(pid)
+    found, todo = {}, list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid in found or not alive(pid):
+            continue
+        found[pid] = cmdline(pid)
+        todo.extend(children[pid])
+    return found
+
+
+def pool_pids(env, node="w1"):
+    """The pool processes of `node`, by their title `ccmulti: pool w1@HOST #N`: {index: pid}."""
+    title = re.compile(rb"^ccmulti: pool " + re.escape(f"{node}@{HOST}".encode()) + rb" #(\d+)")
+    pools = {}
+    for pid, line in processes_of(env).items():
+        m = title.match(line)
+        if m:
+            pools.setdefault(int(m.group(1)), []).append(pid)
+    return pools
+
+
+def kill_all(env):
+    """Last resort after a test: SIGKILL whatever of `env` is still running."""
+    for _ in range(3):
+        pids = processes_of(env)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+
+
+def start(env, *args, check=True):
+    return env.run("start", *args, check=check, timeout=60)
+
+
+def shut_down(env):
+    env.run("kill", timeout=30)
+    kill_all(env)
+    shutil.rmtree(env.root, ignore_errors=True)
+
+
+def call(env, *args):
+    """Sends a task, returns its id."""
+    out = env.run("call", *args, check=True)
+    return out.stdout.strip()
+
+
+def result(env, task_id):
+    proc = env.run("result", task_id, "--json")
+    return json.loads(proc.stdout)
+
+
+def wait_status(env, task_id, *statuses, timeout=15):
+    def ready():
+        meta = result(env, task_id)
+        return meta if meta["status"] in statuses else None
+
+    return wait_for(ready, timeout=timeout, interval=0.05, what=f"task {task_id} in {statuses}")
+
+
+def log_text(env, node="w1"):
+    path = env.log_dir / f"{node}.log"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def log_lines_about(env, task_id, node="w1"):
+    return [line for line in log_text(env, node).splitlines() if task_id in line]
+
+
+def db(env):
+    return sqlite3.connect(env.state_dir / "broker.sqlite3", timeout=30)
+
+
+# --- the shared node ------------------------------------------------------------------------------------------
+
+ADD_PY = """import json, sys
+call = json.load(sys.stdin)
+print(json.dumps({"sum": sum(call["args"]), "task": call["task"]}))
+"""
+FAIL_PY = """import json, sys
+json.load(sys.stdin)
+raise ValueError('boom')
+"""
+CONFIG = """
+[tasks."tasks.add"]
+command = ["/usr/bin/python3", "add.py"]
+
+[tasks."tasks.fail"]
+command = ["/usr/bin/python3", "fail.py"]
+"""
+
+
+@pytest.fixture(scope="module")
+def node():
+    """w1, two pool processes, with command tasks from ccmulti.toml and the example plugin."""
+    if not PLUGIN.exists():
+        pytest.fail(f"example plugin not built: {PLUGIN} (CCMULTI_BUILD_DIR)")
+    env = make_env()
+    (env.root / "add.py").write_text(ADD_PY)
+    (env.root / "fail.py").write_text(FAIL_PY)
+    (env.root / "ccmulti.toml").write_text(CONFIG)
+    try:
+        # celery multi's grammar: a long option takes its value after '=' (`--plugin PATH` would make PATH a node).
+        env.run("-C", env.root / "ccmulti.toml", "start", "w1", "-c", "2", f"--plugin={PLUGIN}", check=True)
+        yield env
+    finally:
+        shut_down(env)
+
+
+@pytest.fixture
+def own():
+    """A private directory set for a test that starts, stops or kills its own nodes."""
+    env = make_env()
+    try:
+        yield env
+    finally:
+        shut_down(env)
+
+
+# --- 1. built-ins and results ---------------------------------------------------------------------------------
+
+
+def test_builtins_with_call_wait(node):
+    ping = node.run("call", "ccmulti.ping", "--wait", "--timeout", "10")
+    assert ping.returncode == 0, ping.stderr
+    assert json.loads(ping.stdout) == "pong"
+
+    echo = node.run("call", "ccmulti.echo", '[{"a": [1, 2]}]', "--wait", "--timeout", "10", check=True)
+    assert json.loads(echo.stdout) == {"a": [1, 2]}
+
+    sleep = node.run("call", "ccmulti.sleep", "[0.2]", "--wait", "--timeout", "10", check=True)
+    assert json.loads(sleep.stdout) == 0.2
+
+    fail = node.run("call", "ccmulti.fail", '["boom", "ValueError"]', "--wait", "--timeout", "10")
+    assert fail.returncode == 1
+    assert "ValueError: boom" in fail.stderr
+
+
+def test_result_json_states(node):
+    ok = call(node, "ccmulti.echo", "[7]")
+    meta = wait_status(node, ok, "SUCCESS", "FAILURE")
+    assert meta["status"] == "SUCCESS" and meta["result"] == 7 and meta["task_id"] == ok
+
+    bad = call(node, "ccmulti.fail", '["boom", "ValueError"]')
+    meta = wait_status(node, bad, "SUCCESS", "FAILURE")
+    assert meta["status"] == "FAILURE"
+    assert meta["result"]["exc_type"] == "ValueError" and "boom" in json.dumps(meta["result"])
+    assert node.run("result", bad, "--json").returncode == 1
+
+    unknown = node.run("result", "00000000-0000-4000-8000-000000000000", "--json")
+    assert unknown.returncode == 1
+    assert json.loads(unknown.stdout)["status"] == "UNKNOWN"
+
+    # No node consumes 'nobody-pending': the task stays PENDING in its queue.
+    queued = call(node, "ccmulti.ping", "-Q", "nobody-pending")
+    meta = result(node, queued)
+    assert meta == {"task_id": queued, "status": "PENDING", "queue": "nobody-pending", "reserved": False}
+    node.run("purge", "nobody-pending", check=True)
+
+
+# --- 2. a pool process killed mid-task ------------------------------------------------------------------------
+
+
+def test_sigkill_of_a_pool_process_reruns_the_task_once(node):
+    before = pool_pids(node)
+    assert sorted(before) == [1, 2] and all(len(p) == 1 for p in before.values()), before
+    task_id = call(node, "ccmulti.sleep", "[1.5]")
+    started = wait_status(node, task_id, "STARTED", "SUCCESS")
+    assert started["status"] == "STARTED"
+    victim = started["result"]["pid"]
+    assert victim in [p[0] for p in before.values()], (victim, before)
+    os.kill(victim, signal.SIGKILL)
+
+    meta = wait_status(node, task_id, "SUCCESS", "FAILURE", timeout=20)
+    assert meta["status"] == "SUCCESS" and meta["result"] == 1.5
+    lines = log_lines_about(node, task_id)
+    received = [m for m in map(RECEIVED.search, lines) if m]
+    assert len(received) == 2 and not received[0].group(3) and received[1].group(3), lines
+    assert len([line for line in lines if SUCCEEDED.search(line)]) == 1, lines
+    assert any("returned to queue" in line and str(victim) in line for line in lines), lines
+    # One stored result row, SUCCESS.
+    with db(node) as conn:
+        rows = conn.execute("SELECT status FROM results WHERE task_id = ?", (task_id,)).fetchall()
+    assert rows == [("SUCCESS",)]
+
+    # The pool is back to two processes, the killed one replaced.
+    def replaced():
+        pools = pool_pids(node)
+        pids = [p for ps in pools.values() for p in ps]
+        return sorted(pools) == [1, 2] and len(pids) == 2 and victim not in pids
+
+    wait_for(replaced, timeout=10, what="the killed pool process to be replaced")
+    assert json.loads(node.run("call", "ccmulti.ping", "--wait", "--timeout", "10", check=True).stdout) == "pong"
+
+
+# --- 3, 4. cold and warm shutdown -----------------------------------------------------------------------------
+
+
+def test_cold_shutdown_requeues_the_running_task(own):
+    start(own, "w1", "-c", "1")
+    task_id = call(own, "ccmulti.sleep", "[2]")
+    wait_status(own, task_id, "STARTED")
+    pool = pool_pids(own)[1][0]
+    stop = own.run("stop", "--cold", "--wait", "--timeout", "20", timeout=30)
+    assert stop.returncode == 0, stop.stderr
+    assert "killed" not in stop.stdout, stop.stdout  # it obeyed QUIT, no SIGKILL was needed
+    assert not alive(pool), "the pool process survived the cold shutdown"
+
+    meta = result(own, task_id)
+    assert meta["status"] != "SUCCESS", meta
+    queues = {q["name"]: q for q in json.loads(own.run("queues", "--json", check=True).stdout)}
+    assert queues["celery"]["ready"] == 1 and queues["celery"]["reserved"] == 0, queues
+    assert queues["celery"]["no_consumer"], queues
+
+    start(own, "w1", "-c", "1")
+    meta = wait_status(own, task_id, "SUCCESS", "FAILURE", timeout=20)
+    assert meta["status"] == "SUCCESS" and meta["result"] == 2
+    received = [m for m in map(RECEIVED.search, log_lines_about(own, task_id)) if m]
+    assert len(received) == 2 and received[1].group(3), log_lines_about(own, task_id)
+
+
+def test_sigquit_to_the_worker_is_a_cold_shutdown(own):
+    start(own, "w1", "-c", "1")
+    task_id = call(own, "ccmulti.sleep", "[2]")
+    started = wait_status(own, task_id, "STARTED")
+    pool = started["result"]["pid"]
+    worker = [pid for pid, cmd in processes_of(own).items() if cmd.startswith(f"ccmulti: worker w1@{HOST}".encode())]
+    assert len(worker) == 1, processes_of(own)
+    os.kill(worker[0], signal.SIGQUIT)
+    wait_for(lambda: not alive(pool), timeout=10, what="the pool process to be killed")
+    wait_for(lambda: not alive(worker[0]), timeout=15, what="the worker to exit after SIGQUIT")
+    assert result(own, task_id)["status"] != "SUCCESS"
+    assert any("cold shutdown" in line for line in log_text(own).splitlines())
+
+
+def test_warm_stop_waits_for_the_running_task(own):
+    start(own, "w1", "-c", "1")
+    task_id = call(own, "ccmulti.sleep", "[1.5]")
+    wait_status(own, task_id, "STARTED")
+    node_pids = [pid for pid, line in processes_of(own).items() if not line.startswith(b"ccmulti: master")]
+    assert len(node_pids) == 3, node_pids  # shim, worker, pool
+    t0 = time.monotonic()
+    stop = own.run("stop", "--wait", "--timeout", "20", timeout=30)
+    assert stop.returncode == 0, stop.stderr
+    assert time.monotonic() - t0 > 0.5, "stop --wait returned before the task could have finished"
+    # The node has exited, and its task finished before it did.
+    assert not [pid for pid in node_pids if alive(pid)]
+    meta = result(own, task_id)
+    assert meta["status"] == "SUCCESS" and meta["result"] == 1.5, meta
+    queues = {q["name"]: q for q in json.loads(own.run("queues", "--json", check=True).stdout)}
+    assert queues.get("celery", {"ready": 0})["ready"] == 0
+
+
+# --- 5. time limits -------------------------------------------------------------------------------------------
+
+
+def test_hard_time_limit_kills_the_task_and_the_node_keeps_serving(node):
+    t0 = time.monotonic()
+    out = node.run("call", "ccmulti.sleep", "[5]", "--time-limit", "1", "--wait", "--timeout", "15")
+    assert out.returncode == 1
+    assert "TimeLimitExceeded" in out.stderr
+    assert time.monotonic() - t0 < 4
+    assert json.loads(node.run("call", "ccmulti.ping", "--wait", "--timeout", "10", check=True).stdout) == "pong"
+    wait_for(lambda: sorted(pool_pids(node)) == [1, 2], timeout=10, what="the pool to be whole again")
+
+
+def test_soft_time_limit_raises_in_the_task(node):
+    t0 = time.monotonic()
+    out = node.run("call", "ccmulti.sleep", "[5]", "--soft-time-limit", "0.5", "--wait", "--timeout", "15")
+    assert out.returncode == 1
+    assert "SoftTimeLimitExceeded" in out.stderr
+    assert time.monotonic() - t0 < 4
+
+
+def test_a_task_whose_pool_process_keeps_dying_fails_worker_lost(node):
+    task_id = call(node, "ccmulti.sleep", "[2]")
+    killed = []
+    for _ in range(3):
+        def started_again():
+            meta = result(node, task_id)
+            pid = meta.get("result", {}).get("pid") if meta["status"] == "STARTED" else None
+            return pid if pid and pid not in killed else None
+
+        pid = wait_for(started_again, timeout=10, interval=0.05, what="the task to start (again)")
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+    meta = wait_status(node, task_id, "FAILURE", "SUCCESS", timeout=10)
+    assert meta["status"] == "FAILURE" and meta["result"]["exc_type"] == "WorkerLostError", meta
+    assert "Worker exited prematurely: signal" in json.dumps(meta["result"]), meta
+    wait_for(lambda: sorted(pool_pids(node)) == [1, 2], timeout=10, what="the pool to be whole again")
+
+
+# --- 6. expiry ------------------------------------------------------------------------------------------------
+
+
+def test_expired_task_is_revoked_and_never_runs(node):
+    # Due in 1 s, expired after 0.3 s: by the time it may run it has expired.
+    task_id = call(node, "ccmulti.echo", '["late"]', "--countdown", "1", "--expires", "0.3")
+    meta = wait_status(node, task_id, "REVOKED", "SUCCESS", "FAILURE", timeout=10)
+    assert meta["status"] == "REVOKED", meta
+    lines = log_lines_about(node, task_id)
+    assert not any(RECEIVED.search(line) for line in lines), lines
+    assert any("expired" in line for line in lines), lines
+    assert node.run("result", task_id).returncode == 1
+
+
+def test_a_task_expiring_while_reserved_is_revoked_not_run(node):
+    """Reserved (prefetched) while both pool processes are busy, it expires before one is free: Celery checks
+    expiry again when a task is about to run, and so must the node."""
+    busy = [call(node, "ccmulti.sleep", "[1.2]") for _ in range(2)]
+    for task_id in busy:
+        wait_status(node, task_id, "STARTED")
+    late = call(node, "ccmulti.echo", '["late"]', "--expires", "0.4")
+    wait_for(lambda: result(node, late).get("reserved"), timeout=5, what="the task to be reserved")
+    for task_id in busy:
+        assert wait_status(node, task_id, "SUCCESS", "FAILURE")["status"] == "SUCCESS"
+    meta = wait_status(node, late, "REVOKED", "SUCCESS", "FAILURE", timeout=10)
+    assert meta["status"] == "REVOKED", meta
+    assert not any(RECEIVED.search(line) for line in log_lines_about(node, late)), log_lines_about(node, late)
+
+
+# --- 7. unknown task ------------------------------------------------------------------------------------------
+
+
+def test_unknown_task_fails_not_registered(node):
+    out = node.run("call", "no.such.task", "[1]", "--wait", "--timeout", "10")
+    assert out.returncode == 1
+    assert "NotRegistered" in out.stderr
+    ids = [line for line in log_text(node).splitlines() if "no.such.task" in line and "NotRegistered" in line]
+    assert ids, log_text(node)[-2000:]
+
+
+# --- 8, 9. command tasks and a plugin -------------------------------------------------------------------------
+
+
+def test_command_tasks_from_the_config_file(node):
+    out = node.run("call", "tasks.add", "[2, 3]", "--wait", "--timeout", "15")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"sum": 5, "task": "tasks.add"}
+
+    out = node.run("call", "tasks.fail", "--wait", "--timeout", "15")
+    assert out.returncode == 1
+    assert "ValueError: boom" in out.stderr
+
+
+def test_plugin_task(node):
+    out = node.run("call", "example.add", "[2, 3]", "--wait", "--timeout", "10")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == 5
+    out = node.run("call", "example.divide", "[1, 0]", "--wait", "--timeout", "10")
+    assert out.returncode == 1 and "ZeroDivisionError: division by zero" in out.stderr
+
+
+# --- 11, 12. queues and countdown -----------------------------------------------------------------------------
+
+
+def test_queues_flags_a_queue_without_consumer_and_purge(node):
+    for _ in range(3):
+        call(node, "ccmulti.ping", "-Q", "orphans")
+    queues = {q["name"]: q for q in json.loads(node.run("queues", "--json", check=True).stdout)}
+    assert queues["orphans"]["ready"] == 3 and queues["orphans"]["no_consumer"] and not queues["orphans"]["consumers"]
+    assert queues["celery"]["consumers"] == [f"w1@{HOST}"] and not queues["celery"]["no_consumer"], queues
+    assert node.run("purge", "orphans", check=True).stdout.strip() == "purged 3 messages from 'orphans'"
+    queues = {q["name"]: q for q in json.loads(node.run("queues", "--json", check=True).stdout)}
+    assert queues.get("orphans", {"ready": 0})["ready"] == 0
+
+
+def test_countdown_delays_the_task(node):
+    sent = time.monotonic()
+    task_id = call(node, "ccmulti.ping", "--countdown", "2")
+    assert result(node, task_id)["status"] == "PENDING"
+    meta = wait_status(node, task_id, "SUCCESS", "FAILURE", timeout=10)
+    ran = time.monotonic() - sent
+    assert meta["status"] == "SUCCESS"
+    assert 1.95 <= ran < 5, f"ran after {ran:.2f}s"
+
+
+# --- 13. max_tasks_per_child ----------------------------------------------------------------------------------
+
+
+def test_max_tasks_per_child_replaces_the_pool_process(own):
+    start(own, "w1", "-c", "1", "--max-tasks-per-child", "1")
+    pids = []
+    for _ in range(3):
+        task_id = call(own, "ccmulti.sleep", "[0.3]")
+        started = wait_status(own, task_id, "STARTED", "SUCCESS")
+        assert started["status"] == "STARTED"
+        pids.append(started["result"]["pid"])
+        assert wait_status(own, task_id, "SUCCESS", "FAILURE")["status"] == "SUCCESS"
+    assert len(set(pids)) == 3, pids
+    wait_for(lambda: len(pool_pids(own).get(1, [])) == 1 and pool_pids(own)[1][0] not in pids, timeout=10,
+             what="a fresh pool process")
+    assert len([line for line in log_text(own).splitlines() if "max_tasks_per_child" in line]) >= 3
+
+
+def test_tasks_of_a_killed_node_go_to_the_other_node(own):
+    """SIGKILL of a whole node (no chance to give anything back): its claims return to the queue as soon as any
+    client sees the node is gone, and the surviving node runs them."""
+    start(own, "w1", "w2", "-c", "1", "-Q:w2", "other")
+    task_id = call(own, "ccmulti.sleep", "[0.5]")
+    wait_status(own, task_id, "STARTED")
+    own.run("kill", "w1", check=True)
+    # w2 takes the queue over; the first client that looks (here: queues) restores w1's claims.
+    own.run("stop", "w2", "--wait", check=True)
+    start(own, "w2", "-c", "1")
+    own.run("queues", check=True)
+    meta = wait_status(own, task_id, "SUCCESS", "FAILURE", timeout=15)
+    assert meta["status"] == "SUCCESS" and meta["worker"] == f"w2@{HOST}", meta
+    received = [m for m in map(RECEIVED.search, log_lines_about(own, task_id, "w2")) if m]
+    assert len(received) == 1 and received[0].group(3), log_lines_about(own, task_id, "w2")
+
+
+# --- 10. two nodes, one database, 2,000 tasks -----------------------------------------------------------------
+
+
+def test_two_nodes_share_one_database(own):
+    if not PROBE.exists():
+        pytest.fail(f"broker_probe not built: {PROBE}")
+    start(own, "w1", "w2", "-c", "2")
+    count = 2000
+    url = f"sqlite://{own.state_dir / 'broker.sqlite3'}"
+    out = subprocess.run([PROBE, "publish-many", url, "ccmulti.echo", "[1]", "celery", str(count)],
+                         capture_output=True, text=True, timeout=120, env=own.env)
+    assert out.returncode == 0, out.stderr
+    ids = out.stdout.split()
+    assert len(set(ids)) == count
+
+    def all_done():
+        with db(own) as conn:
+            n = conn.execute("SELECT COUNT(*) FROM results WHERE status IN ('SUCCESS', 'FAILURE')").fetchone()[0]
+        return n >= count
+
+    wait_for(all_done, timeout=120, interval=0.2, what=f"{count} results")
+    with db(own) as conn:
+        rows = dict(conn.execute("SELECT task_id, status FROM results").fetchall())
+    assert {task_id: rows.get(task_id) for task_id in ids} == {task_id: "SUCCESS" for task_id in ids}
+
+    received = collections.defaultdict(list)
+    succeeded = collections.Counter()
+    per_node = collections.Counter()
+    for name in ("w1", "w2"):
+        for line in log_text(own, name).splitlines():
+            if m := RECEIVED.search(line):
+                received[m.group(2)].append(bool(m.group(3)))
+                per_node[name] += 1
+            elif m := SUCCEEDED.search(line):
+                succeeded[m.group(2)] += 1
+    assert set(received) == set(ids)
+    # A task received twice must be a redelivery; nothing was killed here, so there are none.
+    twice = {task_id: flags for task_id, flags in received.items() if len(flags) > 1}
+    assert not twice, dict(list(twice.items())[:5])
+    assert all(succeeded[task_id] == 1 for task_id in ids)
+    assert per_node["w1"] > 0 and per_node["w2"] > 0, per_node
