@@ -71,7 +71,8 @@ std::map<std::string, json> broadcast(const RedisUrl& url, const std::string& me
         if (left <= 0) break;
         Reply popped = redis.command({"BRPOP", queue, std::to_string(std::max(left, 0.01))});
         if (popped.is_nil()) break;
-        for (auto& [node, value] : reply_body(popped[1].string()).items()) replies[node] = value;
+        json body = reply_body(popped[1].string());  // named: items() of a temporary would dangle in the loop
+        for (auto& [node, value] : body.items()) replies[node] = value;
     }
     redis.try_command({"SREM", binding_key(exchange), binding});
     redis.try_command({"DEL", queue});

@@ -43,6 +43,9 @@ RedisConsumer::RedisConsumer(RedisUrl url, const ConsumerInfo& info)
       epoll_(::epoll_create1(EPOLL_CLOEXEC)),
       timer_(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) {
     if (info_.queues.empty()) throw UsageError("a consumer needs at least one queue");
+    // Live claims are refreshed every heartbeat and restored once older than the visibility timeout: beat at
+    // least three times per timeout, or a short ?visibility_timeout= lets live nodes restore each other's tasks.
+    interval_ = std::clamp(url_.visibility_timeout / 3, std::chrono::seconds(1), std::chrono::seconds(10));
     if (!epoll_) throw SystemError("epoll_create1", errno);
     if (!timer_) throw SystemError("timerfd_create", errno);
     epoll_event event{};
