@@ -4,6 +4,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
+#include <fstream>
+
+#include "platform/proc.hpp"
 
 #include "platform/signals.hpp"
 #include "util/error.hpp"
@@ -47,6 +51,18 @@ PoolProcess* Pool::find(pid_t pid) {
 void Pool::retire(PoolProcess& process) {
     process.retiring = true;
     process.requests.reset();
+}
+
+void Pool::kill(pid_t pid) {
+    // Its children now, before it dies: once it is gone they are reparented and no longer tell whose they were.
+    // A pool process is single-threaded, so its main thread's list is all of them.
+    std::ifstream children("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+    pid_t child = 0;
+    while (children >> child) {
+        auto stat = read_proc_stat(child);
+        if (stat && stat->pgrp == child && stat->ppid == pid) ::kill(-child, SIGKILL);
+    }
+    ::kill(pid, SIGKILL);
 }
 
 std::unique_ptr<PoolProcess> Pool::remove(pid_t pid) {

@@ -40,6 +40,10 @@ public:
     PoolProcess* find(pid_t pid);
     // Closes its request pipe: it finishes its task, sees end of file and exits.
     void retire(PoolProcess& process);
+    // SIGKILL to the process, and first to the process group of each command it runs (a command task runs in
+    // its own group, which PR_SET_PDEATHSIG only partly covers: it kills the command, not what it started).
+    // Reaping stays with the node.
+    static void kill(pid_t pid);
     // Forgets a reaped process, handing it back for what it was doing.
     std::unique_ptr<PoolProcess> remove(pid_t pid);
 

@@ -359,7 +359,7 @@ private:
         Running task = std::move(it->second);
         running_.erase(it);
         if (PoolProcess* process = pool_.find(task.pid)) {
-            ::kill(task.pid, SIGKILL);  // reaped and replaced like any other exit
+            Pool::kill(task.pid);  // reaped and replaced like any other exit
             process->task_id.reset();
             pool_.retire(*process);
         }
@@ -443,7 +443,7 @@ private:
         state_ = State::cold;
         spdlog::warn("{}: cold shutdown, {} running task(s) go back to their queues", options_.name, running_.size());
         for (auto& [tag, task] : running_) {
-            ::kill(task.pid, SIGKILL);
+            Pool::kill(task.pid);
             loop_.cancel(task.limit_timer);
             if (task.acks_late) consumer_->requeue(task.delivery);
             if (PoolProcess* process = pool_.find(task.pid)) process->task_id.reset();
@@ -458,7 +458,7 @@ private:
         for (const auto& [pid, process] : pool_.processes()) pool_.retire(*process);
         if (pool_.size() == 0) loop_.stop();
         loop_.after(std::chrono::seconds(10), [this] {  // a pool process that ignores end of file
-            for (const auto& [pid, process] : pool_.processes()) ::kill(pid, SIGKILL);
+            for (const auto& [pid, process] : pool_.processes()) Pool::kill(pid);
         });
     }
 

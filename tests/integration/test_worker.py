@@ -170,7 +170,16 @@ FAIL_PY = """import json, sys
 json.load(sys.stdin)
 raise ValueError('boom')
 """
+SPAWN_PY = """import json, pathlib, subprocess, sys
+json.load(sys.stdin)
+child = subprocess.Popen(["/bin/sleep", "30"])
+pathlib.Path(sys.argv[1]).write_text(str(child.pid))
+child.wait()
+"""
 CONFIG = """
+[tasks."tasks.spawn"]
+command = ["/usr/bin/python3", "spawn.py", "spawned.pid"]
+
 [tasks."tasks.add"]
 command = ["/usr/bin/python3", "add.py"]
 
@@ -187,6 +196,7 @@ def node():
     env = make_env()
     (env.root / "add.py").write_text(ADD_PY)
     (env.root / "fail.py").write_text(FAIL_PY)
+    (env.root / "spawn.py").write_text(SPAWN_PY)
     (env.root / "ccmulti.toml").write_text(CONFIG)
     try:
         # celery multi's grammar: a long option takes its value after '=' (`--plugin PATH` would make PATH a node).
@@ -430,6 +440,17 @@ def test_command_tasks_from_the_config_file(node):
     out = node.run("call", "tasks.fail", "--wait", "--timeout", "15")
     assert out.returncode == 1
     assert "ValueError: boom" in out.stderr
+
+
+def test_hard_time_limit_of_a_command_task_kills_what_it_started(node):
+    """The command runs in its own process group; the node's hard limit must reach the whole group, not only
+    the pool process (whose death takes just the command's leader along, by PR_SET_PDEATHSIG)."""
+    marker = node.root / "spawned.pid"
+    marker.unlink(missing_ok=True)
+    out = node.run("call", "tasks.spawn", "--time-limit", "1", "--wait", "--timeout", "15")
+    assert out.returncode == 1 and "TimeLimitExceeded" in out.stderr, out.stderr
+    spawned = int(marker.read_text())
+    wait_for(lambda: not alive(spawned), timeout=5, what=f"the command's child {spawned} to be killed")
 
 
 def test_plugin_task(node):
