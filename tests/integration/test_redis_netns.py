@@ -3,26 +3,25 @@ Needs root (ip netns, veth from Debian's iproute2); skipped otherwise.
 
     ns A (10.77.1.2) ──veth── ns R: redis-server (10.77.1.1, 10.77.2.1) ──veth── ns B (10.77.2.2)
 
-The consumers are tests/tools/broker_probe (RedisConsumer + RedisResultStore) until the native worker exists."""
+The nodes are real `ccmulti worker` processes (-c 2), one per namespace; a Python Celery client in the Redis
+namespace sends the tasks and reads the results, which say which node ran each."""
 import json
 import os
-import pathlib
 import shutil
+import signal
+import socket
 import subprocess
-import sys
 
 import pytest
 
-from conftest import PYTHON, wait_for
+from conftest import CCMULTI, PYTHON, wait_for
 
-BUILD = pathlib.Path(os.environ.get("CCMULTI_BUILD_DIR", ""))
-PROBE = BUILD / "tests" / "broker_probe"
 PORT = 6390
+HOST = socket.gethostname()  # the namespaces share the UTS namespace: one host name
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
     pytest.mark.skipif(shutil.which("ip") is None, reason="iproute2 is not installed"),
-    pytest.mark.skipif(not PROBE.exists(), reason="broker_probe not built"),
 ]
 
 
@@ -67,7 +66,8 @@ def test_nodes_in_two_namespaces_share_one_redis(env, namespaces):
         in_ns(namespaces["r"], "redis-server", "--port", PORT, "--bind", "0.0.0.0", "--protected-mode", "no",
               "--save", "", "--appendonly", "no", "--dir", env.root),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    consumers = []
+    nodes = {}
+    logs = {}
     try:
         def pong():
             out = subprocess.run(in_ns(namespaces["a"], "redis-cli", "-h", "10.77.1.1", "-p", PORT, "PING"),
@@ -75,45 +75,47 @@ def test_nodes_in_two_namespaces_share_one_redis(env, namespaces):
             return out.stdout.strip() == "PONG"
         wait_for(pong, timeout=10, what="redis in its namespace, reached from namespace A")
 
-        send = (
-            "import json, sys\n"
-            "from celery import Celery\n"
-            f"app = Celery('proj', broker='redis://10.77.1.1:{PORT}/0', backend='redis://10.77.1.1:{PORT}/0')\n"
-            "print(json.dumps([app.send_task('proj.sleep', args=(0.1,)).id for _ in range(30)]))\n"
-        )
-        sent = subprocess.run(in_ns(namespaces["r"], PYTHON, "-c", send), capture_output=True, text=True,
-                              timeout=60, check=True)
-        ids = json.loads(sent.stdout)
-
         for role, address in (("a", "10.77.1.1"), ("b", "10.77.2.1")):
-            consumers.append(subprocess.Popen(
-                in_ns(namespaces[role], PROBE, "run", f"redis://{address}:{PORT}/0", "celery", 30, 6000),
-                stdout=subprocess.PIPE, text=True))
-        ran = {}
-        for role, proc in zip("ab", consumers):
-            out, _ = proc.communicate(timeout=60)
-            ran[role] = [json.loads(line)["id"] for line in out.splitlines()]
+            logs[role] = env.root / f"w{role}.log"
+            with open(logs[role], "w") as out:
+                nodes[role] = subprocess.Popen(
+                    in_ns(namespaces[role], CCMULTI, "worker", "-n", f"w{role}@%h", "-c", 2, "-Q", "celery",
+                          "--broker", f"redis://{address}:{PORT}/0"),
+                    env=env.env, cwd=env.root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        for role in "ab":
+            wait_for(lambda: f"w{role}@{HOST} ready:" in logs[role].read_text(), timeout=15,
+                     what=f"the node in namespace {role} to be ready")
 
-        assert ran["a"] and ran["b"], f"both namespaces should get work: {ran}"
-        assert sorted(ran["a"] + ran["b"]) == sorted(ids), "every task ran exactly once"
-
-        check = (
+        send_and_wait = (
             "import json, sys\n"
             "from celery import Celery\n"
             f"app = Celery('proj', broker='redis://127.0.0.1:{PORT}/0', backend='redis://127.0.0.1:{PORT}/0')\n"
-            f"ids = json.loads(sys.argv[1])\n"
-            "print(json.dumps([app.AsyncResult(i).get(timeout=10) for i in ids]))\n"
+            "results = [app.send_task('ccmulti.sleep', args=(0.1,)) for _ in range(30)]\n"
+            "values = [r.get(timeout=30) for r in results]\n"
+            "workers = [app.backend.get_task_meta(r.id)['worker'] for r in results]\n"
+            "print(json.dumps({'values': values, 'workers': workers}))\n"
         )
-        results = subprocess.run(in_ns(namespaces["r"], PYTHON, "-c", check, json.dumps(ids)), capture_output=True,
-                                 text=True, timeout=60, check=True)
-        assert json.loads(results.stdout) == [0.1] * len(ids)
+        done = subprocess.run(in_ns(namespaces["r"], PYTHON, "-c", send_and_wait), capture_output=True, text=True,
+                              timeout=90)
+        assert done.returncode == 0, done.stderr
+        out = json.loads(done.stdout)
+        assert out["values"] == [0.1] * 30, "every task ran and stored its result"
+        assert set(out["workers"]) == {f"wa@{HOST}", f"wb@{HOST}"}, f"both namespaces should get work: {out}"
+
         unacked = subprocess.run(in_ns(namespaces["r"], "redis-cli", "-p", PORT, "HLEN", "unacked"),
                                  capture_output=True, text=True)
         assert unacked.stdout.strip() == "0"
+        # Warm shutdown over the veth: both nodes leave cleanly.
+        for role, proc in nodes.items():
+            proc.send_signal(signal.SIGTERM)
+        for role, proc in nodes.items():
+            assert proc.wait(timeout=20) == 0, logs[role].read_text()
+        # Exactly 30 runs between them: no task ran twice.
+        assert sum(logs[role].read_text().count("] succeeded in") for role in "ab") == 30
     finally:
-        for proc in consumers:
+        for proc in nodes.values():
             if proc.poll() is None:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         redis.terminate()
         redis.wait(timeout=10)
