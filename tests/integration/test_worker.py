@@ -297,6 +297,22 @@ def test_sigkill_of_a_pool_process_reruns_the_task_once(node):
     assert json.loads(node.run("call", "ccmulti.ping", "--wait", "--timeout", "10", check=True).stdout) == "pong"
 
 
+def test_inspect_shows_the_running_task_and_the_pool(node):
+    name = f"w1@{HOST}"
+    task_id = call(node, "ccmulti.sleep", "[1]")
+    pid = wait_status(node, task_id, "STARTED")["result"]["pid"]
+    active = json.loads(node.run("inspect", "active", "--json", check=True).stdout)
+    [entry] = [t for t in active[name] if t["id"] == task_id]
+    assert entry["worker_pid"] == pid and entry["name"] == "ccmulti.sleep" and entry["args"] == [1]
+    assert entry["acknowledged"] is False  # late ack: still in the broker while it runs
+    stats = json.loads(node.run("inspect", "stats", "--json", check=True).stdout)[name]
+    assert sorted(stats["pool"]["processes"]) == sorted(p for ps in pool_pids(node).values() for p in ps)
+    assert stats["pool"]["max-concurrency"] == 2
+    assert wait_status(node, task_id, "SUCCESS", "FAILURE")["status"] == "SUCCESS"
+    stats = json.loads(node.run("inspect", "stats", "--json", check=True).stdout)[name]
+    assert stats["total"].get("ccmulti.sleep", 0) >= 1, stats["total"]
+
+
 # --- 3, 4. cold and warm shutdown -----------------------------------------------------------------------------
 
 
