@@ -479,6 +479,27 @@ def test_unknown_task_fails_not_registered(node):
     assert ids, log_text(node)[-2000:]
 
 
+def test_an_undecodable_message_fails_and_leaves_the_queue(node):
+    """A message no node can decode (written by something else) is settled as FAILURE once, not redelivered
+    for ever, and the node goes on."""
+    task_id = "0badc0de-0000-4000-8000-000000000001"
+    with db(node) as conn:
+        conn.execute("INSERT INTO messages (queue, task_id, task_name, envelope, published_at) VALUES (?, ?, ?, ?, ?)",
+                     ("celery", task_id, "ccmulti.ping", "{not json", time.time()))
+        wakes = [row[0] for row in conn.execute("SELECT wake FROM consumers")]
+    for wake in wakes:  # what a publisher does after its commit
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            try:
+                s.sendto(b"\x01", "\0" + wake)
+            except OSError:
+                pass
+    meta = wait_status(node, task_id, "FAILURE", "SUCCESS", timeout=15)
+    assert meta["status"] == "FAILURE" and meta["result"]["exc_type"] == "ContentDisallowed", meta
+    with db(node) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM messages WHERE task_id = ?", (task_id,)).fetchone()[0] == 0
+    assert json.loads(node.run("call", "ccmulti.ping", "--wait", "--timeout", "10", check=True).stdout) == "pong"
+
+
 # --- 8, 9. command tasks and a plugin -------------------------------------------------------------------------
 
 
