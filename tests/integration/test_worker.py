@@ -391,6 +391,20 @@ def test_warm_stop_waits_for_the_running_task(own):
         assert meta["status"] == "SUCCESS" and meta["result"] == i
 
 
+def test_warm_stop_past_the_stop_timeout_turns_cold_and_requeues(own):
+    start(own, "w1", "-c", "1", "--stop-timeout=1")
+    task_id = call(own, "ccmulti.sleep", "[2]")
+    wait_status(own, task_id, "STARTED")
+    t0 = time.monotonic()
+    stop = own.run("stop", "--wait", timeout=30)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert time.monotonic() - t0 < 1.9, "the stop timeout did not cut the task short"
+    assert result(own, task_id)["status"] == "STARTED"
+    queues = {q["name"]: q for q in json.loads(own.run("queues", "--json", check=True).stdout)}
+    assert queues["celery"]["ready"] == 1, queues
+    assert "cold shutdown" in log_text(own)
+
+
 # --- 5. time limits -------------------------------------------------------------------------------------------
 
 
