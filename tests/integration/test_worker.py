@@ -538,6 +538,20 @@ def test_hard_time_limit_of_a_command_task_kills_what_it_started(node):
     wait_for(lambda: not alive(spawned), timeout=5, what=f"the command's child {spawned} to be killed")
 
 
+def test_a_missing_command_program_fails_clearly(own):
+    (own.root / "ccmulti.toml").write_text('[tasks."t.missing"]\ncommand = ["/nonexistent/prog"]\n')
+    own.run("-C", own.root / "ccmulti.toml", "start", "w1", "-c", "1", check=True)
+    out = own.run("call", "t.missing", "--wait", "--timeout", "10")
+    assert out.returncode == 1
+    assert "CommandError: cannot run '/nonexistent/prog': No such file or directory" in out.stderr, out.stderr
+
+
+def test_a_plugin_that_cannot_load_fails_start(own):
+    out = start(own, "w1", "-c", "1", "--plugin=/nonexistent/plugin.so", check=False)
+    assert out.returncode == 1
+    assert "cannot load plugin /nonexistent/plugin.so" in out.stderr, out.stderr
+
+
 def test_plugin_task(node):
     out = node.run("call", "example.add", "[2, 3]", "--wait", "--timeout", "10")
     assert out.returncode == 0, out.stderr
