@@ -244,7 +244,7 @@ def test_python_inspect_sees_ccmulti_nodes(nodes, app):
 
 def test_celery_inspect_ping_cli_sees_ccmulti_nodes(nodes):
     environment = dict(os.environ, CCMULTI_TEST_BROKER=nodes.url, PYTHONPATH=str(CELERYAPP))
-    proc = subprocess.run([PYTHON, "-m", "celery", "-A", "proj", "inspect", "ping", "--timeout", "2"],
+    proc = subprocess.run([PYTHON, "-m", "celery", "-A", "proj", "inspect", "ping", "--timeout", "1"],
                           cwd=CELERYAPP, env=environment, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"{W1}: OK" in proc.stdout and f"{W2}: OK" in proc.stdout, proc.stdout + proc.stderr
@@ -254,7 +254,7 @@ def test_ccmulti_inspect_over_redis_answers_from_both_nodes(shared, nodes):
     env, _ = shared
     ping = env.run("inspect", "ping", "--broker", nodes.url, "--json", "-t", "2", check=True)
     assert json.loads(ping.stdout) == {W1: {"ok": "pong"}, W2: {"ok": "pong"}}
-    text = env.run("inspect", "ping", "--broker", nodes.url, "-t", "2", check=True).stdout
+    text = env.run("inspect", "ping", "--broker", nodes.url, "-t", "1", check=True).stdout
     assert f"-> {W1}: OK" in text and f"-> {W2}: OK" in text and "2 nodes online." in text
     stats = json.loads(env.run("inspect", "stats", "--broker", nodes.url, "--json", "-d", "w2", check=True).stdout)
     assert list(stats) == [W2] and stats[W2]["pool"]["max-concurrency"] == 2
