@@ -1,6 +1,7 @@
 #include "worker/worker.hpp"
 
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 
@@ -8,10 +9,12 @@
 #include <csignal>
 #include <cstdlib>
 #include <deque>
+#include <functional>
 
 #include <spdlog/spdlog.h>
 
 #include "platform/event_loop.hpp"
+#include "platform/proc.hpp"
 #include "platform/proc_title.hpp"
 #include "platform/signals.hpp"
 #include "protocol/task_message.hpp"
@@ -67,6 +70,8 @@ public:
         loop_.on_signal(SIGCHLD, [this](const signalfd_siginfo&) { reap(); });
         set_proc_title("ccmulti: worker " + options_.name, "ccmulti-worker");
 
+        // Orphans of pool processes' commands come to us, not to the node shim, so reap() can end their groups.
+        if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) throw SystemError("PR_SET_CHILD_SUBREAPER", errno);
         // The pool first: forked from a process with no threads and no broker connection yet.
         for (int i = 1; i <= options_.concurrency; ++i) spawn(i);
 
@@ -148,10 +153,21 @@ private:
     }
 
     void reap() {
-        int status = 0;
-        pid_t pid;
-        while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0 || (pid < 0 && errno == EINTR)) {
-            if (pid < 0) continue;
+        for (;;) {
+            // Peek first (WNOWAIT): while it is a zombie its pid, and so the id of a group it leads, stay ours.
+            siginfo_t info{};
+            if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0) {
+                if (errno == EINTR) continue;
+                break;  // ECHILD
+            }
+            pid_t pid = info.si_pid;
+            if (pid == 0) break;
+            if (!pool_.find(pid)) end_orphaned_group(pid);
+            int status = 0;
+            pid_t reaped;
+            while ((reaped = ::waitpid(pid, &status, WNOHANG)) < 0 && errno == EINTR) {
+            }
+            if (reaped != pid) break;
             if (pool_.find(pid)) read_replies(pid);  // an outcome written just before it exited still counts
             auto process = pool_.remove(pid);
             if (!process) continue;
@@ -166,6 +182,14 @@ private:
         }
         if (state_ == State::draining && pool_.size() == 0) loop_.stop();
         dispatch();
+    }
+
+    // Every child of this process but the pool's is an orphan we adopted as subreaper: the command of a pool
+    // process that died mid-task, killed by PR_SET_PDEATHSIG, or something that command started. A command
+    // leads its own process group (tasks/command_runner.hpp); what it started lives on in that group, so the
+    // group goes with it. (Pool::kill does this up front when the node itself kills a pool process.)
+    static void end_orphaned_group(pid_t pid) {
+        if (auto stat = read_proc_stat(pid); stat && stat->pgrp == pid) ::kill(-pid, SIGKILL);
     }
 
     // ---- consuming ----
@@ -212,10 +236,10 @@ private:
         const auto& message = delivery.message;
         if (delivery.decode_error) {
             spdlog::error("message {} on queue {} cannot be run: {}", message.id, message.queue, *delivery.decode_error);
-            store(message, protocol::failure_result(message.id, protocol::ExceptionInfo::of("ContentDisallowed",
-                                                                                            *delivery.decode_error),
-                                                    *delivery.decode_error));
-            consumer_->ack(delivery);
+            auto meta = protocol::failure_result(
+                message.id, protocol::ExceptionInfo::of("ContentDisallowed", *delivery.decode_error),
+                *delivery.decode_error);
+            settle(delivery, true, {[this, message, meta] { store(message, meta); }});
             return;
         }
         if (revoke_if_expired(delivery)) return;
@@ -228,8 +252,10 @@ private:
         const auto& message = delivery.message;
         if (!message.expires || *message.expires >= protocol::now()) return false;
         spdlog::info("Task {}[{}] expired before it started: revoked", message.task, message.id);
-        if (!ignores_result(message)) store(message, protocol::revoked_result(message.id, "expired"));
-        consumer_->ack(delivery);
+        std::deque<std::function<void()>> writes;
+        if (!ignores_result(message))
+            writes.push_back([this, message] { store(message, protocol::revoked_result(message.id, "expired")); });
+        settle(delivery, true, std::move(writes));
         return true;
     }
 
@@ -285,7 +311,13 @@ private:
         if (hard) task.limit_timer = loop_.after(std::chrono::duration_cast<Clock::duration>(seconds(*hard)),
                                                  [this, tag, limit = *hard] { time_limit_exceeded(tag, limit); });
         spdlog::info("Task {}[{}] received{}", message.task, message.id, message.redelivered ? " (redelivered)" : "");
-        if (!task.ignore_result) store(message, protocol::started_result(message.id, process.pid, options_.name));
+        if (!task.ignore_result) {
+            try {  // informational: a broker outage must not hold the task up
+                store(message, protocol::started_result(message.id, process.pid, options_.name));
+            } catch (const Error& e) {
+                spdlog::debug("Task {}[{}]: STARTED not stored: {}", message.task, message.id, e.what());
+            }
+        }
         if (!task.acks_late) consumer_->ack(delivery);
         task.delivery = std::move(delivery);
         process.task_id = tag;
@@ -320,12 +352,16 @@ private:
         const auto& message = task.delivery.message;
         double runtime = std::chrono::duration<double>(Clock::now() - task.started).count();
         ++totals_[message.task];
+        std::deque<std::function<void()>> writes;
         if (outcome.ok) {
             spdlog::info("Task {}[{}] succeeded in {:.6f}s: {}", message.task, message.id, runtime,
                          outcome.result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-            if (!task.ignore_result) store(message, protocol::success_result(message.id, outcome.result));
+            if (!task.ignore_result)
+                writes.push_back([this, message, meta = protocol::success_result(message.id, outcome.result)] {
+                    store(message, meta);
+                });
         } else if (outcome.exception.type == "Retry" && message.retries < options_.max_retries) {
-            retry(task, outcome);
+            writes = retry(task, outcome);
         } else {
             auto exception = outcome.exception;
             if (exception.type == "Retry")
@@ -333,13 +369,17 @@ private:
                     "MaxRetriesExceededError", "Can't retry " + message.task + "[" + message.id + "] max retries: " +
                                                    std::to_string(options_.max_retries));
             spdlog::error("Task {}[{}] raised unexpected: {}", message.task, message.id, exception.describe());
-            if (!task.ignore_result) store(message, protocol::failure_result(message.id, exception, outcome.traceback));
+            if (!task.ignore_result)
+                writes.push_back(
+                    [this, message, meta = protocol::failure_result(message.id, exception, outcome.traceback)] {
+                        store(message, meta);
+                    });
         }
-        if (task.acks_late) consumer_->ack(task.delivery);
+        settle(task.delivery, task.acks_late, std::move(writes));
     }
 
     // The retry is published before the original is acked: a crash in between runs it twice, never zero times.
-    void retry(const Running& task, const tasks::TaskOutcome& outcome) {
+    std::deque<std::function<void()>> retry(const Running& task, const tasks::TaskOutcome& outcome) {
         const auto& message = task.delivery.message;
         double countdown = retry_countdown(outcome.exception.message);
         protocol::TaskMessage next = message;
@@ -347,10 +387,14 @@ private:
         next.eta = protocol::now() + std::chrono::duration_cast<protocol::TimePoint::duration>(seconds(countdown));
         next.delivery_tag = protocol::new_uuid();
         next.redelivered = false;
-        connection_.broker->publish(next);
         spdlog::info("Task {}[{}] retry {} in {}s", message.task, message.id, next.retries, countdown);
+        std::deque<std::function<void()>> writes{[this, next] { connection_.broker->publish(next); }};
         if (!task.ignore_result)
-            store(message, protocol::retry_result(message.id, outcome.exception, outcome.traceback));
+            writes.push_back(
+                [this, message, meta = protocol::retry_result(message.id, outcome.exception, outcome.traceback)] {
+                    store(message, meta);
+                });
+        return writes;
     }
 
     void time_limit_exceeded(const std::string& tag, double limit) {
@@ -402,6 +446,42 @@ private:
         }
         fill();
         dispatch();
+    }
+
+    // What must reach the broker before a message may be acked: its result (for a retry, first the new message).
+    // While the broker is unreachable (Redis restarting) the writes wait here, in order, and are tried again with
+    // a growing delay; their messages stay unacked meanwhile. An outage costs time, never a task or a result.
+    // Each write is dropped once done, so a retry is not published twice.
+    struct Unsettled {
+        broker::Delivery delivery;
+        bool ack = true;
+        std::deque<std::function<void()>> writes;
+    };
+
+    void settle(broker::Delivery delivery, bool ack, std::deque<std::function<void()>> writes) {
+        unsettled_.push_back({std::move(delivery), ack, std::move(writes)});
+        if (!settle_timer_) flush_unsettled();
+    }
+
+    void flush_unsettled() {
+        while (!unsettled_.empty()) {
+            Unsettled& next = unsettled_.front();
+            try {
+                for (; !next.writes.empty(); next.writes.pop_front()) next.writes.front()();
+                if (next.ack) consumer_->ack(next.delivery);
+            } catch (const Error& e) {
+                spdlog::warn("cannot store results now ({}); {} finished task(s) stay unacked, trying again in {}ms",
+                             e.what(), unsettled_.size(), settle_delay_.count());
+                settle_timer_ = loop_.after(settle_delay_, [this] {
+                    settle_timer_ = 0;
+                    flush_unsettled();
+                });
+                settle_delay_ = std::min(settle_delay_ * 2, std::chrono::milliseconds(10'000));
+                return;
+            }
+            unsettled_.pop_front();
+        }
+        settle_delay_ = std::chrono::milliseconds(250);
     }
 
     void store(const protocol::TaskMessage& message, protocol::ResultMeta meta) {
@@ -480,6 +560,9 @@ private:
     std::map<std::string, int> losses_;       // pool processes lost per task id
     std::map<std::string, long> totals_;      // tasks finished per name
     EventLoop::TimerId eta_timer_ = 0;
+    std::deque<Unsettled> unsettled_;
+    EventLoop::TimerId settle_timer_ = 0;
+    std::chrono::milliseconds settle_delay_{250};
     Clock::time_point started_ = Clock::now();
     State state_ = State::running;
 };

@@ -538,6 +538,25 @@ def test_hard_time_limit_of_a_command_task_kills_what_it_started(node):
     wait_for(lambda: not alive(spawned), timeout=5, what=f"the command's child {spawned} to be killed")
 
 
+def test_a_pool_process_killed_mid_command_takes_the_command_group_along(node):
+    """SIGKILL from outside (OOM killer, a user) to the pool process running a command: PR_SET_PDEATHSIG ends
+    the command itself, and the node (its subreaper) must end what the command started."""
+    marker = node.root / "spawned.pid"
+    marker.unlink(missing_ok=True)
+    task_id = call(node, "tasks.spawn")
+    # Requeued after each loss, it runs again; the third loss fails it (WorkerLostError), so nothing runs on.
+    children = []
+    for run in range(3):
+        wait_for(lambda: marker.exists() and marker.read_text() and int(marker.read_text()) not in children,
+                 timeout=10, what=f"run {run + 1} to start its child")
+        children.append(int(marker.read_text()))
+        os.kill(result(node, task_id)["result"]["pid"], signal.SIGKILL)
+        wait_for(lambda: not alive(children[-1]), timeout=5, what=f"the command's child {children[-1]} to be killed")
+    meta = wait_status(node, task_id, "FAILURE", "SUCCESS")
+    assert meta["result"]["exc_type"] == "WorkerLostError", meta
+    wait_for(lambda: sorted(pool_pids(node)) == [1, 2], timeout=10, what="the pool to be whole again")
+
+
 def test_a_missing_command_program_fails_clearly(own):
     (own.root / "ccmulti.toml").write_text('[tasks."t.missing"]\ncommand = ["/nonexistent/prog"]\n')
     own.run("-C", own.root / "ccmulti.toml", "start", "w1", "-c", "1", check=True)
