@@ -79,7 +79,7 @@ void run(Context& context, const InspectOptions& options) {
     }
     if (replies.empty()) {
         print_error("no nodes replied within " + options.timeout +
-                    " s; are nodes running (ccmulti status) on this broker? (--timeout waits longer)");
+                    " s; are nodes running on this broker (ccmulti ps)? --timeout waits longer");
         context.exit = Exit::failure;
         return;
     }

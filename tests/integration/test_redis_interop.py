@@ -368,8 +368,6 @@ def shut_down_nodes(env):
         env.run("kill", timeout=30)
 
 
-@pytest.mark.xfail(strict=True, reason="the worker exits (code 1) when storing a result fails while Redis is down "
-                   "(worker.cpp: store() throws out of on_reply); see docs/redis.md, Known problems")
 def test_redis_restarted_under_load_loses_no_task(env):
     """Redis (with AOF, as a deployment that wants to keep queued tasks must run it; SIGTERM flushes it) is
     restarted while two ccmulti nodes work through a queue: they keep their claims, reconnect, and every task
