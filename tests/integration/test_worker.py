@@ -426,6 +426,21 @@ def test_soft_time_limit_raises_in_the_task(node):
     assert time.monotonic() - t0 < 4.5
 
 
+def test_node_options_queues_and_time_limit(own):
+    """-Q and --time-limit given to `start` reach the worker: it consumes both queues, and every task gets the
+    node's hard limit unless its message has its own."""
+    start(own, "w1", "-c", "1", "-Q", "alpha,beta", "--time-limit=1")
+    for queue in ("alpha", "beta"):
+        out = own.run("call", "ccmulti.echo", f'["{queue}"]', "-Q", queue, "--wait", "--timeout", "10")
+        assert out.returncode == 0 and json.loads(out.stdout) == queue, out.stderr
+    out = own.run("call", "ccmulti.sleep", "[5]", "-Q", "beta", "--wait", "--timeout", "10")
+    assert out.returncode == 1 and "TimeLimitExceeded" in out.stderr, out.stderr
+    out = own.run("call", "ccmulti.sleep", "[1.2]", "-Q", "alpha", "--time-limit", "3", "--wait", "--timeout", "10")
+    assert out.returncode == 0 and json.loads(out.stdout) == 1.2, out.stderr
+    queues = {q["name"]: q for q in json.loads(own.run("queues", "--json", check=True).stdout)}
+    assert queues["alpha"]["consumers"] == queues["beta"]["consumers"] == [f"w1@{HOST}"]
+
+
 def test_time_limits_from_the_config_file(node):
     """[tasks."tasks.slow"] soft_time_limit = 0.5: the command gets SIGUSR1 and dies of it."""
     t0 = time.monotonic()
