@@ -299,11 +299,11 @@ def test_sigkill_of_a_pool_process_reruns_the_task_once(node):
 
 def test_inspect_shows_the_running_task_and_the_pool(node):
     name = f"w1@{HOST}"
-    task_id = call(node, "ccmulti.sleep", "[1]")
+    task_id = call(node, "ccmulti.sleep", "[1.5]")
     pid = wait_status(node, task_id, "STARTED")["result"]["pid"]
     active = json.loads(node.run("inspect", "active", "--json", check=True).stdout)
     [entry] = [t for t in active[name] if t["id"] == task_id]
-    assert entry["worker_pid"] == pid and entry["name"] == "ccmulti.sleep" and entry["args"] == [1]
+    assert entry["worker_pid"] == pid and entry["name"] == "ccmulti.sleep" and entry["args"] == [1.5]
     assert entry["acknowledged"] is False  # late ack: still in the broker while it runs
     stats = json.loads(node.run("inspect", "stats", "--json", check=True).stdout)[name]
     assert sorted(stats["pool"]["processes"]) == sorted(p for ps in pool_pids(node).values() for p in ps)
@@ -371,7 +371,7 @@ def test_warm_stop_waits_for_the_running_task(own):
     task_id = call(own, "ccmulti.sleep", "[1.5]")
     waiting = [call(own, "ccmulti.echo", f"[{i}]") for i in range(2)]  # prefetched behind it
     wait_status(own, task_id, "STARTED")
-    assert all(result(own, w).get("reserved") for w in waiting), [result(own, w) for w in waiting]
+    wait_for(lambda: all(result(own, w).get("reserved") for w in waiting), timeout=5, what="the others reserved")
     node_pids = [pid for pid, line in processes_of(own).items() if not line.startswith(b"ccmulti: master")]
     assert len(node_pids) == 3, node_pids  # shim, worker, pool
     t0 = time.monotonic()
@@ -393,12 +393,12 @@ def test_warm_stop_waits_for_the_running_task(own):
 
 def test_warm_stop_past_the_stop_timeout_turns_cold_and_requeues(own):
     start(own, "w1", "-c", "1", "--stop-timeout=1")
-    task_id = call(own, "ccmulti.sleep", "[2]")
+    task_id = call(own, "ccmulti.sleep", "[4]")
     wait_status(own, task_id, "STARTED")
     t0 = time.monotonic()
     stop = own.run("stop", "--wait", timeout=30)
     assert stop.returncode == 0, stop.stdout + stop.stderr
-    assert time.monotonic() - t0 < 1.9, "the stop timeout did not cut the task short"
+    assert time.monotonic() - t0 < 3.5, "the stop timeout did not cut the task short"
     assert result(own, task_id)["status"] == "STARTED"
     queues = {q["name"]: q for q in json.loads(own.run("queues", "--json", check=True).stdout)}
     assert queues["celery"]["ready"] == 1, queues
@@ -446,8 +446,8 @@ def test_time_limits_from_the_config_file(node):
     t0 = time.monotonic()
     out = node.run("call", "tasks.slow", "--wait", "--timeout", "15")
     assert out.returncode == 1
-    assert "SoftTimeLimitExceeded" in out.stderr, out.stderr
-    assert time.monotonic() - t0 < 3.5
+    assert "SoftTimeLimitExceeded" in out.stderr, out.stderr  # not the hard limit (4 s), not success (5 s)
+    assert time.monotonic() - t0 < 3.9
 
 
 def test_a_task_whose_pool_process_keeps_dying_fails_worker_lost(node):
@@ -489,7 +489,9 @@ def test_a_task_expiring_while_reserved_is_revoked_not_run(node):
     for task_id in busy:
         wait_status(node, task_id, "STARTED")
     late = call(node, "ccmulti.echo", '["late"]', "--expires", "0.8")
-    wait_for(lambda: result(node, late).get("reserved"), timeout=5, what="the task to be reserved")
+    # Reserved behind them (on a very slow machine it may already have expired on arrival: REVOKED too).
+    wait_for(lambda: result(node, late).get("reserved") or result(node, late)["status"] == "REVOKED", timeout=5,
+             what="the task to be reserved")
     for task_id in busy:
         assert wait_status(node, task_id, "SUCCESS", "FAILURE")["status"] == "SUCCESS"
     meta = wait_status(node, late, "REVOKED", "SUCCESS", "FAILURE", timeout=10)
@@ -630,17 +632,20 @@ def test_countdown_delays_the_task(node):
 
 def test_max_tasks_per_child_replaces_the_pool_process(own):
     start(own, "w1", "-c", "1", "--max-tasks-per-child", "1")
-    pids = []
-    for _ in range(3):
-        task_id = call(own, "ccmulti.sleep", "[0.3]")
-        started = wait_status(own, task_id, "STARTED", "SUCCESS")
-        assert started["status"] == "STARTED"
-        pids.append(started["result"]["pid"])
-        assert wait_status(own, task_id, "SUCCESS", "FAILURE")["status"] == "SUCCESS"
-    assert len(set(pids)) == 3, pids
-    wait_for(lambda: len(pool_pids(own).get(1, [])) == 1 and pool_pids(own)[1][0] not in pids, timeout=10,
-             what="a fresh pool process")
-    assert len([line for line in log_text(own).splitlines() if "max_tasks_per_child" in line]) >= 3
+
+    def the_pool_process():
+        pids = pool_pids(own).get(1, [])
+        return pids[0] if len(pids) == 1 else None
+
+    seen = []
+    for i in range(3):
+        seen.append(wait_for(lambda: (pid := the_pool_process()) and pid not in seen and pid, timeout=10,
+                             what=f"a fresh pool process for task {i + 1}"))
+        out = own.run("call", "ccmulti.echo", f"[{i}]", "--wait", "--timeout", "10", check=True)
+        assert json.loads(out.stdout) == i
+    wait_for(lambda: (pid := the_pool_process()) and pid not in seen, timeout=10, what="a fresh pool process")
+    replaced = [line for line in log_text(own).splitlines() if "max_tasks_per_child" in line]
+    assert [any(f"pool process {pid} (#1) ran 1 tasks" in line for line in replaced) for pid in seen] == [True] * 3
 
 
 def test_tasks_of_a_killed_node_go_to_the_other_node(own):
