@@ -297,6 +297,15 @@ def test_sigkill_of_a_pool_process_reruns_the_task_once(node):
     assert json.loads(node.run("call", "ccmulti.ping", "--wait", "--timeout", "10", check=True).stdout) == "pong"
 
 
+def test_an_idle_pool_process_that_dies_is_replaced(node):
+    wait_for(lambda: sorted(pool_pids(node)) == [1, 2], timeout=10, what="a whole pool")
+    victim = pool_pids(node)[2][0]
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: pool_pids(node).get(2, [victim])[0] != victim, timeout=10, what="pool process #2 replaced")
+    assert f"pool process {victim} (#2) exited unexpectedly (signal KILL); replacing it" in log_text(node)
+    assert json.loads(node.run("call", "ccmulti.ping", "--wait", "--timeout", "10", check=True).stdout) == "pong"
+
+
 def test_inspect_shows_the_running_task_and_the_pool(node):
     name = f"w1@{HOST}"
     task_id = call(node, "ccmulti.sleep", "[1.5]")
