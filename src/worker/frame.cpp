@@ -48,8 +48,15 @@ bool read_exactly(int fd, char* data, std::size_t size) {
 
 }  // namespace
 
+std::string frame_text(const nlohmann::json& message) {
+    return message.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 bool write_frame(int fd, const nlohmann::json& message) {
-    std::string text = message.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return write_frame_text(fd, frame_text(message));
+}
+
+bool write_frame_text(int fd, const std::string& text) {
     if (text.size() > max_frame_size) return false;
     std::string frame = encode_length(static_cast<std::uint32_t>(text.size())) + text;
     return write_all(fd, frame.data(), frame.size());

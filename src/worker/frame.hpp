@@ -16,6 +16,10 @@ inline constexpr std::size_t max_frame_size = 64 * 1024 * 1024;
 // Blocking write of one frame (retries EINTR and short writes). False when the other end is gone (EPIPE: the
 // caller blocks or ignores SIGPIPE) or the message is larger than max_frame_size.
 bool write_frame(int fd, const nlohmann::json& message);
+// The same in two steps, for a caller that must tell "too large" (frame_text(m).size() > max_frame_size)
+// from "the other end is gone".
+std::string frame_text(const nlohmann::json& message);
+bool write_frame_text(int fd, const std::string& text);
 
 // Blocking read of one frame; nullopt at end of file. Throws Error for a truncated or malformed frame.
 std::optional<nlohmann::json> read_frame(int fd);

@@ -295,7 +295,27 @@ private:
         call.args = message.args;
         call.kwargs = message.kwargs;
         call.retries = message.retries;
-        if (!write_frame(process.requests.get(), request_json(call, soft, hard))) {
+        std::string request = frame_text(request_json(call, soft, hard));
+        if (request.size() > max_frame_size) {
+            // No pool process can take it, and handing it to each in turn would retire the whole pool for ever.
+            std::string why = fmt::format("the task request is {} bytes, over the pool's limit of {} bytes",
+                                          request.size(), max_frame_size);
+            spdlog::error("Task {}[{}] cannot be run: {}", message.task, message.id, why);
+            std::deque<std::function<void()>> writes;
+            if (!ignores_result(message)) {
+                protocol::TaskMessage slim = message;  // the result need not carry what was too large
+                slim.args = nlohmann::json::array();
+                slim.kwargs = nlohmann::json::object();
+                writes.push_back([this, slim = std::move(slim),
+                                  meta = protocol::failure_result(
+                                      message.id, protocol::ExceptionInfo::of("EncodeError", why), why)] {
+                    store(slim, meta);
+                });
+            }
+            settle(std::move(delivery), true, std::move(writes));
+            return;
+        }
+        if (!write_frame_text(process.requests.get(), request)) {
             // It died between tasks; SIGCHLD replaces it. The task goes to the next one.
             pool_.retire(process);
             ready_.push_front(std::move(delivery));

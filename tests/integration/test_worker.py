@@ -540,6 +540,27 @@ def test_an_undecodable_message_fails_and_leaves_the_queue(node):
     assert json.loads(node.run("call", "ccmulti.ping", "--wait", "--timeout", "10", check=True).stdout) == "pong"
 
 
+def test_a_request_too_large_for_the_pool_fails_and_the_node_goes_on(own):
+    """Arguments over the pool pipes' 64 MiB frame limit: the task fails (EncodeError) instead of being handed
+    to one pool process after another, and what comes after it still runs."""
+    import base64
+    task_id = call(own, "ccmulti.echo", '["x"]', "-Q", "held")  # no consumer yet: rewritten below
+    with db(own) as conn:
+        envelope = json.loads(conn.execute("SELECT envelope FROM messages WHERE task_id = ?", (task_id,)).fetchone()[0])
+        args, kwargs, embed = json.loads(base64.b64decode(envelope["body"]))
+        envelope["body"] = base64.b64encode(json.dumps([["A" * (65 << 20)], kwargs, embed]).encode()).decode()
+        conn.execute("UPDATE messages SET envelope = ?, queue = 'celery' WHERE task_id = ?",
+                     (json.dumps(envelope), task_id))
+    del envelope
+    after = call(own, "ccmulti.ping")
+    start(own, "w1", "-c", "1")
+    meta = wait_status(own, task_id, "FAILURE", "SUCCESS", timeout=90)  # decoding 90 MB takes a while
+    assert meta["result"]["exc_type"] == "EncodeError", meta
+    assert meta["args"] == [] and "over the pool's limit" in meta["traceback"]
+    assert wait_status(own, after, "SUCCESS", "FAILURE")["status"] == "SUCCESS"
+    assert len(pool_pids(own).get(1, [])) == 1
+
+
 # --- 8, 9. command tasks and a plugin -------------------------------------------------------------------------
 
 
