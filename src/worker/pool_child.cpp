@@ -102,7 +102,17 @@ void run_pool_child(const tasks::Registry& registry, const std::string& title, i
             if (auto hard = optional_seconds(request->value("hard", nlohmann::json()))) call.hard_deadline = after(*hard);
             auto reply = reply_json(call.id, tasks::execute(registry, call));
             if (auto rss = read_rss_kib(::getpid())) reply["rss_kib"] = *rss;
-            if (!write_frame(pool_reply_fd, reply)) break;  // the node is gone
+            std::string text = frame_text(reply);
+            if (text.size() > max_frame_size) {
+                // Not sent, the node would take our exit for a crash and run the task again: fail it instead.
+                tasks::TaskOutcome too_large;
+                too_large.exception = protocol::ExceptionInfo::of(
+                    "EncodeError", "the task's result is " + std::to_string(text.size()) +
+                                       " bytes, over the pool's limit of " + std::to_string(max_frame_size) + " bytes");
+                too_large.traceback = too_large.exception.describe();
+                text = frame_text(reply_json(call.id, too_large));
+            }
+            if (!write_frame_text(pool_reply_fd, text)) break;  // the node is gone
         }
     } catch (const std::exception& e) {
         std::cerr << title << ": " << e.what() << std::endl;
