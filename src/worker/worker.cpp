@@ -68,6 +68,13 @@ public:
             loop_.on_signal(sig, [this](const signalfd_siginfo&) { warm_shutdown(); });
         loop_.on_signal(SIGQUIT, [this](const signalfd_siginfo&) { cold_shutdown(); });
         loop_.on_signal(SIGCHLD, [this](const signalfd_siginfo&) { reap(); });
+        // The node shim forwards HUP and USR1 (docs/supervisor.md); their default action would end the node on
+        // the spot. Celery restarts on HUP and dumps its threads on USR1: here HUP is ignored (restart comes
+        // later) and USR1 logs what runs, the nearest useful answer for a single-threaded node.
+        loop_.on_signal(SIGHUP, [this](const signalfd_siginfo&) {
+            spdlog::info("{}: SIGHUP ignored (restarting a node is not implemented yet)", options_.name);
+        });
+        loop_.on_signal(SIGUSR1, [this](const signalfd_siginfo&) { log_activity(); });
         set_proc_title("ccmulti: worker " + options_.name, "ccmulti-worker");
 
         // Orphans of pool processes' commands come to us, not to the node shim, so reap() can end their groups.
@@ -512,6 +519,15 @@ private:
         meta.kwargs = message.kwargs;
         meta.retries = message.retries;
         connection_.results->store(meta);
+    }
+
+    void log_activity() const {
+        spdlog::info("{}: {} running, {} reserved, {} pool process(es)", options_.name, running_.size(), ready_.size(),
+                     pool_.size());
+        for (const auto& [tag, task] : running_)
+            spdlog::info("  running {}[{}] in pool process {} for {:.1f}s", task.delivery.message.task,
+                         task.delivery.message.id, task.pid,
+                         std::chrono::duration<double>(Clock::now() - task.started).count());
     }
 
     // ---- shutdown ----

@@ -306,6 +306,21 @@ def test_an_idle_pool_process_that_dies_is_replaced(node):
     assert json.loads(node.run("call", "ccmulti.ping", "--wait", "--timeout", "10", check=True).stdout) == "pong"
 
 
+def test_hup_and_usr1_do_not_end_the_node(node):
+    """The node shim forwards HUP and USR1 to the worker; like Celery's, the node must survive both (USR1 is a
+    habit of Celery operators: it dumps what runs)."""
+    [worker] = [pid for pid, line in processes_of(node).items() if line.startswith(f"ccmulti: worker w1@{HOST}".encode())]
+    task_id = call(node, "ccmulti.sleep", "[0.5]")
+    wait_status(node, task_id, "STARTED")
+    for sig in (signal.SIGUSR1, signal.SIGHUP):
+        os.kill(worker, sig)
+    wait_for(lambda: "SIGHUP ignored" in log_text(node), timeout=5, what="the SIGHUP log line")
+    assert f"running ccmulti.sleep[{task_id}]" in log_text(node)
+    assert wait_status(node, task_id, "SUCCESS", "FAILURE")["status"] == "SUCCESS"
+    assert json.loads(node.run("call", "ccmulti.ping", "--wait", "--timeout", "10", check=True).stdout) == "pong"
+    assert alive(worker)
+
+
 def test_inspect_shows_the_running_task_and_the_pool(node):
     name = f"w1@{HOST}"
     task_id = call(node, "ccmulti.sleep", "[1.5]")
