@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import Env, wait_for
+from conftest import CCMULTI, Env, wait_for
 
 BUILD = pathlib.Path(os.environ.get("CCMULTI_BUILD_DIR", ""))
 PROBE = BUILD / "tests" / "broker_probe"
@@ -427,6 +427,38 @@ def test_warm_stop_past_the_stop_timeout_turns_cold_and_requeues(own):
     queues = {q["name"]: q for q in json.loads(own.run("queues", "--json", check=True).stdout)}
     assert queues["celery"]["ready"] == 1, queues
     assert "cold shutdown" in log_text(own)
+
+
+def test_worker_in_the_foreground_two_ctrl_c_are_warm_then_cold(own):
+    """`ccmulti worker` run by hand: the first SIGINT waits for the running task, the second ends it (and
+    returns it to the queue); exit code 0 either way."""
+    own.state_dir.mkdir(parents=True, exist_ok=True)
+    log = open(own.root / "worker.log", "w")
+    proc = subprocess.Popen([CCMULTI, "worker", "-n", "fg", "-c", "1"], env=own.env, cwd=own.root,
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def consumers():
+            out = own.run("queues", "--json")
+            return out.returncode == 0 and any(f"fg@{HOST}" in q["consumers"] for q in json.loads(out.stdout))
+
+        wait_for(consumers, timeout=15, what="the foreground worker to consume")
+        task_id = call(own, "ccmulti.sleep", "[3]")
+        wait_status(own, task_id, "STARTED")
+        proc.send_signal(signal.SIGINT)
+        wait_for(lambda: "warm shutdown" in (own.root / "worker.log").read_text(), timeout=5, what="warm shutdown")
+        assert proc.poll() is None, "the first Ctrl+C did not wait for the running task"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+        text = (own.root / "worker.log").read_text()
+        assert "cold shutdown, 1 running task(s) go back to their queues" in text, text
+        assert result(own, task_id)["status"] == "STARTED"
+        queues = {q["name"]: q for q in json.loads(own.run("queues", "--json", check=True).stdout)}
+        assert queues["celery"]["ready"] == 1, queues
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
 
 
 # --- 5. time limits -------------------------------------------------------------------------------------------
