@@ -555,6 +555,13 @@ def test_a_task_expiring_while_reserved_is_revoked_not_run(node):
     assert not any(RECEIVED.search(line) for line in log_lines_about(node, late)), log_lines_about(node, late)
 
 
+def test_retries_then_success_and_max_retries(node):
+    out = node.run("call", "ccmulti.retry", "[2, 0.2]", "--wait", "--timeout", "15")
+    assert out.returncode == 0 and json.loads(out.stdout) == 2, out.stderr
+    out = node.run("call", "ccmulti.retry", "[9, 0.1]", "--wait", "--timeout", "15")
+    assert out.returncode == 1 and "MaxRetriesExceededError" in out.stderr, out.stderr
+
+
 # --- 7. unknown task ------------------------------------------------------------------------------------------
 
 
