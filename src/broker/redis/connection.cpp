@@ -54,15 +54,21 @@ Connection::Connection(RedisUrl url, std::chrono::milliseconds timeout) : url_(s
     ::fcntl(context_->fd, F_SETFD, FD_CLOEXEC);
     redisSetTimeout(context_, to_timeval(timeout_));
     redisEnableKeepAlive(context_);
-    if (url_.password) {
-        Reply reply = url_.username ? try_command({"AUTH", *url_.username, *url_.password})
-                                    : try_command({"AUTH", *url_.password});
-        if (reply.is_error()) throw Error(prefix() + "authentication failed: " + reply.string());
-    }
-    if (url_.db != 0) {
-        Reply reply = try_command({"SELECT", std::to_string(url_.db)});
-        if (reply.is_error())
-            throw Error(prefix() + "cannot select database " + std::to_string(url_.db) + ": " + reply.string());
+    try {  // a constructor that throws runs no destructor: the context is freed here
+        if (url_.password) {
+            Reply reply = url_.username ? try_command({"AUTH", *url_.username, *url_.password})
+                                        : try_command({"AUTH", *url_.password});
+            if (reply.is_error()) throw Error(prefix() + "authentication failed: " + reply.string());
+        }
+        if (url_.db != 0) {
+            Reply reply = try_command({"SELECT", std::to_string(url_.db)});
+            if (reply.is_error())
+                throw Error(prefix() + "cannot select database " + std::to_string(url_.db) + ": " + reply.string());
+        }
+    } catch (...) {
+        redisFree(context_);
+        context_ = nullptr;
+        throw;
     }
 }
 

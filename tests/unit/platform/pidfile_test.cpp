@@ -13,8 +13,7 @@
 
 namespace ccmulti {
 
-namespace {
-
+// Not in the anonymous namespace: the TEST_F classes derive from it (and unity builds would warn).
 class PidFileTest : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -25,6 +24,8 @@ protected:
     void TearDown() override { std::filesystem::remove_all(dir); }
     std::filesystem::path dir;
 };
+
+namespace {
 
 std::string title_of_self() {
     return read_cmdline(getpid()).front();

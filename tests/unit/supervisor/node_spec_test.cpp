@@ -51,9 +51,9 @@ TEST(NodeSpec, WithoutExecTheNativeWorkerRunsWithTheWorkerOptions) {
     auto all = nodes({"w1", "-Q:w1", "high", "-c", "2", "--max-tasks-per-child=10", "--stop-timeout", "5",
                       "--logfile", "/l/%n.log", "-l", "debug"});
     auto spec = make_node_spec(all[0], "/work", std::chrono::seconds(1));
-    EXPECT_EQ(spec.argv, (std::vector<std::string>{"/usr/bin/ccmulti", "--run-dir", "/run/x", "worker", "-n",
-                                                   "w1@host.example", "-c", "2", "--max-tasks-per-child=10", "-l",
-                                                   "debug", "-Q", "high"}));
+    EXPECT_EQ(spec.argv, (std::vector<std::string>{"/usr/bin/ccmulti", "--run-dir", "/run/x", "worker", "-c", "2",
+                                                   "--max-tasks-per-child=10", "-l", "debug", "-Q", "high", "-n",
+                                                   "w1@host.example"}));
     EXPECT_EQ(spec.logfile, "/l/w1.log");
     EXPECT_GE(spec.start_secs, std::chrono::seconds(30));  // readiness comes from READY=1
 }

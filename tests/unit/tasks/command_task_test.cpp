@@ -14,7 +14,7 @@ using nlohmann::json;
 
 namespace {
 
-TaskCall call(const std::string& name, json args = json::array()) {
+TaskCall command_call(const std::string& name, json args = json::array()) {
     TaskCall c;
     c.id = "the-id";
     c.name = name;
@@ -49,12 +49,12 @@ TEST(CommandTask, ParsesExceptionLines) {
 
 TEST(CommandTask, GetsTheCallOnStdinAndReturnsStdoutJson) {
     // `cat` echoes the call object back: the result is exactly what the command was given.
-    auto outcome = execute(with("t.cat", {"cat"}), call("t.cat", {1, "two"}));
+    auto outcome = execute(with("t.cat", {"cat"}), command_call("t.cat", {1, "two"}));
     ASSERT_TRUE(outcome.ok) << outcome.traceback;
     EXPECT_EQ(
         outcome.result,
         json({{"id", "the-id"}, {"task", "t.cat"}, {"args", {1, "two"}}, {"kwargs", {{"k", 1}}}, {"retries", 2}}));
-    auto empty = execute(with("t.true", {"true"}), call("t.true"));
+    auto empty = execute(with("t.true", {"true"}), command_call("t.true"));
     ASSERT_TRUE(empty.ok);
     EXPECT_EQ(empty.result, nullptr);
 }
@@ -62,7 +62,7 @@ TEST(CommandTask, GetsTheCallOnStdinAndReturnsStdoutJson) {
 TEST(CommandTask, PythonExceptionBecomesTheFailure) {
     auto outcome =
         execute(with("t.py", {"python3", "-c", "import sys, json; json.load(sys.stdin); raise ValueError('boom')"}),
-                call("t.py"));
+                command_call("t.py"));
     ASSERT_FALSE(outcome.ok);
     EXPECT_EQ(outcome.exception.describe(), "ValueError: boom");
     EXPECT_EQ(outcome.exception.module, "builtins");
@@ -70,16 +70,16 @@ TEST(CommandTask, PythonExceptionBecomesTheFailure) {
 }
 
 TEST(CommandTask, OtherFailuresAreCommandErrors) {
-    auto status = execute(with("t.exit", {"sh", "-c", "echo oops >&2; exit 3"}), call("t.exit"));
+    auto status = execute(with("t.exit", {"sh", "-c", "echo oops >&2; exit 3"}), command_call("t.exit"));
     EXPECT_EQ(status.exception.type, "CommandError");
     EXPECT_NE(status.exception.message.find("exit status 3"), std::string::npos);
     EXPECT_EQ(status.traceback, "oops\n");
 
-    auto missing = execute(with("t.missing", {"/nonexistent/program"}), call("t.missing"));
+    auto missing = execute(with("t.missing", {"/nonexistent/program"}), command_call("t.missing"));
     EXPECT_EQ(missing.exception.type, "CommandError");
     EXPECT_NE(missing.exception.message.find("No such file"), std::string::npos);
 
-    auto not_json = execute(with("t.echo", {"echo", "hello world"}), call("t.echo"));
+    auto not_json = execute(with("t.echo", {"echo", "hello world"}), command_call("t.echo"));
     EXPECT_EQ(not_json.exception.type, "CommandError");
     EXPECT_NE(not_json.exception.message.find("not JSON"), std::string::npos);
 }
@@ -88,7 +88,7 @@ TEST(CommandTask, HardLimitKillsTheWholeGroup) {
     // The command starts a grandchild that would outlive it; the hard limit must take both.
     auto pidfile = std::filesystem::temp_directory_path() / ("ccmulti-cmd-" + std::to_string(::getpid()));
     auto registry = with("t.hang", {"sh", "-c", "sleep 60 & echo $! > " + pidfile.string() + "; wait"});
-    auto c = call("t.hang");
+    auto c = command_call("t.hang");
     c.hard_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
     auto start = std::chrono::steady_clock::now();
     auto outcome = execute(registry, c);
@@ -108,7 +108,7 @@ TEST(CommandTask, HardLimitKillsTheWholeGroup) {
 
 TEST(CommandTask, SoftLimitSignalsTheCommand) {
     auto registry = with("t.slow", {"sleep", "60"});
-    auto c = call("t.slow");
+    auto c = command_call("t.slow");
     c.soft_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
     auto outcome = execute(registry, c);
     EXPECT_EQ(outcome.exception.type, "SoftTimeLimitExceeded");

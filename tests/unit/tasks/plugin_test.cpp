@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include "task_call.hpp"
+
 #include <filesystem>
 
 #include "tasks/builtins.hpp"
@@ -10,19 +12,8 @@
 using namespace ccmulti;
 using namespace ccmulti::tasks;
 using nlohmann::json;
+using test_support::task_call;
 
-namespace {
-
-TaskCall call(const std::string& name, json args, json kwargs = json::object()) {
-    TaskCall c;
-    c.id = "id";
-    c.name = name;
-    c.args = std::move(args);
-    c.kwargs = std::move(kwargs);
-    return c;
-}
-
-}  // namespace
 
 TEST(Plugin, LoadsTheExamplePlugin) {
     Registry registry;
@@ -32,13 +23,13 @@ TEST(Plugin, LoadsTheExamplePlugin) {
     EXPECT_NE(registry.find("example.add")->origin.find("plugin: "), std::string::npos);
     EXPECT_EQ(registry.find("ccmulti.ping")->origin, "built-in");
 
-    auto sum = execute(registry, call("example.add", {2, 3}));
+    auto sum = execute(registry, task_call("example.add", {2, 3}));
     ASSERT_TRUE(sum.ok);
     EXPECT_EQ(sum.result, 5.0);
     // A TaskError thrown inside the plugin is caught here with its type.
-    auto divided = execute(registry, call("example.divide", {1, 0}));
+    auto divided = execute(registry, task_call("example.divide", {1, 0}));
     EXPECT_EQ(divided.exception.describe(), "ZeroDivisionError: division by zero");
-    EXPECT_EQ(execute(registry, call("example.greet", json::array(), {{"name", "ann"}})).result,
+    EXPECT_EQ(execute(registry, task_call("example.greet", json::array(), {{"name", "ann"}})).result,
               "hello, ann (attempt 1)");
 }
 
