@@ -12,6 +12,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -76,6 +77,34 @@ private:
     redisContext* context_ = nullptr;
     bool broken_ = false;
     bool nonblocking_ = false;
+};
+
+// A client's connection (publish, results, stats): opened on first use, and reopened once when it has gone
+// stale (server restarted, idle timeout). A call that fails on a fresh connection is not retried: it never
+// worked, and trying again at once would only fail again. Throws ConnectionError then.
+class OnDemandConnection {
+public:
+    explicit OnDemandConnection(RedisUrl url) : url_(std::move(url)) {}
+
+    template <typename F>
+    auto with(F&& body) {
+        bool fresh = !connection_;
+        if (!connection_) connection_ = std::make_unique<Connection>(url_);
+        try {
+            return body(*connection_);
+        } catch (const ConnectionError&) {
+            connection_.reset();
+            if (fresh) throw;
+        }
+        connection_ = std::make_unique<Connection>(url_);
+        return body(*connection_);
+    }
+
+    void reset() { connection_.reset(); }  // the next call opens a new connection
+
+private:
+    RedisUrl url_;
+    std::unique_ptr<Connection> connection_;
 };
 
 }  // namespace ccmulti::broker::redis

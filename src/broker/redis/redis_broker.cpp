@@ -46,26 +46,12 @@ std::string task_id_of(const json& payload) {
 
 }  // namespace
 
-RedisBroker::RedisBroker(RedisUrl url) : url_(std::move(url)) {}
+RedisBroker::RedisBroker(RedisUrl url) : url_(std::move(url)), connection_(url_) {}
 
-template <typename F>
-auto RedisBroker::with_connection(F&& body) {
-    bool fresh = !connection_;
-    if (!connection_) connection_ = std::make_unique<Connection>(url_);
-    try {
-        return body(*connection_);
-    } catch (const ConnectionError&) {
-        connection_.reset();
-        if (fresh) throw;  // it never worked: retrying at once would only fail again
-    }
-    // The connection had gone stale (server restarted, idle timeout): one new attempt.
-    connection_ = std::make_unique<Connection>(url_);
-    return body(*connection_);
-}
 
 void RedisBroker::publish(const TaskMessage& message) {
     std::string envelope = protocol::encode_string(message);
-    with_connection([&](Connection& connection) {
+    connection_.with([&](Connection& connection) {
         std::vector<Command> commands;
         bool declare = !declared_.count(message.queue);
         if (declare)
@@ -84,12 +70,12 @@ std::unique_ptr<Consumer> RedisBroker::consume(const ConsumerInfo& info) {
 }
 
 std::size_t RedisBroker::restore_orphans() {
-    return with_connection(
+    return connection_.with(
         [&](Connection& connection) { return restore_visible(connection, url_.visibility_timeout); });
 }
 
 std::size_t RedisBroker::purge(const std::string& queue) {
-    return with_connection([&](Connection& connection) {
+    return connection_.with([&](Connection& connection) {
         std::vector<Command> commands{{"MULTI"}};
         for (int step : priority_steps) {
             commands.push_back({"LLEN", queue_key(queue, step)});
@@ -144,7 +130,7 @@ std::set<std::string> RedisBroker::known_queues(Connection& connection) {
 }
 
 std::vector<QueueStats> RedisBroker::queue_stats() {
-    return with_connection([&](Connection& connection) {
+    return connection_.with([&](Connection& connection) {
         std::map<std::string, QueueStats> stats;
         auto entry = [&stats](const std::string& name) -> QueueStats& {
             auto& item = stats[name];
@@ -188,7 +174,7 @@ std::vector<QueueStats> RedisBroker::queue_stats() {
 }
 
 std::vector<std::string> RedisBroker::consumers_of(const std::string& queue) {
-    return with_connection([&](Connection& connection) {
+    return connection_.with([&](Connection& connection) {
         std::vector<std::string> nodes;
         for (const auto& [node, queues] : live_consumers(connection))
             if (std::find(queues.begin(), queues.end(), queue) != queues.end()) nodes.push_back(node);
@@ -199,7 +185,7 @@ std::vector<std::string> RedisBroker::consumers_of(const std::string& queue) {
 
 std::optional<MessageLocation> RedisBroker::locate(const std::string& task_id) {
     if (task_id.empty()) return std::nullopt;
-    return with_connection([&](Connection& connection) -> std::optional<MessageLocation> {
+    return connection_.with([&](Connection& connection) -> std::optional<MessageLocation> {
         // Claimed messages first: there are few of them.
         std::string cursor = "0";
         do {

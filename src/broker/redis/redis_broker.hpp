@@ -35,13 +35,11 @@ public:
     const RedisUrl& redis_url() const noexcept { return url_; }
 
 private:
-    template <typename F>
-    auto with_connection(F&& body);
     std::set<std::string> known_queues(Connection& connection);
     std::vector<std::pair<std::string, std::vector<std::string>>> live_consumers(Connection& connection);
 
     RedisUrl url_;
-    std::unique_ptr<Connection> connection_;
+    OnDemandConnection connection_;
     std::set<std::string> declared_;
 };
 

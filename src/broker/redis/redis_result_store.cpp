@@ -23,25 +23,12 @@ constexpr std::chrono::seconds recheck{60};
 }  // namespace
 
 RedisResultStore::RedisResultStore(RedisUrl url, std::chrono::seconds expires)
-    : url_(std::move(url)), expires_(expires) {}
+    : url_(std::move(url)), expires_(expires), connection_(url_) {}
 
-template <typename F>
-auto RedisResultStore::with_connection(F&& body) {
-    bool fresh = !connection_;
-    if (!connection_) connection_ = std::make_unique<Connection>(url_);
-    try {
-        return body(*connection_);
-    } catch (const ConnectionError&) {
-        connection_.reset();
-        if (fresh) throw;
-    }
-    connection_ = std::make_unique<Connection>(url_);
-    return body(*connection_);
-}
 
 bool RedisResultStore::store(const ResultMeta& meta) {
     std::string text = protocol::to_json(meta).dump();
-    return with_connection([&](Connection& connection) {
+    return connection_.with([&](Connection& connection) {
         Reply stored =
             eval(connection, store_result_script, {result_key(meta.task_id)}, {text, std::to_string(expires_.count())});
         return stored.integer() == 1;
@@ -49,7 +36,7 @@ bool RedisResultStore::store(const ResultMeta& meta) {
 }
 
 std::optional<ResultMeta> RedisResultStore::get(const std::string& task_id) {
-    return with_connection([&](Connection& connection) -> std::optional<ResultMeta> {
+    return connection_.with([&](Connection& connection) -> std::optional<ResultMeta> {
         Reply value = connection.command({"GET", result_key(task_id)});
         if (value.is_nil()) return std::nullopt;
         return parse_meta(value.text());

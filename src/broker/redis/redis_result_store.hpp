@@ -26,12 +26,9 @@ public:
                                    std::optional<std::chrono::milliseconds> timeout) override;
 
 private:
-    template <typename F>
-    auto with_connection(F&& body);
-
     RedisUrl url_;
     std::chrono::seconds expires_;
-    std::unique_ptr<Connection> connection_;
+    OnDemandConnection connection_;
 };
 
 }  // namespace ccmulti::broker::redis
