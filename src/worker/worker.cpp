@@ -233,9 +233,24 @@ private:
         loop_.after(consumer_->heartbeat_interval(), [this] {
             if (state_ != State::running && state_ != State::warm) return;
             consumer_->heartbeat();
+            report_broker();
             schedule_heartbeat();
             fill();
         });
+    }
+
+    // The broker's reachability as the node's STATUS= line (the master shows it in `status`), on every change.
+    void report_broker() {
+        auto down = consumer_->unavailable();
+        if (down == broker_down_) return;
+        broker_down_ = down;
+        if (down) {
+            spdlog::warn("{}: broker unavailable ({}); tasks held are kept, results wait", options_.name, *down);
+            ::sd_notifyf(0, "STATUS=broker unavailable: %s", down->c_str());
+        } else {
+            spdlog::info("{}: broker reachable again", options_.name);
+            ::sd_notifyf(0, "STATUS=consuming %s", join_queues().c_str());
+        }
     }
 
     // A message just reserved: what cannot run is settled at once, the rest waits for a pool process.
@@ -596,6 +611,7 @@ private:
     std::map<std::string, int> losses_;       // pool processes lost per task id
     std::map<std::string, long> totals_;      // tasks finished per name
     EventLoop::TimerId eta_timer_ = 0;
+    std::optional<std::string> broker_down_;  // what report_broker() last said
     std::deque<Unsettled> unsettled_;
     EventLoop::TimerId settle_timer_ = 0;
     std::chrono::milliseconds settle_delay_{250};
