@@ -13,8 +13,8 @@ namespace ccmulti::cli {
 
 namespace {
 
-const std::vector<std::string> methods = {"ping", "active", "reserved", "scheduled", "stats", "registered",
-                                          "active_queues"};
+const std::vector<std::string> methods = {"ping",  "active",     "reserved",     "scheduled",
+                                          "stats", "registered", "active_queues"};
 
 struct InspectOptions {
     std::string method;
@@ -40,9 +40,10 @@ void print_reply(const std::string& method, const nlohmann::json& reply) {
     } else if (reply.is_array()) {
         if (reply.empty()) std::cout << "    - empty -\n";
         for (const auto& item : reply)
-            std::cout << "    * " << (item.is_string() ? item.get<std::string>()
-                                      : item.contains("routing_key") ? item.value("name", "?")
-                                                                     : task_line(item))
+            std::cout << "    * "
+                      << (item.is_string()               ? item.get<std::string>()
+                          : item.contains("routing_key") ? item.value("name", "?")
+                                                         : task_line(item))
                       << "\n";
     } else {
         std::string text = reply.dump(2);
@@ -53,7 +54,8 @@ void print_reply(const std::string& method, const nlohmann::json& reply) {
 }
 
 void run(Context& context, const InspectOptions& options) {
-    auto timeout = std::chrono::milliseconds(static_cast<long long>(parse_seconds(options.timeout, "--timeout") * 1000));
+    auto timeout =
+        std::chrono::milliseconds(static_cast<long long>(parse_seconds(options.timeout, "--timeout") * 1000));
     std::vector<std::string> destination;
     for (const auto& name : options.destination)  // "w1" means w1@this-host, as Celery's -d does not, but users expect
         destination.push_back(name.find('@') == std::string::npos ? name + "@" + hostname() : name);
@@ -61,7 +63,8 @@ void run(Context& context, const InspectOptions& options) {
     auto broker = broker_options(context, options.broker);
     std::map<std::string, nlohmann::json> replies;
     if (broker::redis::is_redis_url(broker.url))
-        replies = broker::redis::broadcast(broker::redis::parse_redis_url(broker.url), options.method, destination, timeout);
+        replies =
+            broker::redis::broadcast(broker::redis::parse_redis_url(broker.url), options.method, destination, timeout);
     else
         replies = worker::ask_local_nodes(context.dirs().run.path, options.method, destination, timeout);
 
@@ -83,8 +86,7 @@ void run(Context& context, const InspectOptions& options) {
         context.exit = Exit::failure;
         return;
     }
-    if (!context.json)
-        std::cout << replies.size() << (replies.size() == 1 ? " node" : " nodes") << " online.\n";
+    if (!context.json) std::cout << replies.size() << (replies.size() == 1 ? " node" : " nodes") << " online.\n";
     for (const auto& node : destination)
         if (!replies.contains(node)) {
             print_error(node + " did not reply");

@@ -1,9 +1,8 @@
 // worker: one native node in the foreground. `start` runs it for every node without --exec or -A (through the
 // node shim, with the node's options); it also runs by hand, e.g. under a debugger or another supervisor.
-#include <unistd.h>
-
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include "broker/redis/url.hpp"
 #include "cli/broker_client.hpp"
@@ -122,16 +121,19 @@ void add_worker_command(CLI::App& app, Context& context) {
     worker->add_option("-c,--concurrency", flags->concurrency, "Pool processes (default: the number of CPUs)")
         ->check(CLI::Range(1, 1024));
     worker->add_option("-l,--loglevel", flags->loglevel, "DEBUG, INFO, WARNING, ERROR or CRITICAL (default INFO)");
-    worker->add_option("--prefetch-multiplier", flags->prefetch_multiplier,
-                       "Reserve at most this many tasks per pool process (default 4)")
+    worker
+        ->add_option("--prefetch-multiplier", flags->prefetch_multiplier,
+                     "Reserve at most this many tasks per pool process (default 4)")
         ->check(CLI::Range(1, 1000));
     worker->add_option("--time-limit", flags->time_limit, "Hard time limit of every task, seconds");
     worker->add_option("--soft-time-limit", flags->soft_time_limit, "Soft time limit of every task, seconds");
-    worker->add_option("--max-tasks-per-child", flags->max_tasks_per_child,
-                       "Replace a pool process after this many tasks")
+    worker
+        ->add_option("--max-tasks-per-child", flags->max_tasks_per_child,
+                     "Replace a pool process after this many tasks")
         ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
-    worker->add_option("--max-memory-per-child", flags->max_memory_per_child,
-                       "Replace a pool process whose resident memory exceeds this many KiB after a task")
+    worker
+        ->add_option("--max-memory-per-child", flags->max_memory_per_child,
+                     "Replace a pool process whose resident memory exceeds this many KiB after a task")
         ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
     worker->add_option("--plugin", flags->plugins, "C++ task plugin (.so) to load; repeatable");
     add_broker_option(*worker, flags->broker);

@@ -1,11 +1,10 @@
 #include "worker/inspect.hpp"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <spdlog/spdlog.h>
 
 #include "broker/redis/control_replies.hpp"
 #include "broker/redis/pidbox.hpp"
@@ -118,8 +117,9 @@ class PidboxServer final : public InspectServer {
 public:
     PidboxServer(const std::string& url, const std::string& node, const InspectSource& source, EventLoop& loop)
         : loop_(loop),
-          pidbox_(broker::redis::parse_redis_url(url), node,
-                  [&source](const std::string& method, const json&) { return inspect_reply(source.inspect_state(), method); }) {
+          pidbox_(broker::redis::parse_redis_url(url), node, [&source](const std::string& method, const json&) {
+              return inspect_reply(source.inspect_state(), method);
+          }) {
         loop_.watch(pidbox_.fd(), EPOLLIN, [this](std::uint32_t) { pidbox_.on_readable(); });
     }
     ~PidboxServer() override { loop_.unwatch(pidbox_.fd()); }
@@ -142,7 +142,8 @@ std::optional<json> inspect_reply(const InspectState& state, const std::string& 
     if (method == "active_queues") {
         json queues = json::array();
         for (const auto& queue : state.queues)
-            queues.push_back({{"name", queue}, {"exchange", {{"name", queue}, {"type", "direct"}}}, {"routing_key", queue}});
+            queues.push_back(
+                {{"name", queue}, {"exchange", {{"name", queue}, {"type", "direct"}}}, {"routing_key", queue}});
         return queues;
     }
     return std::nullopt;

@@ -27,7 +27,7 @@ struct WorkerOptions;
 
 struct InspectTask {
     protocol::TaskMessage message;
-    pid_t pid = 0;                   // the pool process running it (0: reserved, not started)
+    pid_t pid = 0;  // the pool process running it (0: reserved, not started)
     protocol::TimePoint started{};
     bool acknowledged = false;
 };

@@ -8,7 +8,6 @@
 #include <fstream>
 
 #include "platform/proc.hpp"
-
 #include "platform/signals.hpp"
 #include "util/error.hpp"
 #include "worker/pool_child.hpp"

@@ -31,7 +31,8 @@ struct PoolProcess {
 
 class Pool {
 public:
-    Pool(const tasks::Registry& registry, std::string node_name) : registry_(registry), node_name_(std::move(node_name)) {}
+    Pool(const tasks::Registry& registry, std::string node_name)
+        : registry_(registry), node_name_(std::move(node_name)) {}
 
     // Forks pool process `index`. Call from the node's single thread only (fork copies just the caller).
     PoolProcess& spawn(int index);

@@ -71,8 +71,8 @@ tasks::TaskOutcome outcome_from_reply(const nlohmann::json& reply) {
         outcome.result = reply.value("result", nlohmann::json());
     } else {
         const auto& exception = reply.at("exception");
-        outcome.exception = protocol::ExceptionInfo::of(exception.value("type", "Exception"),
-                                                        exception.value("message", ""));
+        outcome.exception =
+            protocol::ExceptionInfo::of(exception.value("type", "Exception"), exception.value("message", ""));
         outcome.traceback = reply.value("traceback", "");
     }
     return outcome;
@@ -98,8 +98,10 @@ void run_pool_child(const tasks::Registry& registry, const std::string& title, i
             call.args = request->value("args", nlohmann::json::array());
             call.kwargs = request->value("kwargs", nlohmann::json::object());
             call.retries = request->value("retries", 0);
-            if (auto soft = optional_seconds(request->value("soft", nlohmann::json()))) call.soft_deadline = after(*soft);
-            if (auto hard = optional_seconds(request->value("hard", nlohmann::json()))) call.hard_deadline = after(*hard);
+            if (auto soft = optional_seconds(request->value("soft", nlohmann::json())))
+                call.soft_deadline = after(*soft);
+            if (auto hard = optional_seconds(request->value("hard", nlohmann::json())))
+                call.hard_deadline = after(*hard);
             auto reply = reply_json(call.id, tasks::execute(registry, call));
             if (auto rss = read_rss_kib(::getpid())) reply["rss_kib"] = *rss;
             std::string text = frame_text(reply);

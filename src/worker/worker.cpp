@@ -1,9 +1,9 @@
 #include "worker/worker.hpp"
 
+#include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
-#include <systemd/sd-daemon.h>
 
 #include <cerrno>
 #include <csignal>
@@ -11,7 +11,7 @@
 #include <deque>
 #include <functional>
 
-#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
 
 #include "platform/event_loop.hpp"
 #include "platform/proc.hpp"
@@ -29,7 +29,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::chrono::duration<double> seconds(double value) { return std::chrono::duration<double>(value); }
+std::chrono::duration<double> seconds(double value) {
+    return std::chrono::duration<double>(value);
+}
 
 Clock::time_point steady_of(protocol::TimePoint when) {
     auto delta = when - protocol::now();
@@ -64,8 +66,7 @@ public:
 
     int run() {
         std::signal(SIGPIPE, SIG_IGN);  // a pool process gone mid-write is seen as EPIPE
-        for (int sig : {SIGTERM, SIGINT})
-            loop_.on_signal(sig, [this](const signalfd_siginfo&) { warm_shutdown(); });
+        for (int sig : {SIGTERM, SIGINT}) loop_.on_signal(sig, [this](const signalfd_siginfo&) { warm_shutdown(); });
         loop_.on_signal(SIGQUIT, [this](const signalfd_siginfo&) { cold_shutdown(); });
         loop_.on_signal(SIGCHLD, [this](const signalfd_siginfo&) { reap(); });
         // The node shim forwards HUP and USR1 (docs/supervisor.md); their default action would end the node on
@@ -257,7 +258,8 @@ private:
     void accept(broker::Delivery delivery) {
         const auto& message = delivery.message;
         if (delivery.decode_error) {
-            spdlog::error("message {} on queue {} cannot be run: {}", message.id, message.queue, *delivery.decode_error);
+            spdlog::error("message {} on queue {} cannot be run: {}", message.id, message.queue,
+                          *delivery.decode_error);
             auto meta = protocol::failure_result(
                 message.id, protocol::ExceptionInfo::of("ContentDisallowed", *delivery.decode_error),
                 *delivery.decode_error);
@@ -328,11 +330,10 @@ private:
                 protocol::TaskMessage slim = message;  // the result need not carry what was too large
                 slim.args = nlohmann::json::array();
                 slim.kwargs = nlohmann::json::object();
-                writes.push_back([this, slim = std::move(slim),
-                                  meta = protocol::failure_result(
-                                      message.id, protocol::ExceptionInfo::of("EncodeError", why), why)] {
-                    store(slim, meta);
-                });
+                writes.push_back(
+                    [this, slim = std::move(slim),
+                     meta = protocol::failure_result(message.id, protocol::ExceptionInfo::of("EncodeError", why),
+                                                     why)] { store(slim, meta); });
             }
             settle(std::move(delivery), true, std::move(writes));
             return;
@@ -350,8 +351,9 @@ private:
         task.acks_late = !p || p->acks_late.value_or(true);
         task.ignore_result = ignores_result(message);
         std::string tag = delivery.tag;
-        if (hard) task.limit_timer = loop_.after(std::chrono::duration_cast<Clock::duration>(seconds(*hard)),
-                                                 [this, tag, limit = *hard] { time_limit_exceeded(tag, limit); });
+        if (hard)
+            task.limit_timer = loop_.after(std::chrono::duration_cast<Clock::duration>(seconds(*hard)),
+                                           [this, tag, limit = *hard] { time_limit_exceeded(tag, limit); });
         spdlog::info("Task {}[{}] received{}", message.task, message.id, message.redelivered ? " (redelivered)" : "");
         if (!task.ignore_result) {
             try {  // informational: a broker outage must not hold the task up
@@ -377,14 +379,16 @@ private:
         loop_.cancel(task.limit_timer);
         finish(task, outcome_from_reply(reply));
 
-        if (options_.max_tasks_per_child && static_cast<std::int64_t>(process.tasks_done) >= *options_.max_tasks_per_child) {
+        if (options_.max_tasks_per_child &&
+            static_cast<std::int64_t>(process.tasks_done) >= *options_.max_tasks_per_child) {
             spdlog::info("pool process {} (#{}) ran {} tasks (max_tasks_per_child): replacing it", process.pid,
                          process.index, process.tasks_done);
             pool_.retire(process);
         } else if (auto rss = reply.find("rss_kib"); options_.max_memory_per_child && rss != reply.end() &&
-                                                     rss->is_number() && rss->get<std::int64_t>() > *options_.max_memory_per_child) {
-            spdlog::info("pool process {} (#{}) uses {} KiB (max_memory_per_child {} KiB): replacing it",
-                         process.pid, process.index, rss->get<std::int64_t>(), *options_.max_memory_per_child);
+                                                     rss->is_number() &&
+                                                     rss->get<std::int64_t>() > *options_.max_memory_per_child) {
+            spdlog::info("pool process {} (#{}) uses {} KiB (max_memory_per_child {} KiB): replacing it", process.pid,
+                         process.index, rss->get<std::int64_t>(), *options_.max_memory_per_child);
             pool_.retire(process);
         }
         after_task();
@@ -407,9 +411,9 @@ private:
         } else {
             auto exception = outcome.exception;
             if (exception.type == "Retry")
-                exception = protocol::ExceptionInfo::of(
-                    "MaxRetriesExceededError", "Can't retry " + message.task + "[" + message.id + "] max retries: " +
-                                                   std::to_string(options_.max_retries));
+                exception = protocol::ExceptionInfo::of("MaxRetriesExceededError",
+                                                        "Can't retry " + message.task + "[" + message.id +
+                                                            "] max retries: " + std::to_string(options_.max_retries));
             spdlog::error("Task {}[{}] raised unexpected: {}", message.task, message.id, exception.describe());
             if (!task.ignore_result)
                 writes.push_back(

@@ -31,17 +31,17 @@ struct TaskPolicy {
 };
 
 struct WorkerOptions {
-    std::string name;                                 // "w1@host"
+    std::string name;  // "w1@host"
     std::vector<std::string> queues{"celery"};
     int concurrency = 1;
-    int prefetch_multiplier = 4;                      // reserved ≤ multiplier × concurrency
+    int prefetch_multiplier = 4;                        // reserved ≤ multiplier × concurrency
     std::optional<double> time_limit, soft_time_limit;  // defaults for every task, seconds
     std::optional<std::int64_t> max_tasks_per_child;
     std::optional<std::int64_t> max_memory_per_child;  // KiB resident, checked after each task
     int max_retries = 3;                               // a task asking for more fails: MaxRetriesExceededError
     std::map<std::string, TaskPolicy> policies;        // by task name
     broker::BrokerOptions broker;
-    std::filesystem::path control_socket;              // for `ccmulti inspect` (embedded broker); empty: none
+    std::filesystem::path control_socket;  // for `ccmulti inspect` (embedded broker); empty: none
 };
 
 // Runs the node until it has shut down. Returns the exit code (0 after a warm or cold shutdown).

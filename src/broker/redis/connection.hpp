@@ -12,8 +12,8 @@
 #pragma once
 
 #include <chrono>
-#include <memory>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>

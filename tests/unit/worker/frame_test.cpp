@@ -1,7 +1,6 @@
 #include "worker/frame.hpp"
 
 #include <fcntl.h>
-
 #include <gtest/gtest.h>
 
 #include "platform/fd.hpp"
