@@ -1,8 +1,10 @@
-// start, stop, stopwait, kill: the thin CLI over supervisor/. `start` locks the group, then runs the master
-// in the foreground or as a daemon whose start report it relays; the stop commands go through the master's
-// control socket, or the pid files when no master answers.
+// start, stop, stopwait, kill, restart: the thin CLI over supervisor/. `start` locks the group, then runs the
+// master in the foreground or as a daemon whose start report it relays; when a master already runs in the run
+// dir, `start` hands it the new nodes over the control socket instead. The stop commands go through the
+// master's control socket, or the pid files when no master answers; `restart` needs the master.
 #include <unistd.h>
 
+#include <algorithm>
 #include <iostream>
 #include <memory>
 
@@ -10,6 +12,7 @@
 #include "cli/node_spec.hpp"
 #include "cli/output.hpp"
 #include "platform/daemon.hpp"
+#include "supervisor/control_client.hpp"
 #include "supervisor/group_locks.hpp"
 #include "supervisor/master.hpp"
 #include "supervisor/start_report.hpp"
@@ -22,6 +25,12 @@ namespace {
 struct StartOptions {
     bool foreground = false;
     double start_secs = 1.0;
+    double backoff_initial = 0.5, backoff_max = 60, backoff_reset = 60;
+};
+
+struct RestartOptions {
+    bool all = false;
+    bool no_wait = false;
 };
 
 struct StopOptions {
@@ -70,6 +79,37 @@ Exit relay_start_report(int fd, const std::filesystem::path& master_log) {
     return ok ? Exit::ok : Exit::failure;
 }
 
+// Hands the nodes to the master already running in the run dir; prints the same lines as a first start.
+Exit add_to_master(const supervisor::MasterConfig& config, pid_t master_pid) {
+    auto client = supervisor::ControlClient::connect(config.run_dir);
+    if (!client)
+        throw Error("a ccmulti master (pid " + std::to_string(master_pid) + ") holds " + config.run_dir.string() +
+                    " but does not listen on its control socket; stop it (ccmulti stop) or use another --run-dir");
+    client->send({{"cmd", "add"}, {"nodes", config.nodes}});
+    nlohmann::json reply;
+    if (client->receive(reply, std::chrono::seconds(5)) != supervisor::ControlClient::Status::message)
+        throw Error("the ccmulti master (pid " + std::to_string(master_pid) + ") in " + config.run_dir.string() +
+                    " does not answer; see " + config.log_file.string());
+    if (!reply.value("ok", true)) throw Error("the master refused the nodes: " + reply.value("error", std::string()));
+    bool ok = true;
+    for (const auto& refused : reply.value("refused", nlohmann::json::array())) {
+        print_error(refused.value("error", std::string()));
+        ok = false;
+    }
+    for (;;) {
+        auto status = client->receive(reply, std::chrono::hours(24));
+        if (status != supervisor::ControlClient::Status::message) {
+            print_error("the master closed the connection before its new nodes were ready; see " +
+                        config.log_file.string());
+            return Exit::failure;
+        }
+        if (reply.value("done", false)) break;
+        if (reply.value("event", "") == "failed") ok = false;
+        supervisor::print_start_event(reply);
+    }
+    return ok ? Exit::ok : Exit::failure;
+}
+
 void start_command(Context& context, const StartOptions& options) {
     auto nodes = context.nodes();
     Dirs where = context.dirs();
@@ -87,6 +127,16 @@ void start_command(Context& context, const StartOptions& options) {
     config.run_dir = where.run.path;
     config.log_file = where.log.path / "master.log";
     config.foreground = options.foreground;
+    config.restart.initial = to_ms(options.backoff_initial);
+    config.restart.max = std::max(config.restart.initial, to_ms(options.backoff_max));
+    config.restart.reset_after = to_ms(options.backoff_reset);
+    if (auto master = supervisor::check_master(config.run_dir); master.running()) {
+        if (options.foreground)
+            throw Error("a ccmulti master (pid " + std::to_string(master.pid) + ") already runs in " +
+                        config.run_dir.string() + "; without --foreground, start adds the nodes to it");
+        context.exit = add_to_master(config, master.pid);
+        return;
+    }
     auto locks = supervisor::acquire_group_locks(config.run_dir, config.nodes);
 
     if (options.foreground) {
@@ -145,6 +195,54 @@ void stop_command(Context& context, const StopOptions& options, supervisor::Stop
     context.exit = outcome.failed.empty() ? Exit::ok : Exit::failure;
 }
 
+void restart_command(Context& context, const RestartOptions& options) {
+    const auto run_dir = context.dirs().run.path;
+    nlohmann::json names = nlohmann::json::array();
+    if (!context.node_args.empty())
+        for (const auto& node : context.nodes()) names.push_back(node.name);
+    auto master = supervisor::check_master(run_dir);
+    auto client = master.running() ? supervisor::ControlClient::connect(run_dir) : std::nullopt;
+    if (!client)
+        throw Error("no ccmulti master is running in " + run_dir.string() +
+                    "; nothing to restart: start the nodes with `ccmulti start NODES ...`");
+    client->send({{"cmd", "restart"}, {"nodes", names}, {"all", options.all}, {"wait", !options.no_wait}});
+    nlohmann::json reply;
+    if (client->receive(reply, std::chrono::seconds(5)) != supervisor::ControlClient::Status::message)
+        throw Error("the ccmulti master (pid " + std::to_string(master.pid) + ") does not answer");
+    if (!reply.value("ok", true)) throw Error("the master refused: " + reply.value("error", std::string()));
+    bool ok = true;
+    for (const auto& name : reply.value("not_running", std::vector<std::string>{})) {
+        std::cout << name << "  not running (or already stopping/restarting): not restarted" << std::endl;
+        ok = false;
+    }
+    for (;;) {
+        auto status = client->receive(reply, std::chrono::hours(24));
+        if (status != supervisor::ControlClient::Status::message) {
+            print_error("the master closed the connection during the restart; see `ccmulti status`");
+            context.exit = Exit::failure;
+            return;
+        }
+        const std::string event = reply.value("event", "");
+        if (event == "restarting") {
+            std::cout << reply.value("node", "") << "  restarting" << std::endl;
+        } else if (event == "restarted") {
+            std::cout << reply.value("node", "") << "  pid " << reply.value("pid", 0) << "  ready" << std::endl;
+        } else if (reply.value("done", false)) {
+            for (const auto& failed : reply.value("failed", nlohmann::json::array())) {
+                print_error(failed.value("node", std::string()) + " did not come back: " +
+                            failed.value("error", std::string()) + " (it keeps being restarted; see ccmulti status)");
+                ok = false;
+            }
+            for (const auto& name : reply.value("skipped", std::vector<std::string>{})) {
+                std::cout << name << "  not restarted (the rolling restart stopped at the failure)" << std::endl;
+                ok = false;
+            }
+            break;
+        }
+    }
+    context.exit = ok ? Exit::ok : Exit::failure;
+}
+
 }  // namespace
 
 void add_supervise_commands(CLI::App& app, Context& context) {
@@ -158,7 +256,27 @@ void add_supervise_commands(CLI::App& app, Context& context) {
         ->add_option("--start-secs", start_options->start_secs,
                      "A node without READY=1 counts as ready after this many seconds up [1]")
         ->check(CLI::Range(0.0, 3600.0));
+    start
+        ->add_option("--backoff-initial", start_options->backoff_initial,
+                     "Restart a crashed node after this many seconds, doubling per crash in a row [0.5]")
+        ->check(CLI::Range(0.0, 3600.0));
+    start
+        ->add_option("--backoff-max", start_options->backoff_max,
+                     "The longest wait between restarts; a crash-looping node keeps retrying at it [60]")
+        ->check(CLI::Range(0.0, 86400.0));
+    start
+        ->add_option("--backoff-reset", start_options->backoff_reset,
+                     "A node up this many seconds counts as healthy: its next crash starts the backoff over [60]")
+        ->check(CLI::Range(0.0, 86400.0));
     start->callback([&context, start_options] { start_command(context, *start_options); });
+
+    auto restart_options = std::make_shared<RestartOptions>();
+    auto* restart = add_node_command(app, context, "restart",
+                                     "Restart nodes (all of the group without NODES): one at a time, the next when "
+                                     "the replacement is ready; --all: all at once");
+    restart->add_flag("--all", restart_options->all, "Restart every named node at once instead of rolling");
+    restart->add_flag("--no-wait", restart_options->no_wait, "Return once the master has accepted the request");
+    restart->callback([&context, restart_options] { restart_command(context, *restart_options); });
 
     auto stop_options = std::make_shared<StopOptions>();
     auto add_stop_flags = [&](CLI::App* sub, bool with_wait) {

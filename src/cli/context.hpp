@@ -52,7 +52,9 @@ void add_dirs_command(CLI::App& app, Context& context);
 void add_call_command(CLI::App& app, Context& context);    // call
 void add_result_command(CLI::App& app, Context& context);  // result
 void add_queue_commands(CLI::App& app, Context& context);  // queues, purge
-void add_supervise_commands(CLI::App& app, Context& context);  // start, stop, stopwait, kill
+void add_supervise_commands(CLI::App& app, Context& context);  // start, stop, stopwait, kill, restart
+void add_status_command(CLI::App& app, Context& context);      // status
+void add_ps_command(CLI::App& app, Context& context);          // ps
 void add_config_commands(CLI::App& app, Context& context);     // config check, config show
 void add_worker_command(CLI::App& app, Context& context);      // worker
 void add_inspect_command(CLI::App& app, Context& context);     // inspect

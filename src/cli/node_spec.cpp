@@ -3,6 +3,7 @@
 #include <charconv>
 #include <set>
 
+#include "cli/celery_runner.hpp"
 #include "util/error.hpp"
 #include "util/shell_split.hpp"
 #include "util/strings.hpp"
@@ -90,6 +91,9 @@ supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cw
         for (const auto& word : shell_split(*exec->value, "--exec of " + node.name))
             spec.argv.push_back(main_process_template(node.expand(word, "--exec")));
         if (spec.argv.empty()) throw UsageError("--exec of " + node.name + " names no program");
+    } else if (runs_celery(node)) {  // -A/--app without --exec: a Celery worker (cli/celery_runner.hpp)
+        spec.argv = celery_argv(node);
+        spec.ready_pattern = celery_ready_pattern(node);
     } else {
         spec.argv = native_worker_argv(node, native);
         start_secs = std::max(start_secs, native_start_secs);

@@ -4,6 +4,7 @@
 //
 //   --exec 'PROGRAM ARGS'   split like a shell would (no shell runs), %n %h %d expanded, %i → 0, %I → ""
 //   (no --exec)             the native worker: `ccmulti worker -n NAME …` with the node's other options
+//   -A/--app, no --exec     a Celery worker: `python3 -m celery -A APP worker …` (cli/celery_runner.hpp)
 //   -Q / --queues           CCMULTI_QUEUES and the title      -c / --concurrency   CCMULTI_CONCURRENCY
 //   --stop-timeout S        warm → SIGKILL for this node (default 60 s)
 //   --workdir DIR           the node's cwd, and the base of relative pid/log files (default: the caller's cwd)

@@ -42,6 +42,11 @@ void print_warning(const std::string& message) {
 void print_json(const nlohmann::json& value) { std::cout << value.dump(2) << '\n' << std::flush; }
 
 void print_table(const std::vector<std::vector<std::string>>& rows) {
+    print_table(rows, [](std::size_t, std::size_t) { return Color::none; });
+}
+
+void print_table(const std::vector<std::vector<std::string>>& rows,
+                 const std::function<Color(std::size_t row, std::size_t column)>& color) {
     std::vector<std::size_t> widths;
     for (const auto& row : rows) {
         widths.resize(std::max(widths.size(), row.size()));
@@ -52,7 +57,7 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
         for (std::size_t i = 0; i < rows[r].size(); ++i) {
             std::string cell = rows[r][i];
             if (i + 1 < rows[r].size()) cell.resize(widths[i] + 2, ' ');
-            line += cell;
+            line += r == 0 ? cell : paint(cell, color(r, i));
         }
         std::cout << (r == 0 ? paint(line, Color::dim) : line) << '\n';
     }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -22,5 +23,8 @@ void print_json(const nlohmann::json& value);  // pretty, on stdout
 
 // Columns padded to the widest cell; the first row is the header (printed dim when coloured).
 void print_table(const std::vector<std::vector<std::string>>& rows);
+// The same, with a colour per cell (row 0 is the header), applied after padding so columns stay aligned.
+void print_table(const std::vector<std::vector<std::string>>& rows,
+                 const std::function<Color(std::size_t row, std::size_t column)>& color);
 
 }  // namespace ccmulti::cli

@@ -47,9 +47,22 @@ void ControlServer::accept_clients() {
             return;  // EAGAIN, or out of fds (logged by nobody: the next accept retries)
         }
         UniqueFd owned(fd);
+        auto refuse = [&](const std::string& error) {
+            // Best effort, never blocking: the socket buffer of a fresh connection has room for one line.
+            std::string line = json{{"ok", false}, {"error", error}}.dump() + "\n";
+            ssize_t ignored = ::send(fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)ignored;
+        };
         auto cred = peer_credentials(fd);
         if (cred.uid != ::geteuid() && cred.uid != 0) {
             log_->warn("control socket: refused a connection from uid {} (pid {})", cred.uid, cred.pid);
+            refuse("permission denied: uid " + std::to_string(cred.uid) + " may not control this master (uid " +
+                   std::to_string(::geteuid()) + "); run ccmulti as that user or root");
+            continue;
+        }
+        if (clients_.size() >= max_clients) {
+            log_->warn("control socket: {} clients connected already; refused pid {}", clients_.size(), cred.pid);
+            refuse("too many clients connected; try again");
             continue;
         }
         auto client = std::make_unique<Client>();
@@ -92,6 +105,16 @@ void ControlServer::on_readable(Client& client) {
 }
 
 void ControlServer::handle(Client& client, const std::string& line) {
+    // Whatever a client sends, the master answers and carries on: a wrong type in a field is a bad request.
+    try {
+        dispatch(client, line);
+    } catch (const std::exception& e) {
+        send(client, {{"ok", false}, {"error", std::string("bad request: ") + e.what()}});
+        client.close_when_flushed = true;
+    }
+}
+
+void ControlServer::dispatch(Client& client, const std::string& line) {
     json request;
     try {
         request = json::parse(line);
@@ -101,12 +124,21 @@ void ControlServer::handle(Client& client, const std::string& line) {
         client.close_when_flushed = true;
         return;
     }
+    if (request.contains("cmd") && !request["cmd"].is_string()) throw std::runtime_error("\"cmd\" must be a string");
     const std::string cmd = request.value("cmd", "");
+    if (cmd == "restart") {
+        handle_restart(client, request);
+        return;
+    }
+    if (cmd == "add") {
+        handle_add(client, request);
+        return;
+    }
     if (cmd == "ping") {
         send(client, {{"ok", true}, {"v", control_protocol_version}, {"pid", ::getpid()}});
         return;
     }
-    if (cmd == "list") {
+    if (cmd == "list" || cmd == "status") {
         json reply = master_.describe();
         reply["ok"] = true;
         send(client, reply);
@@ -172,6 +204,76 @@ void ControlServer::handle(Client& client, const std::string& line) {
     finish_if_done(client);
 }
 
+void ControlServer::handle_restart(Client& client, const json& request) {
+    std::vector<std::string> names;
+    if (request.contains("nodes")) names = request["nodes"].get<std::vector<std::string>>();
+    const bool all = request.value("all", false);
+    const bool wait = request.value("wait", true);
+    auto result = master_.restart(names, all);
+    send(client, {{"event", "accepted"},
+                  {"job", result.job},
+                  {"restarting", result.restarting},
+                  {"not_running", result.not_running}});
+    if (!result.job || !wait) {
+        send(client, {{"ok", true}, {"done", true}, {"restarted", json::array()}, {"failed", json::array()},
+                      {"skipped", json::array()}, {"not_running", result.not_running}});
+        client.close_when_flushed = true;
+        return;
+    }
+    const int fd = client.fd.get();
+    const int job = result.job;
+    const json not_running = result.not_running;
+    client.subscription = master_.subscribe([this, fd, job, not_running](const json& event) {
+        auto it = clients_.find(fd);
+        if (it == clients_.end() || event.value("job", 0) != job) return;
+        Client& c = *it->second;
+        if (event.value("event", "") != "restart_done") {
+            send(c, event);
+        } else {
+            master_.unsubscribe(c.subscription);
+            c.subscription = 0;
+            json done = event;
+            done.erase("event");
+            done["done"] = true;
+            done["not_running"] = not_running;
+            send(c, done);
+            c.close_when_flushed = true;
+        }
+        settle(fd);
+    });
+}
+
+void ControlServer::handle_add(Client& client, const json& request) {
+    std::vector<NodeSpec> specs;
+    for (const auto& item : request.at("nodes")) specs.push_back(item.get<NodeSpec>());
+    if (specs.empty()) throw std::runtime_error("no nodes to add");
+    auto result = master_.add(specs);
+    send(client, {{"event", "accepted"}, {"starting", result.starting}, {"refused", result.refused}});
+    if (result.starting.empty()) {
+        send(client, {{"ok", true}, {"done", true}, {"master_pid", ::getpid()}});
+        client.close_when_flushed = true;
+        return;
+    }
+    for (const auto& name : result.starting) client.waiting.insert(name);
+    const int fd = client.fd.get();
+    client.subscription = master_.subscribe([this, fd](const json& event) {
+        auto it = clients_.find(fd);
+        if (it == clients_.end()) return;
+        Client& c = *it->second;
+        const std::string kind = event.value("event", ""), node = event.value("node", "");
+        if ((kind != "ready" && kind != "failed") || !c.waiting.count(node)) return;
+        send(c, event);
+        c.waiting.erase(node);
+        if (c.waiting.empty()) {
+            master_.unsubscribe(c.subscription);
+            c.subscription = 0;
+            send(c, {{"ok", true}, {"done", true}, {"master_pid", ::getpid()}});
+            c.close_when_flushed = true;
+        }
+        settle(fd);
+    });
+}
+
 void ControlServer::finish_if_done(Client& client) {
     if (!client.waiting.empty() || !client.subscription) return;
     master_.unsubscribe(client.subscription);
@@ -185,7 +287,8 @@ void ControlServer::finish_if_done(Client& client) {
 }
 
 void ControlServer::send(Client& client, const json& message) {
-    client.out += message.dump() + "\n";
+    // Replace rather than throw on bytes that are not UTF-8 (a parse error quoting what the client sent).
+    client.out += message.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
     on_writable(client);
 }
 

@@ -11,7 +11,19 @@
 //                                                     "seconds":0.31}
 //                                                  ← {"ok":true,"done":true,"stopped":[...],"not_running":[...],
 //                                                     "failed":[{"node":"w2@host","error":"..."}]}
-//   Unknown fields are ignored (so clients may send newer ones); an unknown "cmd" gets
+//   → {"v":1,"cmd":"restart","nodes":[...],"all":false}   rolling by default; "all": every node at once
+//                                                  ← {"event":"accepted","job":1,"restarting":[...],"not_running":[...]}
+//                                                  ← {"event":"restarting","job":1,"node":"w1@host"}
+//                                                  ← {"event":"restarted","job":1,"node":"w1@host","pid":1240}
+//                                                  ← {"ok":true,"done":true,"restarted":[...],"failed":[{"node",
+//                                                     "error"}],"skipped":[...],"not_running":[...]}
+//   → {"v":1,"cmd":"add","nodes":[NodeSpec as JSON]}   (a second `ccmulti start` in the same run dir)
+//                                                  ← {"event":"accepted","starting":[...],"refused":[{"node","error"}]}
+//                                                  ← start-report events: {"event":"ready"|"failed",...}
+//                                                  ← {"ok":true,"done":true,"master_pid":1200}
+//   "status" is "list". A request that is not JSON, a wrong type in a field, or a line over 64 KiB gets
+//   {"ok":false,"error":"bad request: ..."} and the connection is closed; a peer of another uid gets
+//   {"ok":false,"error":"permission denied: ..."}. Unknown fields are ignored (so clients may send newer ones); an unknown "cmd" gets
 //   {"ok":false,"error":"unknown command 'x'"}. Without "wait" the final line follows "accepted" at once.
 #pragma once
 
@@ -30,6 +42,7 @@
 namespace ccmulti::supervisor {
 
 inline constexpr int control_protocol_version = 1;
+inline constexpr std::size_t max_clients = 64;  // connections at once; more are refused with an error line
 
 class ControlServer {
 public:
@@ -47,6 +60,9 @@ private:
     void accept_clients();
     void on_readable(Client& client);
     void handle(Client& client, const std::string& line);
+    void dispatch(Client& client, const std::string& line);
+    void handle_restart(Client& client, const nlohmann::json& request);
+    void handle_add(Client& client, const nlohmann::json& request);
     void send(Client& client, const nlohmann::json& message);
     void on_writable(Client& client);
     void settle(int fd);  // closes a finished or broken client, else watches for what it needs

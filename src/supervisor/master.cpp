@@ -11,16 +11,20 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <iostream>
 #include <map>
+#include <set>
 
 #include "platform/event_loop.hpp"
 #include "platform/notify_socket.hpp"
 #include "platform/proc.hpp"
+#include "platform/proc_table.hpp"
 #include "platform/proc_title.hpp"
 #include "platform/signals.hpp"
 #include "platform/spawn.hpp"
 #include "supervisor/control_server.hpp"
+#include "supervisor/log_watch.hpp"
 #include "supervisor/master_log.hpp"
 #include "supervisor/node_shim.hpp"
 #include "supervisor/start_report.hpp"
@@ -34,7 +38,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
-enum class NodeState { starting, ready, stopping, stopped, failed, exited };
+enum class NodeState { starting, ready, stopping, stopped, failed, exited, backoff };
 
 const char* state_name(NodeState state) {
     switch (state) {
@@ -50,12 +54,20 @@ const char* state_name(NodeState state) {
             return "failed";
         case NodeState::exited:
             return "exited";
+        case NodeState::backoff:
+            return "backoff";
     }
     return "?";
 }
 
+// Has a process (its pid is our unreaped child, safe to signal).
 bool alive(NodeState state) {
     return state == NodeState::starting || state == NodeState::ready || state == NodeState::stopping;
+}
+
+// Still the master's business: alive, or waiting to be restarted.
+bool active(NodeState state) {
+    return alive(state) || state == NodeState::backoff;
 }
 
 std::string describe_status(int status) {
@@ -80,6 +92,22 @@ struct Node {
     bool quit_sent = false, kill_sent = false, start_reported = false;
     EventLoop::TimerId ready_timer = 0, quit_timer = 0, kill_timer = 0, give_up_timer = 0;
     std::string status;  // how it ended
+    // Crash restarts
+    RestartBackoff backoff;
+    int restarts = 0;  // starts after the first one, for any reason
+    EventLoop::TimerId restart_timer = 0;
+    Clock::time_point restart_at;
+    std::vector<std::string> last_log_tail;  // of the run that ended last
+    std::string program_exit;                // how the program ended, from the shim (CCMULTI_PROGRAM_EXIT)
+    int restart_job = 0;                     // the restart request this node is part of
+    std::unique_ptr<LogWatch> log_watch;     // readiness from the log (spec.ready_pattern)
+};
+
+struct RestartJob {
+    bool all_at_once = false;
+    std::deque<Node*> queue;  // not begun yet (rolling)
+    std::set<Node*> in_flight;
+    json restarted = json::array(), failed = json::array(), skipped = json::array();
 };
 
 class Master final : public MasterControl {
@@ -90,6 +118,7 @@ public:
             auto node = std::make_unique<Node>();
             node->spec = config.nodes[i];
             node->lock.emplace(std::move(locks.nodes[i]));
+            node->backoff = RestartBackoff(config.restart);
             nodes_.push_back(std::move(node));
         }
     }
@@ -102,7 +131,7 @@ public:
         master_lock_.write(::getpid(), self_start_time());
         std::vector<std::string> names;
         for (const auto& node : nodes_) names.push_back(node->spec.name);
-        set_proc_title(std::string(master_title_prefix) + " [" + join(names, " ") + "]", "ccmulti-master");
+        update_title();
         // Orphans of our nodes (a task's subprocess whose parent died) come back to us, not to init.
         if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) throw SystemError("PR_SET_CHILD_SUBREAPER", errno);
         log_ = make_master_log(config_.log_file, config_.foreground);
@@ -134,18 +163,37 @@ public:
 
     // --- MasterControl -------------------------------------------------------------------------------
     json describe() const override {
+        // RSS of a node: everything in its process group (the program, its pool, a task's subprocesses).
+        std::map<pid_t, std::uint64_t> rss_by_group;
+        for (const auto& proc : scan_processes()) rss_by_group[proc.pgrp] += proc.rss_bytes;
         json nodes = json::array();
         for (const auto& node : nodes_) {
+            const bool running = alive(node->state);
             json entry = {{"name", node->spec.name},
                           {"state", state_name(node->state)},
-                          {"pid", node->pid},
+                          {"pid", running ? json(node->pid) : json(nullptr)},
                           {"pidfile", node->spec.pidfile},
                           {"logfile", node->spec.logfile},
-                          {"uptime", alive(node->state) ? seconds_since(node->started) : 0.0}};
+                          {"uptime", running ? seconds_since(node->started) : 0.0},
+                          {"restarts", node->restarts},
+                          {"queues", node->spec.queues},
+                          {"concurrency", node->spec.concurrency > 0 ? json(node->spec.concurrency) : json(nullptr)},
+                          {"rss", running ? rss_by_group[node->pid] : 0}};
             if (!node->status.empty()) entry["status"] = node->status;
+            if (node->state == NodeState::backoff) {
+                entry["backoff"] = {
+                    {"attempt", node->backoff.attempts()},
+                    {"restart_in", std::max(0.0, std::chrono::duration<double>(node->restart_at - Clock::now()).count())}};
+            }
+            if (!running && !node->last_log_tail.empty()) entry["log_tail"] = node->last_log_tail;
             nodes.push_back(entry);
         }
-        return {{"master", {{"pid", ::getpid()}, {"run_dir", config_.run_dir}, {"shutdown", shutdown_level_}}},
+        return {{"master",
+                 {{"pid", ::getpid()},
+                  {"run_dir", config_.run_dir},
+                  {"shutdown", shutdown_level_},
+                  {"uptime", seconds_since(started_)},
+                  {"rss", read_rss(::getpid()).value_or(0)}}},
                 {"nodes", nodes}};
     }
 
@@ -166,12 +214,120 @@ public:
         }
         const auto now = Clock::now();
         for (Node* node : targets) {
+            if (node->restart_job) job_node_done(*node, false, "stopped by request");
+            if (node->state == NodeState::backoff) {
+                // Nothing runs: cancel the restart. Reported as not running, which it is.
+                loop_.cancel(node->restart_timer);
+                node->restart_timer = 0;
+                node->state = NodeState::stopped;
+                if (node->lock) node->lock->remove();
+                node->lock.reset();
+                log_->info("{}: restart cancelled by a stop request", node->spec.name);
+                result.not_running.push_back(node->spec.name);
+                continue;
+            }
             if (!alive(node->state)) {
                 result.not_running.push_back(node->spec.name);
                 continue;
             }
             result.stopping.push_back(node->spec.name);
             begin_stop(*node, plan_stop(now, timeout.value_or(node->spec.stop_timeout), mode), mode);
+        }
+        if (all_gone()) loop_.stop();
+        return result;
+    }
+
+    RestartResult restart(const std::vector<std::string>& names, bool all_at_once) override {
+        RestartResult result;
+        std::vector<Node*> targets;
+        if (names.empty()) {
+            for (auto& node : nodes_)
+                if (active(node->state)) targets.push_back(node.get());
+        } else {
+            for (const auto& name : names) {
+                Node* found = find(name);
+                if (found && active(found->state))
+                    targets.push_back(found);
+                else
+                    result.not_running.push_back(found ? found->spec.name : name);
+            }
+        }
+        std::vector<Node*> accepted;
+        for (Node* node : targets) {
+            if (node->state == NodeState::stopping || node->restart_job) {
+                result.not_running.push_back(node->spec.name);  // being stopped, or restarted already
+                continue;
+            }
+            accepted.push_back(node);
+            result.restarting.push_back(node->spec.name);
+        }
+        if (accepted.empty()) return result;
+        const int id = next_job_++;
+        result.job = id;
+        RestartJob& job = jobs_[id];
+        job.all_at_once = all_at_once;
+        for (Node* node : accepted) job.queue.push_back(node);
+        log_->info("control: {} restart of {}", all_at_once ? "all-at-once" : "rolling", join(result.restarting, " "));
+        // The events follow the reply that names the job, so the caller can subscribe first: begin from the loop.
+        loop_.after(std::chrono::milliseconds(0), [this, id] { advance_job(id); });
+        return result;
+    }
+
+    AddResult add(const std::vector<NodeSpec>& specs) override {
+        AddResult result;
+        std::vector<Node*> to_start;
+        for (const auto& spec : specs) {
+            Node* existing = nullptr;
+            for (auto& node : nodes_)
+                if (node->spec.name == spec.name) existing = node.get();
+            if (existing && active(existing->state)) {
+                result.refused.push_back({{"node", spec.name},
+                                          {"error", spec.name + " already running" +
+                                                        (alive(existing->state)
+                                                             ? " (pid " + std::to_string(existing->pid) + ")"
+                                                             : " (in backoff, restarting)")},
+                                          {"pid", alive(existing->state) ? json(existing->pid) : json(nullptr)}});
+                continue;
+            }
+            std::optional<PidFile> lock;
+            try {
+                lock = PidFile::try_acquire(spec.pidfile);
+            } catch (const Error& e) {
+                result.refused.push_back({{"node", spec.name}, {"error", e.what()}});
+                continue;
+            }
+            if (!lock) {
+                auto holder = check_pidfile(spec.pidfile, node_title_prefix(spec.name));
+                result.refused.push_back(
+                    {{"node", spec.name},
+                     {"error", holder.running() ? spec.name + " already running (pid " + std::to_string(holder.pid) + ")"
+                                                : "pid file " + spec.pidfile.string() + " of " + spec.name +
+                                                      " is locked by another process"}});
+                continue;
+            }
+            Node* node = existing;
+            if (!node) {
+                nodes_.push_back(std::make_unique<Node>());
+                node = nodes_.back().get();
+            }
+            node->spec = spec;
+            node->lock.emplace(std::move(*lock));
+            node->backoff = RestartBackoff(config_.restart);
+            node->start_reported = false;
+            node->quit_sent = node->kill_sent = false;
+            node->plan.reset();
+            node->status.clear();
+            node->last_log_tail.clear();
+            to_start.push_back(node);
+            result.starting.push_back(spec.name);
+        }
+        if (!to_start.empty()) {
+            log_->info("control: adding {}", join(result.starting, " "));
+            update_title();
+            // Like restart: events only after the reply.
+            loop_.after(std::chrono::milliseconds(0), [this, to_start] {
+                for (Node* node : to_start) start_node(*node);
+            });
         }
         return result;
     }
@@ -190,6 +346,80 @@ public:
     }
 
 private:
+    void update_title() {
+        std::vector<std::string> names;
+        for (const auto& node : nodes_) names.push_back(node->spec.name);
+        set_proc_title(std::string(master_title_prefix) + " [" + join(names, " ") + "]", "ccmulti-master");
+    }
+
+    // --- restart jobs ----------------------------------------------------------------------------------
+    void advance_job(int id) {
+        auto it = jobs_.find(id);
+        if (it == jobs_.end()) return;
+        RestartJob& job = it->second;
+        while (!job.queue.empty() && (job.all_at_once || job.in_flight.empty())) {
+            Node* node = job.queue.front();
+            job.queue.pop_front();
+            if (!active(node->state) || node->state == NodeState::stopping) {
+                job.skipped.push_back(node->spec.name);
+                continue;
+            }
+            job.in_flight.insert(node);
+            node->restart_job = id;
+            emit({{"event", "restarting"}, {"job", id}, {"node", node->spec.name}});
+            if (node->state == NodeState::backoff) {
+                loop_.cancel(node->restart_timer);
+                node->restart_timer = 0;
+                ++node->restarts;
+                log_->info("{}: restarting now (requested; was in backoff)", node->spec.name);
+                start_node(*node);
+            } else {
+                log_->info("{}: restarting (requested): warm stop first", node->spec.name);
+                begin_stop(*node, plan_stop(Clock::now(), node->spec.stop_timeout, StopMode::warm), StopMode::warm);
+            }
+            if (jobs_.find(id) == jobs_.end()) return;  // finished synchronously (a spawn failure)
+        }
+        finish_job_if_done(id);
+    }
+
+    // A node of a restart job is ready again (ok) or did not come back.
+    void job_node_done(Node& node, bool ok, const std::string& error) {
+        const int id = node.restart_job;
+        node.restart_job = 0;
+        auto it = jobs_.find(id);
+        if (it == jobs_.end()) return;
+        RestartJob& job = it->second;
+        job.in_flight.erase(&node);
+        if (ok) {
+            job.restarted.push_back(node.spec.name);
+            emit({{"event", "restarted"}, {"job", id}, {"node", node.spec.name}, {"pid", node.pid}});
+        } else {
+            job.failed.push_back({{"node", node.spec.name}, {"error", error}});
+            log_->error("{}: restart failed: {}", node.spec.name, error);
+            if (!job.all_at_once) {
+                // A rolling restart stops at the first node that does not come back: the rest keep running
+                // the old way rather than all going down with, say, broken code.
+                for (Node* rest : job.queue) job.skipped.push_back(rest->spec.name);
+                job.queue.clear();
+            }
+        }
+        // Not from inside the caller's state change: the next node begins from the loop.
+        loop_.after(std::chrono::milliseconds(0), [this, id] { advance_job(id); });
+    }
+
+    void finish_job_if_done(int id) {
+        auto it = jobs_.find(id);
+        if (it == jobs_.end() || !it->second.queue.empty() || !it->second.in_flight.empty()) return;
+        RestartJob job = std::move(it->second);
+        jobs_.erase(it);
+        emit({{"event", "restart_done"},
+              {"job", id},
+              {"ok", job.failed.empty() && job.skipped.empty()},
+              {"restarted", job.restarted},
+              {"failed", job.failed},
+              {"skipped", job.skipped}});
+    }
+
     Node* find(const std::string& name) {
         for (auto& node : nodes_)
             if (node->spec.name == name) return node.get();
@@ -241,7 +471,11 @@ private:
 
     void start_node(Node& node) {
         const NodeSpec& spec = node.spec;
+        node.state = NodeState::starting;
         node.started = Clock::now();
+        node.program_exit.clear();
+        node.quit_sent = node.kill_sent = false;
+        node.plan.reset();
         try {
             std::error_code ec;
             std::filesystem::create_directories(spec.logfile.parent_path(), ec);
@@ -265,9 +499,15 @@ private:
             options.pass_fd = node.lock->fd();
             node.pid = spawn(options);
         } catch (const Error& e) {
-            node.state = NodeState::failed;
             node.status = e.what();
+            node.last_log_tail = log_tail(spec.logfile, node.log_start);
             log_->error("{}: {}", spec.name, e.what());
+            if (node.start_reported) {  // a restart: keep trying, never give up silently
+                if (node.restart_job) job_node_done(node, false, e.what());
+                schedule_restart(node);
+                return;
+            }
+            node.state = NodeState::failed;
             report_start_failure(node, e.what());
             node.lock->remove();
             node.lock.reset();
@@ -277,10 +517,50 @@ private:
         auto stat = read_proc_stat(node.pid);
         node.lock->write(node.pid, stat ? stat->start_time : 0);
         log_->info("{}: started, pid {}, log {}", spec.name, node.pid, spec.logfile.string());
+        if (!spec.ready_pattern.empty()) {
+            try {
+                node.log_watch = std::make_unique<LogWatch>(loop_, spec.logfile, node.log_start, spec.ready_pattern,
+                                                            [this, &node] { on_ready_line(node); });
+                node.log_watch->scan();  // it may have written the line already
+                return;
+            } catch (const Error& e) {
+                log_->warn("{}: cannot watch its log for readiness ({}); counting it ready after {} up", spec.name,
+                           e.what(), fmt_seconds(std::chrono::duration<double>(spec.start_secs).count()));
+                node.log_watch.reset();
+            }
+        }
         node.ready_timer = loop_.after(spec.start_secs, [this, &node] {
             node.ready_timer = 0;
             if (node.state == NodeState::starting)
                 mark_ready(node, "up " + fmt_seconds(std::chrono::duration<double>(node.spec.start_secs).count()));
+        });
+    }
+
+    void on_ready_line(Node& node) {
+        // Called from inside the watch: drop it from the loop, not from under its own feet.
+        loop_.after(std::chrono::milliseconds(0), [&node] { node.log_watch.reset(); });
+        if (node.state == NodeState::starting) mark_ready(node, "its log says ready");
+    }
+
+    // A node died on its own: start it again after the backoff delay, for ever.
+    void schedule_restart(Node& node) {
+        const auto uptime = Clock::now() - node.started;
+        const auto delay = node.backoff.next_delay(uptime);
+        node.state = NodeState::backoff;
+        node.restart_at = Clock::now() + delay;
+        const double delay_s = std::chrono::duration<double>(delay).count();
+        log_->error("{}: {} after {} up; restarting in {} (crash {} in a row{})", node.spec.name, node.status,
+                    fmt_seconds(std::chrono::duration<double>(uptime).count()), fmt_seconds(delay_s),
+                    node.backoff.attempts(),
+                    delay >= node.backoff.policy().max * 4 / 5 ? ", at the backoff cap: it keeps crashing" : "");
+        emit({{"event", "crashed"}, {"node", node.spec.name}, {"status", node.status}, {"restart_in", delay_s}});
+        node.restart_timer = loop_.after(delay, [this, &node] {
+            node.restart_timer = 0;
+            if (node.state != NodeState::backoff) return;
+            ++node.restarts;
+            log_->info("{}: restarting (restart {}, crash {} in a row)", node.spec.name, node.restarts,
+                       node.backoff.attempts());
+            start_node(node);
         });
     }
 
@@ -292,7 +572,11 @@ private:
 
     void mark_ready(Node& node, const std::string& how) {
         node.state = NodeState::ready;
+        if (node.ready_timer) loop_.cancel(node.ready_timer);
+        node.ready_timer = 0;
         log_->info("{}: ready ({})", node.spec.name, how);
+        emit({{"event", "ready"}, {"node", node.spec.name}, {"pid", node.pid}, {"log", node.spec.logfile}, {"how", how}});
+        if (node.restart_job) job_node_done(node, true, "");
         if (!node.start_reported) {
             node.start_reported = true;
             send_report({{"event", "ready"},
@@ -307,12 +591,14 @@ private:
     void report_start_failure(Node& node, const std::string& error) {
         if (node.start_reported) return;
         node.start_reported = true;
-        start_ok_ = false;
-        send_report({{"event", "failed"},
-                     {"node", node.spec.name},
-                     {"error", error},
-                     {"log", node.spec.logfile},
-                     {"log_tail", log_tail(node.spec.logfile, node.log_start)}});
+        if (!report_done_) start_ok_ = false;  // nodes added later do not change the master's exit code
+        json event = {{"event", "failed"},
+                      {"node", node.spec.name},
+                      {"error", error},
+                      {"log", node.spec.logfile},
+                      {"log_tail", log_tail(node.spec.logfile, node.log_start)}};
+        send_report(event);
+        emit(event);
         maybe_finish_start_report();
     }
 
@@ -353,6 +639,8 @@ private:
                 log_->info("{}: says it is stopping", node->spec.name);
             if (auto it = fields.find("STATUS"); it != fields.end())
                 log_->info("{}: status: {}", node->spec.name, it->second);
+            if (auto it = fields.find("CCMULTI_PROGRAM_EXIT"); it != fields.end() && message->pid == node->pid)
+                node->program_exit = it->second;
         }
     }
 
@@ -452,6 +740,7 @@ private:
     // The one reaper. WNOWAIT first: while a node's leader is an unreaped zombie its pid (and so its
     // process group id) cannot be reused, so SIGKILLing what is left of its group is safe; then reap.
     void reap() {
+        on_notify();  // a shim's last word (how its program ended) was sent before it exited
         for (;;) {
             siginfo_t info{};
             if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
@@ -474,35 +763,48 @@ private:
             if (*timer) loop_.cancel(*timer);
             *timer = 0;
         }
-        node.status = describe_status(status);
-        const NodeState was = node.state;
-        if (was != NodeState::starting && !node.start_reported)  // stopped while still starting
-            report_start_failure(node, "stopped before it was ready (" + node.status + ")");
-        if (node.lock) node.lock->remove();
-        node.lock.reset();
+        node.log_watch.reset();
+        // The program's own ending is the interesting one (the shim dies the same way, but never with a core).
+        node.status = node.program_exit.empty() ? describe_status(status) : node.program_exit;
+        node.last_log_tail = log_tail(node.spec.logfile, node.log_start);
         node.log.reset();
-        if (was == NodeState::starting) {
+        const NodeState was = node.state;
+        const double stop_seconds = was == NodeState::stopping ? seconds_since(node.stop_began) : 0.0;
+        json gone = {{"event", "gone"}, {"node", node.spec.name}, {"status", node.status}, {"seconds", stop_seconds}};
+
+        if (was == NodeState::stopping && node.restart_job) {
+            // A requested restart: the old run is gone, start the new one (keeping the pid-file lock).
+            log_->info("{}: stopped ({}) after {}; starting it again", node.spec.name, node.status,
+                       fmt_seconds(stop_seconds));
+            emit(gone);
+            ++node.restarts;
+            start_node(node);
+            return;
+        }
+        if (was == NodeState::starting && !node.start_reported) {  // its first start
             node.state = NodeState::failed;
             log_->error("{}: {} before it was ready", node.spec.name, node.status);
             report_start_failure(node, node.status + " before it was ready");
         } else if (was == NodeState::stopping) {
+            if (!node.start_reported) report_start_failure(node, "stopped before it was ready (" + node.status + ")");
             node.state = NodeState::stopped;
-            log_->info("{}: stopped ({}) after {}", node.spec.name, node.status,
-                       fmt_seconds(seconds_since(node.stop_began)));
+            log_->info("{}: stopped ({}) after {}", node.spec.name, node.status, fmt_seconds(stop_seconds));
         } else {
-            node.state = NodeState::exited;
-            log_->error("{}: {} unexpectedly (restarting comes with a later version)", node.spec.name, node.status);
+            // Died on its own: ready, or a restart that did not get to ready. Never give up.
+            if (node.restart_job) job_node_done(node, false, node.status + " before it was ready");
+            emit(gone);
+            schedule_restart(node);
+            return;
         }
-        emit({{"event", "gone"},
-              {"node", node.spec.name},
-              {"status", node.status},
-              {"seconds", was == NodeState::stopping ? seconds_since(node.stop_began) : 0.0}});
+        if (node.lock) node.lock->remove();
+        node.lock.reset();
+        emit(gone);
         if (all_gone()) loop_.stop();
     }
 
     bool all_gone() const {
         for (const auto& node : nodes_)
-            if (alive(node->state)) return false;
+            if (active(node->state)) return false;
         return true;
     }
 
@@ -519,6 +821,9 @@ private:
     std::vector<std::unique_ptr<Node>> nodes_;
     std::map<int, std::function<void(const json&)>> listeners_;
     int next_listener_ = 1;
+    std::map<int, RestartJob> jobs_;
+    int next_job_ = 1;
+    Clock::time_point started_ = Clock::now();
 };
 
 }  // namespace

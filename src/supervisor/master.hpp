@@ -3,10 +3,13 @@
 // request (control socket), on SIGTERM/SIGINT/SIGQUIT, escalating by the stop plan, and exits when its last
 // node is gone. It is a child subreaper, so orphans of its nodes come back to it and are reaped.
 //
-// Node states:  starting ──READY=1 or up start_secs──► ready ──stop──► stopping ──reaped──► stopped
-//                  │ exits                                 │ exits unexpectedly
-//                  ▼                                       ▼
-//                failed                                  exited
+// Node states:  starting ──READY=1, the log's ready line, or up start_secs──► ready ──stop──► stopping ──► stopped
+//                  │ exits before its first ready                │ exits unexpectedly         │ restart
+//                  ▼                                             ▼                            ▼
+//                failed                          backoff ──delay (0.5 s … 60 s)──► starting   starting
+//                                                (a restarted node that dies while starting goes to backoff too)
+//
+// A node in backoff keeps its pid-file lock (held by the master) so nobody else takes its name meanwhile.
 #pragma once
 
 #include <sys/types.h>
@@ -23,6 +26,7 @@
 
 #include "supervisor/group_locks.hpp"
 #include "supervisor/node_spec.hpp"
+#include "supervisor/restart_backoff.hpp"
 #include "supervisor/stop_plan.hpp"
 
 namespace ccmulti::supervisor {
@@ -32,6 +36,7 @@ struct MasterConfig {
     std::filesystem::path run_dir;
     std::filesystem::path log_file;  // the master's own log
     bool foreground = false;         // print to the terminal; Ctrl+C semantics
+    RestartPolicy restart;           // after a crash
 };
 
 // Receives the start report (supervisor/start_report.hpp); "done" comes last, once.
@@ -59,6 +64,25 @@ public:
     virtual int subscribe(std::function<void(const nlohmann::json&)> listener) = 0;
     virtual void unsubscribe(int id) = 0;
     virtual bool is_gone(const std::string& name) const = 0;  // terminal state (or unknown)
+
+    // Restarts nodes: rolling (one at a time, the next once the replacement is ready; stops at the first
+    // that does not come back), or all at once. Events carry "job": {"event":"restarting","job","node"},
+    // {"event":"restarted","job","node","pid"}, and last {"event":"restart_done","job","ok","restarted":[...],
+    // "failed":[{"node","error"}],"skipped":[...]}.
+    struct RestartResult {
+        int job = 0;  // 0: nothing to restart (restart_done is not emitted)
+        std::vector<std::string> restarting;
+        std::vector<std::string> not_running;
+    };
+    virtual RestartResult restart(const std::vector<std::string>& names, bool all_at_once) = 0;
+
+    // Adds nodes to the running group (a second `ccmulti start` in the same run dir). Started nodes emit
+    // {"event":"ready",...} or {"event":"failed",...} as in the start report.
+    struct AddResult {
+        std::vector<std::string> starting;
+        std::vector<nlohmann::json> refused;  // {"node","error","pid"?}: already running, pid file held
+    };
+    virtual AddResult add(const std::vector<NodeSpec>& specs) = 0;
 };
 
 }  // namespace ccmulti::supervisor

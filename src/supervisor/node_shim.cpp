@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,6 +12,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -23,6 +26,31 @@
 namespace ccmulti::supervisor {
 
 namespace {
+
+// Tells the master how the program ended, which the shim's own exit cannot carry: "core dumped" (the shim
+// never dumps core itself). A datagram on NOTIFY_SOCKET, sent before we exit, so it is queued before the
+// master sees our SIGCHLD. Best effort: without it the master reports the shim's status.
+void report_program_exit(const std::string& name, int status) {
+    std::string how;
+    if (WIFEXITED(status)) {
+        how = "exited with code " + std::to_string(WEXITSTATUS(status));
+    } else {
+        how = "killed by SIG" + signal_name(WTERMSIG(status)) + (WCOREDUMP(status) ? " (core dumped)" : "");
+        // In the node's log too, where the user looks first.
+        std::fprintf(stderr, "ccmulti: %s: the program was %s\n", name.c_str(), how.c_str());
+    }
+    const char* path = std::getenv("NOTIFY_SOCKET");
+    if (!path || !*path || std::strlen(path) >= sizeof(sockaddr_un::sun_path)) return;
+    int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return;
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::memcpy(address.sun_path, path, std::strlen(path));
+    const std::string message = "CCMULTI_PROGRAM_EXIT=" + how;
+    ::sendto(fd, message.data(), message.size(), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&address),
+             sizeof address);
+    ::close(fd);
+}
 
 [[noreturn]] void die_like(int status) {
     if (WIFEXITED(status)) std::exit(WEXITSTATUS(status));
@@ -88,7 +116,10 @@ int node_shim_main(int argc, char** argv) {
             int status = 0;
             pid_t pid;
             while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0)
-                if (pid == child) die_like(status);
+                if (pid == child) {
+                    report_program_exit(name, status);
+                    die_like(status);
+                }
             continue;
         }
         if (sig == master_death_signal && ::getppid() != master) {

@@ -1,5 +1,7 @@
 #include "supervisor/node_spec.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include "util/strings.hpp"
 
 namespace ccmulti::supervisor {
@@ -12,6 +14,37 @@ std::string node_title(const NodeSpec& spec) {
     std::string title = node_title_prefix(spec.name);
     if (!spec.queues.empty()) title += " -Q " + join(spec.queues, ",");
     return title;
+}
+
+void to_json(nlohmann::json& out, const NodeSpec& spec) {
+    out = {{"name", spec.name},
+           {"argv", spec.argv},
+           {"env", spec.env},
+           {"cwd", spec.cwd.string()},
+           {"pidfile", spec.pidfile.string()},
+           {"logfile", spec.logfile.string()},
+           {"queues", spec.queues},
+           {"concurrency", spec.concurrency},
+           {"stop_timeout_ms", spec.stop_timeout.count()},
+           {"start_secs_ms", spec.start_secs.count()},
+           {"ready_pattern", spec.ready_pattern}};
+}
+
+void from_json(const nlohmann::json& in, NodeSpec& spec) {
+    spec.name = in.at("name").get<std::string>();
+    spec.argv = in.at("argv").get<std::vector<std::string>>();
+    spec.env = in.at("env").get<std::vector<std::string>>();
+    spec.cwd = in.at("cwd").get<std::string>();
+    spec.pidfile = in.at("pidfile").get<std::string>();
+    spec.logfile = in.at("logfile").get<std::string>();
+    spec.queues = in.at("queues").get<std::vector<std::string>>();
+    spec.concurrency = in.at("concurrency").get<int>();
+    spec.stop_timeout = std::chrono::milliseconds(in.at("stop_timeout_ms").get<std::int64_t>());
+    spec.start_secs = std::chrono::milliseconds(in.at("start_secs_ms").get<std::int64_t>());
+    spec.ready_pattern = in.value("ready_pattern", "");
+    if (spec.name.empty() || spec.argv.empty() || !spec.cwd.is_absolute() || !spec.pidfile.is_absolute() ||
+        !spec.logfile.is_absolute())
+        throw std::invalid_argument("node spec of '" + spec.name + "' is incomplete (name, argv, absolute paths)");
 }
 
 }  // namespace ccmulti::supervisor

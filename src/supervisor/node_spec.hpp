@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace ccmulti::supervisor {
 
 struct NodeSpec {
@@ -20,7 +22,14 @@ struct NodeSpec {
     int concurrency = 0;                             // 0: not set
     std::chrono::milliseconds stop_timeout{60'000};  // warm → KILL for this node
     std::chrono::milliseconds start_secs{1'000};     // up this long without READY=1 counts as ready
+    // When set, the node is ready once this text appears in what it writes to its log this run (Celery's
+    // "w1@host ready."); start_secs then does not apply.
+    std::string ready_pattern;
 };
+
+// For the control socket (`start` adding nodes to a running master). from_json throws on a missing field.
+void to_json(nlohmann::json& out, const NodeSpec& spec);
+void from_json(const nlohmann::json& in, NodeSpec& spec);
 
 // Process titles, which the pid-file identity check relies on.
 std::string node_title(const NodeSpec& spec);            // "ccmulti: node w1@host -Q high,low"

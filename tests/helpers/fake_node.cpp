@@ -11,9 +11,12 @@
 //   --exit CODE          print --message (default "fake_node: exiting with CODE") to stderr and exit at once
 //   --message TEXT
 //   --grandchild         fork a child that sleeps for ever (records "grandchild PID")
+//   --crash-after SECS   record "crash" and die SECS after starting: exit 3 (prints --message), or by
+//                        --crash-signal SIG (e.g. SEGV, with core dumps allowed by its own rlimit)
 // Only signals and timeouts wake it (sigtimedwait): no polling.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -81,6 +84,8 @@ int main(int argc, char** argv) {
     std::optional<int> exit_code;
     std::string message;
     bool grandchild = false;
+    std::optional<double> crash_after;
+    int crash_signal = 0;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         auto value = [&]() -> std::string {
@@ -111,6 +116,10 @@ int main(int argc, char** argv) {
             exit_code = std::stoi(value());
         } else if (arg == "--message") {
             message = value();
+        } else if (arg == "--crash-after") {
+            crash_after = std::stod(value());
+        } else if (arg == "--crash-signal") {
+            crash_signal = number_of(value());
         } else if (arg == "--grandchild") {
             grandchild = true;
         } else {
@@ -144,7 +153,9 @@ int main(int argc, char** argv) {
     }
 
     const auto began = Clock::now();
-    std::optional<Clock::time_point> notify_at, task_end;
+    std::optional<Clock::time_point> notify_at, task_end, crash_at;
+    if (crash_after)
+        crash_at = began + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(*crash_after));
     if (notify_after)
         notify_at = began + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(*notify_after));
     if (task_secs) {
@@ -162,12 +173,26 @@ int main(int argc, char** argv) {
             record("task done");
             task_end.reset();
         }
+        if (crash_at && now >= *crash_at) {
+            record("crash");
+            if (crash_signal) {
+                rlimit core{RLIM_INFINITY, RLIM_INFINITY};
+                setrlimit(RLIMIT_CORE, &core);
+                signal(crash_signal, SIG_DFL);
+                sigset_t all;
+                sigfillset(&all);
+                sigprocmask(SIG_UNBLOCK, &all, nullptr);
+                raise(crash_signal);
+            }
+            std::fprintf(stderr, "%s\n", message.empty() ? "fake_node: crashing with 3" : message.c_str());
+            return 3;
+        }
         if (warm && !task_end) {
             record("exit 0");
             return 0;
         }
         std::optional<Clock::time_point> wake;
-        for (const auto& t : {notify_at, task_end})
+        for (const auto& t : {notify_at, task_end, crash_at})
             if (t && (!wake || *t < *wake)) wake = t;
         siginfo_t info{};
         int sig;

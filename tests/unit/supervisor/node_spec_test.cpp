@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
 #include "naming/cluster.hpp"
 #include "util/error.hpp"
 
@@ -65,6 +69,56 @@ TEST(NodeSpec, Errors) {
     EXPECT_THROW(
         make_node_spec(nodes({"w1", "--exec", "x", "--stop-timeout", "soon"})[0], "/", std::chrono::seconds(1)),
         UsageError);
+}
+
+TEST(NodeSpec, CeleryRunnerPassesTheOptionsThroughAsCeleryMultiDoes) {
+    auto all = nodes({"w1", "w2", "-A", "proj", "-Q", "high,low", "-c", "4", "-l", "info", "-c:w2", "2",
+                      "--python", "/opt/py/bin/python", "--stop-timeout", "5", "--", "--without-mingle"});
+    auto spec = make_node_spec(all[1], "/work", std::chrono::seconds(1));
+    const auto& argv = spec.argv;
+    ASSERT_GE(argv.size(), 6u);
+    EXPECT_EQ(std::vector<std::string>(argv.begin(), argv.begin() + 6),
+              (std::vector<std::string>{"/opt/py/bin/python", "-m", "celery", "-A", "proj", "worker"}));
+    auto has = [&](const std::vector<std::string>& run) {
+        return std::search(argv.begin(), argv.end(), run.begin(), run.end()) != argv.end();
+    };
+    EXPECT_TRUE(has({"-Q", "high,low"}));
+    EXPECT_TRUE(has({"-c", "2"}));  // the namespaced value
+    EXPECT_TRUE(has({"-l", "info"}));
+    EXPECT_TRUE(has({"-n", "w2@host.example"}));
+    EXPECT_TRUE(has({"--pidfile="}));
+    EXPECT_EQ(argv.back(), "--without-mingle");
+    for (const auto& word : argv) {  // ccmulti's own options and files stay with ccmulti
+        EXPECT_FALSE(word.starts_with("--logfile")) << word;
+        EXPECT_FALSE(word.starts_with("--pidfile=/")) << word;
+        EXPECT_FALSE(word.starts_with("--python") || word.starts_with("--stop-timeout")) << word;
+    }
+    EXPECT_EQ(spec.ready_pattern, "w2@host.example ready.");
+    EXPECT_EQ(spec.pidfile, "/run/x/w2.pid");
+    EXPECT_EQ(spec.stop_timeout, std::chrono::seconds(5));
+
+    // Quieter than INFO, the ready line never comes: --start-secs decides. --exec wins over -A.
+    EXPECT_EQ(make_node_spec(nodes({"w1", "-A", "proj"})[0], "/", std::chrono::seconds(1)).ready_pattern, "");
+    EXPECT_EQ(make_node_spec(nodes({"w1", "-A", "proj", "--celery", "/venv/bin/celery"})[0], "/",
+                             std::chrono::seconds(1))
+                  .argv.front(),
+              "/venv/bin/celery");
+    EXPECT_EQ(make_node_spec(nodes({"w1", "-A", "proj", "--exec", "prog"})[0], "/", std::chrono::seconds(1)).argv,
+              std::vector<std::string>{"prog"});
+}
+
+TEST(NodeSpec, JsonRoundTripForTheControlSocket) {
+    auto spec = make_node_spec(nodes({"w1", "-A", "proj", "-l", "info", "-c", "3"})[0], "/srv", std::chrono::seconds(2));
+    nlohmann::json json = spec;
+    auto back = json.get<supervisor::NodeSpec>();
+    EXPECT_EQ(back.name, spec.name);
+    EXPECT_EQ(back.argv, spec.argv);
+    EXPECT_EQ(back.pidfile, spec.pidfile);
+    EXPECT_EQ(back.concurrency, 3);
+    EXPECT_EQ(back.start_secs, std::chrono::seconds(2));
+    EXPECT_EQ(back.ready_pattern, spec.ready_pattern);
+    json.erase("argv");
+    EXPECT_THROW(json.get<supervisor::NodeSpec>(), std::exception);
 }
 
 }  // namespace ccmulti::cli

@@ -1,0 +1,142 @@
+// status: what the master of this run dir says about its nodes. One table, the master on top; the exit
+// code says whether everything is ready (0) or not (3, also when no master runs), for scripts and health
+// checks. A node in backoff shows how it last ended and the tail of its log, so a crash loop is never silent.
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+
+#include "cli/context.hpp"
+#include "cli/output.hpp"
+#include "platform/proc_table.hpp"
+#include "supervisor/control_client.hpp"
+#include "supervisor/group_locks.hpp"
+#include "util/strings.hpp"
+
+namespace ccmulti::cli {
+
+namespace {
+
+using nlohmann::json;
+
+Color state_color(const std::string& state) {
+    if (state == "ready") return Color::green;
+    if (state == "starting" || state == "stopping") return Color::yellow;
+    if (state == "stopped") return Color::dim;
+    return Color::red;  // backoff, failed, exited
+}
+
+std::string or_dash(const std::string& text) {
+    return text.empty() ? "-" : text;
+}
+
+void no_master(Context& context, const std::filesystem::path& run_dir, const std::string& why) {
+    context.exit = Exit::not_ready;
+    if (context.json) {
+        print_json({{"master", nullptr}, {"nodes", json::array()}, {"run_dir", run_dir}, {"error", why}});
+        return;
+    }
+    print_error(why + "; start nodes with `ccmulti start NODES ...`, or pass the --run-dir they were started with "
+                      "(`ccmulti ps` finds every running ccmulti process)");
+}
+
+void print_status(const json& reply, const std::vector<std::string>& only) {
+    const json& master = reply["master"];
+    std::cout << paint("master", Color::bold) << "  pid " << master.value("pid", 0) << "  up "
+              << format_duration(master.value("uptime", 0.0)) << "  rss "
+              << format_bytes(master.value("rss", std::uint64_t{0})) << "  run dir "
+              << master.value("run_dir", std::string()) << "\n\n";
+    std::vector<std::vector<std::string>> rows{
+        {"NODE", "PID", "STATE", "UPTIME", "RESTARTS", "QUEUES", "CONC", "RSS", "LOG"}};
+    std::vector<const json*> shown;
+    for (const auto& node : reply["nodes"]) {
+        if (!only.empty() && std::find(only.begin(), only.end(), node.value("name", "")) == only.end()) continue;
+        const bool running = !node["pid"].is_null();
+        rows.push_back({node.value("name", ""),
+                        running ? std::to_string(node["pid"].get<long>()) : "-",
+                        node.value("state", ""),
+                        running ? format_duration(node.value("uptime", 0.0)) : "-",
+                        std::to_string(node.value("restarts", 0)),
+                        or_dash(join(node.value("queues", std::vector<std::string>{}), ",")),
+                        node["concurrency"].is_null() ? "-" : std::to_string(node["concurrency"].get<int>()),
+                        running ? format_bytes(node.value("rss", std::uint64_t{0})) : "-",
+                        node.value("logfile", "")});
+        shown.push_back(&node);
+    }
+    print_table(rows, [&](std::size_t row, std::size_t column) {
+        return column == 2 ? state_color(rows[row][2]) : Color::none;
+    });
+    // Why a node is not running, where a crash loop would otherwise hide.
+    for (const json* node : shown) {
+        const std::string state = node->value("state", "");
+        if (state == "ready" || state == "starting" || state == "stopping") continue;
+        std::cout << '\n' << paint(node->value("name", ""), Color::bold) << ": " << state;
+        if (node->contains("status")) std::cout << ", last run " << node->value("status", "");
+        if (node->contains("backoff")) {
+            const json& backoff = (*node)["backoff"];
+            char when[32];
+            std::snprintf(when, sizeof when, "%.1fs", backoff.value("restart_in", 0.0));
+            std::cout << "; crash " << backoff.value("attempt", 0) << " in a row, next start in " << when;
+        }
+        std::cout << '\n';
+        auto tail = node->value("log_tail", std::vector<std::string>{});
+        if (!tail.empty()) {
+            std::cout << "  last lines of " << node->value("logfile", "") << ":\n";
+            for (const auto& line : tail) std::cout << "    " << line << '\n';
+        }
+    }
+    std::cout << std::flush;
+}
+
+void status_command(Context& context) {
+    const auto run_dir = context.dirs().run.path;
+    std::vector<std::string> only;
+    if (!context.node_args.empty())
+        for (const auto& node : context.nodes()) only.push_back(node.name);
+    auto master = supervisor::check_master(run_dir);
+    if (!master.running()) {
+        std::string why = "no ccmulti master is running in " + run_dir.string();
+        if (master.state == PidCheck::State::stale) why += " (stale master.pid: " + master.reason + ")";
+        return no_master(context, run_dir, why);
+    }
+    auto client = supervisor::ControlClient::connect(run_dir);
+    if (!client)
+        return no_master(context, run_dir,
+                         "the master (pid " + std::to_string(master.pid) + ") does not listen on its control socket");
+    client->send({{"cmd", "status"}});
+    json reply;
+    if (client->receive(reply, std::chrono::seconds(5)) != supervisor::ControlClient::Status::message ||
+        !reply.value("ok", false))
+        return no_master(context, run_dir, "the master (pid " + std::to_string(master.pid) + ") does not answer");
+    bool all_ready = true;
+    json nodes = json::array();
+    for (const auto& node : reply["nodes"]) {
+        if (!only.empty() && std::find(only.begin(), only.end(), node.value("name", "")) == only.end()) continue;
+        if (node.value("state", "") != "ready") all_ready = false;
+        nodes.push_back(node);
+    }
+    for (const auto& name : only)
+        if (std::none_of(nodes.begin(), nodes.end(), [&](const json& n) { return n.value("name", "") == name; })) {
+            all_ready = false;
+            print_warning(name + " is not a node of this master");
+        }
+    context.exit = all_ready ? Exit::ok : Exit::not_ready;
+    if (context.json) {
+        reply.erase("ok");
+        reply["nodes"] = nodes;
+        reply["ready"] = all_ready;
+        return print_json(reply);
+    }
+    print_status(reply, only);
+}
+
+}  // namespace
+
+void add_status_command(CLI::App& app, Context& context) {
+    auto* status = add_node_command(app, context, "status",
+                                    "Show the master and its nodes (all, or NODES): state, pid, uptime, restarts, "
+                                    "RSS; exit 0 when every node is ready, 3 when not (or no master runs)");
+    status->add_flag("--json", context.json, "Machine-readable output");
+    status->callback([&context] { status_command(context); });
+}
+
+}  // namespace ccmulti::cli
