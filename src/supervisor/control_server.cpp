@@ -20,6 +20,7 @@ struct ControlServer::Client {
     bool close_when_flushed = false;
     bool broken = false;
     int subscription = 0;
+    std::string refusal;  // a peer we do not serve: its first request gets this error
     std::set<std::string> waiting;
     json stopped = json::array(), not_running = json::array(), failed = json::array();
 };
@@ -54,12 +55,6 @@ void ControlServer::accept_clients() {
             (void)ignored;
         };
         auto cred = peer_credentials(fd);
-        if (cred.uid != ::geteuid() && cred.uid != 0) {
-            log_->warn("control socket: refused a connection from uid {} (pid {})", cred.uid, cred.pid);
-            refuse("permission denied: uid " + std::to_string(cred.uid) + " may not control this master (uid " +
-                   std::to_string(::geteuid()) + "); run ccmulti as that user or root");
-            continue;
-        }
         if (clients_.size() >= max_clients) {
             log_->warn("control socket: {} clients connected already; refused pid {}", clients_.size(), cred.pid);
             refuse("too many clients connected; try again");
@@ -67,6 +62,14 @@ void ControlServer::accept_clients() {
         }
         auto client = std::make_unique<Client>();
         client->fd = std::move(owned);
+        if (cred.uid != ::geteuid() && cred.uid != 0) {
+            // Answered (not just closed) so the user learns why; but only after reading the request, since
+            // closing a socket with unread data resets it and the peer would lose the answer.
+            log_->warn("control socket: refused a connection from uid {} (pid {})", cred.uid, cred.pid);
+            client->refusal = "permission denied: uid " + std::to_string(cred.uid) +
+                              " may not control this master (uid " + std::to_string(::geteuid()) +
+                              "); run ccmulti as that user or root";
+        }
         clients_[fd] = std::move(client);
         loop_.watch(fd, EPOLLIN, [this, fd](std::uint32_t events) {
             auto it = clients_.find(fd);
@@ -105,6 +108,12 @@ void ControlServer::on_readable(Client& client) {
 }
 
 void ControlServer::handle(Client& client, const std::string& line) {
+    if (!client.refusal.empty()) {
+        send(client, {{"ok", false}, {"error", client.refusal}});
+        client.close_when_flushed = true;
+        client.in.clear();
+        return;
+    }
     // Whatever a client sends, the master answers and carries on: a wrong type in a field is a bad request.
     try {
         dispatch(client, line);

@@ -76,6 +76,12 @@ std::string describe_status(int status) {
     return "ended with status " + std::to_string(status);
 }
 
+// How a program ends when it is asked to stop: not a crash.
+bool asked_to_stop(int status) {
+    if (WIFEXITED(status)) return WEXITSTATUS(status) == 0;
+    return WIFSIGNALED(status) && (WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGINT);
+}
+
 double seconds_since(Clock::time_point then) {
     return std::chrono::duration<double>(Clock::now() - then).count();
 }
@@ -789,6 +795,14 @@ private:
             if (!node.start_reported) report_start_failure(node, "stopped before it was ready (" + node.status + ")");
             node.state = NodeState::stopped;
             log_->info("{}: stopped ({}) after {}", node.spec.name, node.status, fmt_seconds(stop_seconds));
+        } else if (asked_to_stop(status)) {
+            // Exit code 0, or SIGTERM/SIGINT, that ccmulti did not send: someone stopped it on purpose (`celery
+            // control shutdown`, `kill`, `ccmulti stop` from the pid files while this master was not answering).
+            // Like systemd's Restart=on-failure, that is not a crash.
+            if (node.restart_job) job_node_done(node, false, node.status + " before it was ready");
+            node.state = NodeState::exited;
+            log_->warn("{}: {} on its own, a clean stop that ccmulti did not ask for: not restarted", node.spec.name,
+                       node.status);
         } else {
             // Died on its own: ready, or a restart that did not get to ready. Never give up.
             if (node.restart_job) job_node_done(node, false, node.status + " before it was ready");

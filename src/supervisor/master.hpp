@@ -9,6 +9,8 @@
 //                failed                          backoff ──delay (0.5 s … 60 s)──► starting   starting
 //                                                (a restarted node that dies while starting goes to backoff too)
 //
+// A node that exits with code 0 or by SIGTERM/SIGINT that ccmulti did not send was stopped on purpose by someone
+// else (`celery control shutdown`, `kill`): state `exited`, not restarted (systemd's Restart=on-failure).
 // A node in backoff keeps its pid-file lock (held by the master) so nobody else takes its name meanwhile.
 #pragma once
 

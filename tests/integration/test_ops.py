@@ -5,6 +5,7 @@ import json
 import os
 import pathlib
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -40,7 +41,7 @@ def node_status(sup, short):
 
 def test_crashed_nodes_are_restarted_with_growing_backoff(sup):
     sup.check("start", "w1", "w2", "--backoff-initial", "0.2", "--backoff-max", "0.8",
-              "--exec", sup.fake("--notify", "--crash-after", "0.3", "--message", "boom: lost the broker"),
+              "--exec", sup.fake("--notify", "--crash-after", "0.3", "--message", "'boom: lost the broker'"),
               "--exec:w2", sup.fake("--notify", "--crash-after", "0.3", "--crash-signal", "SEGV"))
     master = sup.master_pid()
     wait_for(lambda: all(node_status(sup, s)["restarts"] >= 3 for s in ("w1", "w2")), timeout=15,
@@ -91,6 +92,19 @@ def test_stop_cancels_a_pending_restart(sup):
     assert f"w1@{HOST}  not running" in proc.stdout
     wait_for(lambda: not alive(master), timeout=5, what="the master to exit")
     assert not (sup.run_dir / "w1.pid").exists()
+
+
+def test_a_clean_stop_by_someone_else_is_not_a_crash(sup):
+    sup.check("start", "w1", "w2", "--backoff-initial", "0.1", "--exec", sup.fake("--notify"))
+    os.kill(sup.program_pid("w1"), signal.SIGTERM)  # e.g. `celery control shutdown`: exits 0
+    wait_for(lambda: node_status(sup, "w1")["state"] == "exited", what="w1 to be seen as exited")
+    code, reply = status(sup)
+    assert code == 3
+    w1 = next(n for n in reply["nodes"] if n["name"] == f"w1@{HOST}")
+    assert w1["status"] == "exited with code 0" and w1["restarts"] == 0
+    assert sum(1 for line in sup.records("w1") if line.startswith("start ")) == 1, "not restarted"
+    assert "a clean stop that ccmulti did not ask for: not restarted" in (sup.log_dir / "master.log").read_text()
+    sup.check("stop", "--wait")
 
 
 # --- status ------------------------------------------------------------------------------------------------
