@@ -36,14 +36,10 @@ struct Tree {
 
 json describe(const Tree& tree, pid_t pid, int depth) {
     const ProcEntry& proc = tree.by_pid.at(pid);
-    json entry = {{"pid", proc.pid},
-                  {"ppid", proc.ppid},
-                  {"uid", proc.uid},
-                  {"role", role_of(proc.title)},
-                  {"title", proc.title},
-                  {"uptime", process_age_seconds(proc.start_time)},
-                  {"rss", proc.rss_bytes},
-                  {"children", json::array()}};
+    json entry = {{"pid", proc.pid},       {"ppid", proc.ppid},
+                  {"uid", proc.uid},       {"role", role_of(proc.title)},
+                  {"title", proc.title},   {"uptime", process_age_seconds(proc.start_time)},
+                  {"rss", proc.rss_bytes}, {"children", json::array()}};
     if (auto it = tree.children.find(pid); it != tree.children.end() && depth < 64)
         for (pid_t child : it->second) entry["children"].push_back(describe(tree, child, depth + 1));
     return entry;

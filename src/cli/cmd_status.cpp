@@ -35,8 +35,9 @@ void no_master(Context& context, const std::filesystem::path& run_dir, const std
         print_json({{"master", nullptr}, {"nodes", json::array()}, {"run_dir", run_dir}, {"error", why}});
         return;
     }
-    print_error(why + "; start nodes with `ccmulti start NODES ...`, or pass the --run-dir they were started with "
-                      "(`ccmulti ps` finds every running ccmulti process)");
+    print_error(why +
+                "; start nodes with `ccmulti start NODES ...`, or pass the --run-dir they were started with "
+                "(`ccmulti ps` finds every running ccmulti process)");
 }
 
 void print_status(const json& reply, const std::vector<std::string>& only) {
@@ -51,15 +52,12 @@ void print_status(const json& reply, const std::vector<std::string>& only) {
     for (const auto& node : reply["nodes"]) {
         if (!only.empty() && std::find(only.begin(), only.end(), node.value("name", "")) == only.end()) continue;
         const bool running = !node["pid"].is_null();
-        rows.push_back({node.value("name", ""),
-                        running ? std::to_string(node["pid"].get<long>()) : "-",
-                        node.value("state", ""),
-                        running ? format_duration(node.value("uptime", 0.0)) : "-",
+        rows.push_back({node.value("name", ""), running ? std::to_string(node["pid"].get<long>()) : "-",
+                        node.value("state", ""), running ? format_duration(node.value("uptime", 0.0)) : "-",
                         std::to_string(node.value("restarts", 0)),
                         or_dash(join(node.value("queues", std::vector<std::string>{}), ",")),
                         node["concurrency"].is_null() ? "-" : std::to_string(node["concurrency"].get<int>()),
-                        running ? format_bytes(node.value("rss", std::uint64_t{0})) : "-",
-                        node.value("logfile", "")});
+                        running ? format_bytes(node.value("rss", std::uint64_t{0})) : "-", node.value("logfile", "")});
         shown.push_back(&node);
     }
     print_table(rows, [&](std::size_t row, std::size_t column) {

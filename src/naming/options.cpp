@@ -58,7 +58,8 @@ bool long_option_takes_value(const std::string& name) {
         "--time-limit",  "--soft-time-limit", "--prefetch-multiplier", "--statedb",
         "--scheduler",   "--schedule",        "--uid",                 "--gid",
         "--umask",       "--executable",      "--append",              "--exec",
-        "--stop-timeout", "--start-timeout", "--python",          "--celery",
+        "--stop-timeout", "--start-timeout",
+        "--python",      "--celery",  // the Celery runner's (cli/celery_runner.hpp)
     };
     auto base = name.substr(0, name.find(':'));
     return std::find(with_value.begin(), with_value.end(), base) != with_value.end();

@@ -224,8 +224,12 @@ void ControlServer::handle_restart(Client& client, const json& request) {
                   {"restarting", result.restarting},
                   {"not_running", result.not_running}});
     if (!result.job || !wait) {
-        send(client, {{"ok", true}, {"done", true}, {"restarted", json::array()}, {"failed", json::array()},
-                      {"skipped", json::array()}, {"not_running", result.not_running}});
+        send(client, {{"ok", true},
+                      {"done", true},
+                      {"restarted", json::array()},
+                      {"failed", json::array()},
+                      {"skipped", json::array()},
+                      {"not_running", result.not_running}});
         client.close_when_flushed = true;
         return;
     }

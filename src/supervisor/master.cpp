@@ -189,7 +189,8 @@ public:
             if (node->state == NodeState::backoff) {
                 entry["backoff"] = {
                     {"attempt", node->backoff.attempts()},
-                    {"restart_in", std::max(0.0, std::chrono::duration<double>(node->restart_at - Clock::now()).count())}};
+                    {"restart_in",
+                     std::max(0.0, std::chrono::duration<double>(node->restart_at - Clock::now()).count())}};
             }
             if (!running && !node->last_log_tail.empty()) entry["log_tail"] = node->last_log_tail;
             nodes.push_back(entry);
@@ -287,12 +288,12 @@ public:
             for (auto& node : nodes_)
                 if (node->spec.name == spec.name) existing = node.get();
             if (existing && active(existing->state)) {
-                result.refused.push_back({{"node", spec.name},
-                                          {"error", spec.name + " already running" +
-                                                        (alive(existing->state)
-                                                             ? " (pid " + std::to_string(existing->pid) + ")"
-                                                             : " (in backoff, restarting)")},
-                                          {"pid", alive(existing->state) ? json(existing->pid) : json(nullptr)}});
+                result.refused.push_back(
+                    {{"node", spec.name},
+                     {"error", spec.name + " already running" +
+                                   (alive(existing->state) ? " (pid " + std::to_string(existing->pid) + ")"
+                                                           : " (in backoff, restarting)")},
+                     {"pid", alive(existing->state) ? json(existing->pid) : json(nullptr)}});
                 continue;
             }
             std::optional<PidFile> lock;
@@ -306,9 +307,10 @@ public:
                 auto holder = check_pidfile(spec.pidfile, node_title_prefix(spec.name));
                 result.refused.push_back(
                     {{"node", spec.name},
-                     {"error", holder.running() ? spec.name + " already running (pid " + std::to_string(holder.pid) + ")"
-                                                : "pid file " + spec.pidfile.string() + " of " + spec.name +
-                                                      " is locked by another process"}});
+                     {"error", holder.running()
+                                   ? spec.name + " already running (pid " + std::to_string(holder.pid) + ")"
+                                   : "pid file " + spec.pidfile.string() + " of " + spec.name +
+                                         " is locked by another process"}});
                 continue;
             }
             Node* node = existing;
@@ -581,7 +583,11 @@ private:
         if (node.ready_timer) loop_.cancel(node.ready_timer);
         node.ready_timer = 0;
         log_->info("{}: ready ({})", node.spec.name, how);
-        emit({{"event", "ready"}, {"node", node.spec.name}, {"pid", node.pid}, {"log", node.spec.logfile}, {"how", how}});
+        emit({{"event", "ready"},
+              {"node", node.spec.name},
+              {"pid", node.pid},
+              {"log", node.spec.logfile},
+              {"how", how}});
         if (node.restart_job) job_node_done(node, true, "");
         if (!node.start_reported) {
             node.start_reported = true;

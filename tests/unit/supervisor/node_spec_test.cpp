@@ -72,8 +72,8 @@ TEST(NodeSpec, Errors) {
 }
 
 TEST(NodeSpec, CeleryRunnerPassesTheOptionsThroughAsCeleryMultiDoes) {
-    auto all = nodes({"w1", "w2", "-A", "proj", "-Q", "high,low", "-c", "4", "-l", "info", "-c:w2", "2",
-                      "--python", "/opt/py/bin/python", "--stop-timeout", "5", "--", "--without-mingle"});
+    auto all = nodes({"w1", "w2", "-A", "proj", "-Q", "high,low", "-c", "4", "-l", "info", "-c:w2", "2", "--python",
+                      "/opt/py/bin/python", "--stop-timeout", "5", "--", "--without-mingle"});
     auto spec = make_node_spec(all[1], "/work", std::chrono::seconds(1));
     const auto& argv = spec.argv;
     ASSERT_GE(argv.size(), 6u);
@@ -99,16 +99,17 @@ TEST(NodeSpec, CeleryRunnerPassesTheOptionsThroughAsCeleryMultiDoes) {
 
     // Quieter than INFO, the ready line never comes: --start-secs decides. --exec wins over -A.
     EXPECT_EQ(make_node_spec(nodes({"w1", "-A", "proj"})[0], "/", std::chrono::seconds(1)).ready_pattern, "");
-    EXPECT_EQ(make_node_spec(nodes({"w1", "-A", "proj", "--celery", "/venv/bin/celery"})[0], "/",
-                             std::chrono::seconds(1))
-                  .argv.front(),
-              "/venv/bin/celery");
+    EXPECT_EQ(
+        make_node_spec(nodes({"w1", "-A", "proj", "--celery", "/venv/bin/celery"})[0], "/", std::chrono::seconds(1))
+            .argv.front(),
+        "/venv/bin/celery");
     EXPECT_EQ(make_node_spec(nodes({"w1", "-A", "proj", "--exec", "prog"})[0], "/", std::chrono::seconds(1)).argv,
               std::vector<std::string>{"prog"});
 }
 
 TEST(NodeSpec, JsonRoundTripForTheControlSocket) {
-    auto spec = make_node_spec(nodes({"w1", "-A", "proj", "-l", "info", "-c", "3"})[0], "/srv", std::chrono::seconds(2));
+    auto spec =
+        make_node_spec(nodes({"w1", "-A", "proj", "-l", "info", "-c", "3"})[0], "/srv", std::chrono::seconds(2));
     nlohmann::json json = spec;
     auto back = json.get<supervisor::NodeSpec>();
     EXPECT_EQ(back.name, spec.name);
