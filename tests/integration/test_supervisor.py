@@ -57,7 +57,9 @@ def cmdline(pid):
 
 
 def processes_mentioning(marker):
-    """Pids whose environment contains `marker` (every process a test's ccmulti started inherits it)."""
+    """Pids whose environment contains `marker` (every process a test's ccmulti started inherits it), or whose
+    cwd is under it: a master's title overwrites the memory /proc/PID/environ shows, but it runs in the
+    directory `start` ran in."""
     found = []
     needle = marker.encode()
     for entry in os.listdir("/proc"):
@@ -65,6 +67,10 @@ def processes_mentioning(marker):
             continue
         try:
             if needle in pathlib.Path(f"/proc/{entry}/environ").read_bytes():
+                found.append(int(entry))
+                continue
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+            if cwd == marker or cwd.startswith(marker + "/") or cwd == marker + " (deleted)":
                 found.append(int(entry))
         except OSError:
             pass
@@ -130,6 +136,18 @@ class Sup:
         return None
 
     def cleanup(self):
+        # Masters first: one that lost its nodes would restart them (crash backoff) behind the cleanup's back.
+        masters = processes_mentioning(str(self.root))
+        try:
+            masters.append(self.master_pid())  # a master started with --workdir elsewhere
+        except (OSError, ValueError, IndexError):
+            pass
+        for pid in masters:
+            if cmdline(pid).startswith("ccmulti: master"):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         for _ in range(3):
             pids = processes_mentioning(str(self.root))
             if not pids:
