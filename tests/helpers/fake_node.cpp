@@ -69,11 +69,12 @@ void notify_ready() {
     address.sun_family = AF_UNIX;
     std::strncpy(address.sun_path, path, sizeof address.sun_path - 1);
     const char message[] = "READY=1\nSTATUS=fake node ready";
-    if (sendto(fd, message, sizeof message - 1, 0, reinterpret_cast<sockaddr*>(&address), sizeof address) < 0)
-        record(std::string("notify failed: ") + std::strerror(errno));
-    else
-        record("notified READY=1");
+    const bool sent =
+        sendto(fd, message, sizeof message - 1, 0, reinterpret_cast<sockaddr*>(&address), sizeof address) >= 0;
+    const int error = errno;
+    // Closed before anything else: `start` returns once READY=1 arrives, and a test may list our fds then.
     close(fd);
+    record(sent ? std::string("notified READY=1") : std::string("notify failed: ") + std::strerror(error));
 }
 
 }  // namespace

@@ -274,7 +274,7 @@ def test_one_bad_node_fails_start_but_the_good_ones_run(sup):
 
 
 def test_usage_errors_exit_2(sup):
-    assert sup.run("start", "w1").returncode == 2  # nothing to run
+    assert sup.run("start", "w1", "-c", "many", "--exec", sup.fake()).returncode == 2  # not a number
     assert sup.run("start", "w1", "--exec", "'unterminated").returncode == 2
 
 
