@@ -49,7 +49,7 @@ void Namespaces::erase(const std::string& name) {
 }
 
 bool long_option_takes_value(const std::string& name) {
-    static constexpr std::array<std::string_view, 36> with_value = {
+    static constexpr std::array<std::string_view, 37> with_value = {
         "--app",         "--broker",          "--result-backend",      "--loader",
         "--config",      "--workdir",         "--logfile",             "--pidfile",
         "--loglevel",    "--concurrency",     "--queues",              "--exclude-queues",
@@ -60,6 +60,7 @@ bool long_option_takes_value(const std::string& name) {
         "--umask",       "--executable",      "--append",              "--exec",
         "--stop-timeout", "--start-timeout",
         "--python",      "--celery",  // the Celery runner's (cli/celery_runner.hpp)
+        "--plugin",                   // the native worker's
     };
     auto base = name.substr(0, name.find(':'));
     return std::find(with_value.begin(), with_value.end(), base) != with_value.end();

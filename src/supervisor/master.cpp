@@ -6,6 +6,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -624,6 +625,9 @@ private:
         for (const auto& node : nodes_)
             if (!node->start_reported) return;
         send_report({{"event", "done"}, {"ok", start_ok_}, {"master_pid", ::getpid()}});
+        // The master's own supervisor (systemd Type=notify, via the NOTIFY_SOCKET the master was started with and
+        // did not pass on): the group counts as started once every node has reported.
+        ::sd_notifyf(0, "READY=1\nMAINPID=%d\nSTATUS=%zu node(s) started", static_cast<int>(::getpid()), nodes_.size());
         report_done_ = true;
         report_ = nullptr;  // a daemon's report pipe closes here: `ccmulti start` returns
     }
@@ -734,6 +738,7 @@ private:
         };
         if (shutdown_level_ == "none" && sig != SIGQUIT) {
             shutdown_level_ = "warm";
+            ::sd_notify(0, "STOPPING=1");
             say("warm shutdown: waiting for " + std::to_string(alive_count) + " node" + (alive_count == 1 ? "" : "s") +
                 " (Ctrl+C again for cold)");
             stop({}, StopMode::warm, std::nullopt);

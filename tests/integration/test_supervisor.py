@@ -468,6 +468,41 @@ def test_sigterm_to_a_foreground_master_is_a_warm_shutdown(sup):
     assert "task done" in sup.records("w1")
 
 
+def test_a_foreground_master_tells_its_own_supervisor_when_every_node_is_ready(sup):
+    """systemd's Type=notify (systemd/ccmulti.service): READY=1 on the master's own NOTIFY_SOCKET once the nodes
+    are ready, never before; STOPPING=1 when a warm shutdown begins. The nodes get the master's socket instead."""
+    path = sup.root / "systemd-notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(path))
+    listener.settimeout(0.05)
+    received = []
+
+    def drain():
+        try:
+            while True:
+                received.append(listener.recv(4096).decode())
+        except (socket.timeout, BlockingIOError):
+            pass
+        return received
+
+    sup.env["NOTIFY_SOCKET"] = str(path)
+    master = sup.popen("start", "w1", "w2", "--foreground", "--exec", sup.fake("--notify=0.5"))
+    try:
+        wait_for(lambda: any("READY=1" in m for m in drain()), what="READY=1 from the master")
+        assert all("notified READY=1" in sup.records(s) for s in ("w1", "w2")), "READY=1 before the nodes were"
+        ready = next(m for m in received if "READY=1" in m)
+        assert f"MAINPID={master.pid}" in ready
+        master.send_signal(signal.SIGTERM)
+        wait_for(lambda: any("STOPPING=1" in m for m in drain()), what="STOPPING=1 from the master")
+        master.communicate(timeout=15)
+    finally:
+        del sup.env["NOTIFY_SOCKET"]
+        listener.close()
+        if master.poll() is None:
+            os.killpg(master.pid, signal.SIGKILL)
+            master.wait()
+
+
 # --- a SIGKILLed master --------------------------------------------------------------------------------------
 
 
