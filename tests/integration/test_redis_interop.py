@@ -405,7 +405,9 @@ def test_redis_restarted_under_load_loses_no_task(env):
             gone = [line for line in (env.log_dir / "master.log").read_text().splitlines() if "exited with" in line]
             assert not gone, f"a node died during the restart: {gone}"
             values = cli("MGET", *[f"celery-task-meta-{i}" for i in ids]).splitlines()
-            return values if len(values) == count and all(values) else None
+            # STARTED is stored too: wait until every task has its final state.
+            done = len(values) == count and all(v and json.loads(v)["status"] == "SUCCESS" for v in values)
+            return values if done else None
         stored = wait_for(results, timeout=60, interval=0.2, what="every task's result after the restart")
         assert [json.loads(v)["result"] for v in stored] == [0.03] * count
         wait_for(lambda: cli("HLEN", "unacked") == "0" and cli("LLEN", "celery") == "0", timeout=15,
