@@ -1,5 +1,6 @@
 #include "platform/signals.hpp"
 
+#include <pthread.h>
 #include <string.h>
 
 #include <cctype>
@@ -38,6 +39,24 @@ BlockAllSignals::BlockAllSignals() {
 
 BlockAllSignals::~BlockAllSignals() {
     sigprocmask(SIG_SETMASK, &previous_, nullptr);
+}
+
+SuppressSigpipe::SuppressSigpipe() {
+    sigset_t pending;
+    ::sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    sigset_t pipe = make_sigset({SIGPIPE});
+    ::pthread_sigmask(SIG_BLOCK, &pipe, &previous_);
+}
+
+SuppressSigpipe::~SuppressSigpipe() {
+    if (!was_pending_) {
+        sigset_t pipe = make_sigset({SIGPIPE});
+        timespec now{};
+        while (::sigtimedwait(&pipe, nullptr, &now) == SIGPIPE) {
+        }
+    }
+    ::pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
 }
 
 void reset_signals_for_exec() noexcept {

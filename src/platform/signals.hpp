@@ -31,6 +31,21 @@ private:
     sigset_t previous_;
 };
 
+// While it lives, a write to a pipe whose reader is gone fails with EPIPE instead of killing the process with
+// SIGPIPE, on this thread and whatever SIGPIPE's disposition is. A SIGPIPE raised meanwhile is taken back before
+// the previous mask returns (unless one was already pending before).
+class SuppressSigpipe {
+public:
+    SuppressSigpipe();
+    ~SuppressSigpipe();
+    SuppressSigpipe(const SuppressSigpipe&) = delete;
+    SuppressSigpipe& operator=(const SuppressSigpipe&) = delete;
+
+private:
+    sigset_t previous_;
+    bool was_pending_ = false;
+};
+
 // In a freshly forked child, before exec: every disposition back to default and an empty mask, so the
 // program starts as if from a clean shell (ccmulti blocks signals for signalfd; exec would keep the mask).
 // Async-signal-safe.

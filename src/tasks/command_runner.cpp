@@ -11,6 +11,7 @@
 
 #include "platform/fd.hpp"
 #include "platform/pidfd.hpp"
+#include "platform/signals.hpp"
 #include "util/error.hpp"
 
 namespace ccmulti::tasks {
@@ -99,6 +100,7 @@ CommandRun run_command(const std::vector<std::string>& argv, const std::string& 
     set_nonblocking(err.read.get());
     std::size_t written = 0;
     if (input.empty()) in.write.reset();
+    SuppressSigpipe no_sigpipe;  // a command that does not read its stdin is EPIPE below, not our death
 
     // Until the leader exits. Output still held open by its descendants is not waited for.
     bool exited = !process;

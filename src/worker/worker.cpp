@@ -20,6 +20,7 @@
 #include "protocol/task_message.hpp"
 #include "util/error.hpp"
 #include "worker/inspect.hpp"
+#include "worker/pending_writes.hpp"
 #include "worker/pool.hpp"
 #include "worker/pool_child.hpp"
 
@@ -280,7 +281,7 @@ private:
         const auto& message = delivery.message;
         if (!message.expires || *message.expires >= protocol::now()) return false;
         spdlog::info("Task {}[{}] expired before it started: revoked", message.task, message.id);
-        std::deque<std::function<void()>> writes;
+        std::deque<PendingWrites::Step> writes;
         if (!ignores_result(message))
             writes.push_back([this, message] { store(message, protocol::revoked_result(message.id, "expired")); });
         settle(delivery, true, std::move(writes));
@@ -329,7 +330,7 @@ private:
             std::string why = fmt::format("the task request is {} bytes, over the pool's limit of {} bytes",
                                           request.size(), max_frame_size);
             spdlog::error("Task {}[{}] cannot be run: {}", message.task, message.id, why);
-            std::deque<std::function<void()>> writes;
+            std::deque<PendingWrites::Step> writes;
             if (!ignores_result(message)) {
                 protocol::TaskMessage slim = message;  // the result need not carry what was too large
                 slim.args = nlohmann::json::array();
@@ -402,7 +403,7 @@ private:
         const auto& message = task.delivery.message;
         double runtime = std::chrono::duration<double>(Clock::now() - task.started).count();
         ++totals_[message.task];
-        std::deque<std::function<void()>> writes;
+        std::deque<PendingWrites::Step> writes;
         if (outcome.ok) {
             spdlog::info("Task {}[{}] succeeded in {:.6f}s: {}", message.task, message.id, runtime,
                          outcome.result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
@@ -429,7 +430,7 @@ private:
     }
 
     // The retry is published before the original is acked: a crash in between runs it twice, never zero times.
-    std::deque<std::function<void()>> retry(const Running& task, const tasks::TaskOutcome& outcome) {
+    std::deque<PendingWrites::Step> retry(const Running& task, const tasks::TaskOutcome& outcome) {
         const auto& message = task.delivery.message;
         double countdown = retry_countdown(outcome.exception.message);
         protocol::TaskMessage next = message;
@@ -438,7 +439,7 @@ private:
         next.delivery_tag = protocol::new_uuid();
         next.redelivered = false;
         spdlog::info("Task {}[{}] retry {} in {}s", message.task, message.id, next.retries, countdown);
-        std::deque<std::function<void()>> writes{[this, next] { connection_.broker->publish(next); }};
+        std::deque<PendingWrites::Step> writes{[this, next] { connection_.broker->publish(next); }};
         if (!task.ignore_result)
             writes.push_back(
                 [this, message, meta = protocol::retry_result(message.id, outcome.exception, outcome.traceback)] {
@@ -498,40 +499,10 @@ private:
         dispatch();
     }
 
-    // What must reach the broker before a message may be acked: its result (for a retry, first the new message).
-    // While the broker is unreachable (Redis restarting) the writes wait here, in order, and are tried again with
-    // a growing delay; their messages stay unacked meanwhile. An outage costs time, never a task or a result.
-    // Each write is dropped once done, so a retry is not published twice.
-    struct Unsettled {
-        broker::Delivery delivery;
-        bool ack = true;
-        std::deque<std::function<void()>> writes;
-    };
-
-    void settle(broker::Delivery delivery, bool ack, std::deque<std::function<void()>> writes) {
-        unsettled_.push_back({std::move(delivery), ack, std::move(writes)});
-        if (!settle_timer_) flush_unsettled();
-    }
-
-    void flush_unsettled() {
-        while (!unsettled_.empty()) {
-            Unsettled& next = unsettled_.front();
-            try {
-                for (; !next.writes.empty(); next.writes.pop_front()) next.writes.front()();
-                if (next.ack) consumer_->ack(next.delivery);
-            } catch (const Error& e) {
-                spdlog::warn("cannot store results now ({}); {} finished task(s) stay unacked, trying again in {}ms",
-                             e.what(), unsettled_.size(), settle_delay_.count());
-                settle_timer_ = loop_.after(settle_delay_, [this] {
-                    settle_timer_ = 0;
-                    flush_unsettled();
-                });
-                settle_delay_ = std::min(settle_delay_ * 2, std::chrono::milliseconds(10'000));
-                return;
-            }
-            unsettled_.pop_front();
-        }
-        settle_delay_ = std::chrono::milliseconds(250);
+    // The writes of a finished or refused message, then its ack (worker/pending_writes.hpp).
+    void settle(broker::Delivery delivery, bool ack, std::deque<PendingWrites::Step> writes) {
+        if (ack) writes.push_back([this, delivery = std::move(delivery)] { consumer_->ack(delivery); });
+        pending_.add(std::move(writes));
     }
 
     void store(const protocol::TaskMessage& message, protocol::ResultMeta meta) {
@@ -620,9 +591,7 @@ private:
     std::map<std::string, long> totals_;      // tasks finished per name
     EventLoop::TimerId eta_timer_ = 0;
     std::optional<std::string> broker_down_;  // what report_broker() last said
-    std::deque<Unsettled> unsettled_;
-    EventLoop::TimerId settle_timer_ = 0;
-    std::chrono::milliseconds settle_delay_{250};
+    PendingWrites pending_{loop_};
     Clock::time_point started_ = Clock::now();
     State state_ = State::running;
 };
