@@ -125,6 +125,7 @@ void start_command(Context& context, const StartOptions& options) {
     for (const auto& node : nodes)
         config.nodes.push_back(make_node_spec(node, cwd, to_ms(options.start_secs), native));
     config.run_dir = where.run.path;
+    config.app = context.settings().app.value_or("");
     config.log_file = where.log.path / "master.log";
     config.foreground = options.foreground;
     config.restart.initial = to_ms(options.backoff_initial);

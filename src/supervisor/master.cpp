@@ -358,7 +358,8 @@ private:
     void update_title() {
         std::vector<std::string> names;
         for (const auto& node : nodes_) names.push_back(node->spec.name);
-        set_proc_title(std::string(master_title_prefix) + " [" + join(names, " ") + "]", "ccmulti-master");
+        std::string label = config_.app.empty() ? join(names, " ") : config_.app;
+        set_proc_title(std::string(master_title_prefix) + " [" + label + "]", "ccmulti-master");
     }
 
     // --- restart jobs ----------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ struct MasterConfig {
     std::filesystem::path log_file;  // the master's own log
     bool foreground = false;         // print to the terminal; Ctrl+C semantics
     RestartPolicy restart;           // after a crash
+    std::string app;                 // the `app` setting: the title's "[app]"; empty shows the node names
 };
 
 // Receives the start report (supervisor/start_report.hpp); "done" comes last, once.

@@ -185,6 +185,16 @@ def test_ps_finds_the_tree_without_any_pid_file(sup):
     sup.run("kill")
 
 
+def test_the_master_title_names_the_configured_app(sup):
+    (sup.root / "ccmulti.toml").write_text('app = "shop"\n')
+    sup.check("-C", str(sup.root / "ccmulti.toml"), "start", "w1", "--exec", sup.fake("--notify"))
+    master = sup.master_pid()
+    assert cmdline(master).startswith("ccmulti: master [shop]"), cmdline(master)
+    root = find_master(json.loads(sup.check("ps", "--json").stdout), master)
+    assert root["title"] == "ccmulti: master [shop]"
+    sup.run("kill")
+
+
 # --- restart -----------------------------------------------------------------------------------------------
 
 
