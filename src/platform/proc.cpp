@@ -8,17 +8,13 @@
 
 namespace ccmulti {
 
-namespace {
-
-std::string read_file(const std::string& path) {
+std::string read_proc_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) return {};
     std::ostringstream out;
     out << in.rdbuf();
     return out.str();
 }
-
-}  // namespace
 
 std::optional<ProcStat> parse_proc_stat(const std::string& text) {
     // "PID (COMM) S PPID PGRP ...": COMM may hold spaces and ')', so split at the last ')'.
@@ -46,21 +42,13 @@ std::optional<ProcStat> parse_proc_stat(const std::string& text) {
 
 std::optional<ProcStat> read_proc_stat(pid_t pid) {
     if (pid <= 0) return std::nullopt;
-    std::string text = read_file("/proc/" + std::to_string(pid) + "/stat");
+    std::string text = read_proc_file("/proc/" + std::to_string(pid) + "/stat");
     if (text.empty()) return std::nullopt;
     return parse_proc_stat(text);
 }
 
-std::optional<std::size_t> read_rss_kib(pid_t pid) {
-    std::ifstream statm("/proc/" + std::to_string(pid) + "/statm");
-    std::size_t size = 0, resident = 0;
-    if (!(statm >> size >> resident)) return std::nullopt;
-    static const long page_kib = ::sysconf(_SC_PAGESIZE) / 1024;
-    return resident * static_cast<std::size_t>(page_kib);
-}
-
 std::vector<std::string> read_cmdline(pid_t pid) {
-    std::string text = read_file("/proc/" + std::to_string(pid) + "/cmdline");
+    std::string text = read_proc_file("/proc/" + std::to_string(pid) + "/cmdline");
     std::vector<std::string> argv;
     std::size_t start = 0;
     while (start < text.size()) {

@@ -32,8 +32,8 @@ std::optional<ProcStat> parse_proc_stat(const std::string& text);
 // argv of `pid` as /proc/PID/cmdline shows it (after any process-title rewrite); empty when unreadable.
 std::vector<std::string> read_cmdline(pid_t pid);
 
-// Resident set size of `pid` in KiB (from /proc/PID/statm); nullopt when the process is gone.
-std::optional<std::size_t> read_rss_kib(pid_t pid);
+// A /proc file's text ("" when the process is gone). /proc files report size 0, so they are read as streams.
+std::string read_proc_file(const std::string& path);
 
 // The start time of this process, for our own pid files.
 std::uint64_t self_start_time();

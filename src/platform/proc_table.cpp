@@ -5,29 +5,14 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "platform/proc.hpp"
 #include "util/strings.hpp"
 
 namespace ccmulti {
 
-namespace {
-
-// /proc files report size 0, so read them as streams; "" when the process is gone.
-std::string slurp_proc_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return {};
-    std::ostringstream out;
-    out << in.rdbuf();
-    return out.str();
-}
-
-}  // namespace
-
 std::optional<std::uint64_t> read_rss(pid_t pid) {
-    std::string text = slurp_proc_file("/proc/" + std::to_string(pid) + "/statm");
+    std::string text = read_proc_file("/proc/" + std::to_string(pid) + "/statm");
     unsigned long long size = 0, resident = 0;
     if (std::sscanf(text.c_str(), "%llu %llu", &size, &resident) != 2) return std::nullopt;
     return static_cast<std::uint64_t>(resident) * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
@@ -60,7 +45,7 @@ std::vector<ProcEntry> scan_processes() {
 
 double process_age_seconds(std::uint64_t start_time) {
     double uptime = 0;
-    if (std::sscanf(slurp_proc_file("/proc/uptime").c_str(), "%lf", &uptime) != 1) return 0;
+    if (std::sscanf(read_proc_file("/proc/uptime").c_str(), "%lf", &uptime) != 1) return 0;
     double age = uptime - static_cast<double>(start_time) / static_cast<double>(::sysconf(_SC_CLK_TCK));
     return age > 0 ? age : 0;
 }

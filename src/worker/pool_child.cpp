@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "platform/proc.hpp"
+#include "platform/proc_table.hpp"
 #include "platform/proc_title.hpp"
 #include "platform/signals.hpp"
 #include "worker/frame.hpp"
@@ -103,7 +103,7 @@ void run_pool_child(const tasks::Registry& registry, const std::string& title, i
             if (auto hard = optional_seconds(request->value("hard", nlohmann::json())))
                 call.hard_deadline = after(*hard);
             auto reply = reply_json(call.id, tasks::execute(registry, call));
-            if (auto rss = read_rss_kib(::getpid())) reply["rss_kib"] = *rss;
+            if (auto rss = read_rss(::getpid())) reply["rss_kib"] = *rss / 1024;
             std::string text = frame_text(reply);
             if (text.size() > max_frame_size) {
                 // Not sent, the node would take our exit for a crash and run the task again: fail it instead.
