@@ -3,6 +3,7 @@ with a deadline instead of sleeping."""
 import os
 import pathlib
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -74,6 +75,20 @@ def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def sigkill_until_gone(find_pids):
+    """Last resort after a test: SIGKILL whatever `find_pids()` still lists, a few rounds (children appear)."""
+    for _ in range(3):
+        pids = find_pids()
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
 
 
 def free_port():

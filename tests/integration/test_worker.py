@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import CCMULTI, Env, wait_for
+from conftest import CCMULTI, Env, sigkill_until_gone, wait_for
 
 BUILD = pathlib.Path(os.environ.get("CCMULTI_BUILD_DIR", ""))
 PROBE = BUILD / "tests" / "broker_probe"
@@ -106,16 +106,7 @@ def pool_pids(env, node="w1"):
 
 def kill_all(env):
     """Last resort after a test: SIGKILL whatever of `env` is still running."""
-    for _ in range(3):
-        pids = processes_of(env)
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.05)
+    sigkill_until_gone(lambda: processes_of(env))
 
 
 def start(env, *args, check=True):
@@ -766,16 +757,21 @@ def test_max_memory_per_child_replaces_the_pool_process(own):
 # --- 10. two nodes, one database, 2,000 tasks -----------------------------------------------------------------
 
 
+def publish_many(env, task, args, count):
+    """`count` calls of `task` on queue celery of env's embedded broker, fast (broker_probe); their ids."""
+    url = f"sqlite://{env.state_dir / 'broker.sqlite3'}"
+    out = subprocess.run([PROBE, "publish-many", url, task, args, "celery", str(count)],
+                         capture_output=True, text=True, timeout=120, env=env.env)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
 def test_two_nodes_share_one_database(own):
     if not PROBE.exists():
         pytest.fail(f"broker_probe not built: {PROBE}")
     start(own, "w1", "w2", "-c", "2")
     count = 2000
-    url = f"sqlite://{own.state_dir / 'broker.sqlite3'}"
-    out = subprocess.run([PROBE, "publish-many", url, "ccmulti.echo", "[1]", "celery", str(count)],
-                         capture_output=True, text=True, timeout=120, env=own.env)
-    assert out.returncode == 0, out.stderr
-    ids = out.stdout.split()
+    ids = publish_many(own, "ccmulti.echo", "[1]", count)
     assert len(set(ids)) == count
 
     def all_done():
@@ -811,11 +807,7 @@ def test_two_nodes_with_pool_processes_killed_under_load(own):
     SUCCESS, and a task received more than once was received again only as a redelivery."""
     start(own, "w1", "w2", "-c", "2")
     count = 600
-    url = f"sqlite://{own.state_dir / 'broker.sqlite3'}"
-    out = subprocess.run([PROBE, "publish-many", url, "ccmulti.sleep", "[0.01]", "celery", str(count)],
-                         capture_output=True, text=True, timeout=120, env=own.env)
-    assert out.returncode == 0, out.stderr
-    ids = out.stdout.split()
+    ids = publish_many(own, "ccmulti.sleep", "[0.01]", count)
 
     def done():
         with db(own) as conn:
