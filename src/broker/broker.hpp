@@ -49,7 +49,11 @@ public:
     // Claims up to `max` messages that are ready now (eta passed), fairly across the queues: after a message is
     // taken from a queue that queue goes to the back of the rotation. Never blocks on an empty queue.
     virtual std::vector<Delivery> reserve(std::size_t max) = 0;
-    virtual void ack(const Delivery& delivery) = 0;      // finished: the message leaves the broker
+    virtual void ack(const Delivery& delivery) = 0;  // finished: the message leaves the broker
+    // Acks them all, in one broker round trip where the transport allows (the node acks in batches).
+    virtual void ack_many(const std::vector<Delivery>& deliveries) {
+        for (const auto& delivery : deliveries) ack(delivery);
+    }
     virtual void requeue(const Delivery& delivery) = 0;  // back to the front of its queue, redelivered
 
     // Readable when a message may have arrived in one of the queues (or returned to it). No polling: publishers
@@ -118,9 +122,14 @@ public:
     virtual ~ResultStore() = default;
 
     // Stores `meta` for meta.task_id, expiring after the store's result expiry. A stored SUCCESS is never
-    // replaced (a task re-run after a crash must not turn a success back into STARTED). Wakes waiters.
-    // Returns false when the store kept an existing SUCCESS instead.
+    // replaced by another state (a task re-run after a crash must not turn a success back into STARTED).
+    // Wakes waiters. Returns false when the store kept an existing SUCCESS instead.
     virtual bool store(const ResultMeta& meta) = 0;
+    // Stores them all in order, in one round trip where the transport allows. Throws Error when the store
+    // cannot be reached; storing them again after that is harmless.
+    virtual void store_many(const std::vector<ResultMeta>& metas) {
+        for (const auto& meta : metas) store(meta);
+    }
     virtual std::optional<ResultMeta> get(const std::string& task_id) = 0;
 
     // Blocks until the task's result is ready (SUCCESS, FAILURE, REVOKED) or `timeout` passes (then returns the

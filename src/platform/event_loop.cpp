@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cerrno>
+#include <utility>
 
 #include "util/error.hpp"
 
@@ -112,10 +113,19 @@ void EventLoop::fire_due_timers() {
     }
 }
 
+void EventLoop::run_deferred() {
+    while (!deferred_.empty()) {
+        auto batch = std::exchange(deferred_, {});
+        for (auto& callback : batch) callback();
+    }
+}
+
 void EventLoop::run() {
     running_ = true;
     std::array<epoll_event, 32> events{};
     while (running_) {
+        run_deferred();
+        if (!running_) break;
         int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), next_timeout_ms());
         if (n < 0) {
             if (errno == EINTR) continue;
@@ -129,6 +139,7 @@ void EventLoop::run() {
         }
         fire_due_timers();
     }
+    run_deferred();  // what the last round left: the loop owner expects it done when run() returns
 }
 
 }  // namespace ccmulti

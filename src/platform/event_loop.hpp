@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <vector>
 
 #include "platform/fd.hpp"
 
@@ -44,6 +45,11 @@ public:
     TimerId at(Clock::time_point when, TimerCallback callback);
     void cancel(TimerId id);  // no-op for an unknown or fired timer
 
+    // Runs `callback` once the current round of fd, signal and timer callbacks is done, before the loop sleeps
+    // again (and before run() returns): work that many callbacks of one round add to (broker writes) is done
+    // once, in a batch.
+    void defer(TimerCallback callback) { deferred_.push_back(std::move(callback)); }
+
     void run();  // until stop()
     void stop() { running_ = false; }
 
@@ -51,6 +57,7 @@ private:
     void dispatch_signals();
     int next_timeout_ms() const;
     void fire_due_timers();
+    void run_deferred();
 
     UniqueFd epoll_;
     UniqueFd signal_fd_;
@@ -59,6 +66,7 @@ private:
     std::map<int, SignalCallback> signal_callbacks_;
     std::multimap<Clock::time_point, TimerId> deadlines_;
     std::map<TimerId, std::pair<Clock::time_point, TimerCallback>> timers_;
+    std::vector<TimerCallback> deferred_;
     TimerId next_timer_ = 1;
     bool running_ = false;
 };

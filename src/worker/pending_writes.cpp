@@ -13,29 +13,43 @@ constexpr std::chrono::milliseconds max_delay{10'000};
 
 }  // namespace
 
-void PendingWrites::add(std::deque<Step> steps) {
-    pending_.push_back(std::move(steps));
-    if (!timer_) flush();  // while a retry is scheduled, order is kept by waiting for it
+void PendingWrites::add(Settlement settlement) {
+    if (settlement.publish) publishes_.push_back(std::move(*settlement.publish));
+    if (settlement.result) results_queue_.push_back(std::move(*settlement.result));
+    if (settlement.ack) acks_.push_back(std::move(*settlement.ack));
+    schedule();
+}
+
+void PendingWrites::schedule() {
+    if (deferred_ || timer_) return;  // while a retry is scheduled, order is kept by waiting for it
+    deferred_ = true;
+    loop_.defer([this] {
+        deferred_ = false;
+        flush();
+    });
 }
 
 void PendingWrites::flush() {
-    while (!pending_.empty()) {
-        auto& steps = pending_.front();
-        try {
-            for (; !steps.empty(); steps.pop_front()) steps.front()();
-        } catch (const Error& e) {
-            spdlog::warn("cannot reach the broker now ({}); {} finished task(s) stay unacked, trying again in {}ms",
-                         e.what(), pending_.size(), delay_.count());
-            timer_ = loop_.after(delay_, [this] {
-                timer_ = 0;
-                flush();
-            });
-            delay_ = std::min(delay_ * 2, max_delay);
-            return;
+    try {
+        // One at a time: a new message is rare (a retry), and one sent is one never sent again.
+        while (!publishes_.empty()) {
+            broker_.publish(publishes_.front());
+            publishes_.erase(publishes_.begin());
         }
-        pending_.pop_front();
+        results_.store_many(results_queue_);
+        results_queue_.clear();
+        consumer_.ack_many(acks_);
+        acks_.clear();
+        delay_ = first_delay;
+    } catch (const Error& e) {
+        spdlog::warn("cannot reach the broker now ({}); {} finished task(s) stay unacked, trying again in {}ms",
+                     e.what(), acks_.size(), delay_.count());
+        timer_ = loop_.after(delay_, [this] {
+            timer_ = 0;
+            flush();
+        });
+        delay_ = std::min(delay_ * 2, max_delay);
     }
-    delay_ = first_delay;
 }
 
 }  // namespace ccmulti::worker

@@ -38,7 +38,7 @@ PoolProcess& Pool::spawn(int index) {
 
 PoolProcess* Pool::idle() {
     for (auto& [pid, process] : processes_)
-        if (!process->task_id && !process->retiring) return process.get();
+        if (process->tasks.empty() && !process->retiring) return process.get();
     return nullptr;
 }
 
@@ -74,7 +74,7 @@ std::unique_ptr<PoolProcess> Pool::remove(pid_t pid) {
 
 std::size_t Pool::busy() const {
     std::size_t count = 0;
-    for (const auto& [pid, process] : processes_) count += process->task_id ? 1 : 0;
+    for (const auto& [pid, process] : processes_) count += process->tasks.empty() ? 0 : 1;
     return count;
 }
 

@@ -1,14 +1,14 @@
-// The node side of the prefork pool: forks pool processes (worker/pool_child.hpp), hands each one task at a
-// time over its request pipe, and reads outcomes from its reply pipe. Reaping is not done here: the node is the
+// The node side of the prefork pool: forks pool processes (worker/pool_child.hpp), hands tasks over their
+// request pipes, and reads outcomes from their reply pipes. A pool process runs its requests in order; the node
+// gives one more than one only for tasks known to be quick (worker.cpp). Reaping is not done here: the node is the
 // one reaper of its process and reports exits with remove().
 #pragma once
 
 #include <sys/types.h>
 
-#include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
 
 #include "platform/fd.hpp"
@@ -23,8 +23,7 @@ struct PoolProcess {
     UniqueFd requests;  // the node writes task requests here
     UniqueFd replies;   // non-blocking; the node watches it
     FrameReader reader;
-    std::optional<std::string> task_id;  // the delivery tag of the task it runs now
-    std::chrono::steady_clock::time_point task_started;
+    std::deque<std::string> tasks;  // delivery tags of the tasks handed to it, in order: the first one runs
     std::size_t tasks_done = 0;
     bool retiring = false;  // its request pipe is closed: it exits once idle
 };
@@ -38,6 +37,16 @@ public:
     PoolProcess& spawn(int index);
 
     PoolProcess* idle();  // a process without a task that is not retiring; nullptr when all are busy
+    // The process with the fewest tasks (fewer than `limit`) among those `accepts`; nullptr when none.
+    template <typename Accepts>
+    PoolProcess* least_loaded(std::size_t limit, Accepts accepts) {
+        PoolProcess* best = nullptr;
+        for (auto& [pid, process] : processes_)
+            if (!process->retiring && process->tasks.size() < limit &&
+                (!best || process->tasks.size() < best->tasks.size()) && accepts(*process))
+                best = process.get();
+        return best;
+    }
     PoolProcess* find(pid_t pid);
     // Closes its request pipe: it finishes its task, sees end of file and exits.
     void retire(PoolProcess& process);

@@ -86,6 +86,7 @@ public:
 
         connection_ = broker::connect(options_.broker);
         consumer_ = connection_.broker->consume({options_.name, options_.queues});
+        pending_.emplace(loop_, *connection_.broker, *connection_.results, *consumer_);
         loop_.watch(consumer_->wakeup_fd(), EPOLLIN, [this](std::uint32_t) {
             consumer_->drain_wakeups();
             fill();
@@ -120,8 +121,12 @@ public:
         state.time_limit = options_.time_limit;
         state.max_tasks_per_child = options_.max_tasks_per_child.value_or(0);
         for (const auto& [pid, process] : pool_.processes()) state.pool_pids.push_back(pid);
-        for (const auto& [tag, task] : running_)
-            state.active.push_back({task.delivery.message, task.pid, task.started_at, !task.acks_late});
+        for (const auto& [tag, task] : running_) {
+            if (task.begun())
+                state.active.push_back({task.delivery.message, task.pid, task.started_at, !task.acks_late});
+            else
+                state.reserved.push_back({task.delivery.message, 0, {}, false});
+        }
         for (const auto& delivery : ready_) state.reserved.push_back({delivery.message, 0, {}, false});
         return state;
     }
@@ -129,13 +134,16 @@ public:
 private:
     enum class State { running, warm, cold, draining };
 
+    // A task handed to a pool process: running, or queued behind the one it runs (quick tasks).
     struct Running {
         broker::Delivery delivery;
         pid_t pid = 0;
-        Clock::time_point started;
+        std::optional<double> hard_limit;
+        Clock::time_point started;  // set by begin()
         protocol::TimePoint started_at;
         EventLoop::TimerId limit_timer = 0;
         bool acks_late = true, ignore_result = false;
+        bool begun() const { return started != Clock::time_point{}; }
     };
 
     // ---- the pool ----
@@ -181,8 +189,9 @@ private:
             auto process = pool_.remove(pid);
             if (!process) continue;
             loop_.unwatch(process->replies.get());
-            if (process->task_id) {
-                lose_task(*process->task_id, describe_exit(status));
+            if (!process->tasks.empty()) {
+                take_back_queued(*process);
+                lose_task(process->tasks.front(), describe_exit(status));
             } else if (!process->retiring && state_ == State::running) {
                 spdlog::warn("pool process {} (#{}) exited unexpectedly ({}); replacing it", pid, process->index,
                              describe_exit(status));
@@ -207,17 +216,19 @@ private:
         return static_cast<std::size_t>(std::max(1, options_.prefetch_multiplier) * options_.concurrency);
     }
 
-    // Reserves up to the prefetch limit. After a finished task (`batch`) only once fewer tasks wait than there
-    // are pool processes: a claim is a broker round trip, and while a queue drains, claiming several at a time
-    // instead of one per finished task is what keeps the node fast. A wakeup (a new message) always claims.
+    // Reserves up to the prefetch limit. After a finished task (`batch`) only once half the prefetch window is
+    // free, or a pool process would otherwise sit idle: a claim is a broker round trip, and while a queue drains,
+    // claiming several at a time instead of one per finished task is what keeps the node fast. A wakeup (a new
+    // message) always claims.
     void fill(bool batch = false) {
         if (state_ != State::running) return;
         std::size_t held = ready_.size() + running_.size();
         std::size_t limit = prefetch_limit();
-        bool low = ready_.size() < static_cast<std::size_t>(options_.concurrency);
-        if (held < limit && (!batch || low)) {
-            auto deliveries = consumer_->reserve(limit - held);
-            bool drained = deliveries.size() < limit - held;
+        std::size_t room = held < limit ? limit - held : 0;
+        bool worth_it = !batch || room * 2 >= limit || (ready_.empty() && pool_.idle());
+        if (room > 0 && worth_it) {
+            auto deliveries = consumer_->reserve(room);
+            bool drained = deliveries.size() < room;
             for (auto& delivery : deliveries) accept(std::move(delivery));
             if (drained) arm_eta_timer();
         }
@@ -268,7 +279,8 @@ private:
             auto meta = protocol::failure_result(
                 message.id, protocol::ExceptionInfo::of("ContentDisallowed", *delivery.decode_error),
                 *delivery.decode_error);
-            settle(delivery, true, {[this, message, meta] { store(message, meta); }});
+            auto result = described(message, std::move(meta));
+            settle(std::move(delivery), true, std::move(result));
             return;
         }
         if (revoke_if_expired(delivery)) return;
@@ -281,21 +293,71 @@ private:
         const auto& message = delivery.message;
         if (!message.expires || *message.expires >= protocol::now()) return false;
         spdlog::info("Task {}[{}] expired before it started: revoked", message.task, message.id);
-        std::deque<PendingWrites::Step> writes;
-        if (!ignores_result(message))
-            writes.push_back([this, message] { store(message, protocol::revoked_result(message.id, "expired")); });
-        settle(delivery, true, std::move(writes));
+        std::optional<protocol::ResultMeta> result;
+        if (!ignores_result(message)) result = described(message, protocol::revoked_result(message.id, "expired"));
+        settle(delivery, true, std::move(result));
         return true;
     }
 
     void dispatch() {
         while (!ready_.empty() && (state_ == State::running || state_ == State::warm)) {
             PoolProcess* process = pool_.idle();
+            if (!process)
+                process = pool_.least_loaded(max_tasks_per_process,
+                                             [this](const PoolProcess& p) { return runs_only_quick_tasks(p); });
             if (!process) return;
             auto delivery = std::move(ready_.front());
             ready_.pop_front();
             if (revoke_if_expired(delivery)) continue;
-            start(*process, std::move(delivery));
+            hand(*process, std::move(delivery));
+        }
+    }
+
+    // ---- quick tasks ----
+    //
+    // A pool process that has just finished a task waits for the node to read the outcome and send the next one.
+    // For a task of a few microseconds that wait, and the broker round trips the node makes meanwhile, are most
+    // of the time: so a process whose tasks are all known to be quick is given more (up to
+    // max_tasks_per_process), and runs them one after the other. A task waits in such a queue for at most a few
+    // quick tasks; a task that is slow, or not known yet, never has another queued behind it, so no task waits
+    // behind a long one while another process is free (Celery's -Ofair).
+
+    static constexpr std::size_t max_tasks_per_process = 4;
+    static constexpr double quick_seconds = 0.002;  // the running average a quick task stays under
+    static constexpr int quick_after_runs = 5;      // how many runs it takes to know
+
+    struct Runtime {
+        double average = 0;  // seconds, exponentially weighted
+        int runs = 0;
+    };
+
+    void record_runtime(const std::string& task, double seconds) {
+        Runtime& runtime = runtimes_[task];
+        runtime.average = runtime.runs == 0 ? seconds : 0.8 * runtime.average + 0.2 * seconds;
+        ++runtime.runs;
+    }
+
+    bool runs_only_quick_tasks(const PoolProcess& process) const {
+        for (const auto& tag : process.tasks) {
+            auto task = running_.find(tag);
+            if (task == running_.end()) return false;
+            auto runtime = runtimes_.find(task->second.delivery.message.task);
+            if (runtime == runtimes_.end() || runtime->second.runs < quick_after_runs ||
+                runtime->second.average >= quick_seconds)
+                return false;
+        }
+        return true;
+    }
+
+    // The tasks queued behind the running one of a process that is gone or being killed: they never started,
+    // so they go back to the front of ready_, in order, for the next free process.
+    void take_back_queued(PoolProcess& process) {
+        while (process.tasks.size() > 1) {
+            auto it = running_.find(process.tasks.back());
+            process.tasks.pop_back();
+            if (it == running_.end()) continue;
+            ready_.push_front(std::move(it->second.delivery));
+            running_.erase(it);
         }
     }
 
@@ -309,7 +371,8 @@ private:
         return message.ignore_result || (p && p->ignore_result.value_or(false));
     }
 
-    void start(PoolProcess& process, broker::Delivery delivery) {
+    // Sends the task to `process`; it begins at once when the process has nothing else to do.
+    void hand(PoolProcess& process, broker::Delivery delivery) {
         const auto& message = delivery.message;
         const TaskPolicy* p = policy(message.task);
         auto pick = [](std::optional<double> own, std::optional<double> task, std::optional<double> node) {
@@ -330,17 +393,14 @@ private:
             std::string why = fmt::format("the task request is {} bytes, over the pool's limit of {} bytes",
                                           request.size(), max_frame_size);
             spdlog::error("Task {}[{}] cannot be run: {}", message.task, message.id, why);
-            std::deque<PendingWrites::Step> writes;
+            std::optional<protocol::ResultMeta> result;
             if (!ignores_result(message)) {
-                protocol::TaskMessage slim = message;  // the result need not carry what was too large
-                slim.args = nlohmann::json::array();
-                slim.kwargs = nlohmann::json::object();
-                writes.push_back(
-                    [this, slim = std::move(slim),
-                     meta = protocol::failure_result(message.id, protocol::ExceptionInfo::of("EncodeError", why),
-                                                     why)] { store(slim, meta); });
+                result = described(message, protocol::failure_result(
+                                                message.id, protocol::ExceptionInfo::of("EncodeError", why), why));
+                result->args = nlohmann::json::array();  // the result need not carry what was too large
+                result->kwargs = nlohmann::json::object();
             }
-            settle(std::move(delivery), true, std::move(writes));
+            settle(std::move(delivery), true, std::move(result));
             return;
         }
         if (!write_frame_text(process.requests.get(), request)) {
@@ -351,37 +411,45 @@ private:
         }
         Running task;
         task.pid = process.pid;
-        task.started = Clock::now();
-        task.started_at = protocol::now();
+        task.hard_limit = hard;
         task.acks_late = !p || p->acks_late.value_or(true);
         task.ignore_result = ignores_result(message);
         std::string tag = delivery.tag;
-        if (hard)
-            task.limit_timer = loop_.after(std::chrono::duration_cast<Clock::duration>(seconds(*hard)),
-                                           [this, tag, limit = *hard] { time_limit_exceeded(tag, limit); });
-        spdlog::info("Task {}[{}] received{}", message.task, message.id, message.redelivered ? " (redelivered)" : "");
-        if (!task.ignore_result) {
-            try {  // informational: a broker outage must not hold the task up
-                store(message, protocol::started_result(message.id, process.pid, options_.name));
-            } catch (const Error& e) {
-                spdlog::debug("Task {}[{}]: STARTED not stored: {}", message.task, message.id, e.what());
-            }
-        }
-        if (!task.acks_late) consumer_->ack(delivery);
         task.delivery = std::move(delivery);
-        process.task_id = tag;
         running_.emplace(tag, std::move(task));
+        process.tasks.push_back(tag);
+        if (process.tasks.size() == 1) begin(tag);
+    }
+
+    // The task of `tag` is now the one its pool process runs: its hard limit starts counting.
+    void begin(const std::string& tag) {
+        Running& task = running_.at(tag);
+        const auto& message = task.delivery.message;
+        task.started = Clock::now();
+        task.started_at = protocol::now();
+        if (task.hard_limit)
+            task.limit_timer = loop_.after(std::chrono::duration_cast<Clock::duration>(seconds(*task.hard_limit)),
+                                           [this, tag, limit = *task.hard_limit] { time_limit_exceeded(tag, limit); });
+        spdlog::info("Task {}[{}] received{}", message.task, message.id, message.redelivered ? " (redelivered)" : "");
+        // Sent with the round's other writes; the task does not wait for them.
+        Settlement writes;
+        if (!task.ignore_result)
+            writes.result = described(message, protocol::started_result(message.id, task.pid, options_.name));
+        if (!task.acks_late) writes.ack = task.delivery;
+        pending_->add(std::move(writes));
     }
 
     void on_reply(PoolProcess& process, const nlohmann::json& reply) {
-        if (!process.task_id) return;  // its task already ended (time limit): the reply is too late
-        auto it = running_.find(*process.task_id);
-        process.task_id.reset();
+        if (process.tasks.empty()) return;  // its task already ended (time limit): the reply is too late
+        auto it = running_.find(process.tasks.front());
+        process.tasks.pop_front();
         ++process.tasks_done;
+        if (!process.tasks.empty()) begin(process.tasks.front());
         if (it == running_.end()) return;
         Running task = std::move(it->second);
         running_.erase(it);
         loop_.cancel(task.limit_timer);
+        record_runtime(task.delivery.message.task, std::chrono::duration<double>(Clock::now() - task.started).count());
         finish(task, outcome_from_reply(reply));
 
         if (options_.max_tasks_per_child &&
@@ -403,14 +471,13 @@ private:
         const auto& message = task.delivery.message;
         double runtime = std::chrono::duration<double>(Clock::now() - task.started).count();
         ++totals_[message.task];
-        std::deque<PendingWrites::Step> writes;
+        Settlement writes;
         if (outcome.ok) {
-            spdlog::info("Task {}[{}] succeeded in {:.6f}s: {}", message.task, message.id, runtime,
-                         outcome.result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+            if (spdlog::should_log(spdlog::level::info))
+                spdlog::info("Task {}[{}] succeeded in {:.6f}s: {}", message.task, message.id, runtime,
+                             outcome.result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
             if (!task.ignore_result)
-                writes.push_back([this, message, meta = protocol::success_result(message.id, outcome.result)] {
-                    store(message, meta);
-                });
+                writes.result = described(message, protocol::success_result(message.id, outcome.result));
         } else if (outcome.exception.type == "Retry" && message.retries < options_.max_retries) {
             writes = retry(task, outcome);
         } else {
@@ -421,16 +488,14 @@ private:
                                                             "] max retries: " + std::to_string(options_.max_retries));
             spdlog::error("Task {}[{}] raised unexpected: {}", message.task, message.id, exception.describe());
             if (!task.ignore_result)
-                writes.push_back(
-                    [this, message, meta = protocol::failure_result(message.id, exception, outcome.traceback)] {
-                        store(message, meta);
-                    });
+                writes.result = described(message, protocol::failure_result(message.id, exception, outcome.traceback));
         }
-        settle(task.delivery, task.acks_late, std::move(writes));
+        if (task.acks_late) writes.ack = task.delivery;
+        pending_->add(std::move(writes));
     }
 
     // The retry is published before the original is acked: a crash in between runs it twice, never zero times.
-    std::deque<PendingWrites::Step> retry(const Running& task, const tasks::TaskOutcome& outcome) {
+    Settlement retry(const Running& task, const tasks::TaskOutcome& outcome) {
         const auto& message = task.delivery.message;
         double countdown = retry_countdown(outcome.exception.message);
         protocol::TaskMessage next = message;
@@ -439,12 +504,11 @@ private:
         next.delivery_tag = protocol::new_uuid();
         next.redelivered = false;
         spdlog::info("Task {}[{}] retry {} in {}s", message.task, message.id, next.retries, countdown);
-        std::deque<PendingWrites::Step> writes{[this, next] { connection_.broker->publish(next); }};
+        Settlement writes;
+        writes.publish = std::move(next);
         if (!task.ignore_result)
-            writes.push_back(
-                [this, message, meta = protocol::retry_result(message.id, outcome.exception, outcome.traceback)] {
-                    store(message, meta);
-                });
+            writes.result =
+                described(message, protocol::retry_result(message.id, outcome.exception, outcome.traceback));
         return writes;
     }
 
@@ -455,7 +519,8 @@ private:
         running_.erase(it);
         if (PoolProcess* process = pool_.find(task.pid)) {
             Pool::kill(task.pid);  // reaped and replaced like any other exit
-            process->task_id.reset();
+            take_back_queued(*process);
+            process->tasks.clear();
             pool_.retire(*process);
         }
         tasks::TaskOutcome outcome;
@@ -499,20 +564,23 @@ private:
         dispatch();
     }
 
-    // The writes of a finished or refused message, then its ack (worker/pending_writes.hpp).
-    void settle(broker::Delivery delivery, bool ack, std::deque<PendingWrites::Step> writes) {
-        if (ack) writes.push_back([this, delivery = std::move(delivery)] { consumer_->ack(delivery); });
-        pending_.add(std::move(writes));
+    // The result of a message that is not run (or not any more), then its ack (worker/pending_writes.hpp).
+    void settle(broker::Delivery delivery, bool ack, std::optional<protocol::ResultMeta> result) {
+        Settlement writes;
+        writes.result = std::move(result);
+        if (ack) writes.ack = std::move(delivery);
+        pending_->add(std::move(writes));
     }
 
-    void store(const protocol::TaskMessage& message, protocol::ResultMeta meta) {
+    // `meta` with what a result tells about its task (Celery's result_extended fields).
+    protocol::ResultMeta described(const protocol::TaskMessage& message, protocol::ResultMeta meta) const {
         meta.name = message.task;
         meta.worker = options_.name;
         meta.queue = message.queue;
         meta.args = message.args;
         meta.kwargs = message.kwargs;
         meta.retries = message.retries;
-        connection_.results->store(meta);
+        return meta;
     }
 
     void log_activity() const {
@@ -555,8 +623,8 @@ private:
         for (auto& [tag, task] : running_) {
             Pool::kill(task.pid);
             loop_.cancel(task.limit_timer);
-            if (task.acks_late) consumer_->requeue(task.delivery);
-            if (PoolProcess* process = pool_.find(task.pid)) process->task_id.reset();
+            if (task.acks_late || !task.begun()) consumer_->requeue(task.delivery);
+            if (PoolProcess* process = pool_.find(task.pid)) process->tasks.clear();
         }
         running_.clear();
         drain();
@@ -586,12 +654,13 @@ private:
     std::unique_ptr<broker::Consumer> consumer_;
     std::unique_ptr<InspectServer> inspect_;
     std::deque<broker::Delivery> ready_;
-    std::map<std::string, Running> running_;  // by delivery tag
-    std::map<std::string, int> losses_;       // pool processes lost per task id
-    std::map<std::string, long> totals_;      // tasks finished per name
+    std::map<std::string, Running> running_;   // by delivery tag
+    std::map<std::string, int> losses_;        // pool processes lost per task id
+    std::map<std::string, long> totals_;       // tasks finished per name
+    std::map<std::string, Runtime> runtimes_;  // how long tasks take, per name
     EventLoop::TimerId eta_timer_ = 0;
     std::optional<std::string> broker_down_;  // what report_broker() last said
-    PendingWrites pending_{loop_};
+    std::optional<PendingWrites> pending_;    // once connected
     Clock::time_point started_ = Clock::now();
     State state_ = State::running;
 };

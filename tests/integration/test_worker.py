@@ -842,3 +842,21 @@ def test_two_nodes_with_pool_processes_killed_under_load(own):
     assert [task_id for task_id in ids if succeeded[task_id] != 1] == []
     for name in ("w1", "w2"):
         wait_for(lambda: sorted(pool_pids(own, name)) == [1, 2], timeout=10, what=f"{name}'s pool whole again")
+
+
+def test_quick_tasks_never_wait_behind_a_slow_one(own):
+    """Pool processes are sent several tasks at a time only while every task they have is known to be quick:
+    once ccmulti.echo is known as quick and one pool process runs a long sleep, the echoes all go to the other
+    process and finish while the sleep still runs, instead of queueing behind it."""
+    if not PROBE.exists():
+        pytest.fail(f"broker_probe not built: {PROBE}")
+    start(own, "w1", "-c", "2")
+    warm = publish_many(own, "ccmulti.echo", "[1]", 200)  # enough runs to be known as quick
+    for task_id in warm[-5:]:
+        wait_status(own, task_id, "SUCCESS")
+    slow = call(own, "ccmulti.sleep", "[20]")
+    wait_status(own, slow, "STARTED")
+    quick = publish_many(own, "ccmulti.echo", "[2]", 100)
+    for task_id in quick:
+        assert wait_status(own, task_id, "SUCCESS", timeout=15)["result"] == 2
+    assert result(own, slow)["status"] == "STARTED"  # 20 s: still running, no echo waited for it

@@ -20,6 +20,8 @@ namespace {
 
 // Eta messages are claimed without counting against `max`; bound how many one reserve() pulls in.
 constexpr int max_claim_rounds = 64;
+// Claims one script call takes at most (Lua's unpack() of the records has a stack limit of a few thousand).
+constexpr std::size_t max_claim = 1000;
 
 std::string score(double seconds) {
     char buffer[32];
@@ -80,8 +82,7 @@ void RedisConsumer::connect() {
     // Claims held across an outage: recorded again unless Redis still has them.
     const std::string now = score(unix_now());
     for (const auto& [tag, held] : held_) {
-        if (!held.tracked) continue;
-        setup.push_back({"HSETNX", unacked_key, tag, unacked_value(held.payload, held.exchange, held.routing_key)});
+        setup.push_back({"HSETNX", unacked_key, tag, unacked_value(held.payload, "", held.queue)});
         setup.push_back({"ZADD", unacked_index_key, "NX", now, tag});
     }
     command->pipeline(setup);
@@ -135,17 +136,18 @@ void RedisConsumer::register_self() {
     command_->command({"HSET", consumers_key, id_, entry.dump()});
 }
 
+// One MULTI for any number of acks: ZREM and HDEL take many members.
+void RedisConsumer::send_acks() {
+    if (pending_acks_.empty()) return;
+    Command zrem{"ZREM", unacked_index_key}, hdel{"HDEL", unacked_key};
+    zrem.insert(zrem.end(), pending_acks_.begin(), pending_acks_.end());
+    hdel.insert(hdel.end(), pending_acks_.begin(), pending_acks_.end());
+    command_->pipeline({{"MULTI"}, std::move(zrem), std::move(hdel), {"EXEC"}});
+    pending_acks_.clear();
+}
+
 void RedisConsumer::flush_pending() {
-    if (!pending_acks_.empty()) {
-        std::vector<Command> acks{{"MULTI"}};
-        for (const auto& tag : pending_acks_) {
-            acks.push_back({"ZREM", unacked_index_key, tag});
-            acks.push_back({"HDEL", unacked_key, tag});
-        }
-        acks.push_back({"EXEC"});
-        command_->pipeline(acks);
-        pending_acks_.clear();
-    }
+    send_acks();
     for (auto it = held_.begin(); it != held_.end();) {
         if (!it->second.requeue_pending) {
             ++it;
@@ -163,32 +165,17 @@ void RedisConsumer::rotate(const std::string& queue) {
     rotation_.push_back(queue);
 }
 
-std::string RedisConsumer::admit(const std::string& queue, std::string payload, bool tracked,
-                                 std::vector<Delivery>* out) {
-    json parsed;
-    try {
-        parsed = json::parse(payload);
-    } catch (const json::exception&) {
-        parsed = nullptr;
-    }
+void RedisConsumer::admit(const std::string& queue, std::string payload, std::string tag, std::vector<Delivery>* out) {
+    json parsed = json::parse(payload, nullptr, false);
     Held held;
-    held.tracked = tracked;
-    std::string tag;
-    if (parsed.is_object()) {
-        std::tie(held.exchange, held.routing_key) = routing_of(parsed);
-        if (tracked) tag = parsed["properties"]["delivery_tag"].get<std::string>();
-    }
-    if (held.exchange.empty() && held.routing_key.empty()) held.routing_key = queue;
-    if (tag.empty() || held_.count(tag)) {
-        held.tracked = false;  // nothing in `unacked` is ours under this name
-        tag = "untracked:" + protocol::new_uuid();
-    }
+    held.queue = queue;
     held.return_key = parsed.is_object() ? restore_key(parsed, queue) : queue_key(queue, 0);
 
     Delivery delivery;
     delivery.tag = tag;
     try {
-        delivery.message = protocol::decode_string(payload);
+        if (parsed.is_discarded()) throw protocol::ProtocolError("the message is not JSON");
+        delivery.message = protocol::decode(parsed);
     } catch (const protocol::ProtocolError& error) {
         delivery.decode_error = error.what();
         delivery.message.id = error.task_id();
@@ -198,7 +185,7 @@ std::string RedisConsumer::admit(const std::string& queue, std::string payload, 
     }
     delivery.message.queue = queue;
     held.payload = std::move(payload);
-    held_.emplace(tag, std::move(held));
+    held_.emplace(std::move(tag), std::move(held));
 
     if (!delivery.decode_error && delivery.message.eta && *delivery.message.eta > protocol::now()) {
         TimePoint eta = *delivery.message.eta;
@@ -208,23 +195,25 @@ std::string RedisConsumer::admit(const std::string& queue, std::string payload, 
     } else {
         ready_.push_back(std::move(delivery));
     }
-    return tag;
 }
 
 std::size_t RedisConsumer::claim(std::size_t want, std::vector<Delivery>& out) {
+    want = std::min(want, max_claim);
     const std::vector<std::string> order = rotation_;
     std::vector<std::string> keys{unacked_key, unacked_index_key};
     for (int step : priority_steps)
         for (const auto& queue : order) keys.push_back(queue_key(queue, step));
     std::vector<std::string> args{std::to_string(want), std::to_string(order.size()), score(unix_now())};
     args.insert(args.end(), order.begin(), order.end());
+    const std::size_t first_tag = args.size();
+    for (std::size_t i = 0; i < want; ++i) args.push_back(protocol::new_uuid());
     Reply reply = eval(*command_, claim_script, keys, args);
     std::size_t count = 0;
-    for (std::size_t i = 0; i + 2 < reply.size(); i += 3) {
+    for (std::size_t i = 0; i + 1 < reply.size(); i += 2) {
         auto position = static_cast<std::size_t>(reply[i].integer());
-        if (position >= order.size()) continue;
+        if (position >= order.size() || count >= want) continue;
         rotate(order[position]);
-        admit(order[position], reply[i + 2].string(), reply[i + 1].integer() == 1, &out);
+        admit(order[position], reply[i + 1].string(), std::move(args[first_tag + count]), &out);
         ++count;
     }
     return count;
@@ -250,16 +239,11 @@ void RedisConsumer::read_brpop() {
         rotate(queue);
         // BRPOP and the claim record are two steps, as in kombu; until the record is written the message lives
         // only here (and is recorded again on reconnect if the write fails).
-        json parsed = json::parse(payload, nullptr, false);
-        bool has_tag = parsed.is_object() && parsed.contains("properties") && parsed["properties"].is_object() &&
-                       parsed["properties"].contains("delivery_tag") &&
-                       parsed["properties"]["delivery_tag"].is_string();
-        std::string tag = admit(queue, std::move(payload), has_tag, nullptr);
-        const Held& held = held_.at(tag);
-        if (!held.tracked) continue;
+        const std::string tag = protocol::new_uuid();
+        admit(queue, std::move(payload), tag, nullptr);
         command_->pipeline({{"MULTI"},
                             {"ZADD", unacked_index_key, score(unix_now()), tag},
-                            {"HSET", unacked_key, tag, unacked_value(held.payload, held.exchange, held.routing_key)},
+                            {"HSET", unacked_key, tag, unacked_value(held_.at(tag).payload, "", queue)},
                             {"EXEC"}});
     }
 }
@@ -312,27 +296,24 @@ std::vector<Delivery> RedisConsumer::reserve(std::size_t max) {
 void RedisConsumer::give_back(const std::string& tag, const Held& held) {
     json parsed = json::parse(held.payload, nullptr, false);
     std::string payload = parsed.is_object() ? redelivered_payload(parsed) : held.payload;
-    if (held.tracked)
-        eval(*command_, restore_script, {unacked_key, unacked_index_key, held.return_key}, {tag, payload, ""});
-    else
-        command_->command({"RPUSH", held.return_key, payload});
+    eval(*command_, restore_script, {unacked_key, unacked_index_key, held.return_key}, {tag, payload, ""});
 }
 
 void RedisConsumer::ack(const Delivery& delivery) {
-    auto it = held_.find(delivery.tag);
-    if (it == held_.end()) return;  // not ours (any more)
-    bool tracked = it->second.tracked;
-    held_.erase(it);
-    if (!tracked) return;
-    if (down_) {
+    ack_many({delivery});
+}
+
+void RedisConsumer::ack_many(const std::vector<Delivery>& deliveries) {
+    for (const auto& delivery : deliveries) {
+        auto it = held_.find(delivery.tag);
+        if (it == held_.end()) continue;  // not ours (any more)
         pending_acks_.push_back(delivery.tag);
-        return;
+        held_.erase(it);
     }
+    if (down_) return;  // sent once Redis is back
     try {
-        command_->pipeline(
-            {{"MULTI"}, {"ZREM", unacked_index_key, delivery.tag}, {"HDEL", unacked_key, delivery.tag}, {"EXEC"}});
+        send_acks();
     } catch (const ConnectionError& error) {
-        pending_acks_.push_back(delivery.tag);
         go_down(error);
     }
 }
@@ -365,7 +346,6 @@ void RedisConsumer::heartbeat() {
         Command bump{"ZADD", unacked_index_key, "XX"};
         const std::string now = score(unix_now());
         for (const auto& [tag, held] : held_) {
-            if (!held.tracked) continue;
             bump.push_back(now);
             bump.push_back(tag);
         }

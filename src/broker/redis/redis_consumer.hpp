@@ -3,7 +3,9 @@
 //
 // One event loop, no polling, reserve() never waits:
 //  - reserve() claims ready messages with one Lua script call (RPOP round-robin across the queues, priority
-//    levels first, each claim recorded in `unacked`/`unacked_index` in the same atomic step).
+//    levels first, each claim recorded in `unacked`/`unacked_index` in the same atomic step). A claim's tag is
+//    a fresh UUID of ours, not the message's delivery_tag: the script never decodes payloads, and two copies of
+//    one message can never collide.
 //  - When the queues run dry while the node still has room, it parks a `BRPOP <keys> 30` on a second
 //    connection and returns. The server answers when a message arrives (from any producer: Python's LPUSH wakes
 //    it too, which no pub/sub doorbell would) or after 30 s. That connection's socket sits in a small private
@@ -40,6 +42,7 @@ public:
 
     std::vector<Delivery> reserve(std::size_t max) override;
     void ack(const Delivery& delivery) override;
+    void ack_many(const std::vector<Delivery>& deliveries) override;
     void requeue(const Delivery& delivery) override;
     int wakeup_fd() const override { return epoll_.get(); }
     void drain_wakeups() override;
@@ -55,10 +58,9 @@ public:
 
 private:
     struct Held {
-        std::string payload;  // as received
-        std::string exchange, routing_key;
+        std::string payload;     // as received
+        std::string queue;       // where it came from: its routing key in `unacked`
         std::string return_key;  // the list it goes back to
-        bool tracked = true;     // recorded in `unacked` under its delivery tag
         bool requeue_pending = false;
     };
 
@@ -68,11 +70,12 @@ private:
     void arm_brpop();
     void read_brpop();
     std::size_t claim(std::size_t want, std::vector<Delivery>& out);
-    // Holds a claimed message; returns its tag. Due ones go to `out` (or ready_ when null), future etas wait.
-    std::string admit(const std::string& queue, std::string payload, bool tracked, std::vector<Delivery>* out);
+    // Holds a message claimed under `tag`. Due ones go to `out` (or ready_ when null), future etas wait.
+    void admit(const std::string& queue, std::string payload, std::string tag, std::vector<Delivery>* out);
     void rotate(const std::string& queue);
     void give_back(const std::string& tag, const Held& held);
     void register_self();
+    void send_acks();
     void flush_pending();
     void release_brpop();
 

@@ -25,14 +25,54 @@ constexpr std::chrono::seconds recheck{60};
 RedisResultStore::RedisResultStore(RedisUrl url, std::chrono::seconds expires)
     : url_(std::move(url)), expires_(expires), connection_(url_) {}
 
+void RedisResultStore::add_commands(std::vector<Command>& commands, const ResultMeta& meta,
+                                    const std::string& script) const {
+    std::string key = result_key(meta.task_id);
+    std::string text = protocol::to_json(meta).dump();
+    std::string expires = std::to_string(expires_.count());
+    using protocol::TaskState;
+    if (meta.status == TaskState::success || meta.status == TaskState::started) {
+        // No script: a SUCCESS may replace anything, and STARTED is only ever the first state of a run, written
+        // where nothing is stored yet (NX), so it cannot replace a SUCCESS either. The hot path of a busy node.
+        Command set{"SET", key, text};
+        if (expires_.count() > 0) set.insert(set.end(), {"EX", std::move(expires)});
+        if (meta.status == TaskState::started) set.push_back("NX");
+        commands.push_back(std::move(set));
+        commands.push_back({"PUBLISH", std::move(key), std::move(text)});
+        return;
+    }
+    commands.push_back({"EVALSHA", script, "1", std::move(key), std::move(text), std::move(expires)});
+}
+
+std::vector<Reply> RedisResultStore::run(const std::vector<ResultMeta>& metas) {
+    return connection_.with([&](Connection& connection) {
+        for (bool reload = false;; reload = true) {
+            std::vector<Command> commands;
+            std::string sha = script_sha(connection, store_result_script, reload);
+            for (const auto& meta : metas) add_commands(commands, meta, sha);
+            auto replies = connection.pipeline(commands);
+            bool forgotten = false;
+            for (const auto& reply : replies) {
+                if (!reply.is_error()) continue;
+                if (!reload && reply.text().starts_with("NOSCRIPT")) {
+                    forgotten = true;  // Redis restarted: load it and send the batch again (writes are idempotent)
+                    continue;
+                }
+                throw Error(connection.prefix() + "storing a result: " + reply.string());
+            }
+            if (!forgotten) return replies;
+        }
+    });
+}
 
 bool RedisResultStore::store(const ResultMeta& meta) {
-    std::string text = protocol::to_json(meta).dump();
-    return connection_.with([&](Connection& connection) {
-        Reply stored =
-            eval(connection, store_result_script, {result_key(meta.task_id)}, {text, std::to_string(expires_.count())});
-        return stored.integer() == 1;
-    });
+    auto replies = run({meta});
+    if (replies.size() == 1) return replies.front().integer() == 1;  // the script's answer
+    return !replies.front().is_nil();                                // SET answers nil when NX kept what was there
+}
+
+void RedisResultStore::store_many(const std::vector<ResultMeta>& metas) {
+    if (!metas.empty()) run(metas);
 }
 
 std::optional<ResultMeta> RedisResultStore::get(const std::string& task_id) {

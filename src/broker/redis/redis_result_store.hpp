@@ -1,7 +1,10 @@
 // Task results exactly where and how Celery's Redis result backend keeps them: `celery-task-meta-<id>` holds the
 // meta JSON (SETEX with the result expiry, SET when it is 0), and every write is PUBLISHed on the channel of the
 // same name in the same atomic step, which is what wakes a Python AsyncResult.get() at once. A stored SUCCESS is
-// never replaced (the check and the write are one Lua script).
+// never replaced by another state. For FAILURE, RETRY and REVOKED the check and the write are one Lua script;
+// a SUCCESS is a plain SET + PUBLISH, and STARTED a SET NX + PUBLISH (a run's first state, it only lands where
+// nothing is stored yet: a re-run keeps the state of the run before until its own outcome). Those two are
+// every task's writes, so they are the cheapest Redis has; store_many() sends a batch in one pipeline.
 //
 // wait() SUBSCRIBEs to the channel first, then GETs (so a result stored in between is not missed), then sleeps
 // in poll(2) on the subscription until a ready result is published or the timeout passes. No polling of keys;
@@ -21,11 +24,17 @@ public:
 
     // Throws ConnectionError when Redis cannot be reached (after one reconnect attempt): nothing was stored.
     bool store(const ResultMeta& meta) override;
+    void store_many(const std::vector<ResultMeta>& metas) override;
     std::optional<ResultMeta> get(const std::string& task_id) override;
     std::optional<ResultMeta> wait(const std::string& task_id,
                                    std::optional<std::chrono::milliseconds> timeout) override;
 
 private:
+    // The commands that store `meta`: SET (+ PUBLISH) for SUCCESS and STARTED, else EVALSHA of the
+    // keep-a-SUCCESS script (`script` is its SHA1).
+    void add_commands(std::vector<Command>& commands, const ResultMeta& meta, const std::string& script) const;
+    std::vector<Reply> run(const std::vector<ResultMeta>& metas);  // one pipeline; throws Error on an error reply
+
     RedisUrl url_;
     std::chrono::seconds expires_;
     OnDemandConnection connection_;

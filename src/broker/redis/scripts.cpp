@@ -8,7 +8,7 @@ const Script claim_script{"claim", R"lua(
 local max = tonumber(ARGV[1])
 local nq = tonumber(ARGV[2])
 local now = ARGV[3]
-local out = {}
+local out, index, records = {}, {}, {}
 local count = 0
 local levels = (#KEYS - 2) / nq
 for level = 0, levels - 1 do
@@ -24,25 +24,12 @@ for level = 0, levels - 1 do
         if payload then
           any = true
           count = count + 1
-          local tracked = 0
-          local ok, message = pcall(cjson.decode, payload)
-          if ok and type(message) == 'table' and type(message.properties) == 'table'
-              and type(message.properties.delivery_tag) == 'string' then
-            local info = message.properties.delivery_info
-            local exchange, routing_key = '', ''
-            if type(info) == 'table' then
-              if type(info.exchange) == 'string' then exchange = info.exchange end
-              if type(info.routing_key) == 'string' then routing_key = info.routing_key end
-            end
-            if exchange == '' and routing_key == '' then routing_key = ARGV[3 + q] end
-            local tag = message.properties.delivery_tag
-            redis.call('ZADD', KEYS[2], now, tag)
-            redis.call('HSET', KEYS[1], tag,
-                       '[' .. payload .. ', ' .. cjson.encode(exchange) .. ', ' .. cjson.encode(routing_key) .. ']')
-            tracked = 1
-          end
+          local tag = ARGV[3 + nq + count]
+          index[#index + 1] = now
+          index[#index + 1] = tag
+          records[#records + 1] = tag
+          records[#records + 1] = '[' .. payload .. ', "", ' .. cjson.encode(ARGV[3 + q]) .. ']'
           out[#out + 1] = q - 1
-          out[#out + 1] = tracked
           out[#out + 1] = payload
         else
           live[q] = false
@@ -50,6 +37,10 @@ for level = 0, levels - 1 do
       end
     end
   end
+end
+if count > 0 then
+  redis.call('ZADD', KEYS[2], unpack(index))
+  redis.call('HSET', KEYS[1], unpack(records))
 end
 return out
 )lua"};
@@ -84,23 +75,32 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 )lua"};
 
+namespace {
+
+std::map<const Script*, std::string>& known_shas() {
+    static std::map<const Script*, std::string> shas;  // the SHA1 of a source never changes
+    return shas;
+}
+
+}  // namespace
+
+std::string script_sha(Connection& connection, const Script& script, bool reload) {
+    auto& shas = known_shas();
+    if (auto known = shas.find(&script); known != shas.end() && !reload) return known->second;
+    Reply loaded = connection.command({"SCRIPT", "LOAD", script.source});
+    return shas[&script] = loaded.string();
+}
+
 Reply eval(Connection& connection, const Script& script, const std::vector<std::string>& keys,
            const std::vector<std::string>& args) {
-    // The SHA1 of a source never changes; the server forgets scripts on restart, which NOSCRIPT tells us.
-    static std::map<const Script*, std::string> shas;
     auto call = [&](const std::string& sha) {
         Command command{"EVALSHA", sha, std::to_string(keys.size())};
         command.insert(command.end(), keys.begin(), keys.end());
         command.insert(command.end(), args.begin(), args.end());
         return connection.try_command(command);
     };
-    auto load = [&] {
-        Reply loaded = connection.command({"SCRIPT", "LOAD", script.source});
-        return shas[&script] = loaded.string();
-    };
-    auto known = shas.find(&script);
-    Reply reply = call(known != shas.end() ? known->second : load());
-    if (reply.is_error() && reply.text().starts_with("NOSCRIPT")) reply = call(load());
+    Reply reply = call(script_sha(connection, script));
+    if (reply.is_error() && reply.text().starts_with("NOSCRIPT")) reply = call(script_sha(connection, script, true));
     if (reply.is_error()) throw Error(connection.prefix() + "script " + script.name + ": " + reply.string());
     return reply;
 }

@@ -16,11 +16,13 @@ struct Script {
 };
 
 // Pops up to ARGV[1] messages, round-robin across the queues of each priority level (levels in priority order),
-// and records each in `unacked` (+ `unacked_index` at ARGV[3]) exactly as kombu's QoS.append does.
+// and records each in `unacked` (+ `unacked_index` at ARGV[3]) as kombu's QoS.append does, under a claim tag the
+// caller chose: the payload is never decoded here (decoding JSON in Lua cost Redis more than all the rest of a
+// task's writes together). The record names the default exchange and the queue it came from as routing key,
+// which returns it to that queue when restored (by ccmulti or kombu: both route an empty exchange by routing key).
 // KEYS: unacked, unacked_index, then the list keys level by level (ARGV[2] queues per level).
-// ARGV: max, queue count, now, then the queue names (the routing key used when a message names none).
-// Returns a flat array of triples: queue position (0-based), 1 if recorded in `unacked` (0: no delivery tag),
-// payload.
+// ARGV: max, queue count, now, then the queue names, then ARGV[1] claim tags (the n-th message popped gets the
+// n-th). Returns a flat array of pairs: queue position (0-based), payload.
 extern const Script claim_script;
 
 // Gives a claim back: when `unacked` still holds ARGV[1] (and, if ARGV[3] is not empty, holds exactly ARGV[3]),
@@ -35,6 +37,10 @@ extern const Script store_result_script;
 
 // Releases a lock (kombu's unacked_mutex) only if it still holds our token. KEYS: lock. ARGV: token.
 extern const Script release_lock_script;
+
+// The script's SHA1 for EVALSHA in a pipeline, loading it into the server first when it was not loaded yet
+// (`reload`: again, after a NOSCRIPT reply: the server forgets scripts on restart).
+std::string script_sha(Connection& connection, const Script& script, bool reload = false);
 
 // EVALSHA, loading the script first when the server does not know it (first use, or after a restart).
 Reply eval(Connection& connection, const Script& script, const std::vector<std::string>& keys,

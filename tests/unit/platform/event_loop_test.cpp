@@ -5,6 +5,8 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <utility>
+
 namespace ccmulti {
 
 TEST(EventLoop, TimersFireInOrderAndCancelledOnesDoNot) {
@@ -47,6 +49,51 @@ TEST(EventLoop, FdsAndSignalsWakeIt) {
     sigemptyset(&unblock);
     sigaddset(&unblock, SIGUSR1);
     sigprocmask(SIG_UNBLOCK, &unblock, nullptr);
+}
+
+TEST(EventLoop, DeferredWorkRunsOnceAfterTheRoundThatAddedIt) {
+    EventLoop loop;
+    Pipe first = make_pipe(), second = make_pipe();
+    std::vector<std::string> order;
+    int flushes = 0;
+    auto flush = [&] {
+        ++flushes;
+        order.push_back("flush");
+        loop.stop();
+    };
+    bool scheduled = false;
+    auto on_readable = [&](const Pipe& pipe, const char* name) {
+        return [&, name](std::uint32_t) {
+            char c;
+            ASSERT_EQ(read(pipe.read.get(), &c, 1), 1);
+            order.push_back(name);
+            if (!std::exchange(scheduled, true)) loop.defer(flush);
+        };
+    };
+    loop.watch(first.read.get(), EPOLLIN, on_readable(first, "first"));
+    loop.watch(second.read.get(), EPOLLIN, on_readable(second, "second"));
+    // Both readable before the loop starts: one epoll round reports both, and the flush follows both.
+    ASSERT_EQ(write(first.write.get(), "x", 1), 1);
+    ASSERT_EQ(write(second.write.get(), "y", 1), 1);
+    loop.after(std::chrono::seconds(5), [&] { loop.stop(); });  // a safety net, not a sleep
+    loop.run();
+    ASSERT_EQ(order.size(), 3u);
+    EXPECT_EQ(order.back(), "flush");
+    EXPECT_EQ(flushes, 1);
+}
+
+TEST(EventLoop, WorkDeferredBeforeRunIsDoneFirst) {
+    EventLoop loop;
+    bool done = false;
+    loop.defer([&] {
+        done = true;
+        loop.defer([&] { loop.stop(); });  // deferred from deferred work: same round
+    });
+    loop.after(std::chrono::seconds(5), [&] { loop.stop(); });
+    auto began = EventLoop::Clock::now();
+    loop.run();
+    EXPECT_TRUE(done);
+    EXPECT_LT(EventLoop::Clock::now() - began, std::chrono::seconds(4));
 }
 
 }  // namespace ccmulti
