@@ -132,10 +132,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--latency-calls", type=int, default=300)
-    parser.add_argument("--nodes", type=int, default=1, help="ccmulti nodes (each -c 2); Python: one worker")
-    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--nodes", type=int, default=1,
+                        help="ccmulti nodes sharing --concurrency (2 nodes x -c 1 for -c 2); Python: one worker")
+    parser.add_argument("--concurrency", type=int, default=2, help="pool processes in all: Celery's -c")
+    parser.add_argument("--prefetch-multiplier", type=int, default=4,
+                        help="both workers' prefetch multiplier (Celery's worker_prefetch_multiplier; default 4 for both)")
     parser.add_argument("--ccmulti", default=os.environ.get("CCMULTI_BIN", str(ROOT / "build/default/src/ccmulti")))
     args = parser.parse_args()
+    args.ccmulti = os.path.abspath(args.ccmulti)
+    if args.nodes < 1 or args.concurrency % args.nodes:
+        parser.error(f"--concurrency {args.concurrency} cannot be shared evenly by --nodes {args.nodes}")
+    per_node = args.concurrency // args.nodes
     if not os.access(args.ccmulti, os.X_OK):
         sys.exit(f"no ccmulti binary at {args.ccmulti} (--ccmulti or CCMULTI_BIN)")
 
@@ -160,7 +167,8 @@ def main():
         # (a) ccmulti
         names = [f"w{i + 1}" for i in range(args.nodes)]
         def start_ccmulti():
-            ccmulti("start", *names, "--broker", url, "-c", args.concurrency, "-Q", "bench_ccmulti", "-l",
+            ccmulti("start", *names, "--broker", url, "-c", per_node, "--prefetch-multiplier",
+                    args.prefetch_multiplier, "-Q", "bench_ccmulti", "-l",
                     "WARNING", timeout=60)
         try:
             results["ccmulti"] = measure(app, "bench_ccmulti", args.tasks, args.latency_calls, start_ccmulti)
@@ -176,6 +184,7 @@ def main():
             with open(root / "celery-worker.log", "w") as log:
                 python_worker = subprocess.Popen(
                     [sys.executable, "-m", "celery", "-A", "benchapp", "worker", "-c", str(args.concurrency),
+                     "--prefetch-multiplier", str(args.prefetch_multiplier),
                      "--pool", "prefork", "-Q", "bench_python", "-n", "py@%h", "--without-mingle",
                      "--without-gossip", "--without-heartbeat", "-l", "WARNING"],
                     env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -200,7 +209,7 @@ def main():
     a, b = results["ccmulti"], results["celery"]
     celery_version = __import__("celery").__version__
     print(f"{args.tasks} tasks, {args.latency_calls} single calls; ccmulti: {args.nodes} node(s) x -c "
-          f"{args.concurrency}; celery {celery_version}: 1 worker x -c {args.concurrency} prefork; "
+          f"{per_node}; prefetch multiplier {args.prefetch_multiplier}; celery {celery_version}: 1 worker x -c {args.concurrency} prefork; "
           f"{os.cpu_count()} CPUs")
     rows = [
         ("drain, N pre-queued (tasks/s)", "drain", "{:.0f}", True),

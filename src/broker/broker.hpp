@@ -25,6 +25,8 @@ using protocol::ResultMeta;
 using protocol::TaskMessage;
 using protocol::TimePoint;
 
+class ResultStore;
+
 // One message handed to a consumer.
 struct Delivery {
     TaskMessage message;  // message.queue is the queue it came from; message.redelivered when given out before
@@ -54,6 +56,12 @@ public:
     virtual void ack_many(const std::vector<Delivery>& deliveries) {
         for (const auto& delivery : deliveries) ack(delivery);
     }
+    // Stores `results` in `store`, then acks `deliveries`: how a node settles what it finished. Throws Error
+    // when that cannot be done now (nothing is acked then; settling again later is harmless). A transport may
+    // do both in one round trip when `store` lives on the same server (Redis: one MULTI, so the results and
+    // the acks land together or not at all).
+    virtual void settle(ResultStore& store, const std::vector<ResultMeta>& results,
+                        const std::vector<Delivery>& deliveries);
     virtual void requeue(const Delivery& delivery) = 0;  // back to the front of its queue, redelivered
 
     // Readable when a message may have arrived in one of the queues (or returned to it). No polling: publishers
@@ -137,5 +145,11 @@ public:
     virtual std::optional<ResultMeta> wait(const std::string& task_id,
                                            std::optional<std::chrono::milliseconds> timeout) = 0;
 };
+
+inline void Consumer::settle(ResultStore& store, const std::vector<ResultMeta>& results,
+                             const std::vector<Delivery>& deliveries) {
+    store.store_many(results);
+    ack_many(deliveries);
+}
 
 }  // namespace ccmulti::broker

@@ -111,19 +111,23 @@ std::optional<ExceptionInfo> ResultMeta::exception() const {
 }
 
 json to_json(const ResultMeta& meta) {
-    json out = {{"status", to_string(meta.status)},
-                {"result", meta.result},
-                {"traceback", or_null(meta.traceback)},
-                {"children", meta.children},
-                {"date_done", meta.date_done ? json(format_iso8601(*meta.date_done)) : json(nullptr)},
-                {"task_id", meta.task_id}};
-    if (meta.group_id) out["group_id"] = *meta.group_id;
-    if (meta.name) out["name"] = *meta.name;
-    if (meta.args) out["args"] = *meta.args;
-    if (meta.kwargs) out["kwargs"] = *meta.kwargs;
-    if (meta.worker) out["worker"] = *meta.worker;
-    if (meta.retries) out["retries"] = *meta.retries;
-    if (meta.queue) out["queue"] = *meta.queue;
+    // Filled in place: a nested initializer list copies every value twice, which a node storing thousands of
+    // results a second notices.
+    json out = json::object();
+    auto& fields = out.get_ref<json::object_t&>();
+    fields.emplace("status", to_string(meta.status));
+    fields.emplace("result", meta.result);
+    fields.emplace("traceback", or_null(meta.traceback));
+    fields.emplace("children", meta.children);
+    fields.emplace("date_done", meta.date_done ? json(format_iso8601(*meta.date_done)) : json(nullptr));
+    fields.emplace("task_id", meta.task_id);
+    if (meta.group_id) fields.emplace("group_id", *meta.group_id);
+    if (meta.name) fields.emplace("name", *meta.name);
+    if (meta.args) fields.emplace("args", *meta.args);
+    if (meta.kwargs) fields.emplace("kwargs", *meta.kwargs);
+    if (meta.worker) fields.emplace("worker", *meta.worker);
+    if (meta.retries) fields.emplace("retries", *meta.retries);
+    if (meta.queue) fields.emplace("queue", *meta.queue);
     return out;
 }
 

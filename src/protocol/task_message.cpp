@@ -202,9 +202,9 @@ TaskMessage decode(const json& envelope) {
         read_task_fields(headers, message);
         if (!body.is_array() || body.size() < 2)
             throw ProtocolError("protocol v2 body is not [args, kwargs, embed]", message.id);
-        message.args = body[0];
-        message.kwargs = body[1];
-        message.embed = body.size() > 2 && body[2].is_object() ? body[2] : TaskMessage::default_embed();
+        message.args = std::move(body[0]);
+        message.kwargs = std::move(body[1]);
+        if (body.size() > 2 && body[2].is_object()) message.embed = std::move(body[2]);
         message.root_id = read_string(headers, "root_id", message.id);
         message.parent_id = read_string(headers, "parent_id", message.id);
         message.ignore_result = read_bool(headers, "ignore_result");

@@ -58,8 +58,14 @@ bool write_frame(int fd, const nlohmann::json& message) {
 
 bool write_frame_text(int fd, const std::string& text) {
     if (text.size() > max_frame_size) return false;
-    std::string frame = encode_length(static_cast<std::uint32_t>(text.size())) + text;
+    std::string frame;
+    append_frame(frame, text);
     return write_all(fd, frame.data(), frame.size());
+}
+
+void append_frame(std::string& out, std::string_view text) {
+    out += encode_length(static_cast<std::uint32_t>(text.size()));
+    out += text;
 }
 
 std::optional<nlohmann::json> read_frame(int fd) {
@@ -82,6 +88,21 @@ FrameReader::Fill FrameReader::fill(int fd) {
         }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Fill::open;
+        return Fill::closed;
+    }
+}
+
+FrameReader::Fill FrameReader::read_some(int fd) {
+    char chunk[64 * 1024];
+    for (;;) {
+        ssize_t n = ::read(fd, chunk, sizeof chunk);
+        if (n > 0) {
+            buffer_.append(chunk, static_cast<std::size_t>(n));
+            return Fill::open;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw SystemError("read from a pool pipe", errno);
+        if (!buffer_.empty()) throw Error("a pool pipe closed in the middle of a frame");
         return Fill::closed;
     }
 }

@@ -20,6 +20,9 @@ bool write_frame(int fd, const nlohmann::json& message);
 // from "the other end is gone".
 std::string frame_text(const nlohmann::json& message);
 bool write_frame_text(int fd, const std::string& text);
+// Appends `text` as a frame to `out`, for a caller that writes several frames with one write (at most
+// max_frame_size: check first).
+void append_frame(std::string& out, std::string_view text);
 
 // Blocking read of one frame; nullopt at end of file. Throws Error for a truncated or malformed frame.
 std::optional<nlohmann::json> read_frame(int fd);
@@ -30,6 +33,9 @@ public:
     enum class Fill { open, closed };
     // Reads everything available now from a non-blocking fd. `closed` at end of file or on a read error.
     Fill fill(int fd);
+    // One read(2), which waits on a blocking fd: for a pool process waiting for its next request. `closed` at
+    // end of file; a frame cut short by it is an Error.
+    Fill read_some(int fd);
     // The next complete frame, if one has arrived. Throws Error for a malformed one.
     std::optional<nlohmann::json> next();
 

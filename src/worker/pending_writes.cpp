@@ -36,9 +36,8 @@ void PendingWrites::flush() {
             broker_.publish(publishes_.front());
             publishes_.erase(publishes_.begin());
         }
-        results_.store_many(results_queue_);
+        if (!results_queue_.empty() || !acks_.empty()) consumer_.settle(results_, results_queue_, acks_);
         results_queue_.clear();
-        consumer_.ack_many(acks_);
         acks_.clear();
         delay_ = first_delay;
     } catch (const Error& e) {

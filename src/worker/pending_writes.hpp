@@ -2,9 +2,9 @@
 // message, then the RETRY state), and last the ack itself.
 //
 // Batched: writes added while the node's loop handles one round of events are sent together once the round is
-// done (EventLoop::defer): every new message first, then every result in one pipeline, then every ack in one
-// MULTI. The order within each message's writes is kept (its new message, its result, its ack), and a round of
-// finished tasks costs two or three broker round trips, not three per task.
+// done (EventLoop::defer): every new message first, then every result and every ack (Consumer::settle: on Redis
+// one MULTI, one round trip). The order within each message's writes is kept (its new message, its result, its
+// ack), and a round of finished tasks costs one broker round trip, not three per task.
 //
 // While the broker is unreachable (Redis restarting) the writes wait here and are tried again with a growing
 // delay (0.25 s doubling to 10 s), their messages unacked meanwhile. An outage costs time, never a task or a

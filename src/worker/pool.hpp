@@ -24,6 +24,8 @@ struct PoolProcess {
     UniqueFd replies;   // non-blocking; the node watches it
     FrameReader reader;
     std::deque<std::string> tasks;  // delivery tags of the tasks handed to it, in order: the first one runs
+    std::string outbox;             // request frames not written yet: one write per turn of the node's loop
+    std::size_t unsent = 0;         // how many of `tasks` (the last ones) are still in the outbox
     std::size_t tasks_done = 0;
     bool retiring = false;  // its request pipe is closed: it exits once idle
 };

@@ -43,14 +43,19 @@ void take_signals() {
 
 }  // namespace
 
-nlohmann::json request_json(const TaskCall& call, std::optional<double> soft, std::optional<double> hard) {
-    return {{"id", call.id},
-            {"task", call.name},
-            {"args", call.args},
-            {"kwargs", call.kwargs},
-            {"retries", call.retries},
-            {"soft", soft ? nlohmann::json(*soft) : nlohmann::json()},
-            {"hard", hard ? nlohmann::json(*hard) : nlohmann::json()}};
+nlohmann::json request_json(const TaskCall& call, std::optional<double> soft, std::optional<double> hard,
+                            bool report_rss) {
+    nlohmann::json request = nlohmann::json::object();  // filled in place: see protocol::to_json(ResultMeta)
+    auto& fields = request.get_ref<nlohmann::json::object_t&>();
+    fields.emplace("id", call.id);
+    fields.emplace("task", call.name);
+    fields.emplace("args", call.args);
+    fields.emplace("kwargs", call.kwargs);
+    fields.emplace("retries", call.retries);
+    fields.emplace("soft", soft ? nlohmann::json(*soft) : nlohmann::json());
+    fields.emplace("hard", hard ? nlohmann::json(*hard) : nlohmann::json());
+    if (report_rss) fields.emplace("rss", true);
+    return request;
 }
 
 nlohmann::json reply_json(const std::string& id, const tasks::TaskOutcome& outcome) {
@@ -91,7 +96,14 @@ void run_pool_child(const tasks::Registry& registry, const std::string& title, i
     set_proc_title(title, "ccmulti-pool");
 
     try {
-        while (auto request = read_frame(pool_request_fd)) {
+        // Buffered: the node may send several requests at once (quick tasks), read with one read(2).
+        FrameReader reader;
+        for (;;) {
+            auto request = reader.next();
+            if (!request) {
+                if (reader.read_some(pool_request_fd) == FrameReader::Fill::closed) break;
+                continue;
+            }
             TaskCall call;
             call.id = request->value("id", "");
             call.name = request->value("task", "");
@@ -103,7 +115,8 @@ void run_pool_child(const tasks::Registry& registry, const std::string& title, i
             if (auto hard = optional_seconds(request->value("hard", nlohmann::json())))
                 call.hard_deadline = after(*hard);
             auto reply = reply_json(call.id, tasks::execute(registry, call));
-            if (auto rss = read_rss(::getpid())) reply["rss_kib"] = *rss / 1024;
+            if (request->value("rss", false))
+                if (auto rss = read_rss(::getpid())) reply["rss_kib"] = *rss / 1024;
             std::string text = frame_text(reply);
             if (text.size() > max_frame_size) {
                 // Not sent, the node would take our exit for a crash and run the task again: fail it instead.

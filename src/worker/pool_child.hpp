@@ -23,8 +23,10 @@ inline constexpr int pool_reply_fd = 4;
 // Called in the child right after fork(); never returns. `title` is its process title.
 [[noreturn]] void run_pool_child(const tasks::Registry& registry, const std::string& title, int requests, int replies);
 
-// The wire forms of a task call and its outcome (shared with the node side).
-nlohmann::json request_json(const TaskCall& call, std::optional<double> soft, std::optional<double> hard);
+// The wire forms of a task call and its outcome (shared with the node side). `report_rss`: the reply says how
+// much memory the pool process uses after the task (rss_kib), for max_memory_per_child; it costs a /proc read.
+nlohmann::json request_json(const TaskCall& call, std::optional<double> soft, std::optional<double> hard,
+                            bool report_rss = false);
 nlohmann::json reply_json(const std::string& id, const tasks::TaskOutcome& outcome);
 tasks::TaskOutcome outcome_from_reply(const nlohmann::json& reply);
 

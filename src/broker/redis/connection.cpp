@@ -98,7 +98,39 @@ void Connection::append(const std::string_view* args, std::size_t count) {
     if (redisAppendCommandArgv(context_, static_cast<int>(count), pointers.data(), lengths.data()) != REDIS_OK) fail();
 }
 
+void Connection::send_deferred(const std::vector<Command>& commands, RepliesCheck check) {
+    if (nonblocking_) throw Error(prefix() + "deferred replies need a request/response connection");
+    for (const auto& args : commands) {
+        std::vector<std::string_view> views(args.begin(), args.end());
+        append(views.data(), views.size());
+    }
+    deferred_.push_back({commands.size(), std::move(check)});
+    send({});
+}
+
+void Connection::read_deferred() {
+    while (!deferred_.empty()) {
+        Deferred next = std::move(deferred_.front());
+        deferred_.pop_front();
+        std::vector<Reply> replies;
+        replies.reserve(next.replies);
+        try {
+            for (std::size_t i = 0; i < next.replies; ++i) replies.push_back(read_one());
+            next.check(replies);
+        } catch (...) {
+            broken_ = true;  // replies of this batch, or of later ones, are left unread
+            deferred_.clear();
+            throw;
+        }
+    }
+}
+
 Reply Connection::read_blocking() {
+    read_deferred();  // their replies come first
+    return read_one();
+}
+
+Reply Connection::read_one() {
     if (nonblocking_) {
         auto reply = read(timeout_);
         if (!reply) fail("no reply in time (timed out)");

@@ -12,6 +12,8 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -58,6 +60,14 @@ public:
     // Sends all commands, then reads all replies (one round trip). Error replies are returned.
     std::vector<Reply> pipeline(const std::vector<Command>& commands);
 
+    // A pipeline whose replies nobody waits for now: sent at once, its replies read (and given to `check`)
+    // before the next reply anyone reads on this connection, or by read_deferred(). A writer that sends a batch
+    // per turn of its loop so overlaps the server's work with its own. `check` throws ConnectionError to give
+    // up on the connection (it is broken afterwards). Request/response use only.
+    using RepliesCheck = std::function<void(const std::vector<Reply>& replies)>;
+    void send_deferred(const std::vector<Command>& commands, RepliesCheck check);
+    void read_deferred();
+
     // Split use. After set_nonblocking() only send/read_available/read may be used.
     void set_nonblocking();
     void send(const Command& args);
@@ -70,6 +80,7 @@ public:
 private:
     void append(const std::string_view* args, std::size_t count);
     Reply read_blocking();
+    Reply read_one();
     Reply checked(Reply reply);
 
     RedisUrl url_;
@@ -77,6 +88,11 @@ private:
     redisContext* context_ = nullptr;
     bool broken_ = false;
     bool nonblocking_ = false;
+    struct Deferred {
+        std::size_t replies;
+        RepliesCheck check;
+    };
+    std::deque<Deferred> deferred_;
 };
 
 // A client's connection (publish, results, stats): opened on first use, and reopened once when it has gone

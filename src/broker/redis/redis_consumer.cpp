@@ -10,6 +10,7 @@
 
 #include "broker/redis/claims.hpp"
 #include "broker/redis/keys.hpp"
+#include "broker/redis/redis_result_store.hpp"
 #include "broker/redis/scripts.hpp"
 
 namespace ccmulti::broker::redis {
@@ -136,6 +137,47 @@ void RedisConsumer::register_self() {
     command_->command({"HSET", consumers_key, id_, entry.dump()});
 }
 
+void RedisConsumer::settle(ResultStore& store, const std::vector<ResultMeta>& results,
+                           const std::vector<Delivery>& deliveries) {
+    auto* redis = dynamic_cast<RedisResultStore*>(&store);
+    if (!redis || !redis->same_server(url_) || down_ || !command_) {
+        Consumer::settle(store, results, deliveries);
+        return;
+    }
+    Settling batch{redis, results, {}};
+    for (const auto& delivery : deliveries)
+        if (held_.erase(delivery.tag)) batch.tags.push_back(delivery.tag);
+    if (batch.results.empty() && batch.tags.empty()) return;
+    settling_.push_back(std::move(batch));
+    try {
+        command_->send_deferred(settle_commands(settling_.back()), [this](const std::vector<Reply>& replies) {
+            const Reply& done = replies.back();
+            std::string error = done.is_error() ? done.string() : "";
+            for (std::size_t i = 0; error.empty() && i < done.size(); ++i)
+                if (done[i].is_error()) error = done[i].string();
+            // Stored and acked together or not at all: whatever went wrong, send the batch again once reconnected.
+            if (!error.empty()) throw ConnectionError(command_->prefix() + "storing results: " + error);
+            settling_.pop_front();
+        });
+    } catch (const ConnectionError& error) {
+        go_down(error);  // the batch stays in settling_, sent again once Redis is back
+    }
+}
+
+std::vector<Command> RedisConsumer::settle_commands(const Settling& batch) const {
+    std::vector<Command> commands{{"MULTI"}};
+    for (const auto& meta : batch.results) batch.store->add_to_transaction(commands, meta);
+    if (!batch.tags.empty()) {
+        Command zrem{"ZREM", unacked_index_key}, hdel{"HDEL", unacked_key};
+        zrem.insert(zrem.end(), batch.tags.begin(), batch.tags.end());
+        hdel.insert(hdel.end(), batch.tags.begin(), batch.tags.end());
+        commands.push_back(std::move(zrem));
+        commands.push_back(std::move(hdel));
+    }
+    commands.push_back({"EXEC"});
+    return commands;
+}
+
 // One MULTI for any number of acks: ZREM and HDEL take many members.
 void RedisConsumer::send_acks() {
     if (pending_acks_.empty()) return;
@@ -147,6 +189,13 @@ void RedisConsumer::send_acks() {
 }
 
 void RedisConsumer::flush_pending() {
+    // Batches settled before the connection broke: whether they landed is unknown, and sending them again is
+    // harmless (results are idempotent, acking twice does nothing).
+    for (; !settling_.empty(); settling_.pop_front()) {
+        auto replies = command_->pipeline(settle_commands(settling_.front()));
+        if (replies.back().is_error() || !replies.back().is_array())
+            throw ConnectionError(command_->prefix() + "storing results: " + replies.back().string());
+    }
     send_acks();
     for (auto it = held_.begin(); it != held_.end();) {
         if (!it->second.requeue_pending) {

@@ -35,6 +35,8 @@
 
 namespace ccmulti::broker::redis {
 
+class RedisResultStore;
+
 class RedisConsumer final : public Consumer {
 public:
     RedisConsumer(RedisUrl url, const ConsumerInfo& info);
@@ -43,6 +45,12 @@ public:
     std::vector<Delivery> reserve(std::size_t max) override;
     void ack(const Delivery& delivery) override;
     void ack_many(const std::vector<Delivery>& deliveries) override;
+    // With a RedisResultStore on the same server: results and acks in one MULTI, sent without waiting for
+    // its reply, which is read before the next command's (Connection::send_deferred): the node goes on with
+    // its next tasks while Redis works. Until that reply is in the batch is kept, and sent again after a
+    // reconnect; its messages are no longer held (they are not given back at shutdown).
+    void settle(ResultStore& store, const std::vector<ResultMeta>& results,
+                const std::vector<Delivery>& deliveries) override;
     void requeue(const Delivery& delivery) override;
     int wakeup_fd() const override { return epoll_.get(); }
     void drain_wakeups() override;
@@ -75,6 +83,12 @@ private:
     void rotate(const std::string& queue);
     void give_back(const std::string& tag, const Held& held);
     void register_self();
+    struct Settling {
+        RedisResultStore* store;
+        std::vector<ResultMeta> results;
+        std::vector<std::string> tags;
+    };
+    std::vector<Command> settle_commands(const Settling& batch) const;
     void send_acks();
     void flush_pending();
     void release_brpop();
@@ -95,6 +109,7 @@ private:
     std::deque<Delivery> ready_;
     std::multimap<TimePoint, Delivery> scheduled_;
     std::vector<std::string> pending_acks_;
+    std::deque<Settling> settling_;  // sent, reply not read yet (or to send again after a reconnect)
 };
 
 }  // namespace ccmulti::broker::redis

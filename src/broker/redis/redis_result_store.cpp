@@ -25,8 +25,13 @@ constexpr std::chrono::seconds recheck{60};
 RedisResultStore::RedisResultStore(RedisUrl url, std::chrono::seconds expires)
     : url_(std::move(url)), expires_(expires), connection_(url_) {}
 
+bool RedisResultStore::same_server(const RedisUrl& url) const {
+    return url.host == url_.host && url.port == url_.port && url.db == url_.db && url.username == url_.username &&
+           url.password == url_.password;
+}
+
 void RedisResultStore::add_commands(std::vector<Command>& commands, const ResultMeta& meta,
-                                    const std::string& script) const {
+                                    std::string_view script_sha) const {
     std::string key = result_key(meta.task_id);
     std::string text = protocol::to_json(meta).dump();
     std::string expires = std::to_string(expires_.count());
@@ -41,7 +46,10 @@ void RedisResultStore::add_commands(std::vector<Command>& commands, const Result
         commands.push_back({"PUBLISH", std::move(key), std::move(text)});
         return;
     }
-    commands.push_back({"EVALSHA", script, "1", std::move(key), std::move(text), std::move(expires)});
+    if (script_sha.empty())
+        commands.push_back({"EVAL", store_result_script.source, "1", std::move(key), std::move(text), std::move(expires)});
+    else
+        commands.push_back({"EVALSHA", std::string(script_sha), "1", std::move(key), std::move(text), std::move(expires)});
 }
 
 std::vector<Reply> RedisResultStore::run(const std::vector<ResultMeta>& metas) {

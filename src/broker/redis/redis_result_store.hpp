@@ -29,10 +29,18 @@ public:
     std::optional<ResultMeta> wait(const std::string& task_id,
                                    std::optional<std::chrono::milliseconds> timeout) override;
 
+    // For RedisConsumer::settle, which stores results and acks in one MULTI when both are on one server.
+    bool same_server(const RedisUrl& url) const;
+    // The commands that store `meta`, to go inside a MULTI: the keep-a-SUCCESS script is sent whole (EVAL),
+    // since an EVALSHA the server has forgotten would fail on its own while the rest of the MULTI commits.
+    void add_to_transaction(std::vector<Command>& commands, const ResultMeta& meta) const {
+        add_commands(commands, meta, {});
+    }
+
 private:
-    // The commands that store `meta`: SET (+ PUBLISH) for SUCCESS and STARTED, else EVALSHA of the
-    // keep-a-SUCCESS script (`script` is its SHA1).
-    void add_commands(std::vector<Command>& commands, const ResultMeta& meta, const std::string& script) const;
+    // The commands that store `meta`: SET (+ PUBLISH) for SUCCESS and STARTED, else the keep-a-SUCCESS script:
+    // EVALSHA `script_sha`, or EVAL of its source when that is empty.
+    void add_commands(std::vector<Command>& commands, const ResultMeta& meta, std::string_view script_sha) const;
     std::vector<Reply> run(const std::vector<ResultMeta>& metas);  // one pipeline; throws Error on an error reply
 
     RedisUrl url_;
