@@ -111,6 +111,7 @@ void RedisConsumer::go_down(const Error& error) {
     blocking_.reset();
     command_.reset();
     armed_ = false;
+    claiming_ahead_ = false;  // its reply is lost with the connection; what it claimed, if anything, is restored
     if (!open_) return;
     auto delay = backoff_.next();
     if (!down_ || backoff_.attempts() <= 3 || backoff_.attempts() % 10 == 0)
@@ -246,26 +247,59 @@ void RedisConsumer::admit(const std::string& queue, std::string payload, std::st
     }
 }
 
-std::size_t RedisConsumer::claim(std::size_t want, std::vector<Delivery>& out) {
+RedisConsumer::Claim RedisConsumer::claim_request(std::size_t want) const {
+    Claim claim;
+    claim.order = rotation_;
     want = std::min(want, max_claim);
-    const std::vector<std::string> order = rotation_;
-    std::vector<std::string> keys{unacked_key, unacked_index_key};
+    claim.keys = {unacked_key, unacked_index_key};
     for (int step : priority_steps)
-        for (const auto& queue : order) keys.push_back(queue_key(queue, step));
-    std::vector<std::string> args{std::to_string(want), std::to_string(order.size()), score(unix_now())};
-    args.insert(args.end(), order.begin(), order.end());
-    const std::size_t first_tag = args.size();
-    for (std::size_t i = 0; i < want; ++i) args.push_back(protocol::new_uuid());
-    Reply reply = eval(*command_, claim_script, keys, args);
+        for (const auto& queue : claim.order) claim.keys.push_back(queue_key(queue, step));
+    claim.args = {std::to_string(want), std::to_string(claim.order.size()), score(unix_now())};
+    claim.args.insert(claim.args.end(), claim.order.begin(), claim.order.end());
+    claim.first_tag = claim.args.size();
+    for (std::size_t i = 0; i < want; ++i) claim.args.push_back(protocol::new_uuid());
+    return claim;
+}
+
+std::size_t RedisConsumer::admit_claimed(Claim& claim, const Reply& reply, std::vector<Delivery>* out) {
+    const std::size_t want = claim.args.size() - claim.first_tag;
     std::size_t count = 0;
     for (std::size_t i = 0; i + 1 < reply.size(); i += 2) {
         auto position = static_cast<std::size_t>(reply[i].integer());
-        if (position >= order.size() || count >= want) continue;
-        rotate(order[position]);
-        admit(order[position], reply[i + 1].string(), std::move(args[first_tag + count]), &out);
+        if (position >= claim.order.size() || count >= want) continue;
+        rotate(claim.order[position]);
+        admit(claim.order[position], reply[i + 1].string(), std::move(claim.args[claim.first_tag + count]), out);
         ++count;
     }
     return count;
+}
+
+std::size_t RedisConsumer::claim(std::size_t want, std::vector<Delivery>& out) {
+    Claim claim = claim_request(want);
+    Reply reply = eval(*command_, claim_script, claim.keys, claim.args);
+    return admit_claimed(claim, reply, &out);
+}
+
+void RedisConsumer::claim_ahead(std::size_t want) {
+    auto claim = std::make_shared<Claim>(claim_request(want));
+    Command command{"EVALSHA", script_sha(*command_, claim_script, std::exchange(reload_claim_script_, false)),
+                    std::to_string(claim->keys.size())};
+    command.insert(command.end(), claim->keys.begin(), claim->keys.end());
+    command.insert(command.end(), claim->args.begin(), claim->args.end());
+    claiming_ahead_ = true;
+    command_->send_deferred({std::move(command)}, [this, claim](const std::vector<Reply>& replies) {
+        claiming_ahead_ = false;
+        const Reply& reply = replies.front();
+        if (reply.is_error()) {
+            // Nothing was popped. NOSCRIPT: Redis restarted and forgot the script; load it for the next claim.
+            if (reply.text().starts_with("NOSCRIPT"))
+                reload_claim_script_ = true;
+            else
+                spdlog::error("{}claiming messages: {}", url_.address(), reply.string());
+            return;
+        }
+        admit_claimed(*claim, reply, nullptr);  // into ready_ (or scheduled_), for the next reserve()
+    });
 }
 
 void RedisConsumer::arm_brpop() {
@@ -320,6 +354,13 @@ void RedisConsumer::drain_wakeups() {
 std::vector<Delivery> RedisConsumer::reserve(std::size_t max) {
     std::vector<Delivery> out;
     if (!open_ || max == 0) return out;
+    if (claiming_ahead_ && !down_) {
+        try {
+            command_->read_deferred();  // the window claimed ahead: usually there by now
+        } catch (const ConnectionError& error) {
+            go_down(error);
+        }
+    }
     const TimePoint now = protocol::now();
     while (!scheduled_.empty() && scheduled_.begin()->first <= now) {
         ready_.push_back(std::move(scheduled_.begin()->second));
@@ -331,11 +372,19 @@ std::vector<Delivery> RedisConsumer::reserve(std::size_t max) {
     }
     if (down_) return out;  // what we already hold can run; acks are queued until Redis is back
     try {
+        bool drained = false;
         for (int round = 0; out.size() < max && round < max_claim_rounds; ++round) {
             std::size_t want = max - out.size();
-            if (claim(want, out) < want) break;  // the queues are empty
+            if (claim(want, out) < want) {
+                drained = true;  // the queues are empty
+                break;
+            }
         }
-        if (out.size() < max && !armed_) arm_brpop();
+        if (drained) {
+            if (!armed_) arm_brpop();
+        } else if (!claiming_ahead_) {
+            claim_ahead(max);  // the queues had enough: claim the next window while the node works on this one
+        }
     } catch (const ConnectionError& error) {
         go_down(error);
     }
@@ -436,6 +485,7 @@ void RedisConsumer::close() {
     }
     std::size_t restored = 0;
     try {
+        command_->read_deferred();  // a window claimed ahead joins held_ first, to be given back with the rest
         release_brpop();
         for (const auto& [tag, held] : held_) {
             give_back(tag, held);

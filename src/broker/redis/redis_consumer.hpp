@@ -5,7 +5,9 @@
 //  - reserve() claims ready messages with one Lua script call (RPOP round-robin across the queues, priority
 //    levels first, each claim recorded in `unacked`/`unacked_index` in the same atomic step). A claim's tag is
 //    a fresh UUID of ours, not the message's delivery_tag: the script never decodes payloads, and two copies of
-//    one message can never collide.
+//    one message can never collide. While the queues have more than the node asks for, the next window is
+//    claimed ahead, without waiting for the reply (read at the next reserve()): Redis works while the node
+//    does, and a node holds at most two windows.
 //  - When the queues run dry while the node still has room, it parks a `BRPOP <keys> 30` on a second
 //    connection and returns. The server answers when a message arrives (from any producer: Python's LPUSH wakes
 //    it too, which no pub/sub doorbell would) or after 30 s. That connection's socket sits in a small private
@@ -77,7 +79,16 @@ private:
     void arm_timer(std::chrono::milliseconds delay);
     void arm_brpop();
     void read_brpop();
+    // One claim script call: its keys and arguments, and the claim tags it hands out.
+    struct Claim {
+        std::vector<std::string> order;  // the rotation it was sent with
+        std::vector<std::string> keys, args;
+        std::size_t first_tag = 0;  // args from here on are claim tags
+    };
+    Claim claim_request(std::size_t want) const;
+    std::size_t admit_claimed(Claim& claim, const Reply& reply, std::vector<Delivery>* out);
     std::size_t claim(std::size_t want, std::vector<Delivery>& out);
+    void claim_ahead(std::size_t want);
     // Holds a message claimed under `tag`. Due ones go to `out` (or ready_ when null), future etas wait.
     void admit(const std::string& queue, std::string payload, std::string tag, std::vector<Delivery>* out);
     void rotate(const std::string& queue);
@@ -110,6 +121,8 @@ private:
     std::multimap<TimePoint, Delivery> scheduled_;
     std::vector<std::string> pending_acks_;
     std::deque<Settling> settling_;  // sent, reply not read yet (or to send again after a reconnect)
+    bool claiming_ahead_ = false;    // a claim_ahead() reply is still to be read
+    bool reload_claim_script_ = false;
 };
 
 }  // namespace ccmulti::broker::redis
