@@ -469,9 +469,11 @@ private:
             task.limit_timer = loop_.after(std::chrono::duration_cast<Clock::duration>(seconds(*task.hard_limit)),
                                            [this, tag, limit = *task.hard_limit] { time_limit_exceeded(tag, limit); });
         spdlog::info("Task {}[{}] received{}", message.task, message.id, message.redelivered ? " (redelivered)" : "");
-        // Sent with the round's other writes; the task does not wait for them.
+        // Sent with the round's other writes; the task does not wait for them. A quick task's outcome follows
+        // within milliseconds: STARTED would be overwritten before anyone saw it, at the cost of a write (Celery
+        // stores STARTED for no task unless told to).
         Settlement writes;
-        if (!task.ignore_result)
+        if (!task.ignore_result && !is_quick(message.task))
             writes.result = described(message, protocol::started_result(message.id, task.pid, options_.name));
         if (!task.acks_late) writes.ack = task.delivery;
         pending_->add(std::move(writes));
