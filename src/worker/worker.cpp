@@ -23,6 +23,7 @@
 #include "worker/pending_writes.hpp"
 #include "worker/pool.hpp"
 #include "worker/pool_child.hpp"
+#include "worker/task_runtimes.hpp"
 
 namespace ccmulti::worker {
 
@@ -353,26 +354,9 @@ private:
     // behind a long one while another process is free (Celery's -Ofair).
 
     static constexpr std::size_t max_tasks_per_process = 8;
-    static constexpr double quick_seconds = 0.002;  // the running average a quick task stays under
-    static constexpr int quick_after_runs = 5;      // how many runs it takes to know
     static constexpr std::size_t quick_prefetch_boost = 8;
 
-    struct Runtime {
-        double average = 0;  // seconds, exponentially weighted
-        int runs = 0;
-    };
-
-    void record_runtime(const std::string& task, double seconds) {
-        Runtime& runtime = runtimes_[task];
-        runtime.average = runtime.runs == 0 ? seconds : 0.8 * runtime.average + 0.2 * seconds;
-        ++runtime.runs;
-    }
-
-    bool is_quick(const std::string& task) const {
-        auto runtime = runtimes_.find(task);
-        return runtime != runtimes_.end() && runtime->second.runs >= quick_after_runs &&
-               runtime->second.average < quick_seconds;
-    }
+    bool is_quick(const std::string& task) const { return runtimes_.is_quick(task); }
 
     bool runs_only_quick_tasks(const PoolProcess& process) const {
         for (const auto& tag : process.tasks) {
@@ -489,7 +473,8 @@ private:
         Running task = std::move(it->second);
         running_.erase(it);
         loop_.cancel(task.limit_timer);
-        record_runtime(task.delivery.message.task, std::chrono::duration<double>(Clock::now() - task.started).count());
+        runtimes_.record(task.delivery.message.task,
+                         std::chrono::duration<double>(Clock::now() - task.started).count());
         finish(task, outcome_from_reply(reply));
 
         if (options_.max_tasks_per_child &&
@@ -694,10 +679,10 @@ private:
     std::unique_ptr<broker::Consumer> consumer_;
     std::unique_ptr<InspectServer> inspect_;
     std::deque<broker::Delivery> ready_;
-    std::map<std::string, Running> running_;   // by delivery tag
-    std::map<std::string, int> losses_;        // pool processes lost per task id
-    std::map<std::string, long> totals_;       // tasks finished per name
-    std::map<std::string, Runtime> runtimes_;  // how long tasks take, per name
+    std::map<std::string, Running> running_;  // by delivery tag
+    std::map<std::string, int> losses_;       // pool processes lost per task id
+    std::map<std::string, long> totals_;      // tasks finished per name
+    TaskRuntimes runtimes_;
     EventLoop::TimerId eta_timer_ = 0;
     std::optional<std::string> broker_down_;  // what report_broker() last said
     std::optional<PendingWrites> pending_;    // once connected
