@@ -46,6 +46,16 @@ bool read_exactly(int fd, char* data, std::size_t size) {
     return true;
 }
 
+// One read(2) (EINTR retried) appended to `buffer`; read(2)'s result, errno set when negative.
+ssize_t read_into(int fd, std::string& buffer) {
+    char chunk[64 * 1024];
+    ssize_t n;
+    while ((n = ::read(fd, chunk, sizeof chunk)) < 0 && errno == EINTR) {
+    }
+    if (n > 0) buffer.append(chunk, static_cast<std::size_t>(n));
+    return n;
+}
+
 }  // namespace
 
 std::string frame_text(const nlohmann::json& message) {
@@ -79,32 +89,20 @@ std::optional<nlohmann::json> read_frame(int fd) {
 }
 
 FrameReader::Fill FrameReader::fill(int fd) {
-    char chunk[64 * 1024];
     for (;;) {
-        ssize_t n = ::read(fd, chunk, sizeof chunk);
-        if (n > 0) {
-            buffer_.append(chunk, static_cast<std::size_t>(n));
-            continue;
-        }
-        if (n < 0 && errno == EINTR) continue;
+        ssize_t n = read_into(fd, buffer_);
+        if (n > 0) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Fill::open;
         return Fill::closed;
     }
 }
 
 FrameReader::Fill FrameReader::read_some(int fd) {
-    char chunk[64 * 1024];
-    for (;;) {
-        ssize_t n = ::read(fd, chunk, sizeof chunk);
-        if (n > 0) {
-            buffer_.append(chunk, static_cast<std::size_t>(n));
-            return Fill::open;
-        }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw SystemError("read from a pool pipe", errno);
-        if (!buffer_.empty()) throw Error("a pool pipe closed in the middle of a frame");
-        return Fill::closed;
-    }
+    ssize_t n = read_into(fd, buffer_);
+    if (n > 0) return Fill::open;
+    if (n < 0) throw SystemError("read from a pool pipe", errno);
+    if (!buffer_.empty()) throw Error("a pool pipe closed in the middle of a frame");
+    return Fill::closed;
 }
 
 std::optional<nlohmann::json> FrameReader::next() {
