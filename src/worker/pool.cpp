@@ -72,10 +72,4 @@ std::unique_ptr<PoolProcess> Pool::remove(pid_t pid) {
     return process;
 }
 
-std::size_t Pool::busy() const {
-    std::size_t count = 0;
-    for (const auto& [pid, process] : processes_) count += process->tasks.empty() ? 0 : 1;
-    return count;
-}
-
 }  // namespace ccmulti::worker

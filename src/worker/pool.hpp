@@ -60,7 +60,6 @@ public:
     std::unique_ptr<PoolProcess> remove(pid_t pid);
 
     std::size_t size() const { return processes_.size(); }
-    std::size_t busy() const;
     const std::map<pid_t, std::unique_ptr<PoolProcess>>& processes() const { return processes_; }
 
 private:
