@@ -320,8 +320,9 @@ private:
         if (send_requests()) dispatch();
     }
 
-    // Writes what hand() queued for each pool process, one write per process. A process gone since is retired
-    // (SIGCHLD replaces it) and its unsent tasks go back to the front of ready_; true when that happened.
+    // Writes what hand() queued for each pool process, one write per process; a process that had nothing to do
+    // begins its first task. A process gone since is retired (SIGCHLD replaces it) and its unsent tasks, which
+    // never began, go back to the front of ready_; true when that happened.
     bool send_requests() {
         bool lost = false;
         for (const auto& [pid, process] : pool_.processes()) {
@@ -329,7 +330,12 @@ private:
             bool sent = write_all(process->requests.get(), process->outbox.data(), process->outbox.size());
             process->outbox.clear();
             std::size_t unsent = std::exchange(process->unsent, 0);
-            if (sent) continue;
+            if (sent) {
+                if (auto first = running_.find(process->tasks.front());
+                    first != running_.end() && !first->second.begun())
+                    begin(first->first);
+                continue;
+            }
             for (; unsent > 0 && !process->tasks.empty(); --unsent) {
                 auto it = running_.find(process->tasks.back());
                 process->tasks.pop_back();
@@ -397,7 +403,7 @@ private:
         return message.ignore_result || (p && p->ignore_result.value_or(false));
     }
 
-    // Sends the task to `process`; it begins at once when the process has nothing else to do.
+    // Queues the task's request for `process` (written by send_requests, once per turn).
     void hand(PoolProcess& process, broker::Delivery delivery) {
         const auto& message = delivery.message;
         const TaskPolicy* p = policy(message.task);
@@ -439,8 +445,7 @@ private:
         std::string tag = delivery.tag;
         task.delivery = std::move(delivery);
         running_.emplace(tag, std::move(task));
-        process.tasks.push_back(tag);
-        if (process.tasks.size() == 1) begin(tag);
+        process.tasks.push_back(tag);  // it begins once written (send_requests), or after the tasks before it
     }
 
     // The task of `tag` is now the one its pool process runs: its hard limit starts counting.
