@@ -191,7 +191,7 @@ private:
             if (!process) continue;
             loop_.unwatch(process->replies.get());
             if (!process->tasks.empty()) {
-                take_back_queued(*process);
+                take_back(*process, 1);  // the running one stays: it is lost, or ended
                 lose_task(process->tasks.front(), describe_exit(status));
             } else if (!process->retiring && state_ == State::running) {
                 spdlog::warn("pool process {} (#{}) exited unexpectedly ({}); replacing it", pid, process->index,
@@ -336,14 +336,7 @@ private:
                     begin(first->first);
                 continue;
             }
-            for (; unsent > 0 && !process->tasks.empty(); --unsent) {
-                auto it = running_.find(process->tasks.back());
-                process->tasks.pop_back();
-                if (it == running_.end()) continue;
-                loop_.cancel(it->second.limit_timer);
-                ready_.push_front(std::move(it->second.delivery));
-                running_.erase(it);
-            }
+            take_back(*process, process->tasks.size() - std::min(unsent, process->tasks.size()));
             pool_.retire(*process);
             lost = true;
         }
@@ -381,10 +374,10 @@ private:
         return true;
     }
 
-    // The tasks queued behind the running one of a process that is gone or being killed: they never started,
-    // so they go back to the front of ready_, in order, for the next free process.
-    void take_back_queued(PoolProcess& process) {
-        while (process.tasks.size() > 1) {
+    // The tasks of `process` after its first `keep`, which never began (queued behind the running one, or never
+    // written): back to the front of ready_, in order, for the next free process.
+    void take_back(PoolProcess& process, std::size_t keep) {
+        while (process.tasks.size() > keep) {
             auto it = running_.find(process.tasks.back());
             process.tasks.pop_back();
             if (it == running_.end()) continue;
@@ -548,8 +541,8 @@ private:
         Running task = std::move(it->second);
         running_.erase(it);
         if (PoolProcess* process = pool_.find(task.pid)) {
-            Pool::kill(task.pid);  // reaped and replaced like any other exit
-            take_back_queued(*process);
+            Pool::kill(task.pid);    // reaped and replaced like any other exit
+            take_back(*process, 1);  // the running one stays: it is lost, or ended
             process->tasks.clear();
             pool_.retire(*process);
         }

@@ -179,13 +179,10 @@ std::vector<Command> RedisConsumer::settle_commands(const Settling& batch) const
     return commands;
 }
 
-// One MULTI for any number of acks: ZREM and HDEL take many members.
+// One MULTI for any number of acks (a settle without results): ZREM and HDEL take many members.
 void RedisConsumer::send_acks() {
     if (pending_acks_.empty()) return;
-    Command zrem{"ZREM", unacked_index_key}, hdel{"HDEL", unacked_key};
-    zrem.insert(zrem.end(), pending_acks_.begin(), pending_acks_.end());
-    hdel.insert(hdel.end(), pending_acks_.begin(), pending_acks_.end());
-    command_->pipeline({{"MULTI"}, std::move(zrem), std::move(hdel), {"EXEC"}});
+    command_->pipeline(settle_commands({nullptr, {}, pending_acks_}));
     pending_acks_.clear();
 }
 

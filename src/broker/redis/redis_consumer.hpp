@@ -95,7 +95,7 @@ private:
     void give_back(const std::string& tag, const Held& held);
     void register_self();
     struct Settling {
-        RedisResultStore* store;
+        RedisResultStore* store;  // null when there are no results
         std::vector<ResultMeta> results;
         std::vector<std::string> tags;
     };
