@@ -28,6 +28,7 @@ struct Context {
     std::vector<std::string> node_args;     // celery-multi grammar tokens ("w1 w2 -c:w1 4 ...")
     std::set<std::string> node_commands;    // subcommands that take such tokens
     bool json = false;                      // --json, offered by every listing command
+    bool verbose = false;                   // --verbose (celery multi's): say what each node runs
     Exit exit = Exit::ok;
 
     Dirs dirs() const;  // --run-dir … > CCMULTI_*_DIR > config file > defaults, relative to workdir()

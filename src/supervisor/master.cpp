@@ -135,7 +135,7 @@ public:
         // reach the nodes. Everything ccmulti opens is CLOEXEC already; spawn clears the flag only on the
         // pid-file lock it hands to a node shim.
         ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-        master_lock_.write(::getpid(), self_start_time());
+        master_lock_.write(::getpid());
         std::vector<std::string> names;
         for (const auto& node : nodes_) names.push_back(node->spec.name);
         update_title();
@@ -523,9 +523,7 @@ private:
             node.lock.reset();
             return;
         }
-        // The child exists (or is a zombie we have not reaped yet): its start time is readable now.
-        auto stat = read_proc_stat(node.pid);
-        node.lock->write(node.pid, stat ? stat->start_time : 0);
+        node.lock->write(node.pid);
         log_->info("{}: started, pid {}, log {}", spec.name, node.pid, spec.logfile.string());
         if (!spec.ready_pattern.empty()) {
             try {
