@@ -82,6 +82,7 @@ int run(const std::vector<std::string>& args) {
     add_result_command(app, context);
     add_queue_commands(app, context);
     add_supervise_commands(app, context);
+    add_restart_command(app, context);
     add_status_command(app, context);
     add_ps_command(app, context);
     add_config_commands(app, context);

@@ -233,11 +233,14 @@ def test_start_secs_makes_a_silent_program_ready(sup):
     sup.check("kill")
 
 
-def test_start_of_a_running_node_fails_clearly(sup):
+def test_start_of_a_running_node_says_so_and_succeeds(sup):
+    """As celery multi: starting what already runs is not an error (an init script's start is idempotent)."""
     sup.check("start", "w1", "--exec", sup.fake("--notify"))
+    pid = sup.pid("w1")
     again = sup.run("start", "w1", "--exec", sup.fake("--notify"))
-    assert again.returncode == 1
-    assert f"w1@{HOST} already running (pid {sup.pid('w1')})" in again.stderr
+    assert again.returncode == 0, again.stderr
+    assert f"w1@{HOST} already running (pid {pid})" in again.stdout
+    assert sup.pid("w1") == pid
     sup.check("stop", "--wait")
 
 
