@@ -31,8 +31,20 @@ std::string or_dash(const std::string& text) {
 
 void no_master(Context& context, const std::filesystem::path& run_dir, const std::string& why) {
     context.exit = Exit::not_ready;
+    std::vector<std::string> elsewhere;
+    for (const auto& dir : supervisor::running_master_dirs())
+        if (dir != run_dir) elsewhere.push_back(dir.string());
     if (context.json) {
-        print_json({{"master", nullptr}, {"nodes", json::array()}, {"run_dir", run_dir}, {"error", why}});
+        print_json({{"master", nullptr},
+                    {"nodes", json::array()},
+                    {"run_dir", run_dir},
+                    {"error", why},
+                    {"masters_elsewhere", elsewhere}});
+        return;
+    }
+    if (!elsewhere.empty()) {
+        print_error(why + "; masters run in: " + join(elsewhere, ", ") +
+                    " (pass their --run-dir, or the nodes' --pidfile)");
         return;
     }
     print_error(why +
