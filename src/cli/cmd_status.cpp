@@ -42,14 +42,10 @@ void no_master(Context& context, const std::filesystem::path& run_dir, const std
                     {"masters_elsewhere", elsewhere}});
         return;
     }
-    if (!elsewhere.empty()) {
-        print_error(why + "; masters run in: " + join(elsewhere, ", ") +
-                    " (pass their --run-dir, or the nodes' --pidfile)");
-        return;
-    }
-    print_error(why +
-                "; start nodes with `ccmulti start NODES ...`, or pass the --run-dir they were started with "
-                "(`ccmulti ps` finds every running ccmulti process)");
+    std::string hint = elsewhere.empty() ? "(`ccmulti ps` finds every running ccmulti process)"
+                                         : "(masters run in: " + join(elsewhere, ", ") + ")";
+    print_error(why + "; start nodes with `ccmulti start NODES ...`, or pass the --run-dir or --pidfile they were "
+                      "started with " + hint);
 }
 
 void print_status(const json& reply, const std::vector<std::string>& only) {
