@@ -117,13 +117,8 @@ void start_command(Context& context, const StartOptions& options) {
     ensure_private_dir(where.log);
     const auto cwd = std::filesystem::current_path();
     supervisor::MasterConfig config;
-    NativeWorker native{std::filesystem::read_symlink("/proc/self/exe"),
-                        {"--run-dir", where.run.path.string(), "--log-dir", where.log.path.string(), "--state-dir",
-                         where.state.path.string()}};
-    if (const auto& file = context.settings().file; !file.empty())
-        native.global_args.insert(native.global_args.end(), {"-C", std::filesystem::absolute(file).string()});
-    for (const auto& node : nodes)
-        config.nodes.push_back(make_node_spec(node, cwd, to_ms(options.start_secs), native));
+    const NativeWorker native = native_worker(context);  // the same as `show` prints
+    for (const auto& node : nodes) config.nodes.push_back(make_node_spec(node, cwd, to_ms(options.start_secs), native));
     config.run_dir = where.run.path;
     config.app = context.settings().app.value_or("");
     config.log_file = where.log.path / "master.log";

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <set>
 
+#include "broker/connect.hpp"
 #include "cli/celery_runner.hpp"
 #include "util/error.hpp"
 #include "util/shell_split.hpp"
@@ -51,8 +52,8 @@ fs::path node_file(const std::string& expanded, const fs::path& base) {
 }  // namespace
 
 bool is_supervisor_option(const std::string& flag) {
-    static const std::set<std::string> own = {"--exec", "--pidfile", "-p", "--logfile", "-f", "--stop-timeout",
-                                              "--workdir", "--start-secs"};
+    static const std::set<std::string> own = {"--exec", "--pidfile",      "-p",        "--logfile",
+                                              "-f",     "--stop-timeout", "--workdir", "--start-secs"};
     return own.contains(flag);
 }
 
@@ -82,8 +83,8 @@ constexpr std::chrono::milliseconds native_start_secs{30'000};
 
 }  // namespace
 
-supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cwd,
-                                    std::chrono::milliseconds start_secs, const NativeWorker& native) {
+supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cwd, std::chrono::milliseconds start_secs,
+                                    const NativeWorker& native) {
     supervisor::NodeSpec spec;
     spec.name = node.name;
     const auto* exec = node.options.find("--exec");
@@ -95,6 +96,10 @@ supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cw
         spec.argv = celery_argv(node);
         spec.ready_pattern = celery_ready_pattern(node);
     } else {
+        // The worker would refuse a result backend it cannot store in, after start had said the node runs.
+        auto results = node.option({"--result-backend"});
+        if (results && results->empty()) throw UsageError("--result-backend of " + node.name + " needs a URL");
+        if (auto url = results.value_or(native.result_backend); !url.empty()) broker::check_result_url(url);
         spec.argv = native_worker_argv(node, native);
         start_secs = std::max(start_secs, native_start_secs);
     }
@@ -114,6 +119,21 @@ supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cw
     spec.stop_timeout = seconds_option(node, "--stop-timeout", default_stop_timeout);
     spec.start_secs = start_secs;
     return spec;
+}
+
+NativeWorker native_worker(const Context& context) {
+    Dirs where = context.dirs();
+    NativeWorker native{std::filesystem::read_symlink("/proc/self/exe"),
+                        {"--run-dir", where.run.path.string(), "--log-dir", where.log.path.string(), "--state-dir",
+                         where.state.path.string()},
+                        context.settings().results.url.value_or("")};
+    if (const auto& file = context.settings().file; !file.empty())
+        native.global_args.insert(native.global_args.end(), {"-C", std::filesystem::absolute(file).string()});
+    return native;
+}
+
+std::vector<std::string> node_command_line(const naming::Node& node, const NativeWorker& native) {
+    return make_node_spec(node, fs::current_path(), std::chrono::seconds(1), native).argv;
 }
 
 supervisor::StopTarget make_stop_target(const naming::Node& node, const fs::path& cwd) {
