@@ -129,6 +129,13 @@ NativeWorker native_worker(const Context& context) {
                         context.settings().results.url.value_or("")};
     if (const auto& file = context.settings().file; !file.empty())
         native.global_args.insert(native.global_args.end(), {"-C", std::filesystem::absolute(file).string()});
+    if (const auto& results = context.settings().results.url; results.is_set()) {
+        try {
+            broker::check_result_url(*results);
+        } catch (const UsageError& e) {
+            throw UsageError(results.origin + ": " + e.what());  // where to fix it: "ccmulti.toml:2", "$CCMULTI_…"
+        }
+    }
     return native;
 }
 
