@@ -34,7 +34,12 @@ broker::BrokerOptions broker_options(const Context& context, const BrokerFlag& f
     if (const auto& expires = context.settings().results.expires; expires.is_set())
         options.result_expires = std::chrono::seconds(*expires);
     options.results_url = result_backend_url(flag.result_backend, context.settings());
-    if (!options.results_url.empty()) broker::check_result_url(options.results_url);
+    try {
+        if (!options.results_url.empty()) broker::check_result_url(options.results_url);
+    } catch (const UsageError& e) {
+        bool configured = !flag.result_backend || flag.result_backend->empty();
+        throw UsageError(configured ? context.settings().results.url.origin + ": " + e.what() : e.what());
+    }
     if (options.url.starts_with("sqlite:") || options.results_url.starts_with("sqlite:")) {
         Dirs where = context.dirs();
         ensure_private_dir(where.state);
