@@ -518,6 +518,10 @@ private:
             if (!node.log) throw SystemError("cannot open log file " + spec.logfile.string(), errno);
             struct stat st {};
             if (::fstat(node.log.get(), &st) == 0) node.log_start = static_cast<std::uintmax_t>(st.st_size);
+            // The node's user owns its log, as it owns the new file its shim creates after a rotation.
+            if (spec.run_as && st.st_uid == ::geteuid() && st.st_uid != spec.run_as->uid &&
+                ::fchown(node.log.get(), spec.run_as->uid, spec.run_as->gid) != 0)
+                log_->warn("{}: cannot chown its log {}: {}", spec.name, spec.logfile.string(), std::strerror(errno));
 
             SpawnOptions options;
             options.program = "/proc/self/exe";  // this very binary, even if the file was replaced meanwhile

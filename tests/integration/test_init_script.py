@@ -28,6 +28,7 @@ class Service:
         self.user = user
         self.defaults = root / "default"
         self.run_dir = root / "run"
+        self.group_dir = self.run_dir  # where master.pid lives: beside the pid files when they are elsewhere
         self.env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CCMULTI_DEFAULTS": str(self.defaults)}
 
     def write_defaults(self, **values):
@@ -41,7 +42,7 @@ class Service:
         """ccmulti as the service user, in the service's directories."""
         return subprocess.run(["setpriv", f"--reuid={self.user}", f"--regid={self.user}", "--init-groups",
                                CCMULTI, *args], capture_output=True, text=True, timeout=60, cwd=self.root / "proj",
-                              env={"PATH": "/usr/bin:/bin", "CCMULTI_RUN_DIR": str(self.run_dir),
+                              env={"PATH": "/usr/bin:/bin", "CCMULTI_RUN_DIR": str(self.group_dir),
                                    "CCMULTI_LOG_DIR": str(self.root / "log"),
                                    "CCMULTI_STATE_DIR": str(self.root / "state"), "NO_COLOR": "1"})
 
@@ -50,7 +51,7 @@ class Service:
         return {n["name"].split("@")[0]: n for n in reply["nodes"]}
 
     def master_pid(self):
-        return int((self.run_dir / "master.pid").read_text().split()[0])
+        return int((self.group_dir / "master.pid").read_text().split()[0])
 
 
 @pytest.fixture
@@ -74,7 +75,7 @@ def service():
 
 def test_init_script_lifecycle_with_celery_names(service):
     root = service.root
-    service.write_defaults(
+    defaults = dict(
         CCMULTI_BIN=CCMULTI,
         CELERYD_NODES="w1 w2",
         CELERYD_OPTS="-c 1 -Q:w2 high",
@@ -87,7 +88,9 @@ def test_init_script_lifecycle_with_celery_names(service):
         CCMULTI_LOG_DIR=f"{root}/log",
         CCMULTI_STATE_DIR=f"{root}/state",
     )
+    service.write_defaults(**defaults)
     assert service("status").returncode == 3
+    service.group_dir = root / "pids"  # a group lives beside its pid files (as with celery multi)
 
     proc = service("start")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -107,11 +110,15 @@ def test_init_script_lifecycle_with_celery_names(service):
     again = service("start")
     assert again.returncode == 0 and "already running" in again.stdout, again.stdout + again.stderr
 
+    # reload: a rolling restart with the options as they are now.
     old = {name: node["pid"] for name, node in service.nodes().items()}
+    defaults["CELERYD_OPTS"] = "-c 2 -Q:w2 high"
+    service.write_defaults(**defaults)
     reload = service("reload")
     assert reload.returncode == 0, reload.stdout + reload.stderr
-    new = {name: node["pid"] for name, node in service.nodes().items()}
-    assert all(new[n] != old[n] for n in old), (old, new)
+    nodes = service.nodes()
+    assert all(nodes[n]["pid"] != old[n] for n in old), (old, nodes)
+    assert all(node["concurrency"] == 2 for node in nodes.values()), nodes
     assert service("force-reload").returncode == 0
 
     master = service.master_pid()
@@ -132,18 +139,16 @@ def test_init_script_lifecycle_with_celery_names(service):
     assert service("status").returncode == 0
 
     # ccmulti cannot tell (it fails): 4.
-    service.write_defaults(CCMULTI_BIN="/bin/false", CCMULTI_RUN_DIR=f"{root}/run")
+    service.write_defaults(**{**defaults, "CCMULTI_BIN": "/bin/false"})
     assert service("status").returncode == 4
-    service.write_defaults(CCMULTI_BIN=CCMULTI, CELERYD_USER=service.user, CELERYD_CHDIR=f"{root}/proj",
-                           CELERYD_PID_FILE=f"{root}/pids/%n.pid", CCMULTI_RUN_DIR=f"{root}/run",
-                           CCMULTI_LOG_DIR=f"{root}/log", CCMULTI_STATE_DIR=f"{root}/state")
+    service.write_defaults(**defaults)
 
     stop = service("stop")
     assert stop.returncode == 0, stop.stdout + stop.stderr
     assert service("status").returncode == 3
     assert service("stop").returncode == 0, "stopping a stopped service is fine (LSB)"
     assert service("reload").returncode == 7
-    assert list((root / "pids").iterdir()) == [] and not (root / "run/master.pid").exists()
+    assert list((root / "pids").iterdir()) == [] and not (root / "pids/master.pid").exists()
     assert not live_processes(service.user), "nothing left"
 
 
