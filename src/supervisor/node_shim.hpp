@@ -4,7 +4,8 @@
 // with --exec cannot be trusted to do:
 //   - the master dies (even by SIGKILL): the shim gets its parent-death signal (SIGUSR2) and SIGKILLs its
 //     whole process group, so the program and every grandchild go too (PDEATHSIG alone reaches one process);
-//   - TERM, INT, QUIT, HUP, WINCH (and USR2 while the master lives) are forwarded to the program;
+//   - TERM, INT, QUIT, WINCH, HUP from the master (and USR2 while the master lives) are forwarded to the
+//     program; a HUP from anyone else asks the master to restart the node warm (CCMULTI_RESTART=);
 //   - it owns the node's log (supervisor/node_log.hpp): the program's stdout/stderr are a pipe the shim appends
 //     to LOGFILE, and SIGUSR1 makes the shim reopen LOGFILE (log rotation); USR1 is not forwarded;
 //   - the program exits: the shim exits the same way (same code, or the same signal), and the master then
