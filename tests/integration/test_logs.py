@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from conftest import CCMULTI, PYTHON, wait_for
-from test_supervisor import FAKE, HOST, make_sup
+from test_supervisor import FAKE, HOST, alive, make_sup
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -202,3 +202,43 @@ def test_nodes_do_not_inherit_journal_stream(sup):
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
     assert read_text(sup.log_dir / "w1.log").splitlines()[0] == "unset"
+
+
+# --- the node shim's pipe ------------------------------------------------------------------------------------
+
+
+def test_output_written_just_before_exit_is_all_in_the_log(sup):
+    """The shim drains the pipe before it reports the exit: the failure report's last line is the last one."""
+    proc = sup.run("start", "w1", "--exec", "sh -c 'seq 1 200000; echo last words >&2; exit 3'")
+    assert proc.returncode == 1
+    assert "last words" in proc.stderr, proc.stderr
+    lines = (sup.log_dir / "w1.log").read_text().splitlines()
+    assert lines[:200000] == [str(i) for i in range(1, 200001)] and lines[200000] == "last words", lines[-3:]
+
+
+def test_a_program_that_closes_its_output_keeps_running(sup):
+    sup.check("start", "w1", "--start-secs", "0.3", "--exec", "sh -c 'echo bye; exec >&- 2>&-; exec sleep 60'")
+    shim = sup.pid("w1")
+    wait_for(lambda: "bye" in read_text(sup.log_dir / "w1.log"), timeout=10, what="the last line")
+    status = sup.run("status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    os.kill(shim, signal.SIGUSR1)  # a reopen with nothing left to write is harmless
+    sup.check("stopwait")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a log file in /dev needs root")
+def test_a_full_disk_is_reported_not_fatal(sup):
+    """/dev/full as the log: every write fails with ENOSPC; the master's log says so once, the node runs on."""
+    script = sup.root / "counter.py"
+    script.write_text(COUNTER)
+    # --log-dir on the command line keeps master.log in the log dir (not beside the node's log, in /dev).
+    sup.log_dir.mkdir(mode=0o700)  # (start does not create it when no node logs there)
+    sup.check("--log-dir", sup.log_dir, "start", "w1", "--logfile=/dev/full", "--exec", f"{PYTHON} {script}")
+    master = sup.master_pid()
+    wait_for(lambda: "cannot write to the log /dev/full: No space left on device" in read_text(
+        sup.log_dir / "master.log"), timeout=10, what="the ENOSPC report")
+    assert sup.run("status").returncode == 0
+    assert read_text(sup.log_dir / "master.log").count("No space left on device") == 1
+    assert alive(master)
+    sup.check("stopwait")
+
