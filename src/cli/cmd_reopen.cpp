@@ -7,6 +7,7 @@
 #include <csignal>
 #include <iostream>
 #include <memory>
+#include <set>
 
 #include "cli/context.hpp"
 #include "cli/output.hpp"
@@ -21,11 +22,20 @@ namespace {
 
 void reopen_command(bool quiet) {
     const uid_t me = ::getuid();
+    const std::string prefix = supervisor::master_title_prefix;
+    auto is_master = [&](const ProcEntry& proc) {
+        return proc.title == prefix || proc.title.starts_with(prefix + " ");
+    };
+    const auto table = scan_processes();
+    std::set<pid_t> masters;
+    for (const auto& proc : table)
+        if (is_master(proc)) masters.insert(proc.pid);
     int signalled = 0;
-    for (const auto& proc : scan_processes()) {
-        const std::string prefix = supervisor::master_title_prefix;
-        if (proc.title != prefix && !proc.title.starts_with(prefix + " ")) continue;
-        if (me != 0 && proc.uid != me) continue;
+    for (const auto& proc : table) {
+        if (!is_master(proc) || (me != 0 && proc.uid != me)) continue;
+        // A master's child between fork and exec (a node shim being started) still carries its title; a master's
+        // parent is never a master.
+        if (masters.count(proc.ppid)) continue;
         auto handle = ProcessHandle::open(proc.pid);
         if (!handle) continue;  // gone meanwhile
         auto stat = read_proc_stat(proc.pid);

@@ -138,6 +138,8 @@ public:
         // reach the nodes. Everything ccmulti opens is CLOEXEC already; spawn clears the flag only on the
         // pid-file lock it hands to a node shim.
         ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+        // Taken (blocked) before the title and pid file make this a master that `ccmulti reopen` signals.
+        loop_.on_signal(SIGUSR1, [this](const auto&) { reopen_logs(); });
         master_lock_.write(::getpid());
         std::vector<std::string> names;
         for (const auto& node : nodes_) names.push_back(node->spec.name);
@@ -156,7 +158,6 @@ public:
             log_->info("SIGHUP: rolling restart of every node");
             restart({}, false, {});
         });
-        loop_.on_signal(SIGUSR1, [this](const auto&) { reopen_logs(); });
         loop_.on_signal(SIGPIPE, [](const auto&) {});
 
         notify_ = std::make_unique<NotifySocket>(notify_socket(config_.run_dir));
