@@ -10,8 +10,13 @@
 
 namespace ccmulti::supervisor {
 
-NodeLog::NodeLog(std::filesystem::path path, UniqueFd pipe, Report report)
-    : path_(std::move(path)), pipe_(std::move(pipe)), report_(std::move(report)) {
+NodeLog::NodeLog(std::filesystem::path path, UniqueFd pipe, Report report, std::vector<int> outputs,
+                 std::chrono::milliseconds line_wait)
+    : path_(std::move(path)),
+      pipe_(std::move(pipe)),
+      report_(std::move(report)),
+      outputs_(std::move(outputs)),
+      line_wait_(line_wait) {
     int flags = ::fcntl(pipe_.get(), F_GETFL);
     if (flags >= 0) ::fcntl(pipe_.get(), F_SETFL, flags | O_NONBLOCK);
 }
@@ -52,7 +57,7 @@ void NodeLog::append(const char* data, std::size_t size) {
 }
 
 void NodeLog::write_out(const char* data, std::size_t size) {
-    if (write_all(STDOUT_FILENO, data, size)) {
+    if (write_all(outputs_.front(), data, size)) {
         if (dropped_ > 0) {
             report_("the log " + path_.string() + " is writable again; " + std::to_string(dropped_) +
                     " bytes of output were lost");
@@ -71,7 +76,7 @@ void NodeLog::request_reopen() {
         reopen();
         return;
     }
-    if (!reopen_by_) reopen_by_ = Clock::now() + std::chrono::seconds(1);
+    if (!reopen_by_) reopen_by_ = Clock::now() + line_wait_;
 }
 
 std::optional<std::chrono::milliseconds> NodeLog::timeout() const {
@@ -92,9 +97,10 @@ void NodeLog::reopen() {
                 "; still writing to the file that was open");
         return;
     }
-    // dup2 replaces fds 1 and 2 atomically: the shim's own messages follow the program's output.
-    if (::dup2(fresh.get(), STDOUT_FILENO) < 0 || ::dup2(fresh.get(), STDERR_FILENO) < 0)
-        report_("cannot switch to the reopened log " + path_.string() + ": " + std::strerror(errno));
+    // dup2 replaces each fd atomically: the shim's own messages (fd 2) follow the program's output.
+    for (int fd : outputs_)
+        if (::dup2(fresh.get(), fd) < 0)
+            report_("cannot switch to the reopened log " + path_.string() + ": " + std::strerror(errno));
 }
 
 void NodeLog::drain(std::chrono::milliseconds quiet, std::chrono::milliseconds limit) {
