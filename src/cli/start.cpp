@@ -24,6 +24,13 @@ std::chrono::milliseconds to_ms(double seconds) {
 
 namespace {
 
+// Where a master's log is: its master.log, or the journal for a master under systemd (which writes none).
+std::string master_log_hint(const std::filesystem::path& log_file) {
+    std::error_code ec;
+    if (std::filesystem::exists(log_file, ec)) return log_file.string();
+    return "its log in the journal (journalctl -u UNIT)";
+}
+
 // Relays the daemon's start report (JSON lines, or a plain line for an error before the master ran).
 Exit relay_start_report(int fd, const std::filesystem::path& master_log) {
     std::string buffer;
@@ -99,7 +106,7 @@ Exit add_to_master(const supervisor::MasterConfig& config, pid_t master_pid) {
     nlohmann::json reply;
     if (client->receive(reply, std::chrono::seconds(5)) != supervisor::ControlClient::Status::message)
         throw Error("the ccmulti master (pid " + std::to_string(master_pid) + ") in " + config.run_dir.string() +
-                    " does not answer; see " + config.log_file.string());
+                    " does not answer; see " + master_log_hint(config.log_file));
     if (!reply.value("ok", true)) throw Error("the master refused the nodes: " + reply.value("error", std::string()));
     bool ok = true;
     for (const auto& refused : reply.value("refused", nlohmann::json::array())) {
@@ -115,7 +122,7 @@ Exit add_to_master(const supervisor::MasterConfig& config, pid_t master_pid) {
         auto status = client->receive(reply, std::chrono::hours(24));
         if (status != supervisor::ControlClient::Status::message) {
             print_error("the master closed the connection before its new nodes were ready; see " +
-                        config.log_file.string());
+                        master_log_hint(config.log_file));
             return Exit::failure;
         }
         if (reply.value("done", false)) break;
@@ -164,8 +171,8 @@ std::optional<supervisor::MasterConfig> plan_start(const Context& context, const
     config.restart.max = std::max(config.restart.initial, to_ms(options.backoff_max));
     config.restart.reset_after = to_ms(options.backoff_reset);
     prepare_dirs(where, config.nodes, any_native, owner);
-    if (group.run.path != where.run.path) ensure_private_dir(group.run, owner);
-    if (group.log.path != where.log.path) ensure_private_dir(group.log, owner);
+    ensure_private_dir(group.run, owner);  // master.pid, master.sock
+    ensure_private_dir(group.log, owner);  // master.log
     return config;
 }
 

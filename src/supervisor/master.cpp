@@ -138,18 +138,9 @@ public:
         // reach the nodes. Everything ccmulti opens is CLOEXEC already; spawn clears the flag only on the
         // pid-file lock it hands to a node shim.
         ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-        // Taken (blocked) before the title and pid file make this a master that `ccmulti reopen` signals.
+        // Every signal is taken (blocked, read from the loop) before the title and the pid file make this a
+        // master that `kill -HUP $(cat master.pid)` or `ccmulti reopen` may signal; the handlers run from the loop.
         loop_.on_signal(SIGUSR1, [this](const auto&) { reopen_logs(); });
-        master_lock_.write(::getpid());
-        std::vector<std::string> names;
-        for (const auto& node : nodes_) names.push_back(node->spec.name);
-        update_title();
-        // Orphans of our nodes (a task's subprocess whose parent died) come back to us, not to init.
-        if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) throw SystemError("PR_SET_CHILD_SUBREAPER", errno);
-        log_ = make_master_log(config_.log_file, config_.foreground);
-        journal_ = config_.foreground && stderr_is_journal();
-        log_->info("master started for {} in {}", join(names, " "), config_.run_dir.string());
-
         loop_.on_signal(SIGCHLD, [this](const auto&) { reap(); });
         loop_.on_signal(SIGTERM, [this](const auto&) { on_shutdown_signal(SIGTERM); });
         loop_.on_signal(SIGINT, [this](const auto&) { on_shutdown_signal(SIGINT); });
@@ -159,6 +150,15 @@ public:
             restart({}, false, {});
         });
         loop_.on_signal(SIGPIPE, [](const auto&) {});
+        master_lock_.write(::getpid());
+        std::vector<std::string> names;
+        for (const auto& node : nodes_) names.push_back(node->spec.name);
+        update_title();
+        // Orphans of our nodes (a task's subprocess whose parent died) come back to us, not to init.
+        if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) throw SystemError("PR_SET_CHILD_SUBREAPER", errno);
+        log_ = make_master_log(config_.log_file, config_.foreground);
+        journal_ = config_.foreground && stderr_is_journal();
+        log_->info("master started for {} in {}", join(names, " "), config_.run_dir.string());
 
         notify_ = std::make_unique<NotifySocket>(notify_socket(config_.run_dir));
         loop_.watch(notify_->fd(), EPOLLIN, [this](std::uint32_t) { on_notify(); });

@@ -235,3 +235,11 @@ def test_a_pid_file_naming_some_other_file_is_refused_and_left_untouched(sup):
     for command in (["stop", "w1"], ["kill", "w1"]):
         sup.run(*command, f"--pidfile={precious}")
         assert precious.read_text() == "root:x:0:0:root:/root:/bin/bash\n"
+
+
+def test_a_log_dir_given_for_the_master_alone_is_created(sup):
+    master_logs, node_logs = sup.root / "master-logs", sup.root / "node-logs"
+    sup.check("--log-dir", master_logs, "start", "w1", f"--logfile={node_logs}/%n.log", "--exec",
+              sup.fake("--notify"))
+    assert (master_logs / "master.log").exists() and (node_logs / "w1.log").exists()
+    sup.check("stopwait")
