@@ -636,6 +636,10 @@ def test_init_script(world):
             for node in init.nodes:
                 assert re.search(rf"\(node {node.split('@')[0]}\) \(pid \d+\) is up", status.stdout), shown(status)
 
+        @checks.step("status with CELERYD_MULTI=ccmulti (no 'multi' word) exits 0", needs=["start"])
+        def _():
+            expect_exit(init.run("status", CELERYD_MULTI=str(world.bin)), 0)
+
         @checks.step("start of the running group exits 0 (celery multi: 0 with a message)", needs=["start"])
         def _():
             again = init.run("start")
@@ -732,10 +736,10 @@ def test_init_script(world):
             codes["status killed"] = status.returncode
             assert status.returncode != 0 and "is up" not in status.stdout, shown(status)
 
-        @checks.step("dryrun with nothing running exits 0 and starts nothing")
+        @checks.step("dryrun with nothing running, CELERYD_MULTI=ccmulti, exits 0 and starts nothing")
         def _():
             sigkill_until_gone(world.user_pids)
-            dry = init.run("dryrun", timeout=30)
+            dry = init.run("dryrun", timeout=30, CELERYD_MULTI=str(world.bin))
             running = world.user_processes()
             expect_exit(dry, 0)
             assert not running, f"dryrun left {running}\n{shown(dry)}"
