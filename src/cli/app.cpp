@@ -1,7 +1,9 @@
 #include "cli/app.hpp"
 
+#include <cstdlib>
 #include <iostream>
 
+#include "cli/celery_front.hpp"
 #include "cli/context.hpp"
 #include "cli/output.hpp"
 #include "config/errors.hpp"
@@ -39,6 +41,27 @@ std::vector<std::string> split_node_args(const CLI::App& sub, const std::vector<
     return own;
 }
 
+// -q: std::cout writes into this while a QuietCout lives.
+class NullBuffer : public std::streambuf {
+protected:
+    int overflow(int c) override { return traits_type::not_eof(c); }
+    std::streamsize xsputn(const char*, std::streamsize n) override { return n; }
+};
+
+// Points std::cout at `sink` while it lives (no sink: leaves it alone).
+class QuietCout {
+public:
+    explicit QuietCout(std::streambuf* sink) : saved_(sink ? std::cout.rdbuf(sink) : nullptr) {}
+    ~QuietCout() {
+        if (saved_) std::cout.rdbuf(saved_);
+    }
+    QuietCout(const QuietCout&) = delete;
+    QuietCout& operator=(const QuietCout&) = delete;
+
+private:
+    std::streambuf* saved_;
+};
+
 }  // namespace
 
 int run(const std::vector<std::string>& args) {
@@ -59,36 +82,50 @@ int run(const std::vector<std::string>& args) {
     add_result_command(app, context);
     add_queue_commands(app, context);
     add_supervise_commands(app, context);
+    add_restart_command(app, context);
     add_status_command(app, context);
     add_ps_command(app, context);
     add_config_commands(app, context);
     add_worker_command(app, context);
     add_inspect_command(app, context);
 
+    // Celery's words in front of the subcommand (`celery -A proj multi start ...`): cli/celery_front.hpp.
+    CeleryFront front = read_celery_front(args, [&](const std::string& flag) {
+        const auto* option = app.get_option_no_throw(flag);
+        return option && option->get_expected_min() > 0;
+    });
     // Global options may come before the subcommand; the first bare word is the subcommand.
+    const std::vector<std::string>& words = front.args;
     std::vector<std::string> cli_args;
     std::size_t i = 0;
-    for (; i < args.size(); ++i) {
-        cli_args.push_back(args[i]);
-        if (!args[i].starts_with("-")) break;
-        const auto* option = app.get_option_no_throw(args[i].substr(0, args[i].find('=')));
-        if (option && option->get_expected_min() > 0 && args[i].find('=') == std::string::npos && i + 1 < args.size())
-            cli_args.push_back(args[++i]);
+    for (; i < words.size(); ++i) {
+        cli_args.push_back(words[i]);
+        if (!words[i].starts_with("-")) break;
+        const auto* option = app.get_option_no_throw(words[i].substr(0, words[i].find('=')));
+        if (option && option->get_expected_min() > 0 && words[i].find('=') == std::string::npos && i + 1 < words.size())
+            cli_args.push_back(words[++i]);
     }
     // A node command may be nested one level: "config show w1 -c:w1 4".
-    bool nested = i + 1 < args.size() && context.node_commands.contains(args[i] + " " + args[i + 1]);
-    if (i < args.size() && (nested || context.node_commands.contains(args[i]))) {
-        CLI::App* sub = app.get_subcommand(args[i]);
+    bool nested = i + 1 < words.size() && context.node_commands.contains(words[i] + " " + words[i + 1]);
+    if (i < words.size() && (nested || context.node_commands.contains(words[i]))) {
+        CLI::App* sub = app.get_subcommand(words[i]);
         if (nested) {
-            cli_args.push_back(args[++i]);
-            sub = sub->get_subcommand(args[i]);
+            cli_args.push_back(words[++i]);
+            sub = sub->get_subcommand(words[i]);
         }
-        std::vector<std::string> tail(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+        auto tail = take_reserved_flags({words.begin() + static_cast<std::ptrdiff_t>(i) + 1, words.end()}, front);
         auto own = split_node_args(*sub, tail, context.node_args);
         cli_args.insert(cli_args.end(), own.begin(), own.end());
-    } else if (i < args.size()) {
-        cli_args.insert(cli_args.end(), args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+        add_node_options(context.node_args, front.node_options);
+    } else if (i < words.size()) {
+        cli_args.insert(cli_args.end(), words.begin() + static_cast<std::ptrdiff_t>(i) + 1, words.end());
+        cli_args.insert(cli_args.end(), front.node_options.begin(), front.node_options.end());
     }
+    if (front.no_color) ::setenv("NO_COLOR", "1", 1);
+    context.verbose = front.verbose;
+    // -q: errors only. What the subcommand prints on stdout goes nowhere (its exit code still says it all).
+    NullBuffer null_sink;
+    QuietCout quiet(front.quiet ? &null_sink : nullptr);
 
     try {
         std::vector<std::string> reversed(cli_args.rbegin(), cli_args.rend());  // CLI11 pops from the back

@@ -1,43 +1,84 @@
-// dirs: where ccmulti keeps its files, where each location came from, and whether it is usable.
+// dirs: where ccmulti keeps its files, where each location came from, and whether it is usable. With nodes, the
+// directories of their pid and log files are checked, or created with --create (once, as root, for a service
+// user: `ccmulti dirs --create --owner celery w1 --pidfile=/var/run/celery/%n.pid`).
 #include <iostream>
+#include <memory>
+#include <set>
 
 #include "cli/context.hpp"
+#include "cli/node_spec.hpp"
 #include "cli/output.hpp"
+#include "util/error.hpp"
 
 namespace ccmulti::cli {
 
+namespace {
+
+struct DirsOptions {
+    bool create = false;
+    std::string owner;  // USER or USER:GROUP
+};
+
+std::optional<Owner> owner_of(const DirsOptions& options) {
+    if (options.owner.empty()) return std::nullopt;
+    if (::geteuid() != 0) throw UsageError("--owner needs root: only root can give directories to another user");
+    const auto colon = options.owner.find(':');
+    return resolve_owner(options.owner.substr(0, colon),
+                         colon == std::string::npos ? "" : options.owner.substr(colon + 1));
+}
+
+}  // namespace
+
 void add_dirs_command(CLI::App& app, Context& context) {
+    auto options = std::make_shared<DirsOptions>();
     auto* dirs = add_node_command(app, context, "dirs",
                                   "Show (and create, 0700) the run, log and state dirs; with nodes, check their "
-                                  "pid and log files");
+                                  "pid and log file dirs, or create them with --create");
     dirs->add_flag("--json", context.json, "Machine-readable output");
-    dirs->callback([&context] {
-        const bool json = context.json;
+    dirs->add_flag("--create", options->create, "Create the nodes' pid and log file dirs (0755) when missing");
+    dirs->add_option("--owner", options->owner,
+                     "As root: give what is created to USER[:GROUP] (the user the nodes run as)");
+    dirs->callback([&context, options] {
+        const auto owner = owner_of(*options);
         Dirs where = context.dirs();
         nlohmann::json out = {{"dirs", nlohmann::json::array()}, {"nodes", nlohmann::json::array()}};
         std::vector<std::vector<std::string>> rows{{"DIR", "PATH", "FROM", "STATE"}};
         for (const Dir* dir : {&where.run, &where.log, &where.state}) {
-            bool created = ensure_private_dir(*dir);
+            bool created = ensure_private_dir(*dir, owner);
             std::string state = created ? "created" : "ok";
             rows.push_back({dir->kind, dir->path.string(), dir->origin, state});
             out["dirs"].push_back({{"kind", dir->kind}, {"path", dir->path}, {"from", dir->origin}, {"state", state}});
         }
         std::vector<naming::Node> nodes;
         if (!context.node_args.empty()) nodes = context.nodes();
+        const auto cwd = std::filesystem::current_path();
+        std::vector<std::vector<std::string>> node_rows{{"NODE", "PID FILE", "LOG FILE"}};
+        std::set<std::filesystem::path> created;
         for (const auto& node : nodes) {
-            auto pid_flag = node.options.contains("-p") ? "-p" : "--pidfile";
-            auto log_flag = node.options.contains("-f") ? "-f" : "--logfile";
-            check_file_location(node.pidfile(), pid_flag, where.run);
-            check_file_location(node.logfile(), log_flag, where.log);
-            out["nodes"].push_back({{"name", node.name}, {"pidfile", node.pidfile()}, {"logfile", node.logfile()}});
+            const auto files = node_files(node, cwd);
+            const char* pid_flag = node.options.contains("-p") ? "-p" : "--pidfile";
+            const char* log_flag = node.options.contains("-f") ? "-f" : "--logfile";
+            for (auto [file, flag, fallback] : {std::tuple{files.pidfile, pid_flag, where.run},
+                                                std::tuple{files.logfile, log_flag, where.log}}) {
+                FileDir dir{file.parent_path(), flag, file, fallback};
+                if (!options->create)
+                    check_file_dir(dir);
+                else if (ensure_file_dir(dir, owner))
+                    created.insert(dir.path);
+            }
+            out["nodes"].push_back({{"name", node.name}, {"pidfile", files.pidfile}, {"logfile", files.logfile}});
+            node_rows.push_back({node.name, files.pidfile.string(), files.logfile.string()});
         }
-        if (json) return print_json(out);
+        if (context.json) {
+            out["created"] = created;
+            return print_json(out);
+        }
         print_table(rows);
         if (nodes.empty()) return;
         std::cout << '\n';
-        std::vector<std::vector<std::string>> node_rows{{"NODE", "PID FILE", "LOG FILE"}};
-        for (const auto& node : nodes) node_rows.push_back({node.name, node.pidfile(), node.logfile()});
         print_table(node_rows);
+        for (const auto& dir : created)
+            std::cout << "created " << dir.string() << (owner ? " (owner " + owner->name + ")" : "") << '\n';
     });
 }
 

@@ -86,7 +86,7 @@ void print_status(const json& reply, const std::vector<std::string>& only) {
 }
 
 void status_command(Context& context) {
-    const auto run_dir = context.dirs().run.path;
+    const auto run_dir = context.group_dirs().run.path;
     std::vector<std::string> only;
     if (!context.node_args.empty())
         for (const auto& node : context.nodes()) only.push_back(node.name);

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include "cli/node_spec.hpp"
 #include "cli/output.hpp"
 #include "config/env.hpp"
 #include "config/load.hpp"
@@ -35,6 +36,65 @@ Dirs Context::dirs() const {
                                  DirLayer{std::nullopt, s.log_dir.value, std::nullopt, s.log_dir.origin},
                                  DirLayer{std::nullopt, std::nullopt, s.state_dir.value, s.state_dir.origin}};
     return resolve_dirs(layers, geteuid(), real_getenv, workdir());
+}
+
+namespace {
+
+// The one directory every file of `files` is in; nullopt when they are in several (or there are none).
+std::optional<std::filesystem::path> common_parent(const std::vector<std::filesystem::path>& files) {
+    std::optional<std::filesystem::path> common;
+    for (const auto& file : files) {
+        if (common && *common != file.parent_path()) return std::nullopt;
+        common = file.parent_path();
+    }
+    return common;
+}
+
+}  // namespace
+
+Dirs Context::group_dirs() const {
+    Dirs where = dirs();
+    if (node_args.empty()) return where;
+    std::vector<std::filesystem::path> pidfiles, logfiles;
+    const auto cwd = std::filesystem::current_path();
+    for (const auto& node : nodes()) {
+        auto files = node_files(node, cwd);
+        pidfiles.push_back(files.pidfile);
+        logfiles.push_back(files.logfile);
+    }
+    if (auto common = common_parent(pidfiles); common && !run_dir && *common != where.run.path)
+        where.run = {"run", *common, "the nodes' pid files"};
+    if (auto common = common_parent(logfiles); common && !log_dir && *common != where.log.path)
+        where.log = {"log", *common, "the nodes' log files"};
+    return where;
+}
+
+std::optional<Owner> Context::node_owner() const {
+    std::optional<std::string> user, group;
+    std::string from = "`user`";
+    if (const auto& s = settings(); s.user.is_set()) user = *s.user;
+    if (const auto& s = settings(); s.group.is_set()) group = *s.group;
+    std::optional<std::pair<std::optional<std::string>, std::optional<std::string>>> given;
+    for (const auto& node : node_args.empty() ? std::vector<naming::Node>{} : nodes()) {
+        std::pair ids{node.option({"--uid"}), node.option({"--gid"})};
+        if (given && *given != ids)
+            throw UsageError("the nodes of one group run as one user: " + node.name +
+                             " has other --uid/--gid than the others");
+        given = ids;
+    }
+    if (given && given->first) {
+        user = given->first;
+        from = "--uid";
+    }
+    if (given && given->second) group = given->second;
+    if (!user && group)
+        throw UsageError("--gid/`group` without --uid/`user`: name the user the nodes run as too");
+    if (!user) return std::nullopt;
+    Owner owner = resolve_owner(*user, group.value_or(""));
+    if (::geteuid() == 0) return owner;
+    if (owner.uid == ::geteuid() && owner.gid == ::getegid()) return std::nullopt;  // already that user
+    throw UsageError("only root can run nodes as another user (" + from + " " + *user + "); run ccmulti as " +
+                     owner.name + " instead, or drop " + from);
 }
 
 std::vector<ConfiguredNode> Context::configured_nodes() const {

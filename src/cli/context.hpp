@@ -28,9 +28,19 @@ struct Context {
     std::vector<std::string> node_args;     // celery-multi grammar tokens ("w1 w2 -c:w1 4 ...")
     std::set<std::string> node_commands;    // subcommands that take such tokens
     bool json = false;                      // --json, offered by every listing command
+    bool verbose = false;                   // --verbose (celery multi's): say what each node runs
     Exit exit = Exit::ok;
 
     Dirs dirs() const;  // --run-dir … > CCMULTI_*_DIR > config file > defaults, relative to workdir()
+    // Where the group's master lives (master.pid, master.sock) and logs (master.log): --run-dir/--log-dir on the
+    // command line; else the directory the nodes' pid files (log files) share, as given with --pidfile
+    // (--logfile), so groups whose pid files live in different directories are independent, as with celery
+    // multi; else the run (log) dir.
+    Dirs group_dirs() const;
+    // As root: the user the nodes run as and who owns what is created for them (--uid/--gid, else the `user`/
+    // `group` settings); nullopt when none is set. UsageError when nodes name different users, or when a normal
+    // user names another user.
+    std::optional<Owner> node_owner() const;
     // From node_args, or the configured [nodes] when node_args name none; UsageError when there are no nodes.
     std::vector<naming::Node> nodes() const;
     std::vector<ConfiguredNode> configured_nodes() const;  // the same, with each node's settings
@@ -52,7 +62,8 @@ void add_dirs_command(CLI::App& app, Context& context);
 void add_call_command(CLI::App& app, Context& context);    // call
 void add_result_command(CLI::App& app, Context& context);  // result
 void add_queue_commands(CLI::App& app, Context& context);  // queues, purge
-void add_supervise_commands(CLI::App& app, Context& context);  // start, stop, stopwait, kill, restart
+void add_supervise_commands(CLI::App& app, Context& context);  // start, stop, stopwait, kill
+void add_restart_command(CLI::App& app, Context& context);     // restart
 void add_status_command(CLI::App& app, Context& context);      // status
 void add_ps_command(CLI::App& app, Context& context);          // ps
 void add_config_commands(CLI::App& app, Context& context);     // config check, config show

@@ -27,10 +27,9 @@ std::string main_process_template(std::string text) {
 
 namespace {
 
-std::chrono::milliseconds seconds_option(const naming::Node& node, const char* flag,
-                                         std::chrono::milliseconds fallback) {
+std::optional<std::chrono::milliseconds> seconds_option(const naming::Node& node, const char* flag) {
     auto value = node.option({flag});
-    if (!value) return fallback;
+    if (!value) return std::nullopt;
     double seconds = 0;
     auto [end, ec] = std::from_chars(value->data(), value->data() + value->size(), seconds);
     if (ec != std::errc{} || end != value->data() + value->size() || seconds < 0 || seconds > 86400)
@@ -51,8 +50,8 @@ fs::path node_file(const std::string& expanded, const fs::path& base) {
 }  // namespace
 
 bool is_supervisor_option(const std::string& flag) {
-    static const std::set<std::string> own = {"--exec", "--pidfile", "-p", "--logfile", "-f", "--stop-timeout",
-                                              "--workdir", "--start-secs"};
+    static const std::set<std::string> own = {"--exec",    "--pidfile",    "-p",    "--logfile", "-f",
+                                              "--stop-timeout", "--workdir", "--start-secs", "--uid", "--gid"};
     return own.contains(flag);
 }
 
@@ -102,8 +101,9 @@ supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cw
     // "./bin/worker" means relative to the node's cwd, where it runs, not to the master's.
     if (spec.argv[0].find('/') != std::string::npos && spec.argv[0][0] != '/')
         spec.argv[0] = (spec.cwd / spec.argv[0]).lexically_normal().string();
-    spec.pidfile = node_file(node.pidfile(), spec.cwd);
-    spec.logfile = node_file(node.logfile(), spec.cwd);
+    auto files = node_files(node, cwd);
+    spec.pidfile = files.pidfile;
+    spec.logfile = files.logfile;
     if (auto queues = node.option({"-Q", "--queues"}); queues && !queues->empty()) spec.queues = split(*queues, ',');
     if (auto concurrency = node.option({"-c", "--concurrency"})) {
         if (!is_digits(*concurrency) || concurrency->size() > 4 || std::stoi(*concurrency) < 1)
@@ -111,14 +111,18 @@ supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cw
                              "'");
         spec.concurrency = std::stoi(*concurrency);
     }
-    spec.stop_timeout = seconds_option(node, "--stop-timeout", default_stop_timeout);
+    spec.stop_timeout = seconds_option(node, "--stop-timeout");
     spec.start_secs = start_secs;
     return spec;
 }
 
 supervisor::StopTarget make_stop_target(const naming::Node& node, const fs::path& cwd) {
-    fs::path base = node_cwd(node, cwd);
-    return {node.name, node_file(node.pidfile(), base), seconds_option(node, "--stop-timeout", default_stop_timeout)};
+    return {node.name, node_files(node, cwd).pidfile, seconds_option(node, "--stop-timeout")};
+}
+
+NodeFiles node_files(const naming::Node& node, const fs::path& cwd) {
+    const fs::path base = node_cwd(node, cwd);
+    return {node_file(node.pidfile(), base), node_file(node.logfile(), base)};
 }
 
 }  // namespace ccmulti::cli

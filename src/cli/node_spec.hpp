@@ -6,7 +6,8 @@
 //   (no --exec)             the native worker: `ccmulti worker -n NAME …` with the node's other options
 //   -A/--app, no --exec     a Celery worker: `python3 -m celery -A APP worker …` (cli/celery_runner.hpp)
 //   -Q / --queues           CCMULTI_QUEUES and the title      -c / --concurrency   CCMULTI_CONCURRENCY
-//   --stop-timeout S        warm → SIGKILL for this node (default 60 s)
+//   --stop-timeout S        warm → SIGKILL for this node (default: none, a warm stop waits for running tasks)
+//   --uid / --gid           as root: the user the node runs as (resolved by the caller, NodeSpec::run_as)
 //   --workdir DIR           the node's cwd, and the base of relative pid/log files (default: the caller's cwd)
 #pragma once
 
@@ -18,8 +19,6 @@
 #include "supervisor/stop_nodes.hpp"
 
 namespace ccmulti::cli {
-
-inline constexpr std::chrono::milliseconds default_stop_timeout{60'000};
 
 // How a node without --exec runs the native worker: this very program (a fresh image on every start, so a
 // rebuilt ccmulti is picked up) with the global options that locate its dirs and configuration.
@@ -36,6 +35,12 @@ supervisor::NodeSpec make_node_spec(const naming::Node& node, const std::filesys
                                     std::chrono::milliseconds start_secs, const NativeWorker& native);
 
 supervisor::StopTarget make_stop_target(const naming::Node& node, const std::filesystem::path& cwd);
+
+// The node's pid and log files as its main process uses them: absolute, relative ones against its --workdir.
+struct NodeFiles {
+    std::filesystem::path pidfile, logfile;
+};
+NodeFiles node_files(const naming::Node& node, const std::filesystem::path& cwd);
 
 // "%n%I.log" as the node's main process uses it: %I → "", %i → "0".
 std::string main_process_template(std::string text);

@@ -19,7 +19,6 @@ NodeSettings builtin_node_settings(const std::filesystem::path& run_dir, const s
     node.loglevel.set("WARNING", origin);
     node.pidfile.set((run_dir / "%n.pid").string(), origin + " (run dir)");
     node.logfile.set((log_dir / "%n%I.log").string(), origin + " (log dir)");
-    node.stop_timeout.set(30, origin);
     node.start_timeout.set(60, origin);
     return node;
 }
@@ -95,6 +94,7 @@ void add_worker_options(const NodeSettings& effective, naming::Options& options)
     add("loglevel", effective.loglevel, text_of(effective.loglevel));
     add("max_tasks_per_child", effective.max_tasks_per_child, text_of(effective.max_tasks_per_child));
     add("max_memory_per_child", effective.max_memory_per_child, text_of(effective.max_memory_per_child));
+    add("stop_timeout", effective.stop_timeout, text_of(effective.stop_timeout));
     add("pidfile", effective.pidfile, text_of(effective.pidfile));
     add("logfile", effective.logfile, text_of(effective.logfile));
 }

@@ -1,7 +1,6 @@
 #include "platform/dirs.hpp"
 
 #include <fcntl.h>
-#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,44 +26,45 @@ std::string dir_fix_hint(const std::string& kind) {
     return "--" + kind + "-dir DIR or CCMULTI_" + upper + "_DIR";
 }
 
-namespace {
-
-std::string user_name(uid_t uid) {
-    if (const passwd* pw = getpwuid(uid)) return pw->pw_name;
-    return "uid " + std::to_string(uid);
+bool can_create(const fs::path& path) {
+    fs::path existing = path;
+    while (!existing.empty() && ::access(existing.c_str(), F_OK) != 0) existing = existing.parent_path();
+    if (existing.empty()) existing = ".";
+    return ::access(existing.c_str(), W_OK | X_OK) == 0;
 }
+
+namespace {
 
 struct Defaults {
     Dir run, log, state;
 };
 
-Defaults default_dirs(uid_t uid, const Getenv& getenv) {
+Defaults default_dirs(uid_t uid, const Getenv& getenv, const CanCreate& creatable) {
     if (uid == 0)
         return {{"run", "/run/ccmulti", "default for root"},
                 {"log", "/var/log/ccmulti", "default for root"},
                 {"state", "/var/lib/ccmulti", "default for root"}};
-    Dir run{"run", "/tmp/ccmulti-" + std::to_string(uid), "default (no $XDG_RUNTIME_DIR)"};
+    const std::string id = std::to_string(uid);
+    Dir run{"run", "/tmp/ccmulti-" + id, "default (no $XDG_RUNTIME_DIR)"};
     if (auto xdg = getenv("XDG_RUNTIME_DIR")) run = {"run", fs::path(*xdg) / "ccmulti", "$XDG_RUNTIME_DIR/ccmulti"};
-    fs::path state_home;
-    std::string state_origin;
-    if (auto xdg = getenv("XDG_STATE_HOME")) {
-        state_home = *xdg;
-        state_origin = "$XDG_STATE_HOME/ccmulti";
-    } else if (auto home = getenv("HOME")) {
-        state_home = fs::path(*home) / ".local/state";
-        state_origin = "~/.local/state/ccmulti";
-    } else {
-        state_home = "/tmp/ccmulti-" + std::to_string(uid) + "-state";
-        state_origin = "default (no $HOME)";
-    }
-    return {run, {"log", state_home / "ccmulti/log", state_origin + "/log"},
-            {"state", state_home / "ccmulti", state_origin}};
+    if (auto xdg = getenv("XDG_STATE_HOME"))
+        return {run, {"log", fs::path(*xdg) / "ccmulti/log", "$XDG_STATE_HOME/ccmulti/log"},
+                {"state", fs::path(*xdg) / "ccmulti", "$XDG_STATE_HOME/ccmulti"}};
+    auto home = getenv("HOME");
+    if (home && creatable(fs::path(*home) / ".local/state/ccmulti"))
+        return {run, {"log", fs::path(*home) / ".local/state/ccmulti/log", "~/.local/state/ccmulti/log"},
+                {"state", fs::path(*home) / ".local/state/ccmulti", "~/.local/state/ccmulti"}};
+    // A system user: no home, or one it cannot write (/nonexistent). /var/tmp survives a reboot, as a queue must.
+    const std::string why = home ? "default ($HOME " + *home + " is not writable)" : "default (no $HOME)";
+    const fs::path fallback = "/var/tmp/ccmulti-" + id;
+    return {run, {"log", fallback / "log", why}, {"state", fallback, why}};
 }
 
 }  // namespace
 
-Dirs resolve_dirs(const std::vector<DirLayer>& layers, uid_t uid, const Getenv& getenv, const fs::path& base) {
-    Defaults defaults = default_dirs(uid, getenv);
+Dirs resolve_dirs(const std::vector<DirLayer>& layers, uid_t uid, const Getenv& getenv, const fs::path& base,
+                  const CanCreate& creatable) {
+    Defaults defaults = default_dirs(uid, getenv, creatable);
     auto pick = [&](const std::string& kind, std::optional<std::string> DirLayer::*field,
                                 const char* env_name, const Dir& fallback) -> Dir {
         for (const auto& layer : layers)
@@ -80,47 +80,110 @@ Dirs resolve_dirs(const std::vector<DirLayer>& layers, uid_t uid, const Getenv& 
             pick("state", &DirLayer::state, "CCMULTI_STATE_DIR", defaults.state)};
 }
 
-bool ensure_private_dir(const Dir& dir) {
+namespace {
+
+// Creates the missing parents of `path` 0755 (owned by root when root creates them: /var/run/celery's parent is a
+// system dir), then `path` itself with `mode`, owned by `owner`. Returns errno, 0 on success.
+int make_dirs(const fs::path& path, mode_t mode, const std::optional<Owner>& owner, bool& created) {
+    std::vector<fs::path> missing;
+    for (fs::path p = path; !p.empty() && ::access(p.c_str(), F_OK) != 0; p = p.parent_path()) {
+        missing.push_back(p);
+        if (p == p.parent_path()) break;
+    }
+    for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+        const bool leaf = *it == path;
+        if (::mkdir(it->c_str(), leaf ? mode : 0755) != 0 && errno != EEXIST) return errno;
+        if (leaf) {
+            created = true;
+            if (owner && ::chown(it->c_str(), owner->uid, owner->gid) != 0) return errno;
+        }
+    }
+    return 0;
+}
+
+// The fixes for a directory this user cannot create, for the message: systemd, tmpfiles.d, ccmulti dirs.
+std::string dir_fixes(const fs::path& dir, const std::string& flag, const std::string& user) {
+    struct Managed {
+        const char* prefix;
+        const char* directive;
+    };
+    std::string fixes;
+    const std::string text = dir.lexically_normal().string();
+    for (const Managed& m : {Managed{"/run/", "RuntimeDirectory"}, Managed{"/var/run/", "RuntimeDirectory"},
+                             Managed{"/var/log/", "LogsDirectory"}, Managed{"/var/lib/", "StateDirectory"}})
+        if (text.starts_with(m.prefix) && text.size() > std::strlen(m.prefix))
+            fixes = std::string(m.directive) + "=" + text.substr(std::strlen(m.prefix)) + " in the systemd unit, or ";
+    const std::string tmpfiles_path = text.starts_with("/var/run/") ? "/run/" + text.substr(9) : text;
+    return fixes + "the tmpfiles.d line 'd " + tmpfiles_path + " 0755 " + user + " " + user +
+           " -', or once as root: ccmulti dirs --create --owner " + user + " NODES " + flag + "=...";
+}
+
+}  // namespace
+
+bool ensure_private_dir(const Dir& dir, const std::optional<Owner>& owner) {
     const std::string where = dir.kind + " dir " + dir.path.string() + " (from " + dir.origin + ")";
     const std::string fix = "; choose another with " + dir_fix_hint(dir.kind);
     struct stat st {};
     bool created = false;
-    if (lstat(dir.path.c_str(), &st) != 0) {
+    if (::lstat(dir.path.c_str(), &st) != 0) {
         if (errno != ENOENT) throw SystemError("cannot use " + where, errno);
-        // Parents are ordinary directories (0755 less umask); only the leaf is private.
-        std::error_code ec;
-        fs::create_directories(dir.path.parent_path(), ec);
-        if (ec) throw Error("cannot create " + where + ": " + ec.message() + fix, Exit::failure);
-        if (mkdir(dir.path.c_str(), 0700) != 0 && errno != EEXIST)
-            throw Error("cannot create " + where + ": " + std::strerror(errno) + fix, Exit::failure);
-        if (lstat(dir.path.c_str(), &st) != 0) throw SystemError("cannot use " + where, errno);
-        created = true;
+        if (int error = make_dirs(dir.path, 0700, owner, created); error != 0)
+            throw Error("cannot create " + where + ": " + std::strerror(error) + fix, Exit::failure);
+        if (::lstat(dir.path.c_str(), &st) != 0) throw SystemError("cannot use " + where, errno);
     }
     if (S_ISLNK(st.st_mode))
         throw Error("refusing " + where + ": it is a symlink, which could redirect pid files elsewhere" + fix,
                     Exit::failure);
     if (!S_ISDIR(st.st_mode)) throw Error("refusing " + where + ": not a directory" + fix, Exit::failure);
-    if (st.st_uid != geteuid())
+    if (st.st_uid != ::geteuid() && !(owner && st.st_uid == owner->uid))
         throw Error("refusing " + where + ": owned by " + user_name(st.st_uid) + ", not by you (" +
-                        user_name(geteuid()) + ")" + fix,
+                        user_name(::geteuid()) + ")" + fix,
                     Exit::failure);
     return created;
 }
 
-void check_file_location(const fs::path& file, const std::string& flag, const Dir& fallback) {
-    fs::path dir = file.parent_path();
-    if (dir.empty()) dir = ".";
-    fs::path existing = dir;
-    while (!existing.empty() && access(existing.c_str(), F_OK) != 0) existing = existing.parent_path();
-    if (existing.empty()) existing = ".";
-    if (access(existing.c_str(), W_OK | X_OK) == 0) return;
-    std::string why = existing == dir ? dir.string() + " is not writable by " + user_name(geteuid())
-                                      : dir.string() + " does not exist and " + user_name(geteuid()) +
-                                            " cannot create it (" + existing.string() + " is not writable)";
-    throw Error("cannot use " + flag + " " + file.string() + ": " + why + "; drop " + flag + " to use the " +
-                    fallback.kind + " dir " + fallback.path.string() + ", or choose another with " +
-                    dir_fix_hint(fallback.kind),
+namespace {
+
+[[noreturn]] void cannot_create(const FileDir& dir, const std::string& why, const std::string& user) {
+    throw Error("cannot use " + dir.flag + " " + dir.file.string() + ": " + why + "; fix: " +
+                    dir_fixes(dir.path, dir.flag, user) + "; or drop " + dir.flag + " to use the " +
+                    dir.fallback.kind + " dir " + dir.fallback.path.string() + " (" +
+                    dir_fix_hint(dir.fallback.kind) + ")",
                 Exit::failure);
+}
+
+std::string why_not_creatable(const fs::path& dir, const std::string& user) {
+    fs::path existing = dir;
+    while (!existing.empty() && ::access(existing.c_str(), F_OK) != 0) existing = existing.parent_path();
+    if (existing == dir) return dir.string() + " is not writable by " + user;
+    return dir.string() + " does not exist and " + user + " cannot create it (" + existing.string() +
+           " is not writable)";
+}
+
+}  // namespace
+
+void check_file_dir(const FileDir& dir) {
+    const fs::path path = dir.path.empty() ? fs::path(".") : dir.path;
+    if (!can_create(path) || (::access(path.c_str(), F_OK) == 0 && ::access(path.c_str(), W_OK | X_OK) != 0))
+        cannot_create(dir, why_not_creatable(path, user_name(::geteuid())), user_name(::geteuid()));
+}
+
+bool ensure_file_dir(const FileDir& dir, const std::optional<Owner>& owner) {
+    const fs::path path = dir.path.empty() ? fs::path(".") : dir.path;
+    const std::string user = owner ? owner->name : user_name(::geteuid());
+    bool created = false;
+    if (::access(path.c_str(), F_OK) != 0) {
+        if (int error = make_dirs(path, 0755, owner, created); error != 0) {
+            if (error == EACCES || error == EROFS || error == EPERM)
+                cannot_create(dir, why_not_creatable(path, user_name(::geteuid())), user);
+            throw Error("cannot create " + path.string() + " for " + dir.flag + " " + dir.file.string() + ": " +
+                            std::strerror(error),
+                        Exit::failure);
+        }
+    }
+    if (!owner && ::access(path.c_str(), W_OK | X_OK) != 0)
+        cannot_create(dir, path.string() + " is not writable by " + user, user);
+    return created;
 }
 
 }  // namespace ccmulti

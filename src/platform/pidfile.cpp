@@ -13,18 +13,14 @@
 
 namespace ccmulti {
 
-std::optional<PidFileContents> parse_pidfile(const std::string& text) {
+std::optional<pid_t> parse_pidfile(const std::string& text) {
     std::istringstream in(text);
     std::string pid_text, start_text;
     if (!(in >> pid_text) || !is_digits(pid_text) || pid_text.size() > 9) return std::nullopt;
-    PidFileContents contents;
-    contents.pid = std::stoi(pid_text);
-    if (contents.pid <= 0) return std::nullopt;
-    if (in >> start_text) {
-        if (!is_digits(start_text) || start_text.size() > 19) return std::nullopt;
-        contents.start_time = std::stoull(start_text);
-    }
-    return contents;
+    const pid_t pid = std::stoi(pid_text);
+    if (pid <= 0) return std::nullopt;
+    if (in >> start_text && (!is_digits(start_text) || start_text.size() > 19)) return std::nullopt;
+    return pid;
 }
 
 namespace {
@@ -85,8 +81,8 @@ std::optional<PidFile> PidFile::try_acquire(const std::filesystem::path& path) {
     throw Error("pid file " + path.string() + " keeps being replaced while ccmulti tries to lock it");
 }
 
-void PidFile::write(pid_t pid, std::uint64_t start_time) {
-    std::string text = std::to_string(pid) + " " + std::to_string(start_time) + "\n";
+void PidFile::write(pid_t pid) {
+    const std::string text = std::to_string(pid) + "\n";
     if (::ftruncate(fd_.get(), 0) != 0) throw SystemError("truncate " + path_.string(), errno);
     ssize_t n;
     do n = ::pwrite(fd_.get(), text.data(), text.size(), 0);
@@ -121,10 +117,6 @@ bool same_process(pid_t pid, std::uint64_t start_time, const std::string& title_
         why = "pid " + std::to_string(pid) + " is another process (" + title + ")";
         return false;
     }
-    if (start_time == 0) {
-        why = "pid file names no start time";
-        return false;
-    }
     return true;
 }
 
@@ -135,26 +127,26 @@ PidCheck check_pidfile(const std::filesystem::path& path, const std::string& tit
         check.reason = "no pid file " + path.string();
         return check;
     }
-    auto contents = parse_pidfile(read_all(fd.get()));
-    if (contents) {
-        check.pid = contents->pid;
-        check.start_time = contents->start_time;
-    }
+    const auto pid = parse_pidfile(read_all(fd.get()));
+    if (pid) check.pid = *pid;
     check.state = PidCheck::State::stale;
     // A shared lock succeeds only when nobody holds the exclusive one; it is dropped at once (close).
     if (try_lock(fd.get(), LOCK_SH)) {
         check.reason = "stale pid file " + path.string() + " (not locked by any process)";
         return check;
     }
-    if (!contents) {
+    if (!pid) {
         check.reason = "pid file " + path.string() + " is locked but names no pid yet";
         return check;
     }
     std::string why;
-    if (!same_process(contents->pid, contents->start_time, title_prefix, why)) {
-        check.reason = "stale pid file " + path.string() + ": " + why;
+    const auto stat = read_proc_stat(*pid);
+    if (!stat || !same_process(*pid, stat->start_time, title_prefix, why)) {
+        check.reason =
+            "stale pid file " + path.string() + ": " + (stat ? why : "pid " + std::to_string(*pid) + " is not running");
         return check;
     }
+    check.start_time = stat->start_time;
     check.state = PidCheck::State::running;
     return check;
 }

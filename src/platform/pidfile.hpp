@@ -1,11 +1,16 @@
-// Pid files that cannot lie. A pid file holds "PID STARTTIME\n" (STARTTIME from /proc/PID/stat, field 22)
-// and is flock()ed by its owner for the owner's whole life, so:
+// Pid files that cannot lie, in the format every tool reads. A pid file holds the decimal pid and a newline,
+// nothing else (`kill -0 $(cat w1.pid)`, init scripts, monitoring agents), and is flock()ed by its owner for the
+// owner's whole life, so:
 //   - not locked                                  → stale, whatever pid it names (nobody owns it)
 //   - locked, but the pid is gone or a zombie      → not running (zombies count as dead)
-//   - locked, pid alive, start time differs        → the pid was recycled: not ours, never signalled
-//   - locked, pid alive, start time matches, and the process title is the expected prefix or starts with
-//     it followed by a space
+//   - locked, pid alive, but its title is not the expected one
+//                                                  → the pid was recycled: not ours, never signalled
+//   - locked, pid alive, and the process title is the expected prefix or starts with it followed by a space
 //                                                  → running
+// The lock outlives a dead owner only while its master still holds the file (a node in backoff), and a
+// recycled pid cannot carry a ccmulti node's title for that very name, which only a holder of the lock starts.
+// Between the check and a signal, the start time read then (/proc/PID/stat, field 22) pins the process: a
+// caller re-checks it on a pidfd before it signals.
 // Files are opened O_NOFOLLOW|O_CLOEXEC: a symlink planted in the run dir is refused, and no child inherits
 // a lock by accident.
 #pragma once
@@ -21,13 +26,9 @@
 
 namespace ccmulti {
 
-struct PidFileContents {
-    pid_t pid = 0;
-    std::uint64_t start_time = 0;
-};
-
-// Parses "PID STARTTIME" (a bare "PID", as Celery writes, gives start_time 0); nullopt when malformed.
-std::optional<PidFileContents> parse_pidfile(const std::string& text);
+// Parses "PID\n" (the newline optional, as Celery writes); nullopt when malformed. For a file written by an
+// older ccmulti, "PID STARTTIME" still gives the pid.
+std::optional<pid_t> parse_pidfile(const std::string& text);
 
 // A pid file this process has created and locked.
 class PidFile {
@@ -36,7 +37,7 @@ public:
     // Throws Error when the file cannot be opened (permissions, a symlink...).
     static std::optional<PidFile> try_acquire(const std::filesystem::path& path);
 
-    void write(pid_t pid, std::uint64_t start_time);  // replaces the contents
+    void write(pid_t pid);  // replaces the contents with "PID\n"
     // Unlinks the file if it is still ours (same inode at that path) and releases the lock.
     void remove();
 
@@ -52,9 +53,9 @@ private:
 struct PidCheck {
     enum class State { missing, stale, running };
     State state = State::missing;
-    pid_t pid = 0;  // as read from the file (0 when missing or malformed)
-    std::uint64_t start_time = 0;
-    std::string reason;  // for missing/stale: why, e.g. "not locked", "pid 123 is another process (sleep)"
+    pid_t pid = 0;                 // as read from the file (0 when missing or malformed)
+    std::uint64_t start_time = 0;  // of that process, read from /proc when it was found running
+    std::string reason;            // for missing/stale: why, e.g. "not locked", "pid 123 is another process (sleep)"
 
     bool running() const { return state == State::running; }
 };
@@ -63,8 +64,8 @@ struct PidCheck {
 // process title must start with, e.g. "ccmulti: node w1@host".
 PidCheck check_pidfile(const std::filesystem::path& path, const std::string& title_prefix);
 
-// True when `pid` is alive, not a zombie, started at `start_time` and its title starts with `title_prefix`;
-// otherwise false with `why` saying what differs.
+// True when `pid` is alive, not a zombie, and its title starts with `title_prefix` (and, when `start_time` is
+// not 0, it started at `start_time`); otherwise false with `why` saying what differs.
 bool same_process(pid_t pid, std::uint64_t start_time, const std::string& title_prefix, std::string& why);
 
 }  // namespace ccmulti

@@ -1,6 +1,7 @@
 #include "platform/spawn.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -44,9 +45,24 @@ struct Prepared {
     pid_t parent = 0;
 };
 
-enum Stage : int { stage_setpgid, stage_prctl, stage_stdin, stage_stdout, stage_stderr, stage_chdir, stage_fcntl };
-constexpr const char* stage_names[] = {"setpgid",     "prctl", "dup2 stdin", "dup2 stdout",
-                                       "dup2 stderr", "chdir", "fcntl"};
+enum Stage : int {
+    stage_setpgid,
+    stage_prctl,
+    stage_stdin,
+    stage_stdout,
+    stage_stderr,
+    stage_chdir,
+    stage_fcntl,
+    stage_setgroups,
+    stage_setgid,
+    stage_setuid,
+    stage_verify_user
+};
+constexpr const char* stage_names[] = {"setpgid", "prctl",     "dup2 stdin", "dup2 stdout", "dup2 stderr",
+                                       "chdir",   "fcntl",     "setgroups",  "setgid",      "setuid",
+                                       "dropping privileges did not hold"};
+
+}
 
 // Reports a failed setup step in the child and leaves without running any atexit handler or destructor of the
 // parent's objects. Not through Boost.Process's set_error: in the child it writes its report in three write(2)
@@ -56,6 +72,17 @@ constexpr const char* stage_names[] = {"setpgid",     "prctl", "dup2 stdin", "du
     write_all(p.setup_error.write.get(), report, sizeof report);
     ::_exit(127);
 }
+
+// Becomes `user` for good (between fork and exec: syscalls only).
+void drop_privileges(const Prepared& p, const Owner& user) {
+    if (::setgroups(user.groups.size(), user.groups.data()) != 0) child_fail(p, stage_setgroups);
+    if (::setgid(user.gid) != 0) child_fail(p, stage_setgid);
+    if (::setuid(user.uid) != 0) child_fail(p, stage_setuid);
+    if (::getuid() != user.uid || ::geteuid() != user.uid || ::getgid() != user.gid || ::getegid() != user.gid ||
+        (user.uid != 0 && ::setuid(0) == 0)) {
+        errno = EPERM;
+        child_fail(p, stage_verify_user);
+    }
 
 }  // namespace
 
@@ -88,6 +115,7 @@ pid_t spawn(const SpawnOptions& options) {
     };
     auto exec_setup = [&p, &options, &cwd](auto&) {  // child, after fork: async-signal-safe only
         if (options.new_process_group && ::setpgid(0, 0) != 0) child_fail(p, stage_setpgid);
+        if (options.run_as) drop_privileges(p, *options.run_as);
         if (options.parent_death_signal) {
             if (::prctl(PR_SET_PDEATHSIG, options.parent_death_signal, 0, 0, 0) != 0) child_fail(p, stage_prctl);
             // The parent may have died before prctl: then no signal will ever come.
@@ -123,7 +151,9 @@ pid_t spawn(const SpawnOptions& options) {
         // The child has exited (127); it stays a zombie for the caller's reaper, like any other child.
         std::string what = std::strerror(report[1]);
         if (report[0] == stage_chdir) throw Error("cannot run '" + options.program + "' in " + cwd + ": " + what);
-        const char* stage = report[0] >= 0 && report[0] <= stage_fcntl ? stage_names[report[0]] : "setup";
+        const char* stage = report[0] >= 0 && report[0] <= stage_verify_user ? stage_names[report[0]] : "setup";
+        if (options.run_as && report[0] >= stage_setgroups)
+            throw Error("cannot run '" + options.program + "' as " + options.run_as->name + ": " + stage + ": " + what);
         throw Error("cannot run '" + options.program + "': " + stage + ": " + what);
     }
     return pid;

@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "platform/users.hpp"
+
 namespace ccmulti {
 
 struct SpawnOptions {
@@ -30,6 +32,10 @@ struct SpawnOptions {
     bool new_process_group = true;  // setpgid(0, 0): the child leads a new process group
     int parent_death_signal = 0;    // PR_SET_PDEATHSIG; 0 for none
     int pass_fd = -1;               // an fd (normally CLOEXEC) to hand over across exec at the same number
+    // Run as this user (root only): supplementary groups, gid, then uid are set before anything else the child
+    // does (a credential change clears PR_SET_PDEATHSIG, so it comes first), and verified: a child that could
+    // regain root, or still has root's groups, fails instead of running.
+    std::optional<Owner> run_as;
 };
 
 // Returns the child's pid. Throws Error when the program cannot be found or exec fails.

@@ -218,11 +218,14 @@ void ControlServer::handle_restart(Client& client, const json& request) {
     if (request.contains("nodes")) names = request["nodes"].get<std::vector<std::string>>();
     const bool all = request.value("all", false);
     const bool wait = request.value("wait", true);
-    auto result = master_.restart(names, all);
+    std::vector<NodeSpec> specs;
+    for (const auto& item : request.value("specs", json::array())) specs.push_back(item.get<NodeSpec>());
+    auto result = master_.restart(names, all, specs);
     send(client, {{"event", "accepted"},
                   {"job", result.job},
                   {"restarting", result.restarting},
-                  {"not_running", result.not_running}});
+                  {"not_running", result.not_running},
+                  {"refused", result.refused}});
     if (!result.job || !wait) {
         send(client, {{"ok", true},
                       {"done", true},

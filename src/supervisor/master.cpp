@@ -9,6 +9,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -107,6 +108,7 @@ struct Node {
     std::vector<std::string> last_log_tail;  // of the run that ended last
     std::string program_exit;                // how the program ended, from the shim (CCMULTI_PROGRAM_EXIT)
     int restart_job = 0;                     // the restart request this node is part of
+    std::optional<NodeSpec> next_spec;       // replaces `spec` when the node starts again (restart with new options)
     std::unique_ptr<LogWatch> log_watch;     // readiness from the log (spec.ready_pattern)
 };
 
@@ -135,7 +137,7 @@ public:
         // reach the nodes. Everything ccmulti opens is CLOEXEC already; spawn clears the flag only on the
         // pid-file lock it hands to a node shim.
         ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-        master_lock_.write(::getpid(), self_start_time());
+        master_lock_.write(::getpid());
         std::vector<std::string> names;
         for (const auto& node : nodes_) names.push_back(node->spec.name);
         update_title();
@@ -239,13 +241,14 @@ public:
                 continue;
             }
             result.stopping.push_back(node->spec.name);
-            begin_stop(*node, plan_stop(now, timeout.value_or(node->spec.stop_timeout), mode), mode);
+            begin_stop(*node, plan_stop(now, timeout ? timeout : node->spec.stop_timeout, mode), mode);
         }
         if (all_gone()) loop_.stop();
         return result;
     }
 
-    RestartResult restart(const std::vector<std::string>& names, bool all_at_once) override {
+    RestartResult restart(const std::vector<std::string>& names, bool all_at_once,
+                          const std::vector<NodeSpec>& specs) override {
         RestartResult result;
         std::vector<Node*> targets;
         if (names.empty()) {
@@ -266,6 +269,16 @@ public:
                 result.not_running.push_back(node->spec.name);  // being stopped, or restarted already
                 continue;
             }
+            auto spec = std::find_if(specs.begin(), specs.end(), [&](const NodeSpec& s) { return s.name == node->spec.name; });
+            if (spec != specs.end() && spec->pidfile != node->spec.pidfile) {
+                result.refused.push_back({{"node", node->spec.name},
+                                          {"error", "its pid file would move from " + node->spec.pidfile.string() +
+                                                        " to " + spec->pidfile.string() +
+                                                        "; stop it, then start it with the new one"}});
+                continue;
+            }
+            node->next_spec.reset();
+            if (spec != specs.end()) node->next_spec = *spec;
             accepted.push_back(node);
             result.restarting.push_back(node->spec.name);
         }
@@ -372,6 +385,7 @@ private:
             job.queue.pop_front();
             if (!active(node->state) || node->state == NodeState::stopping) {
                 job.skipped.push_back(node->spec.name);
+                node->next_spec.reset();
                 continue;
             }
             job.in_flight.insert(node);
@@ -409,7 +423,10 @@ private:
             if (!job.all_at_once) {
                 // A rolling restart stops at the first node that does not come back: the rest keep running
                 // the old way rather than all going down with, say, broken code.
-                for (Node* rest : job.queue) job.skipped.push_back(rest->spec.name);
+                for (Node* rest : job.queue) {
+                    job.skipped.push_back(rest->spec.name);
+                    rest->next_spec.reset();  // it keeps running as it was, and restarts so after a crash
+                }
                 job.queue.clear();
             }
         }
@@ -480,6 +497,11 @@ private:
     }
 
     void start_node(Node& node) {
+        if (node.next_spec) {
+            node.spec = std::move(*node.next_spec);
+            node.next_spec.reset();
+            update_title();
+        }
         const NodeSpec& spec = node.spec;
         node.state = NodeState::starting;
         node.started = Clock::now();
@@ -507,6 +529,7 @@ private:
             options.new_process_group = true;
             options.parent_death_signal = master_death_signal;
             options.pass_fd = node.lock->fd();
+            options.run_as = spec.run_as;
             node.pid = spawn(options);
         } catch (const Error& e) {
             node.status = e.what();
@@ -523,9 +546,7 @@ private:
             node.lock.reset();
             return;
         }
-        // The child exists (or is a zombie we have not reaped yet): its start time is readable now.
-        auto stat = read_proc_stat(node.pid);
-        node.lock->write(node.pid, stat ? stat->start_time : 0);
+        node.lock->write(node.pid);
         log_->info("{}: started, pid {}, log {}", spec.name, node.pid, spec.logfile.string());
         if (!spec.ready_pattern.empty()) {
             try {
@@ -687,17 +708,17 @@ private:
             if (*timer) loop_.cancel(*timer);
             *timer = 0;
         }
-        if (!node.quit_sent) {
-            if (plan.quit_at <= Clock::now() && mode != StopMode::kill) {
+        if (!node.quit_sent && mode != StopMode::kill && plan.quit_at != StopPlan::never) {
+            if (plan.quit_at <= Clock::now()) {
                 quit(node);
-            } else if (mode != StopMode::kill) {
+            } else {
                 node.quit_timer = loop_.at(plan.quit_at, [this, &node] {
                     node.quit_timer = 0;
                     quit(node);
                 });
             }
         }
-        if (!node.kill_sent) {
+        if (!node.kill_sent && plan.kill_at != StopPlan::never) {
             if (plan.kill_at <= Clock::now())
                 kill_group(node);
             else
@@ -706,6 +727,7 @@ private:
                     kill_group(node);
                 });
         }
+        if (plan.give_up_at == StopPlan::never) return;  // a warm stop without a deadline: no escalation
         node.give_up_timer = loop_.at(plan.give_up_at, [this, &node] {
             node.give_up_timer = 0;
             auto stat = read_proc_stat(node.pid);

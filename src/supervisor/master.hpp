@@ -72,12 +72,17 @@ public:
     // that does not come back), or all at once. Events carry "job": {"event":"restarting","job","node"},
     // {"event":"restarted","job","node","pid"}, and last {"event":"restart_done","job","ok","restarted":[...],
     // "failed":[{"node","error"}],"skipped":[...]}.
+    // `specs`, when given, replace the restarted nodes' specs (`restart` with a changed command line, as celery
+    // multi restart uses the options given): each takes effect when its node starts again. A spec whose pid file
+    // differs from the running node's is refused (the lock could not move with it).
     struct RestartResult {
         int job = 0;  // 0: nothing to restart (restart_done is not emitted)
         std::vector<std::string> restarting;
         std::vector<std::string> not_running;
+        std::vector<nlohmann::json> refused;  // {"node","error"}
     };
-    virtual RestartResult restart(const std::vector<std::string>& names, bool all_at_once) = 0;
+    virtual RestartResult restart(const std::vector<std::string>& names, bool all_at_once,
+                                  const std::vector<NodeSpec>& specs) = 0;
 
     // Adds nodes to the running group (a second `ccmulti start` in the same run dir). Started nodes emit
     // {"event":"ready",...} or {"event":"failed",...} as in the start report.

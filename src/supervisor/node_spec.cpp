@@ -25,9 +25,14 @@ void to_json(nlohmann::json& out, const NodeSpec& spec) {
            {"logfile", spec.logfile.string()},
            {"queues", spec.queues},
            {"concurrency", spec.concurrency},
-           {"stop_timeout_ms", spec.stop_timeout.count()},
+           {"stop_timeout_ms", spec.stop_timeout ? nlohmann::json(spec.stop_timeout->count()) : nlohmann::json()},
            {"start_secs_ms", spec.start_secs.count()},
            {"ready_pattern", spec.ready_pattern}};
+    if (spec.run_as)
+        out["run_as"] = {{"uid", spec.run_as->uid},
+                         {"gid", spec.run_as->gid},
+                         {"groups", spec.run_as->groups},
+                         {"name", spec.run_as->name}};
 }
 
 void from_json(const nlohmann::json& in, NodeSpec& spec) {
@@ -39,9 +44,15 @@ void from_json(const nlohmann::json& in, NodeSpec& spec) {
     spec.logfile = in.at("logfile").get<std::string>();
     spec.queues = in.at("queues").get<std::vector<std::string>>();
     spec.concurrency = in.at("concurrency").get<int>();
-    spec.stop_timeout = std::chrono::milliseconds(in.at("stop_timeout_ms").get<std::int64_t>());
+    if (const auto& timeout = in.at("stop_timeout_ms"); !timeout.is_null())
+        spec.stop_timeout = std::chrono::milliseconds(timeout.get<std::int64_t>());
     spec.start_secs = std::chrono::milliseconds(in.at("start_secs_ms").get<std::int64_t>());
     spec.ready_pattern = in.value("ready_pattern", "");
+    if (in.contains("run_as")) {
+        const auto& user = in.at("run_as");
+        spec.run_as = Owner{user.at("uid").get<uid_t>(), user.at("gid").get<gid_t>(),
+                            user.at("groups").get<std::vector<gid_t>>(), user.at("name").get<std::string>()};
+    }
     if (spec.name.empty() || spec.argv.empty() || !spec.cwd.is_absolute() || !spec.pidfile.is_absolute() ||
         !spec.logfile.is_absolute())
         throw std::invalid_argument("node spec of '" + spec.name + "' is incomplete (name, argv, absolute paths)");

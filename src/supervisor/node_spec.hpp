@@ -4,10 +4,13 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
+
+#include "platform/users.hpp"
 
 namespace ccmulti::supervisor {
 
@@ -20,11 +23,13 @@ struct NodeSpec {
     std::filesystem::path logfile;                   // absolute
     std::vector<std::string> queues;                 // for the title and CCMULTI_QUEUES
     int concurrency = 0;                             // 0: not set
-    std::chrono::milliseconds stop_timeout{60'000};  // warm → KILL for this node
+    // Warm → KILL for this node; nullopt: a warm stop waits as long as the running tasks take.
+    std::optional<std::chrono::milliseconds> stop_timeout;
     std::chrono::milliseconds start_secs{1'000};     // up this long without READY=1 counts as ready
     // When set, the node is ready once this text appears in what it writes to its log this run (Celery's
     // "w1@host ready."); start_secs then does not apply.
     std::string ready_pattern;
+    std::optional<Owner> run_as;  // root started it with --uid/--gid or `user`: the node runs as this user
 };
 
 // For the control socket (`start` adding nodes to a running master). from_json throws on a missing field.

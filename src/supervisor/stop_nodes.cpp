@@ -133,7 +133,7 @@ std::vector<StopTarget> discover_targets(const std::filesystem::path& run_dir) {
                 if (words.size() >= 3) name = words[2];  // "ccmulti:" "node" NAME ...
             }
         }
-        targets.push_back({name, path, std::chrono::milliseconds(60'000)});
+        targets.push_back({name, path, std::nullopt});
     }
     return targets;
 }
@@ -166,7 +166,7 @@ StopOutcome stop_from_pidfiles(const std::filesystem::path& run_dir, const StopR
             continue;
         }
         Tracked t{target, std::move(handle),
-                  plan_stop(began, request.timeout.value_or(target.stop_timeout), request.mode)};
+                  plan_stop(began, request.timeout ? request.timeout : target.stop_timeout, request.mode)};
         if (request.mode == StopMode::kill) {
             kill_group(check.pid);
             t.kill_sent = t.quit_sent = true;

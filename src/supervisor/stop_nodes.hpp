@@ -18,7 +18,7 @@ namespace ccmulti::supervisor {
 struct StopTarget {
     std::string name;  // "w1@host"
     std::filesystem::path pidfile;
-    std::chrono::milliseconds stop_timeout{60'000};
+    std::optional<std::chrono::milliseconds> stop_timeout;  // nullopt: a warm stop has no deadline
 };
 
 struct StopRequest {

@@ -4,8 +4,10 @@
 
 namespace ccmulti::supervisor {
 
-StopPlan plan_stop(StopPlan::Clock::time_point now, std::chrono::milliseconds timeout, StopMode mode) {
-    if (timeout < std::chrono::milliseconds::zero()) timeout = std::chrono::milliseconds::zero();
+StopPlan plan_stop(StopPlan::Clock::time_point now, std::optional<std::chrono::milliseconds> deadline,
+                   StopMode mode) {
+    if (!deadline && mode == StopMode::warm) return {StopPlan::never, StopPlan::never, StopPlan::never};
+    auto timeout = std::max(deadline.value_or(cold_stop_deadline), std::chrono::milliseconds::zero());
     StopPlan plan;
     plan.kill_at = mode == StopMode::kill ? now : now + timeout;
     auto grace = std::min(max_cold_grace, timeout / 4);

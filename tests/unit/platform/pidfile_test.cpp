@@ -33,12 +33,11 @@ std::string title_of_self() {
 
 }  // namespace
 
-TEST(ParsePidFile, PidAndStartTime) {
-    auto contents = parse_pidfile("123 456\n");
-    ASSERT_TRUE(contents);
-    EXPECT_EQ(contents->pid, 123);
-    EXPECT_EQ(contents->start_time, 456u);
-    EXPECT_EQ(parse_pidfile("77\n")->start_time, 0u);  // Celery's format
+TEST(ParsePidFile, ThePidAlone) {
+    EXPECT_EQ(parse_pidfile("77\n"), 77);
+    EXPECT_EQ(parse_pidfile("77"), 77);          // Celery writes no newline
+    EXPECT_EQ(parse_pidfile("123 456\n"), 123);  // an older ccmulti's "PID STARTTIME"
+    EXPECT_FALSE(parse_pidfile("123 x"));
     EXPECT_FALSE(parse_pidfile("x"));
     EXPECT_FALSE(parse_pidfile("-1 2"));
     EXPECT_FALSE(parse_pidfile(""));
@@ -47,10 +46,14 @@ TEST(ParsePidFile, PidAndStartTime) {
 TEST_F(PidFileTest, LockedFileOfThisProcessIsRunning) {
     auto lock = PidFile::try_acquire(dir / "a.pid");
     ASSERT_TRUE(lock);
-    lock->write(getpid(), self_start_time());
+    lock->write(getpid());
+    std::ifstream in(dir / "a.pid");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(text, std::to_string(getpid()) + "\n");  // what `kill -0 $(cat a.pid)` and init scripts read
     auto check = check_pidfile(dir / "a.pid", title_of_self());
     EXPECT_TRUE(check.running()) << check.reason;
     EXPECT_EQ(check.pid, getpid());
+    EXPECT_EQ(check.start_time, self_start_time());
     // A second lock on the same file is refused while the first is held.
     EXPECT_FALSE(PidFile::try_acquire(dir / "a.pid"));
     lock->remove();
@@ -58,7 +61,7 @@ TEST_F(PidFileTest, LockedFileOfThisProcessIsRunning) {
 }
 
 TEST_F(PidFileTest, UnlockedFileIsStaleWhateverItSays) {
-    std::ofstream(dir / "b.pid") << getpid() << " " << self_start_time() << "\n";
+    std::ofstream(dir / "b.pid") << getpid() << "\n";
     auto check = check_pidfile(dir / "b.pid", title_of_self());
     EXPECT_EQ(check.state, PidCheck::State::stale);
     EXPECT_NE(check.reason.find("not locked"), std::string::npos);
@@ -66,12 +69,13 @@ TEST_F(PidFileTest, UnlockedFileIsStaleWhateverItSays) {
     EXPECT_TRUE(PidFile::try_acquire(dir / "b.pid"));
 }
 
-TEST_F(PidFileTest, WrongStartTimeOrTitleIsNotOurs) {
+TEST_F(PidFileTest, WrongTitleOrStartTimeIsNotOurs) {
     auto lock = PidFile::try_acquire(dir / "c.pid");
     ASSERT_TRUE(lock);
-    lock->write(getpid(), self_start_time() + 1);
-    EXPECT_FALSE(check_pidfile(dir / "c.pid", title_of_self()).running());
-    lock->write(getpid(), self_start_time());
+    lock->write(getpid());
+    std::string why;
+    EXPECT_FALSE(same_process(getpid(), self_start_time() + 1, title_of_self(), why));  // a recycled pid
+    EXPECT_NE(why.find("another process"), std::string::npos) << why;
     auto check = check_pidfile(dir / "c.pid", "ccmulti: node nobody@nowhere");
     EXPECT_FALSE(check.running());
     EXPECT_NE(check.reason.find("another process"), std::string::npos) << check.reason;

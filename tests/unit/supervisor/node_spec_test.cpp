@@ -37,7 +37,7 @@ TEST(NodeSpec, FromTheGrammar) {
     EXPECT_EQ(spec.pidfile, "/run/x/w1.pid");
     EXPECT_EQ(spec.logfile, "/log/w1.log");
     EXPECT_EQ(spec.cwd, "/work");
-    EXPECT_EQ(spec.stop_timeout, std::chrono::seconds(60));
+    EXPECT_EQ(spec.stop_timeout, std::nullopt);  // no deadline: a warm stop waits for the running tasks
     EXPECT_EQ(spec.start_secs, std::chrono::milliseconds(1500));
     EXPECT_EQ(make_node_spec(all[1], "/work", std::chrono::seconds(1)).stop_timeout, std::chrono::milliseconds(2500));
     EXPECT_EQ(supervisor::node_title(spec), "ccmulti: node w1@host.example -Q high,low");

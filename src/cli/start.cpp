@@ -1,0 +1,212 @@
+#include "cli/start.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <set>
+
+#include "cli/node_spec.hpp"
+#include "cli/output.hpp"
+#include "platform/daemon.hpp"
+#include "supervisor/control_client.hpp"
+#include "supervisor/group_locks.hpp"
+#include "supervisor/start_report.hpp"
+#include "util/strings.hpp"
+
+namespace ccmulti::cli {
+
+std::chrono::milliseconds to_ms(double seconds) {
+    return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+}
+
+namespace {
+
+// Relays the daemon's start report (JSON lines, or a plain line for an error before the master ran).
+Exit relay_start_report(int fd, const std::filesystem::path& master_log) {
+    std::string buffer;
+    char chunk[4096];
+    bool done = false, ok = false;
+    for (;;) {
+        ssize_t n = ::read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        buffer.append(chunk, static_cast<std::size_t>(n));
+        std::size_t newline;
+        while ((newline = buffer.find('\n')) != std::string::npos) {
+            std::string line = buffer.substr(0, newline);
+            buffer.erase(0, newline + 1);
+            nlohmann::json event;
+            try {
+                event = nlohmann::json::parse(line);
+            } catch (const std::exception&) {
+                print_error(line);
+                continue;
+            }
+            if (event.value("event", "") == "error") {
+                print_error(event.value("error", ""));
+                continue;
+            }
+            if (event.value("event", "") == "done") done = true;
+            ok = supervisor::print_start_event(event);
+        }
+    }
+    if (!done) {
+        print_error("the master exited before it reported on its nodes; see " + master_log.string());
+        return Exit::failure;
+    }
+    return ok ? Exit::ok : Exit::failure;
+}
+
+// Celery's "do not fork" debug switch, which its init script's `dryrun` sets: ccmulti says what it would run.
+bool dry_run() {
+    const char* fakefork = std::getenv("C_FAKEFORK");
+    return fakefork && *fakefork && std::string(fakefork) != "0";
+}
+
+// Creates what the nodes' pid and log files need, as celery multi does: the run and log dirs (0700), or the
+// directories named by --pidfile/--logfile (0755), owned by `owner` when root starts nodes for a user.
+void prepare_dirs(const Dirs& where, const std::vector<supervisor::NodeSpec>& specs, bool native,
+                  const std::optional<Owner>& owner) {
+    std::set<std::filesystem::path> done;
+    auto prepare = [&](const std::filesystem::path& file, const char* flag, const Dir& fallback) {
+        const auto dir = file.parent_path();
+        if (!done.insert(dir).second) return;
+        if (dir == fallback.path)
+            ensure_private_dir(fallback, owner);
+        else
+            ensure_file_dir({dir, flag, file, fallback}, owner);
+    };
+    for (const auto& spec : specs) {
+        prepare(spec.pidfile, "--pidfile", where.run);
+        prepare(spec.logfile, "--logfile", where.log);
+    }
+    if (native && done.insert(where.run.path).second) ensure_private_dir(where.run, owner);  // inspect sockets
+}
+
+}  // namespace
+
+// Hands the nodes to the master already running in the run dir; prints the same lines as a first start.
+Exit add_to_master(const supervisor::MasterConfig& config, pid_t master_pid) {
+    auto client = supervisor::ControlClient::connect(config.run_dir);
+    if (!client)
+        throw Error("a ccmulti master (pid " + std::to_string(master_pid) + ") holds " + config.run_dir.string() +
+                    " but does not listen on its control socket; stop it (ccmulti stop) or use another --run-dir");
+    client->send({{"cmd", "add"}, {"nodes", config.nodes}});
+    nlohmann::json reply;
+    if (client->receive(reply, std::chrono::seconds(5)) != supervisor::ControlClient::Status::message)
+        throw Error("the ccmulti master (pid " + std::to_string(master_pid) + ") in " + config.run_dir.string() +
+                    " does not answer; see " + config.log_file.string());
+    if (!reply.value("ok", true)) throw Error("the master refused the nodes: " + reply.value("error", std::string()));
+    bool ok = true;
+    for (const auto& refused : reply.value("refused", nlohmann::json::array())) {
+        // Already running under this master is what `start` wants (celery multi says so and exits 0 too).
+        if (refused.contains("pid")) {
+            std::cout << refused.value("error", std::string()) << std::endl;
+            continue;
+        }
+        print_error(refused.value("error", std::string()));
+        ok = false;
+    }
+    for (;;) {
+        auto status = client->receive(reply, std::chrono::hours(24));
+        if (status != supervisor::ControlClient::Status::message) {
+            print_error("the master closed the connection before its new nodes were ready; see " +
+                        config.log_file.string());
+            return Exit::failure;
+        }
+        if (reply.value("done", false)) break;
+        if (reply.value("event", "") == "failed") ok = false;
+        supervisor::print_start_event(reply);
+    }
+    return ok ? Exit::ok : Exit::failure;
+}
+
+std::optional<supervisor::MasterConfig> plan_start(const Context& context, const StartOptions& options) {
+    auto nodes = context.nodes();
+    const Dirs where = context.dirs();
+    const Dirs group = context.group_dirs();
+    const auto owner = context.node_owner();
+    const auto cwd = std::filesystem::current_path();
+    supervisor::MasterConfig config;
+    NativeWorker native{std::filesystem::read_symlink("/proc/self/exe"),
+                        {"--run-dir", where.run.path.string(), "--log-dir", where.log.path.string(), "--state-dir",
+                         where.state.path.string()}};
+    if (const auto& file = context.settings().file; !file.empty())
+        native.global_args.insert(native.global_args.end(), {"-C", std::filesystem::absolute(file).string()});
+    bool any_native = false;
+    for (const auto& node : nodes) {
+        auto spec = make_node_spec(node, cwd, to_ms(options.start_secs), native);
+        spec.run_as = owner;
+        any_native = any_native || spec.argv.front() == native.program.string();
+        config.nodes.push_back(std::move(spec));
+    }
+    if (context.verbose || dry_run())
+        for (const auto& spec : config.nodes) {
+            std::vector<std::string> words;
+            for (const auto& word : spec.argv) words.push_back(shell_quote(word));
+            std::cout << "> " << spec.name << ": " << join(words, " ") << std::endl;
+        }
+    if (dry_run()) {
+        std::cout << "dry run (C_FAKEFORK is set): nothing started" << std::endl;
+        return std::nullopt;
+    }
+    config.run_dir = group.run.path;
+    config.app = context.settings().app.value_or("");
+    config.log_file = group.log.path / "master.log";
+    config.foreground = options.foreground;
+    config.restart.initial = to_ms(options.backoff_initial);
+    config.restart.max = std::max(config.restart.initial, to_ms(options.backoff_max));
+    config.restart.reset_after = to_ms(options.backoff_reset);
+    prepare_dirs(where, config.nodes, any_native, owner);
+    if (group.run.path != where.run.path) ensure_private_dir(group.run, owner);
+    if (group.log.path != where.log.path) ensure_private_dir(group.log, owner);
+    return config;
+}
+
+void start_command(Context& context, const StartOptions& options) {
+    auto plan = plan_start(context, options);
+    if (!plan) return;  // a dry run
+    const supervisor::MasterConfig& config = *plan;
+    if (auto master = supervisor::check_master(config.run_dir); master.running()) {
+        if (options.foreground)
+            throw Error("a ccmulti master (pid " + std::to_string(master.pid) + ") already runs in " +
+                        config.run_dir.string() + "; without --foreground, start adds the nodes to it");
+        context.exit = add_to_master(config, master.pid);
+        return;
+    }
+    auto locks = supervisor::acquire_group_locks(config.run_dir, config.nodes);
+
+    if (options.foreground) {
+        int code = supervisor::run_master(config, std::move(locks),
+                                          [](const nlohmann::json& event) { supervisor::print_start_event(event); });
+        context.exit = static_cast<Exit>(code);
+        return;
+    }
+    // The daemon inherits the locks across fork (flock belongs to the open file, shared by both copies);
+    // ours close when this process exits, the daemon's stay.
+    // The daemon's cwd: the nodes' common --workdir, else where `start` ran.
+    auto master_cwd = config.nodes.front().cwd;
+    for (const auto& spec : config.nodes)
+        if (spec.cwd != master_cwd) master_cwd = std::filesystem::current_path();
+    UniqueFd report = spawn_daemon(master_cwd, [&](UniqueFd pipe) {
+        auto fd = std::make_shared<UniqueFd>(std::move(pipe));
+        auto sink = [fd](const nlohmann::json& event) {
+            if (!*fd) return;
+            std::string line = event.dump() + "\n";
+            write_all(fd->get(), line.data(), line.size());
+            if (event.value("event", "") == "done") fd->reset();
+        };
+        try {
+            return supervisor::run_master(config, std::move(locks), sink);
+        } catch (const std::exception& e) {
+            sink({{"event", "error"}, {"error", e.what()}});
+            return 1;
+        }
+    });
+    context.exit = relay_start_report(report.get(), config.log_file);
+}
+
+}  // namespace ccmulti::cli
