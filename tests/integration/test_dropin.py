@@ -226,6 +226,8 @@ class World:
         entry = pwd.getpwnam(name)
         self.uid, self.gid, self.home = entry.pw_uid, entry.pw_gid, entry.pw_dir
         assert not os.path.exists(self.home)
+        # A system uid is reused once freed: what an earlier owner of this uid left is not this run's.
+        self.outside_before = set(self.files_outside())
         self.markers = self.user_dir("markers")
         self.redis = Redis(self.root / "redis")
         self.broker = f"redis://127.0.0.1:{self.redis.port}/0"
@@ -272,6 +274,27 @@ class World:
             procs[pid] = cmd
         return procs
 
+    def new_files_outside(self, since=None):
+        return sorted(set(self.files_outside()) - (self.outside_before if since is None else since))
+
+    def files_outside(self):
+        """Entries the user owns in the shared scratch and runtime dirs (one level deep; /run/user/UID whole): a
+        group whose files all go where its pid and log files are leaves none."""
+        found = []
+        for top in ("/tmp", "/var/tmp", "/dev/shm", "/run", "/run/user", f"/run/user/{self.uid}"):
+            try:
+                entries = os.scandir(top)
+            except OSError:
+                continue
+            with entries:
+                for entry in entries:
+                    try:
+                        if entry.stat(follow_symlinks=False).st_uid == self.uid:
+                            found.append(entry.path)
+                    except OSError:
+                        pass
+        return found
+
     def nothing_left(self, timeout=15):
         wait_for(lambda: not self.user_pids(), timeout=timeout,
                  what=f"every process of {self.user} to be gone: {self.user_processes()}")
@@ -310,6 +333,8 @@ class World:
     def close(self):
         if self.user:
             sigkill_until_gone(self.user_pids)
+            for path in self.new_files_outside():
+                shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.unlink(path)
             subprocess.run(["userdel", self.user], capture_output=True)
         if self.client is not None:
             gc.collect()
@@ -320,7 +345,10 @@ class World:
             self.client.close()
         if self.redis:
             self.redis.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
+        if os.environ.get("CCMULTI_TEST_KEEP"):  # for a post-mortem of the logs
+            print(f"kept {self.root}")
+        else:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -406,6 +434,7 @@ def test_systemd_unit_start_reload_stopwait(world):
     """The shipped lines, `-A` before `multi`, two nodes: start (ready when it returns, plain pid files), reload
     with changed CELERYD_OPTS (in effect), stopwait while a task runs (it finishes SUCCESS)."""
     checks = Checks("systemd unit as shipped")
+    outside = set(world.files_outside())
     base = world.user_dir("unit-a")
     world.user_dir("unit-a/var/run/celery")
     world.user_dir("unit-a/var/log/celery")
@@ -469,6 +498,10 @@ def test_systemd_unit_start_reload_stopwait(world):
         def _():
             world.nothing_left()
 
+        @checks.step("the user left no file in /tmp, /var/tmp, /dev/shm, /run")
+        def _():
+            assert not world.new_files_outside(outside), world.new_files_outside(outside)
+
         @checks.step("no crash logged")
         def _():
             assert not crash_lines(base), crash_lines(base)
@@ -482,6 +515,7 @@ def test_systemd_unit_app_after_nodes_creates_dirs_and_groups_are_independent(wo
     exist yet (their parent is the user's); started and stopped while a second group (own pid dir, the shipped
     line) runs, which must not notice."""
     checks = Checks("systemd unit, -A after the node names")
+    outside = set(world.files_outside())
     unit_b = Unit(world, world.user_dir("unit-b"))  # CELERYD_NODES and CELERYD_OPTS as shipped
     world.user_dir("unit-c/var/run/celery")
     world.user_dir("unit-c/var/log/celery")
@@ -536,6 +570,10 @@ def test_systemd_unit_app_after_nodes_creates_dirs_and_groups_are_independent(wo
         @checks.step("nothing of the user left running")
         def _():
             world.nothing_left()
+
+        @checks.step("the user left no file in /tmp, /var/tmp, /dev/shm, /run")
+        def _():
+            assert not world.new_files_outside(outside), world.new_files_outside(outside)
 
         @checks.step("no crash logged")
         def _():
@@ -602,9 +640,11 @@ def log_of(init, node):
 
 
 def test_init_script(world):
-    """start, status, start again, dryrun, graceful, restart with changed options, stop while a task runs, start,
-    kill, status, dryrun with nothing running: the script's own exit codes and messages, real workers answering."""
+    """start, status, start again, dryrun, graceful while a task runs, restart with changed options, stop while a
+    task runs, status, start, kill, status, restart with nothing running, stop, dryrun with nothing running: the
+    script's own exit codes and messages, real workers answering, nothing left behind."""
     checks = Checks("generic init script with CELERY_BIN=ccmulti")
+    outside = set(world.files_outside())
     init = InitScript(world, world.user_dir("initd"), world.bin)
     codes = INIT_CODES
     try:
@@ -657,18 +697,23 @@ def test_init_script(world):
             for node in init.nodes:
                 assert node in dry.stdout + dry.stderr, f"{node} is not in the dryrun's output\n{shown(dry)}"
 
-        ready_lines = {}
+        ready_lines, during = {}, {}
 
-        @checks.step("graceful (HUP to every pid-file pid) exits 0", key="graceful", needs=["up"])
+        @checks.step("graceful (HUP to every pid-file pid) while a task runs exits 0", key="graceful", needs=["up"])
         def _():
             ready_lines.update({node: log_of(init, node).count(" ready.") for node in init.nodes})
+            during["task"], _marker = world.start_slow_task(seconds=2)
             graceful = init.run("graceful")
             expect_exit(graceful, 0)
             assert graceful.stdout.count("received SIGHUP") == len(init.nodes), shown(graceful)
 
-        @checks.step("after graceful every worker restarted warm (a new 'ready.'), same pid files, answers",
-                     needs=["graceful"])
+        @checks.step("after graceful the running task is SUCCESS and every worker restarted (a new 'ready.'), "
+                     "has a good pid file and answers", needs=["graceful"])
         def _():
+            task = during["task"]
+            wait_for(lambda: task.state not in ("PENDING", "STARTED"), timeout=30, interval=0.05,
+                     what="the task running during the HUP to end")
+            assert task.state == "SUCCESS", f"the task running during the HUP ended {task.state}: not a warm restart"
             for node in init.nodes:
                 wait_for(lambda: log_of(init, node).count(" ready.") > ready_lines[node], timeout=30,
                          interval=0.1, what=f"{node} to log 'ready.' again after SIGHUP")
@@ -711,6 +756,12 @@ def test_init_script(world):
             left = [path.name for path in init.pid_files() if path.exists()]
             assert not left, f"left: {left}"
 
+        @checks.step("after stop the user left no file in /tmp, /var/tmp, /dev/shm, /run", needs=["stop"])
+        def _():
+            # Checked here: the `kill` below leaves Celery's pool temp dirs (/tmp/pymp-*), as it does with celery
+            # multi, since only a clean exit removes them.
+            assert not world.new_files_outside(outside), world.new_files_outside(outside)
+
         @checks.step("status after stop exits non-zero, no node is up", needs=["stop"])
         def _():
             status = init.run("status")
@@ -735,6 +786,17 @@ def test_init_script(world):
             status = init.run("status")
             codes["status killed"] = status.returncode
             assert status.returncode != 0 and "is up" not in status.stdout, shown(status)
+
+        @checks.step("restart with nothing running exits 0 and starts every node", key="restart2")
+        def _():
+            sigkill_until_gone(world.user_pids)
+            expect_exit(init.run("restart"), 0)
+            world.wait_answering(init.nodes)
+
+        @checks.step("stop exits 0 and nothing of the user runs", needs=["restart2"])
+        def _():
+            expect_exit(init.run("stop"), 0)
+            world.nothing_left()
 
         @checks.step("dryrun with nothing running, CELERYD_MULTI=ccmulti, exits 0 and starts nothing")
         def _():
