@@ -48,7 +48,8 @@ void add_call_command(CLI::App& app, Context& context) {
     call->add_option("TASK", options->task, "Task name, e.g. ccmulti.ping or tasks.add")->required();
     call->add_option("ARGS_JSON", options->args, "Positional arguments as a JSON array, e.g. '[2, 3]'");
     call->add_option("--kwargs", options->kwargs, "Keyword arguments as a JSON object");
-    call->add_option("-Q,--queue", options->queue, "Queue to send to (default: the task's configured queue, or celery)");
+    call->add_option("-Q,--queue", options->queue,
+                     "Queue to send to (default: the task's configured queue, or celery)");
     auto* countdown = call->add_option("--countdown", options->countdown, "Run no sooner than S seconds from now");
     call->add_option("--eta", options->eta, "Run no sooner than this ISO-8601 time")->excludes(countdown);
     call->add_option("--expires", options->expires, "Revoke (never run) if not started within S seconds");

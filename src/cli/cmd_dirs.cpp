@@ -2,6 +2,7 @@
 // directories of their pid and log files are checked, or created with --create (once, as root, for a service
 // user: `ccmulti dirs --create --owner celery w1 --pidfile=/var/run/celery/%n.pid`).
 #include <iostream>
+#include <map>
 #include <memory>
 #include <set>
 
@@ -43,9 +44,11 @@ void add_dirs_command(CLI::App& app, Context& context) {
         Dirs where = context.dirs();
         nlohmann::json out = {{"dirs", nlohmann::json::array()}, {"nodes", nlohmann::json::array()}};
         std::vector<std::vector<std::string>> rows{{"DIR", "PATH", "FROM", "STATE"}};
+        std::map<std::string, std::string> states;
+        for (const Dir* dir : {&where.run, &where.state, &where.log})  // the log dir may be inside the state dir
+            states[dir->kind] = ensure_private_dir(*dir, owner) ? "created" : "ok";
         for (const Dir* dir : {&where.run, &where.log, &where.state}) {
-            bool created = ensure_private_dir(*dir, owner);
-            std::string state = created ? "created" : "ok";
+            const std::string& state = states[dir->kind];
             rows.push_back({dir->kind, dir->path.string(), dir->origin, state});
             out["dirs"].push_back({{"kind", dir->kind}, {"path", dir->path}, {"from", dir->origin}, {"state", state}});
         }
@@ -58,9 +61,9 @@ void add_dirs_command(CLI::App& app, Context& context) {
             const auto files = node_files(node, cwd);
             const char* pid_flag = node.options.contains("-p") ? "-p" : "--pidfile";
             const char* log_flag = node.options.contains("-f") ? "-f" : "--logfile";
-            for (auto [file, flag, fallback] : {std::tuple{files.pidfile, pid_flag, where.run},
-                                                std::tuple{files.logfile, log_flag, where.log}}) {
-                FileDir dir{file.parent_path(), flag, file, fallback};
+            for (auto [file, flag, fallback] :
+                 {std::tuple{files.pidfile, pid_flag, where.run}, std::tuple{files.logfile, log_flag, where.log}}) {
+                FileDir dir{file.parent_path(), flag, file, fallback, node.name};
                 if (!options->create)
                     check_file_dir(dir);
                 else if (ensure_file_dir(dir, owner))

@@ -18,14 +18,13 @@ std::vector<std::string> command_line(const naming::Node& node) {
 }
 
 nlohmann::json node_json(const naming::Node& node) {
-    return {{"name", node.name},       {"shortname", node.shortname}, {"host", node.host},
-            {"argv", command_line(node)}, {"pidfile", node.pidfile()}, {"logfile", node.logfile()}};
+    return {{"name", node.name},          {"shortname", node.shortname}, {"host", node.host},
+            {"argv", command_line(node)}, {"pidfile", node.pidfile()},   {"logfile", node.logfile()}};
 }
 
 // The first node argument is the command's own operand (expand's template, get's node name).
 std::string take_operand(Context& context, const std::string& what) {
-    if (context.node_args.empty() || context.node_args.front().starts_with("-"))
-        throw UsageError("missing " + what);
+    if (context.node_args.empty() || context.node_args.front().starts_with("-")) throw UsageError("missing " + what);
     std::string operand = context.node_args.front();
     context.node_args.erase(context.node_args.begin());
     return operand;
@@ -34,7 +33,6 @@ std::string take_operand(Context& context, const std::string& what) {
 }  // namespace
 
 void add_naming_commands(CLI::App& app, Context& context) {
-
     auto* show = add_node_command(app, context, "show", "Print each node's worker command line");
     show->add_flag("--json", context.json, "Machine-readable output");
     show->callback([&context] {

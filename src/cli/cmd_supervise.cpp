@@ -11,8 +11,8 @@
 
 #include "cli/context.hpp"
 #include "cli/node_spec.hpp"
-#include "cli/start.hpp"
 #include "cli/output.hpp"
+#include "cli/start.hpp"
 #include "platform/daemon.hpp"
 #include "supervisor/control_client.hpp"
 #include "supervisor/group_locks.hpp"

@@ -87,8 +87,7 @@ std::optional<Owner> Context::node_owner() const {
         from = "--uid";
     }
     if (given && given->second) group = given->second;
-    if (!user && group)
-        throw UsageError("--gid/`group` without --uid/`user`: name the user the nodes run as too");
+    if (!user && group) throw UsageError("--gid/`group` without --uid/`user`: name the user the nodes run as too");
     if (!user) return std::nullopt;
     Owner owner = resolve_owner(*user, group.value_or(""));
     if (::geteuid() == 0) return owner;
@@ -124,8 +123,9 @@ std::vector<naming::Node> Context::nodes() const {
 CLI::App* add_node_command(CLI::App& app, Context& context, const std::string& name, const std::string& help) {
     context.node_commands.insert(app.get_parent() ? app.get_name() + " " + name : name);
     auto* sub = app.add_subcommand(name, help);
-    sub->footer("Node arguments, as for celery multi: NODES... [OPTIONS] [-- WORKER ARGS], e.g.\n"
-                "  w1 w2 -c 2 -Q:w1 high --logfile=%n%I.log      3 -c:2 8 --range-prefix=w\n");
+    sub->footer(
+        "Node arguments, as for celery multi: NODES... [OPTIONS] [-- WORKER ARGS], e.g.\n"
+        "  w1 w2 -c 2 -Q:w1 high --logfile=%n%I.log      3 -c:2 8 --range-prefix=w\n");
     return sub;
 }
 

@@ -25,10 +25,10 @@ struct ConfiguredNode {
 
 struct Context {
     std::optional<std::string> config, run_dir, log_dir, state_dir;
-    std::vector<std::string> node_args;     // celery-multi grammar tokens ("w1 w2 -c:w1 4 ...")
-    std::set<std::string> node_commands;    // subcommands that take such tokens
-    bool json = false;                      // --json, offered by every listing command
-    bool verbose = false;                   // --verbose (celery multi's): say what each node runs
+    std::vector<std::string> node_args;   // celery-multi grammar tokens ("w1 w2 -c:w1 4 ...")
+    std::set<std::string> node_commands;  // subcommands that take such tokens
+    bool json = false;                    // --json, offered by every listing command
+    bool verbose = false;                 // --verbose (celery multi's): say what each node runs
     Exit exit = Exit::ok;
 
     Dirs dirs() const;  // --run-dir … > CCMULTI_*_DIR > config file > defaults, relative to workdir()
@@ -59,9 +59,9 @@ CLI::App* add_node_command(CLI::App& app, Context& context, const std::string& n
 
 void add_naming_commands(CLI::App& app, Context& context);  // show, names, expand, get
 void add_dirs_command(CLI::App& app, Context& context);
-void add_call_command(CLI::App& app, Context& context);    // call
-void add_result_command(CLI::App& app, Context& context);  // result
-void add_queue_commands(CLI::App& app, Context& context);  // queues, purge
+void add_call_command(CLI::App& app, Context& context);        // call
+void add_result_command(CLI::App& app, Context& context);      // result
+void add_queue_commands(CLI::App& app, Context& context);      // queues, purge
 void add_supervise_commands(CLI::App& app, Context& context);  // start, stop, stopwait, kill
 void add_restart_command(CLI::App& app, Context& context);     // restart
 void add_status_command(CLI::App& app, Context& context);      // status

@@ -50,8 +50,8 @@ fs::path node_file(const std::string& expanded, const fs::path& base) {
 }  // namespace
 
 bool is_supervisor_option(const std::string& flag) {
-    static const std::set<std::string> own = {"--exec",    "--pidfile",    "-p",    "--logfile", "-f",
-                                              "--stop-timeout", "--workdir", "--start-secs", "--uid", "--gid"};
+    static const std::set<std::string> own = {"--exec",         "--pidfile", "-p",           "--logfile", "-f",
+                                              "--stop-timeout", "--workdir", "--start-secs", "--uid",     "--gid"};
     return own.contains(flag);
 }
 
@@ -81,8 +81,8 @@ constexpr std::chrono::milliseconds native_start_secs{30'000};
 
 }  // namespace
 
-supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cwd,
-                                    std::chrono::milliseconds start_secs, const NativeWorker& native) {
+supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cwd, std::chrono::milliseconds start_secs,
+                                    const NativeWorker& native) {
     supervisor::NodeSpec spec;
     spec.name = node.name;
     const auto* exec = node.options.find("--exec");

@@ -18,13 +18,26 @@ std::string paint(const std::string& text, Color color, std::FILE* stream) {
     if (color == Color::none || !use_color(stream)) return text;
     const char* code = "";
     switch (color) {
-        case Color::red: code = "31"; break;
-        case Color::green: code = "32"; break;
-        case Color::yellow: code = "33"; break;
-        case Color::blue: code = "34"; break;
-        case Color::bold: code = "1"; break;
-        case Color::dim: code = "2"; break;
-        case Color::none: break;
+        case Color::red:
+            code = "31";
+            break;
+        case Color::green:
+            code = "32";
+            break;
+        case Color::yellow:
+            code = "33";
+            break;
+        case Color::blue:
+            code = "34";
+            break;
+        case Color::bold:
+            code = "1";
+            break;
+        case Color::dim:
+            code = "2";
+            break;
+        case Color::none:
+            break;
     }
     return std::string("\033[") + code + "m" + text + "\033[0m";
 }
@@ -39,7 +52,9 @@ void print_warning(const std::string& message) {
     std::fprintf(stderr, "ccmulti: %s %s\n", paint("warning:", Color::yellow, stderr).c_str(), message.c_str());
 }
 
-void print_json(const nlohmann::json& value) { std::cout << value.dump(2) << '\n' << std::flush; }
+void print_json(const nlohmann::json& value) {
+    std::cout << value.dump(2) << '\n' << std::flush;
+}
 
 void print_table(const std::vector<std::vector<std::string>>& rows) {
     print_table(rows, [](std::size_t, std::size_t) { return Color::none; });

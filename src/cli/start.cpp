@@ -71,17 +71,18 @@ bool dry_run() {
 void prepare_dirs(const Dirs& where, const std::vector<supervisor::NodeSpec>& specs, bool native,
                   const std::optional<Owner>& owner) {
     std::set<std::filesystem::path> done;
-    auto prepare = [&](const std::filesystem::path& file, const char* flag, const Dir& fallback) {
+    auto prepare = [&](const std::string& node, const std::filesystem::path& file, const char* flag,
+                       const Dir& fallback) {
         const auto dir = file.parent_path();
         if (!done.insert(dir).second) return;
         if (dir == fallback.path)
             ensure_private_dir(fallback, owner);
         else
-            ensure_file_dir({dir, flag, file, fallback}, owner);
+            ensure_file_dir({dir, flag, file, fallback, node}, owner);
     };
     for (const auto& spec : specs) {
-        prepare(spec.pidfile, "--pidfile", where.run);
-        prepare(spec.logfile, "--logfile", where.log);
+        prepare(spec.name, spec.pidfile, "--pidfile", where.run);
+        prepare(spec.name, spec.logfile, "--logfile", where.log);
     }
     if (native && done.insert(where.run.path).second) ensure_private_dir(where.run, owner);  // inspect sockets
 }

@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 
 #include "util/error.hpp"
 
@@ -48,11 +48,13 @@ Defaults default_dirs(uid_t uid, const Getenv& getenv, const CanCreate& creatabl
     Dir run{"run", "/tmp/ccmulti-" + id, "default (no $XDG_RUNTIME_DIR)"};
     if (auto xdg = getenv("XDG_RUNTIME_DIR")) run = {"run", fs::path(*xdg) / "ccmulti", "$XDG_RUNTIME_DIR/ccmulti"};
     if (auto xdg = getenv("XDG_STATE_HOME"))
-        return {run, {"log", fs::path(*xdg) / "ccmulti/log", "$XDG_STATE_HOME/ccmulti/log"},
+        return {run,
+                {"log", fs::path(*xdg) / "ccmulti/log", "$XDG_STATE_HOME/ccmulti/log"},
                 {"state", fs::path(*xdg) / "ccmulti", "$XDG_STATE_HOME/ccmulti"}};
     auto home = getenv("HOME");
     if (home && creatable(fs::path(*home) / ".local/state/ccmulti"))
-        return {run, {"log", fs::path(*home) / ".local/state/ccmulti/log", "~/.local/state/ccmulti/log"},
+        return {run,
+                {"log", fs::path(*home) / ".local/state/ccmulti/log", "~/.local/state/ccmulti/log"},
                 {"state", fs::path(*home) / ".local/state/ccmulti", "~/.local/state/ccmulti"}};
     // A system user: no home, or one it cannot write (/nonexistent). /var/tmp survives a reboot, as a queue must.
     const std::string why = home ? "default ($HOME " + *home + " is not writable)" : "default (no $HOME)";
@@ -65,14 +67,15 @@ Defaults default_dirs(uid_t uid, const Getenv& getenv, const CanCreate& creatabl
 Dirs resolve_dirs(const std::vector<DirLayer>& layers, uid_t uid, const Getenv& getenv, const fs::path& base,
                   const CanCreate& creatable) {
     Defaults defaults = default_dirs(uid, getenv, creatable);
-    auto pick = [&](const std::string& kind, std::optional<std::string> DirLayer::*field,
-                                const char* env_name, const Dir& fallback) -> Dir {
+    auto pick = [&](const std::string& kind, std::optional<std::string> DirLayer::*field, const char* env_name,
+                    const Dir& fallback) -> Dir {
         for (const auto& layer : layers)
             if (layer.*field) {
                 std::string origin = layer.origin.empty() ? "--" + kind + "-dir" : layer.origin;
                 return {kind, (base / *(layer.*field)).lexically_normal(), origin};
             }
-        if (auto value = getenv(env_name)) return {kind, (base / *value).lexically_normal(), std::string("$") + env_name};
+        if (auto value = getenv(env_name))
+            return {kind, (base / *value).lexically_normal(), std::string("$") + env_name};
         return fallback;
     };
     return {pick("run", &DirLayer::run, "CCMULTI_RUN_DIR", defaults.run),
@@ -102,7 +105,8 @@ int make_dirs(const fs::path& path, mode_t mode, const std::optional<Owner>& own
 }
 
 // The fixes for a directory this user cannot create, for the message: systemd, tmpfiles.d, ccmulti dirs.
-std::string dir_fixes(const fs::path& dir, const std::string& flag, const std::string& user) {
+std::string dir_fixes(const FileDir& file_dir, const std::string& user) {
+    const fs::path& dir = file_dir.path;
     struct Managed {
         const char* prefix;
         const char* directive;
@@ -115,7 +119,8 @@ std::string dir_fixes(const fs::path& dir, const std::string& flag, const std::s
             fixes = std::string(m.directive) + "=" + text.substr(std::strlen(m.prefix)) + " in the systemd unit, or ";
     const std::string tmpfiles_path = text.starts_with("/var/run/") ? "/run/" + text.substr(9) : text;
     return fixes + "the tmpfiles.d line 'd " + tmpfiles_path + " 0755 " + user + " " + user +
-           " -', or once as root: ccmulti dirs --create --owner " + user + " NODES " + flag + "=...";
+           " -', or once as root: ccmulti dirs --create --owner " + user + " " + file_dir.node + " " + file_dir.flag +
+           "=" + file_dir.file.string();
 }
 
 }  // namespace
@@ -145,10 +150,9 @@ bool ensure_private_dir(const Dir& dir, const std::optional<Owner>& owner) {
 namespace {
 
 [[noreturn]] void cannot_create(const FileDir& dir, const std::string& why, const std::string& user) {
-    throw Error("cannot use " + dir.flag + " " + dir.file.string() + ": " + why + "; fix: " +
-                    dir_fixes(dir.path, dir.flag, user) + "; or drop " + dir.flag + " to use the " +
-                    dir.fallback.kind + " dir " + dir.fallback.path.string() + " (" +
-                    dir_fix_hint(dir.fallback.kind) + ")",
+    throw Error("cannot use " + dir.flag + " " + dir.file.string() + ": " + why + "; fix: " + dir_fixes(dir, user) +
+                    "; or drop " + dir.flag + " to use the " + dir.fallback.kind + " dir " +
+                    dir.fallback.path.string() + " (" + dir_fix_hint(dir.fallback.kind) + ")",
                 Exit::failure);
 }
 

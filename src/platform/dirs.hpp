@@ -1,8 +1,9 @@
 // Where ccmulti keeps its files, resolved in one place.
 //
-//   run dir    pid files, the control socket   --run-dir   $CCMULTI_RUN_DIR   /run/ccmulti  | $XDG_RUNTIME_DIR/ccmulti, /tmp/ccmulti-$UID
-//   log dir    node and master logs            --log-dir   $CCMULTI_LOG_DIR   /var/log/ccmulti | $XDG_STATE_HOME/ccmulti/log
-//   state dir  the embedded broker database    --state-dir $CCMULTI_STATE_DIR /var/lib/ccmulti | $XDG_STATE_HOME/ccmulti
+//   run dir    pid files, the control socket   --run-dir   $CCMULTI_RUN_DIR   /run/ccmulti  | $XDG_RUNTIME_DIR/ccmulti,
+//   /tmp/ccmulti-$UID log dir    node and master logs            --log-dir   $CCMULTI_LOG_DIR   /var/log/ccmulti |
+//   $XDG_STATE_HOME/ccmulti/log state dir  the embedded broker database    --state-dir $CCMULTI_STATE_DIR
+//   /var/lib/ccmulti | $XDG_STATE_HOME/ccmulti
 //
 // (root | normal user). A normal user's log and state dirs need no home: without $XDG_STATE_HOME and a writable
 // $HOME (a system user's home is often /nonexistent) they are /var/tmp/ccmulti-$UID/log and /var/tmp/ccmulti-$UID
@@ -58,9 +59,10 @@ bool ensure_private_dir(const Dir& dir, const std::optional<Owner>& owner = std:
 // A directory that a pid or log file named by the user (--pidfile, --logfile) lives in.
 struct FileDir {
     std::filesystem::path path;
-    std::string flag;                  // "--pidfile"
-    std::filesystem::path file;        // "/var/run/celery/w1.pid", for messages
-    Dir fallback;                      // the dir used without the flag
+    std::string flag;            // "--pidfile"
+    std::filesystem::path file;  // "/var/run/celery/w1.pid", for messages
+    Dir fallback;                // the dir used without the flag
+    std::string node;            // "w1@host", for the `ccmulti dirs --create` line of a message
 };
 
 // Creates `dir.path` (and its parents) 0755 when missing, owned by `owner` when given, as celery multi creates

@@ -58,11 +58,19 @@ enum Stage : int {
     stage_setuid,
     stage_verify_user
 };
-constexpr const char* stage_names[] = {"setpgid", "prctl",     "dup2 stdin", "dup2 stdout", "dup2 stderr",
-                                       "chdir",   "fcntl",     "setgroups",  "setgid",      "setuid",
+constexpr const char* stage_names[] = {"setpgid",
+                                       "prctl",
+                                       "dup2 stdin",
+                                       "dup2 stdout",
+                                       "dup2 stderr",
+                                       "chdir",
+                                       "fcntl",
+                                       "setgroups",
+                                       "setgid",
+                                       "setuid",
                                        "dropping privileges did not hold"};
 
-}
+}  // namespace
 
 // Reports a failed setup step in the child and leaves without running any atexit handler or destructor of the
 // parent's objects. Not through Boost.Process's set_error: in the child it writes its report in three write(2)

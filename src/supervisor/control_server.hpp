@@ -12,7 +12,8 @@
 //                                                  ← {"ok":true,"done":true,"stopped":[...],"not_running":[...],
 //                                                     "failed":[{"node":"w2@host","error":"..."}]}
 //   → {"v":1,"cmd":"restart","nodes":[...],"all":false}   rolling by default; "all": every node at once
-//                                                  ← {"event":"accepted","job":1,"restarting":[...],"not_running":[...]}
+//                                                  ←
+//                                                  {"event":"accepted","job":1,"restarting":[...],"not_running":[...]}
 //                                                  ← {"event":"restarting","job":1,"node":"w1@host"}
 //                                                  ← {"event":"restarted","job":1,"node":"w1@host","pid":1240}
 //                                                  ← {"ok":true,"done":true,"restarted":[...],"failed":[{"node",
@@ -23,7 +24,8 @@
 //                                                  ← {"ok":true,"done":true,"master_pid":1200}
 //   "status" is "list". A request that is not JSON, a wrong type in a field, or a line over 64 KiB gets
 //   {"ok":false,"error":"bad request: ..."} and the connection is closed; a peer of another uid gets
-//   {"ok":false,"error":"permission denied: ..."}. Unknown fields are ignored (so clients may send newer ones); an unknown "cmd" gets
+//   {"ok":false,"error":"permission denied: ..."}. Unknown fields are ignored (so clients may send newer ones); an
+//   unknown "cmd" gets
 //   {"ok":false,"error":"unknown command 'x'"}. Without "wait" the final line follows "accepted" at once.
 #pragma once
 

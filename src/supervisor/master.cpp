@@ -6,7 +6,6 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +16,8 @@
 #include <iostream>
 #include <map>
 #include <set>
+
+#include <systemd/sd-daemon.h>
 
 #include "platform/event_loop.hpp"
 #include "platform/notify_socket.hpp"
@@ -150,7 +151,10 @@ public:
         loop_.on_signal(SIGTERM, [this](const auto&) { on_shutdown_signal(SIGTERM); });
         loop_.on_signal(SIGINT, [this](const auto&) { on_shutdown_signal(SIGINT); });
         loop_.on_signal(SIGQUIT, [this](const auto&) { on_shutdown_signal(SIGQUIT); });
-        loop_.on_signal(SIGHUP, [this](const auto&) { log_->info("SIGHUP ignored (reload is not implemented yet)"); });
+        loop_.on_signal(SIGHUP, [this](const auto&) {
+            log_->info("SIGHUP: rolling restart of every node");
+            restart({}, false, {});
+        });
         loop_.on_signal(SIGUSR1, [this](const auto&) { log_->info("SIGUSR1 ignored"); });
         loop_.on_signal(SIGPIPE, [](const auto&) {});
 
@@ -189,6 +193,12 @@ public:
                           {"concurrency", node->spec.concurrency > 0 ? json(node->spec.concurrency) : json(nullptr)},
                           {"rss", running ? rss_by_group[node->pid] : 0}};
             if (!node->status.empty()) entry["status"] = node->status;
+            if (node->state == NodeState::stopping && node->plan)  // null: a warm stop without a deadline
+                entry["kill_in"] =
+                    node->plan->kill_at == StopPlan::never
+                        ? json(nullptr)
+                        : json(
+                              std::max(0.0, std::chrono::duration<double>(node->plan->kill_at - Clock::now()).count()));
             if (node->state == NodeState::backoff) {
                 entry["backoff"] = {
                     {"attempt", node->backoff.attempts()},
@@ -269,12 +279,13 @@ public:
                 result.not_running.push_back(node->spec.name);  // being stopped, or restarted already
                 continue;
             }
-            auto spec = std::find_if(specs.begin(), specs.end(), [&](const NodeSpec& s) { return s.name == node->spec.name; });
+            auto spec =
+                std::find_if(specs.begin(), specs.end(), [&](const NodeSpec& s) { return s.name == node->spec.name; });
             if (spec != specs.end() && spec->pidfile != node->spec.pidfile) {
-                result.refused.push_back({{"node", node->spec.name},
-                                          {"error", "its pid file would move from " + node->spec.pidfile.string() +
-                                                        " to " + spec->pidfile.string() +
-                                                        "; stop it, then start it with the new one"}});
+                result.refused.push_back(
+                    {{"node", node->spec.name},
+                     {"error", "its pid file would move from " + node->spec.pidfile.string() + " to " +
+                                   spec->pidfile.string() + "; stop it, then start it with the new one"}});
                 continue;
             }
             node->next_spec.reset();
@@ -679,6 +690,10 @@ private:
                 log_->info("{}: status: {}", node->spec.name, it->second);
             if (auto it = fields.find("CCMULTI_PROGRAM_EXIT"); it != fields.end() && message->pid == node->pid)
                 node->program_exit = it->second;
+            if (auto it = fields.find("CCMULTI_RESTART"); it != fields.end() && message->pid == node->pid) {
+                log_->info("{}: {}: restarting it warm", node->spec.name, it->second);
+                restart({node->spec.name}, false, {});
+            }
         }
     }
 

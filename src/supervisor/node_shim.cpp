@@ -27,9 +27,23 @@ namespace ccmulti::supervisor {
 
 namespace {
 
+// One datagram to the master on NOTIFY_SOCKET (sd_notify's format). Best effort.
+void notify_master(const std::string& message) {
+    const char* path = std::getenv("NOTIFY_SOCKET");
+    if (!path || !*path || std::strlen(path) >= sizeof(sockaddr_un::sun_path)) return;
+    int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return;
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::memcpy(address.sun_path, path, std::strlen(path));
+    ::sendto(fd, message.data(), message.size(), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&address),
+             sizeof address);
+    ::close(fd);
+}
+
 // Tells the master how the program ended, which the shim's own exit cannot carry: "core dumped" (the shim
-// never dumps core itself). A datagram on NOTIFY_SOCKET, sent before we exit, so it is queued before the
-// master sees our SIGCHLD. Best effort: without it the master reports the shim's status.
+// never dumps core itself). Sent before we exit, so it is queued before the master sees our SIGCHLD. Without
+// it the master reports the shim's status.
 void report_program_exit(const std::string& name, int status) {
     std::string how;
     if (WIFEXITED(status)) {
@@ -39,17 +53,7 @@ void report_program_exit(const std::string& name, int status) {
         // In the node's log too, where the user looks first.
         std::fprintf(stderr, "ccmulti: %s: the program was %s\n", name.c_str(), how.c_str());
     }
-    const char* path = std::getenv("NOTIFY_SOCKET");
-    if (!path || !*path || std::strlen(path) >= sizeof(sockaddr_un::sun_path)) return;
-    int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) return;
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::memcpy(address.sun_path, path, std::strlen(path));
-    const std::string message = "CCMULTI_PROGRAM_EXIT=" + how;
-    ::sendto(fd, message.data(), message.size(), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&address),
-             sizeof address);
-    ::close(fd);
+    notify_master("CCMULTI_PROGRAM_EXIT=" + how);
 }
 
 [[noreturn]] void die_like(int status) {
@@ -120,6 +124,12 @@ int node_shim_main(int argc, char** argv) {
                     report_program_exit(name, status);
                     die_like(status);
                 }
+            continue;
+        }
+        if (sig == SIGHUP && static_cast<pid_t>(info.si_pid) != master) {
+            // `kill -HUP $(cat w1.pid)` (an init script's graceful restart): the master restarts the node warm,
+            // as for `ccmulti restart w1`; a program would take HUP as a hang-up and end.
+            notify_master("CCMULTI_RESTART=SIGHUP from pid " + std::to_string(info.si_pid));
             continue;
         }
         if (sig == master_death_signal && ::getppid() != master) {

@@ -15,17 +15,17 @@
 namespace ccmulti::supervisor {
 
 struct NodeSpec {
-    std::string name;                                // "w1@host"
-    std::vector<std::string> argv;                   // the program and its arguments (argv[0] looked up on $PATH)
-    std::vector<std::string> env;                    // extra "KEY=VALUE" on top of the master's environment
-    std::filesystem::path cwd;                       // absolute
-    std::filesystem::path pidfile;                   // absolute
-    std::filesystem::path logfile;                   // absolute
-    std::vector<std::string> queues;                 // for the title and CCMULTI_QUEUES
-    int concurrency = 0;                             // 0: not set
+    std::string name;                 // "w1@host"
+    std::vector<std::string> argv;    // the program and its arguments (argv[0] looked up on $PATH)
+    std::vector<std::string> env;     // extra "KEY=VALUE" on top of the master's environment
+    std::filesystem::path cwd;        // absolute
+    std::filesystem::path pidfile;    // absolute
+    std::filesystem::path logfile;    // absolute
+    std::vector<std::string> queues;  // for the title and CCMULTI_QUEUES
+    int concurrency = 0;              // 0: not set
     // Warm → KILL for this node; nullopt: a warm stop waits as long as the running tasks take.
     std::optional<std::chrono::milliseconds> stop_timeout;
-    std::chrono::milliseconds start_secs{1'000};     // up this long without READY=1 counts as ready
+    std::chrono::milliseconds start_secs{1'000};  // up this long without READY=1 counts as ready
     // When set, the node is ready once this text appears in what it writes to its log this run (Celery's
     // "w1@host ready."); start_secs then does not apply.
     std::string ready_pattern;

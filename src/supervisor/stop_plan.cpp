@@ -4,8 +4,7 @@
 
 namespace ccmulti::supervisor {
 
-StopPlan plan_stop(StopPlan::Clock::time_point now, std::optional<std::chrono::milliseconds> deadline,
-                   StopMode mode) {
+StopPlan plan_stop(StopPlan::Clock::time_point now, std::optional<std::chrono::milliseconds> deadline, StopMode mode) {
     if (!deadline && mode == StopMode::warm) return {StopPlan::never, StopPlan::never, StopPlan::never};
     auto timeout = std::max(deadline.value_or(cold_stop_deadline), std::chrono::milliseconds::zero());
     StopPlan plan;
