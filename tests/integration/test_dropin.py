@@ -57,6 +57,10 @@ from celery import Celery  # noqa: E402  (Debian's python3-celery)
 # --- checks that do not stop at the first failure --------------------------------------------------------------
 
 
+class NotApplicable(Exception):
+    """Raised by a step whose premise does not hold on this machine: reported, not a failure."""
+
+
 class Checks:
     """Named steps of one scenario, run at once by decorating them. A failed step is recorded with its message and
     the scenario goes on, so one run reports every check; a step whose `needs` (keys of earlier steps) did not pass
@@ -65,7 +69,7 @@ class Checks:
     def __init__(self, name):
         self.name = name
         self.ok = set()
-        self.passed, self.failed, self.skipped = [], [], []
+        self.passed, self.failed, self.skipped, self.not_applicable = [], [], [], []
 
     def step(self, label, key=None, needs=()):
         def run(body):
@@ -76,6 +80,9 @@ class Checks:
             started = time.monotonic()
             try:
                 body()
+            except NotApplicable as why:
+                self.not_applicable.append(f"{label}: {why}")
+                return
             except Exception as error:  # pytest's skip/fail outcomes are BaseExceptions and pass through
                 detail = str(error) if isinstance(error, AssertionError) else traceback.format_exc(limit=-3)
                 self.failed.append(f"{label}: {detail.strip()}")
@@ -90,9 +97,11 @@ class Checks:
         summary = [f"{self.name}: {len(self.passed)} passed, {len(self.failed)} failed, {len(self.skipped)} skipped"]
         summary += [f"  PASS {line}" for line in self.passed]
         summary += [f"  SKIP {line}" for line in self.skipped]
+        summary += [f"  N/A  {line}" for line in self.not_applicable]
         summary += ["  FAIL " + textwrap.indent(line, "      ").strip() for line in self.failed]
         if self.failed or self.skipped:
             pytest.fail("\n".join(summary), pytrace=False)
+        print("\n".join(summary))  # shown with -s or -rP
 
 
 def shown(proc):
@@ -374,6 +383,16 @@ def pid_file_ok(world, path):
     return int(text)
 
 
+def parent_of(pid):
+    stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[1])
+
+
+def as_user(world, script):
+    return subprocess.run(["/bin/sh", "-c", script], user=world.uid, group=world.gid, extra_groups=[],
+                          capture_output=True, text=True, timeout=10)
+
+
 def crash_lines(directory):
     """Lines of any log under `directory` that report a crash (the master logs crashes with that word)."""
     return [f"{path.name}: {line}" for path in directory.rglob("*.log") for line in path.read_text().splitlines()
@@ -446,7 +465,7 @@ def test_systemd_unit_start_reload_stopwait(world):
 
         @checks.step("every node answers a ping when ExecStart has returned", needs=["start"])
         def _():
-            world.all_answer(unit.nodes, timeout=2.0)
+            world.all_answer(unit.nodes, timeout=1.0)
 
         @checks.step("a task sent by a Python Celery client gets its result", key="up", needs=["start"])
         def _():
@@ -524,6 +543,22 @@ def test_systemd_unit_app_after_nodes_creates_dirs_and_groups_are_independent(wo
     assert not unit_b.pid_dir.exists() and not unit_b.log_dir.exists()
     c_pids = {}
     try:
+        @checks.step("celery.conf as shipped but CELERY_BIN (/var/run/celery, /var/log/celery): a one-line error "
+                     "naming the directory and the fix, exit non-zero, nothing started")
+        def _():
+            conf = environment_file()
+            shipped = Unit(world, pathlib.Path("/"), CELERYD_PID_FILE=conf["CELERYD_PID_FILE"],
+                           CELERYD_LOG_FILE=conf["CELERYD_LOG_FILE"])
+            pid_dir = shipped.pid_dir
+            if as_user(world, f"test -w {pid_dir} || test -w {pid_dir.parent}").returncode == 0:
+                raise NotApplicable(f"{world.user} may write {pid_dir} or its parent on this machine")
+            start = shipped.run("ExecStart")
+            assert start.returncode != 0, shown(start)
+            lines = start.stderr.strip().splitlines()
+            assert len(lines) == 1 and str(pid_dir) in lines[0] and "RuntimeDirectory=celery" in lines[0], \
+                f"expected one line naming {pid_dir} with the RuntimeDirectory= fix\n{shown(start)}"
+            assert not world.user_pids(), world.user_processes()
+
         @checks.step("group C (the shipped line, node 'other') starts", key="c")
         def _():
             expect_exit(unit_c.run("ExecStart"), 0)
@@ -541,13 +576,21 @@ def test_systemd_unit_app_after_nodes_creates_dirs_and_groups_are_independent(wo
 
         @checks.step("the node answers a ping when ExecStart has returned, and a task runs", needs=["start"])
         def _():
-            world.all_answer(unit_b.nodes, timeout=2.0)
+            world.all_answer(unit_b.nodes, timeout=1.0)
             world.add_works()
 
         @checks.step("pid file holds exactly 'PID\\n' and `kill -0 $(cat PIDFILE)` works", needs=["start"])
         def _():
             for path in unit_b.pid_files():
                 pid_file_ok(world, path)
+
+        @checks.step("groups B and C have masters of their own (a cgroup kill of one unit spares the other)",
+                     needs=["start", "c"])
+        def _():
+            b_master = {parent_of(pid_file_ok(world, path)) for path in unit_b.pid_files()}
+            c_master = {parent_of(pid) for pid in c_pids.values()}
+            assert not (b_master & c_master), f"B's nodes' parent {b_master}, C's {c_master}"
+            assert 1 not in b_master | c_master, "a node shim without its master"
 
         @checks.step("ExecStop of group B exits 0 and its node is gone", needs=["start"])
         def _():
@@ -656,7 +699,7 @@ def test_init_script(world):
 
         @checks.step("every node answers a ping when start has returned", needs=["start"])
         def _():
-            world.all_answer(init.nodes, timeout=2.0)
+            world.all_answer(init.nodes, timeout=1.0)
 
         @checks.step("a task sent by a Python Celery client gets its result", key="up", needs=["start"])
         def _():
