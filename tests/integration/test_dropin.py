@@ -383,6 +383,22 @@ def pid_file_ok(world, path):
     return int(text)
 
 
+def log_of(group, node):
+    """The node's log (CELERYD_LOG_FILE's %n%I.log: the main process's is NAME.log)."""
+    path = group.log_dir / f"{node.split('@')[0]}.log"
+    return path.read_text() if path.exists() else ""
+
+
+def ready_logged(group):
+    """Which nodes' logs hold Celery's 'NODE ready.' line (logged once it consumes)."""
+    return {node: f"{node} ready." in log_of(group, node) for node in group.nodes}
+
+
+def ready_at_return(logged):
+    not_ready = sorted(node for node, ready in logged.items() if not ready)
+    assert not not_ready, f"start had returned before {not_ready} logged 'ready.'"
+
+
 def parent_of(pid):
     stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
     return int(stat[stat.rindex(")") + 2:].split()[1])
@@ -459,13 +475,19 @@ def test_systemd_unit_start_reload_stopwait(world):
     world.user_dir("unit-a/var/log/celery")
     unit = Unit(world, base, CELERYD_NODES="w1 w2", CELERYD_OPTS=OPTS_1)
     try:
+        logged = {}
+
         @checks.step("ExecStart exits 0", key="start")
         def _():
-            expect_exit(unit.run("ExecStart"), 0)
+            start = unit.run("ExecStart")
+            logged.update(ready_logged(unit))
+            expect_exit(start, 0)
 
-        @checks.step("every node answers a ping when ExecStart has returned", needs=["start"])
+        @checks.step("every node is ready when ExecStart has returned (its log says 'ready.'; it answers a ping)",
+                     needs=["start"])
         def _():
-            world.all_answer(unit.nodes, timeout=1.0)
+            ready_at_return(logged)
+            world.all_answer(unit.nodes, timeout=3.0)
 
         @checks.step("a task sent by a Python Celery client gets its result", key="up", needs=["start"])
         def _():
@@ -565,18 +587,24 @@ def test_systemd_unit_app_after_nodes_creates_dirs_and_groups_are_independent(wo
             world.wait_answering(unit_c.nodes)
             c_pids.update({path: pid_file_ok(world, path) for path in unit_c.pid_files()})
 
+        logged = {}
+
         @checks.step("ExecStart with -A after the nodes, pid/log dirs missing, exits 0", key="start")
         def _():
-            expect_exit(unit_b.run("ExecStart", start_b), 0)
+            start = unit_b.run("ExecStart", start_b)
+            logged.update(ready_logged(unit_b))
+            expect_exit(start, 0)
 
         @checks.step("the missing pid and log dirs were created, owned by the user", needs=["start"])
         def _():
             for path in (unit_b.pid_dir, unit_b.log_dir):
                 assert path.is_dir() and path.stat().st_uid == world.uid, f"{path} missing or not the user's"
 
-        @checks.step("the node answers a ping when ExecStart has returned, and a task runs", needs=["start"])
+        @checks.step("the node is ready when ExecStart has returned ('ready.' logged, answers), and runs a task",
+                     needs=["start"])
         def _():
-            world.all_answer(unit_b.nodes, timeout=1.0)
+            ready_at_return(logged)
+            world.all_answer(unit_b.nodes, timeout=3.0)
             world.add_works()
 
         @checks.step("pid file holds exactly 'PID\\n' and `kill -0 $(cat PIDFILE)` works", needs=["start"])
@@ -677,11 +705,6 @@ class InitScript:
 INIT_CODES = {}
 
 
-def log_of(init, node):
-    path = init.log_dir / f"{node.split('@')[0]}.log"
-    return path.read_text() if path.exists() else ""
-
-
 def test_init_script(world):
     """start, status, start again, dryrun, graceful while a task runs, restart with changed options, stop while a
     task runs, status, start, kill, status, restart with nothing running, stop, dryrun with nothing running: the
@@ -691,15 +714,20 @@ def test_init_script(world):
     init = InitScript(world, world.user_dir("initd"), world.bin)
     codes = INIT_CODES
     try:
+        logged = {}
+
         @checks.step("start exits 0", key="start")
         def _():
             start = init.run("start")
+            logged.update(ready_logged(init))
             codes["start"] = start.returncode
             expect_exit(start, 0)
 
-        @checks.step("every node answers a ping when start has returned", needs=["start"])
+        @checks.step("every node is ready when start has returned (its log says 'ready.'; it answers a ping)",
+                     needs=["start"])
         def _():
-            world.all_answer(init.nodes, timeout=1.0)
+            ready_at_return(logged)
+            world.all_answer(init.nodes, timeout=3.0)
 
         @checks.step("a task sent by a Python Celery client gets its result", key="up", needs=["start"])
         def _():
@@ -867,13 +895,13 @@ def test_init_script_with_celery_multi_for_comparison(world):
         @checks.step("celery: start exits 0", key="start")
         def _():
             start = init.run("start")
+            celery_codes["ready at return"] = all(ready_logged(init).values())
             celery_codes["start"] = start.returncode
             expect_exit(start, 0)
 
         @checks.step("celery: the nodes come up (not necessarily by the time start returns) and run a task",
                      needs=["start"])
         def _():
-            celery_codes["answering at return"] = world.answering(init.nodes, 2.0) == set(init.nodes)
             world.wait_answering(init.nodes, timeout=60)
             world.add_works()
 
