@@ -31,13 +31,21 @@ std::string or_dash(const std::string& text) {
 
 void no_master(Context& context, const std::filesystem::path& run_dir, const std::string& why) {
     context.exit = Exit::not_ready;
+    std::vector<std::string> elsewhere;
+    for (const auto& dir : supervisor::running_master_dirs())
+        if (dir != run_dir) elsewhere.push_back(dir.string());
     if (context.json) {
-        print_json({{"master", nullptr}, {"nodes", json::array()}, {"run_dir", run_dir}, {"error", why}});
+        print_json({{"master", nullptr},
+                    {"nodes", json::array()},
+                    {"run_dir", run_dir},
+                    {"error", why},
+                    {"masters_elsewhere", elsewhere}});
         return;
     }
-    print_error(why +
-                "; start nodes with `ccmulti start NODES ...`, or pass the --run-dir they were started with "
-                "(`ccmulti ps` finds every running ccmulti process)");
+    std::string hint = elsewhere.empty() ? "(`ccmulti ps` finds every running ccmulti process)"
+                                         : "(masters run in: " + join(elsewhere, ", ") + ")";
+    print_error(why + "; start nodes with `ccmulti start NODES ...`, or pass the --run-dir or --pidfile they were "
+                      "started with " + hint);
 }
 
 void print_status(const json& reply, const std::vector<std::string>& only) {

@@ -51,8 +51,14 @@ void stop_command(Context& context, const StopOptions& options, supervisor::Stop
     }
     auto outcome = supervisor::stop_nodes(where.run.path, request,
                                           [](const std::string& line) { std::cout << line << std::endl; });
-    if (outcome.stopped.empty() && outcome.signalled.empty() && outcome.not_running.empty() && outcome.failed.empty())
-        std::cout << "no nodes running in " << where.run.path.string() << std::endl;
+    if (outcome.stopped.empty() && outcome.signalled.empty() && outcome.not_running.empty() && outcome.failed.empty()) {
+        std::cout << "no nodes running in " << where.run.path.string();
+        std::vector<std::string> elsewhere;
+        for (const auto& dir : supervisor::running_master_dirs())
+            if (dir != where.run.path) elsewhere.push_back(dir.string());
+        if (!elsewhere.empty()) std::cout << " (masters run in: " << join(elsewhere, ", ") << ")";
+        std::cout << std::endl;
+    }
     print_outcome(outcome);
     context.exit = outcome.failed.empty() ? Exit::ok : Exit::failure;
 }

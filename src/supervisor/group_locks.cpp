@@ -4,6 +4,7 @@
 #include <set>
 #include <thread>
 
+#include "platform/proc_table.hpp"
 #include "util/error.hpp"
 
 namespace ccmulti::supervisor {
@@ -20,6 +21,22 @@ std::filesystem::path notify_socket(const std::filesystem::path& run_dir) {
 
 PidCheck check_master(const std::filesystem::path& run_dir) {
     return check_pidfile(master_pidfile(run_dir), master_title_prefix);
+}
+
+std::vector<std::filesystem::path> running_master_dirs() {
+    std::vector<std::filesystem::path> dirs;
+    for (const auto& proc : scan_processes()) {
+        if (!proc.title.starts_with(master_title_prefix)) continue;
+        std::error_code ec;
+        for (const auto& fd : std::filesystem::directory_iterator("/proc/" + std::to_string(proc.pid) + "/fd", ec)) {
+            auto target = std::filesystem::read_symlink(fd.path(), ec);
+            if (!ec && target.filename() == "master.pid") {
+                dirs.push_back(target.parent_path());
+                break;
+            }
+        }
+    }
+    return dirs;
 }
 
 namespace {

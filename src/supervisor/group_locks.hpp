@@ -26,4 +26,9 @@ GroupLocks acquire_group_locks(const std::filesystem::path& run_dir, const std::
 // The master running in `run_dir`, if any (master.pid locked and naming a live "ccmulti: master").
 PidCheck check_master(const std::filesystem::path& run_dir);
 
+// The directories of every running master this process may look into (its own user's, or all as root), found
+// from /proc alone: a process titled "ccmulti: master" holding an open ".../master.pid". For messages that point
+// a user at the group they meant.
+std::vector<std::filesystem::path> running_master_dirs();
+
 }  // namespace ccmulti::supervisor

@@ -49,6 +49,13 @@ std::string waiting_line(const std::set<std::string>& pending, Clock::time_point
            "): " + join(std::vector<std::string>(pending.begin(), pending.end()), " ");
 }
 
+// A line a second while a stop is young, then one every 10 s: a stopwait that waits minutes for a long task
+// (no deadline by default) does not flood a journal.
+Clock::duration progress_interval(Clock::time_point began) {
+    return Clock::now() - began < std::chrono::seconds(10) ? Clock::duration(std::chrono::seconds(1))
+                                                          : Clock::duration(std::chrono::seconds(10));
+}
+
 // --- through the master ----------------------------------------------------------------------------------
 
 // nullopt when the master did not answer in time (hung): the caller falls back to the pid files.
@@ -73,7 +80,7 @@ std::optional<StopOutcome> stop_through_master(ControlClient& client, const Stop
         auto status = client.receive(reply, std::chrono::ceil<std::chrono::milliseconds>(next_progress - Clock::now()));
         if (status == ControlClient::Status::timeout) {
             if (!pending.empty()) progress(waiting_line(pending, began));
-            next_progress += std::chrono::seconds(1);
+            next_progress += progress_interval(began);
             continue;
         }
         if (status == ControlClient::Status::closed) {
@@ -231,7 +238,7 @@ StopOutcome stop_from_pidfiles(const std::filesystem::path& run_dir, const StopR
         }
         if (now >= next_progress) {
             if (!pending.empty()) progress(waiting_line(pending, began));
-            next_progress += std::chrono::seconds(1);
+            next_progress += progress_interval(began);
         }
     }
     return outcome;
