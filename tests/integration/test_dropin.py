@@ -15,6 +15,7 @@ Python Celery workers) on a real redis-server:
 Each step is a named check; a test runs all its checks and fails listing every failed one (with ccmulti's output),
 so one run shows the whole state of the drop-in. Every wait polls with a deadline."""
 import gc
+import json
 import os
 import pathlib
 import pwd
@@ -452,11 +453,32 @@ class Unit:
         env.update(self.variables)
         return env
 
-    def run(self, which, line=None, timeout=120):
+    def popen(self, which, line=None):
         argv = systemd_argv(line or self.lines[which], self.variables)
-        return subprocess.run(argv, env=self.environment(), cwd=self.world.project, user=self.world.uid,
-                              group=self.world.gid, extra_groups=[], umask=0o022, start_new_session=True,
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+        return subprocess.Popen(argv, env=self.environment(), cwd=self.world.project, user=self.world.uid,
+                                group=self.world.gid, extra_groups=[], umask=0o022, start_new_session=True,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def run(self, which, line=None, timeout=120):
+        with self.popen(which, line) as proc:
+            try:
+                out, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+    def stopping_nodes(self):
+        """The group's nodes in state `stopping`, from `ccmulti status NODES --json --pidfile=…` run as the user."""
+        argv = [str(self.world.bin), "status", *self.variables["CELERYD_NODES"].split(), "--json",
+                f"--pidfile={self.variables['CELERYD_PID_FILE']}"]
+        proc = subprocess.run(argv, env=self.environment(), cwd=self.world.project, user=self.world.uid,
+                              group=self.world.gid, extra_groups=[], capture_output=True, text=True, timeout=30)
+        try:
+            nodes = json.loads(proc.stdout).get("nodes") or []
+        except ValueError:
+            return None
+        return [node for node in nodes if node.get("state") == "stopping"] or None
 
     def pid_files(self):
         return [self.pid_dir / f"{node.split('@')[0]}.pid" for node in self.nodes]
@@ -526,16 +548,36 @@ def test_systemd_unit_start_reload_stopwait(world):
             for path in unit.pid_files():
                 pid_file_ok(world, path)
 
+        stopping = {}
+
         @checks.step("ExecStop (stopwait) while a task runs: exit 0 once the task is done, SUCCESS", key="stop",
                      needs=["start"])
         def _():
             world.wait_answering(unit.nodes)
             result, marker = world.start_slow_task(seconds=3)
-            stop = unit.run("ExecStop")
+            with unit.popen("ExecStop") as proc:
+                try:
+                    try:  # what the waiting node's stop plan is (checked below), while it waits
+                        stopping["nodes"] = wait_for(unit.stopping_nodes, timeout=10, interval=0.05,
+                                                     what="`ccmulti status` to show the busy node stopping")
+                    except AssertionError as error:
+                        stopping["error"] = str(error)
+                    out, err = proc.communicate(timeout=120)
+                finally:
+                    if proc.poll() is None:
+                        proc.kill()
+            stop = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
             done_at_return = os.path.exists(marker + ".done")
             expect_exit(stop, 0)
             assert done_at_return, f"stopwait returned before the running task had finished\n{shown(stop)}"
             assert result.state == "SUCCESS", f"task state {result.state}\n{shown(stop)}"
+
+        @checks.step("stopwait without --timeout sets no kill deadline (status: kill_in null while it waits)",
+                     needs=["stop"])
+        def _():
+            assert "nodes" in stopping, stopping.get("error")
+            deadlines = {node["name"]: node.get("kill_in", "absent") for node in stopping["nodes"]}
+            assert all(value is None for value in deadlines.values()), f"kill_in per stopping node: {deadlines}"
 
         @checks.step("no pid file left after stopwait", needs=["stop"])
         def _():
