@@ -22,20 +22,64 @@ std::filesystem::path sqlite_path(const std::string& url, const std::filesystem:
     return rest;
 }
 
+void check_result_url(const std::string& url) {
+    if (redis::is_redis_url(url)) {
+        redis::parse_redis_url(url);  // throws UsageError naming what is wrong
+        return;
+    }
+    if (url.starts_with("sqlite:")) {
+        if (url != "sqlite://" && !url.starts_with("sqlite:///"))
+            throw UsageError("result backend " + url +
+                             ": give an absolute path (sqlite:///path/to/db) or none (sqlite://, the state dir's "
+                             "database)");
+        return;
+    }
+    auto scheme = url.substr(0, url.find(':'));
+    throw UsageError("result backend " + url + ": scheme '" + scheme +
+                     "' is not supported by ccmulti's nodes (supported: redis://HOST[:PORT][/DB], sqlite://, "
+                     "sqlite:///PATH); a Celery node (-A) takes any backend Celery knows");
+}
+
+std::string display_url(const std::string& url) {
+    if (url.starts_with("redis://")) {
+        try {
+            return redis::parse_redis_url(url).display();
+        } catch (const UsageError&) {
+        }
+    }
+    return url;
+}
+
 Connection connect(const BrokerOptions& options) {
+    const bool own_results = options.results_url.empty() || options.results_url == options.url;
+    if (!own_results) check_result_url(options.results_url);
+    Connection connection;
+    std::shared_ptr<sqlite::Database> db;  // the broker's, shared with a result store in the same file
     if (options.url.starts_with("sqlite:")) {
-        auto db = sqlite::open_database(sqlite_path(options.url, options.state_dir));
-        return {std::make_unique<sqlite::SqliteBroker>(db),
-                std::make_unique<sqlite::SqliteResultStore>(db, options.result_expires)};
-    }
-    if (redis::is_redis_url(options.url)) {
+        db = sqlite::open_database(sqlite_path(options.url, options.state_dir));
+        connection.broker = std::make_unique<sqlite::SqliteBroker>(db);
+        if (own_results) connection.results = std::make_unique<sqlite::SqliteResultStore>(db, options.result_expires);
+    } else if (redis::is_redis_url(options.url)) {
         auto url = redis::parse_redis_url(options.url);
-        return {std::make_unique<redis::RedisBroker>(url),
-                std::make_unique<redis::RedisResultStore>(url, options.result_expires)};
+        connection.broker = std::make_unique<redis::RedisBroker>(url);
+        if (own_results) connection.results = std::make_unique<redis::RedisResultStore>(url, options.result_expires);
+    } else {
+        auto scheme = options.url.substr(0, options.url.find(':'));
+        throw UsageError("unsupported broker URL scheme '" + scheme + "' in " + options.url +
+                         " (supported: sqlite://, redis://)");
     }
-    auto scheme = options.url.substr(0, options.url.find(':'));
-    throw UsageError("unsupported broker URL scheme '" + scheme + "' in " + options.url +
-                     " (supported: sqlite://, redis://)");
+    if (own_results) return connection;
+    // Another store: a Redis result store on another db or server never shares the broker's connection (a
+    // consumer settles into it by storing first, then acking: broker/redis/redis_consumer.hpp).
+    if (redis::is_redis_url(options.results_url)) {
+        connection.results = std::make_unique<redis::RedisResultStore>(redis::parse_redis_url(options.results_url),
+                                                                       options.result_expires);
+    } else {
+        auto path = sqlite_path(options.results_url, options.state_dir);
+        if (!db || path != sqlite_path(options.url, options.state_dir)) db = sqlite::open_database(path);
+        connection.results = std::make_unique<sqlite::SqliteResultStore>(db, options.result_expires);
+    }
+    return connection;
 }
 
 }  // namespace ccmulti::broker

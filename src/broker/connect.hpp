@@ -2,7 +2,9 @@
 //   sqlite://               <state dir>/broker.sqlite3 (the default; shared by every node on the machine)
 //   sqlite:///abs/path.db   that file
 //   redis://[:password@]host[:port][/db]   kombu's Redis transport (broker/redis/); results in the same Redis
-// Results live in the same database.
+// Results live in the broker's database unless a result backend URL names another store (Celery's
+// result_backend): redis://… (another db or another server, Celery's Redis backend layout), sqlite://, or
+// sqlite:///path.db. A node then stores a finished task's result there first and acks its message after.
 #pragma once
 
 #include <chrono>
@@ -18,8 +20,9 @@ inline constexpr const char* default_broker_url = "sqlite://";
 
 struct BrokerOptions {
     std::string url = default_broker_url;
-    std::filesystem::path state_dir;                  // for sqlite:// (must exist: see ensure_private_dir)
+    std::filesystem::path state_dir;                 // for sqlite:// (must exist: see ensure_private_dir)
     std::chrono::seconds result_expires{24 * 3600};  // 0 = never
+    std::string results_url;                         // empty (or url itself): the broker's own store
 };
 
 struct Connection {
@@ -29,6 +32,13 @@ struct Connection {
 
 // Throws UsageError for an unknown scheme or malformed URL, Error when the database cannot be opened.
 Connection connect(const BrokerOptions& options);
+
+// Throws UsageError, one line naming the URL and the fix, for a result backend URL ccmulti cannot store results
+// in (scheme or form); connects to nothing. What `start` checks for native nodes before anything runs.
+void check_result_url(const std::string& url);
+
+// The URL for messages and logs: a Redis password masked.
+std::string display_url(const std::string& url);
 
 // The database file a sqlite URL names (exposed for tests and `ccmulti dirs`).
 std::filesystem::path sqlite_path(const std::string& url, const std::filesystem::path& state_dir);

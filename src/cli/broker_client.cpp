@@ -10,6 +10,18 @@ void add_broker_option(CLI::App& command, BrokerFlag& flag) {
                        "Broker URL (default sqlite://, the state dir's database) [env CCMULTI_BROKER_URL]");
 }
 
+void add_result_backend_option(CLI::App& command, BrokerFlag& flag) {
+    command.add_option("--result-backend", flag.result_backend,
+                       "Where results are stored: redis://HOST[:PORT][/DB] or sqlite://[/PATH] (default: the "
+                       "broker's own store) [env CCMULTI_RESULT_BACKEND]");
+}
+
+std::string result_backend_url(const std::optional<std::string>& flag, const config::Settings& settings) {
+    if (flag && !flag->empty()) return *flag;
+    if (settings.results.url.is_set()) return *settings.results.url;  // the environment's, else the file's
+    return "";
+}
+
 broker::BrokerOptions broker_options(const Context& context, const BrokerFlag& flag) {
     broker::BrokerOptions options;
     if (flag.url) {
@@ -21,7 +33,14 @@ broker::BrokerOptions broker_options(const Context& context, const BrokerFlag& f
     }
     if (const auto& expires = context.settings().results.expires; expires.is_set())
         options.result_expires = std::chrono::seconds(*expires);
-    if (options.url.starts_with("sqlite:")) {
+    options.results_url = result_backend_url(flag.result_backend, context.settings());
+    try {
+        if (!options.results_url.empty()) broker::check_result_url(options.results_url);
+    } catch (const UsageError& e) {
+        bool configured = !flag.result_backend || flag.result_backend->empty();
+        throw UsageError(configured ? context.settings().results.url.origin + ": " + e.what() : e.what());
+    }
+    if (options.url.starts_with("sqlite:") || options.results_url.starts_with("sqlite:")) {
         Dirs where = context.dirs();
         ensure_private_dir(where.state);
         options.state_dir = where.state.path;

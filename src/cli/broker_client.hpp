@@ -3,6 +3,8 @@
 //
 // The broker URL: --broker URL > $CCMULTI_BROKER_URL > the configuration's [broker] url > sqlite:// (the
 // embedded database in the state dir).
+// The result backend: --result-backend URL > $CCMULTI_RESULT_BACKEND > the configuration's [results] url > the
+// broker's own store. `call --wait` and `result` read where the nodes store (docs/configuration.md).
 #pragma once
 
 #include <optional>
@@ -18,10 +20,17 @@ namespace ccmulti::cli {
 
 struct BrokerFlag {
     std::optional<std::string> url;
+    std::optional<std::string> result_backend;
 };
 
 // Adds --broker to `command`.
 void add_broker_option(CLI::App& command, BrokerFlag& flag);
+// Adds --result-backend to `command` (those that store or read results).
+void add_result_backend_option(CLI::App& command, BrokerFlag& flag);
+
+// The result backend URL by precedence, "" for the broker's own store. `settings` holds the file with the
+// CCMULTI_* variables on top (Context::settings()).
+std::string result_backend_url(const std::optional<std::string>& flag, const config::Settings& settings);
 
 // The broker a command names, with the state dir created (0700) when sqlite:// needs it.
 broker::BrokerOptions broker_options(const Context& context, const BrokerFlag& flag);

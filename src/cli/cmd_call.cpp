@@ -59,6 +59,7 @@ void add_call_command(CLI::App& app, Context& context) {
     auto* wait = call->add_flag("--wait", options->wait, "Wait for the result and print it as JSON");
     call->add_option("--timeout", options->timeout, "With --wait: give up after S seconds (exit 1)")->needs(wait);
     add_broker_option(*call, options->broker);
+    add_result_backend_option(*call, options->broker);
     call->callback([&context, options] {
         auto message = build_message(*options);
         if (!options->queue)

@@ -3,6 +3,7 @@
 #include <iostream>
 #include <memory>
 
+#include "broker/connect.hpp"
 #include "cli/context.hpp"
 #include "cli/output.hpp"
 #include "config/json.hpp"
@@ -129,11 +130,20 @@ void add_config_commands(CLI::App& app, Context& context) {
         config::Loaded loaded = file->empty() ? config::load_config(context.config, env, cwd)
                                               : config::load_config_file({cwd / *file, *file, "argument"}, env);
         for (const auto& warning : loaded.warnings) print_warning(warning);
-        if (!loaded.errors.empty()) {
+        std::vector<std::string> lines = loaded.errors.lines();
+        // Past the schema: a result backend must be one the native nodes can store in (the same check as start's).
+        if (const auto& results = loaded.settings.results.url; lines.empty() && results.is_set()) {
+            try {
+                broker::check_result_url(*results);
+            } catch (const UsageError& e) {
+                lines.push_back(results.origin + ": " + e.what());
+            }
+        }
+        if (!lines.empty()) {
             // Bare "FILE:LINE:COLUMN: message" lines, which editors and CI annotate.
             std::fflush(stdout);
-            for (const auto& line : loaded.errors.lines()) std::cerr << line << '\n';
-            std::size_t count = loaded.errors.size();
+            for (const auto& line : lines) std::cerr << line << '\n';
+            std::size_t count = lines.size();
             print_error(std::to_string(count) + (count == 1 ? " error" : " errors") +
                         (loaded.file ? " in " + loaded.file->name : std::string()));
             context.exit = Exit::usage;

@@ -2,24 +2,25 @@
 #include <iostream>
 
 #include "cli/context.hpp"
+#include "cli/node_spec.hpp"
 #include "cli/output.hpp"
-#include "platform/host.hpp"
 #include "util/strings.hpp"
 
 namespace ccmulti::cli {
 
 namespace {
 
-std::vector<std::string> command_line(const naming::Node& node) {
-    std::vector<std::string> argv{self_executable(), "worker"};
-    auto args = node.worker_args();
-    argv.insert(argv.end(), args.begin(), args.end());
-    return argv;
-}
-
-nlohmann::json node_json(const naming::Node& node) {
-    return {{"name", node.name},          {"shortname", node.shortname}, {"host", node.host},
-            {"argv", command_line(node)}, {"pidfile", node.pidfile()},   {"logfile", node.logfile()}};
+// "argv": exactly what `start` executes for the node (native worker, --exec program or Celery worker).
+// "worker_args": the node's options as `celery multi` hands them to `celery worker` (app options first, pid
+// and log file included): the naming grammar's answer, which the parity test compares with Celery's.
+nlohmann::json node_json(const naming::Node& node, const NativeWorker& native) {
+    return {{"name", node.name},
+            {"shortname", node.shortname},
+            {"host", node.host},
+            {"argv", node_command_line(node, native)},
+            {"worker_args", node.worker_args()},
+            {"pidfile", node.pidfile()},
+            {"logfile", node.logfile()}};
 }
 
 // The first node argument is the command's own operand (expand's template, get's node name).
@@ -33,17 +34,18 @@ std::string take_operand(Context& context, const std::string& what) {
 }  // namespace
 
 void add_naming_commands(CLI::App& app, Context& context) {
-    auto* show = add_node_command(app, context, "show", "Print each node's worker command line");
+    auto* show = add_node_command(app, context, "show", "Print the command line start runs for each node");
     show->add_flag("--json", context.json, "Machine-readable output");
     show->callback([&context] {
         const bool json = context.json;
         auto nodes = context.nodes();
+        const NativeWorker native = native_worker(context);
         if (json) {
             nlohmann::json out = nlohmann::json::array();
-            for (const auto& node : nodes) out.push_back(node_json(node));
+            for (const auto& node : nodes) out.push_back(node_json(node, native));
             return print_json(out);
         }
-        for (const auto& node : nodes) std::cout << shell_join(command_line(node)) << '\n';
+        for (const auto& node : nodes) std::cout << shell_join(node_command_line(node, native)) << '\n';
     });
 
     auto* names = add_node_command(app, context, "names", "Print the node names");
@@ -76,15 +78,16 @@ void add_naming_commands(CLI::App& app, Context& context) {
         if (json) print_json(out);
     });
 
-    auto* get = add_node_command(app, context, "get", "Print one node's worker command line");
+    auto* get = add_node_command(app, context, "get", "Print the command line start runs for one node");
     get->add_flag("--json", context.json, "Machine-readable output");
     get->callback([&context] {
         const bool json = context.json;
         std::string wanted = take_operand(context, "NODE: ccmulti get NODE NODES...");
         auto nodes = context.nodes();
         const auto& node = naming::find_node(nodes, wanted);
-        if (json) return print_json(node_json(node));
-        std::cout << shell_join(command_line(node)) << '\n';
+        const NativeWorker native = native_worker(context);
+        if (json) return print_json(node_json(node, native));
+        std::cout << shell_join(node_command_line(node, native)) << '\n';
     });
 }
 

@@ -45,6 +45,7 @@ void add_result_command(CLI::App& app, Context& context) {
     result->add_option("--timeout", options->timeout, "With --wait: give up after S seconds")->needs(wait);
     result->add_flag("--json", context.json, "Machine-readable output");
     add_broker_option(*result, options->broker);
+    add_result_backend_option(*result, options->broker);
     result->callback([&context, options] {
         auto connection = open_broker(context, options->broker);
         std::optional<protocol::ResultMeta> meta;

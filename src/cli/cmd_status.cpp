@@ -44,8 +44,10 @@ void no_master(Context& context, const std::filesystem::path& run_dir, const std
     }
     std::string hint = elsewhere.empty() ? "(`ccmulti ps` finds every running ccmulti process)"
                                          : "(masters run in: " + join(elsewhere, ", ") + ")";
-    print_error(why + "; start nodes with `ccmulti start NODES ...`, or pass the --run-dir or --pidfile they were "
-                      "started with " + hint);
+    print_error(why +
+                "; start nodes with `ccmulti start NODES ...`, or pass the --run-dir or --pidfile they were "
+                "started with " +
+                hint);
 }
 
 void print_status(const json& reply, const std::vector<std::string>& only) {

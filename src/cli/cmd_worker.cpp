@@ -137,6 +137,7 @@ void add_worker_command(CLI::App& app, Context& context) {
         ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
     worker->add_option("--plugin", flags->plugins, "C++ task plugin (.so) to load; repeatable");
     add_broker_option(*worker, flags->broker);
+    add_result_backend_option(*worker, flags->broker);
     worker->callback([&context, flags] { run(context, *flags); });
 }
 

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <set>
 
+#include "broker/connect.hpp"
 #include "cli/celery_runner.hpp"
 #include "util/error.hpp"
 #include "util/shell_split.hpp"
@@ -94,6 +95,10 @@ supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cw
         spec.argv = celery_argv(node);
         spec.ready_pattern = celery_ready_pattern(node);
     } else {
+        // The worker would refuse a result backend it cannot store in, after start had said the node runs.
+        auto results = node.option({"--result-backend"});
+        if (results && results->empty()) throw UsageError("--result-backend of " + node.name + " needs a URL");
+        if (auto url = results.value_or(native.result_backend); !url.empty()) broker::check_result_url(url);
         spec.argv = native_worker_argv(node, native);
         start_secs = std::max(start_secs, native_start_secs);
     }
@@ -114,6 +119,28 @@ supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cw
     spec.stop_timeout = seconds_option(node, "--stop-timeout");
     spec.start_secs = start_secs;
     return spec;
+}
+
+NativeWorker native_worker(const Context& context) {
+    Dirs where = context.dirs();
+    NativeWorker native{std::filesystem::read_symlink("/proc/self/exe"),
+                        {"--run-dir", where.run.path.string(), "--log-dir", where.log.path.string(), "--state-dir",
+                         where.state.path.string()},
+                        context.settings().results.url.value_or("")};
+    if (const auto& file = context.settings().file; !file.empty())
+        native.global_args.insert(native.global_args.end(), {"-C", std::filesystem::absolute(file).string()});
+    if (const auto& results = context.settings().results.url; results.is_set()) {
+        try {
+            broker::check_result_url(*results);
+        } catch (const UsageError& e) {
+            throw UsageError(results.origin + ": " + e.what());  // where to fix it: "ccmulti.toml:2", "$CCMULTI_…"
+        }
+    }
+    return native;
+}
+
+std::vector<std::string> node_command_line(const naming::Node& node, const NativeWorker& native) {
+    return make_node_spec(node, fs::current_path(), std::chrono::seconds(1), native).argv;
 }
 
 supervisor::StopTarget make_stop_target(const naming::Node& node, const fs::path& cwd) {

@@ -5,6 +5,7 @@
 //   --exec 'PROGRAM ARGS'   split like a shell would (no shell runs), %n %h %d expanded, %i → 0, %I → ""
 //   (no --exec)             the native worker: `ccmulti worker -n NAME …` with the node's other options
 //   -A/--app, no --exec     a Celery worker: `python3 -m celery -A APP worker …` (cli/celery_runner.hpp)
+//   --result-backend URL    native nodes: checked here (broker::check_result_url), stored in by the worker
 //   -Q / --queues           CCMULTI_QUEUES and the title      -c / --concurrency   CCMULTI_CONCURRENCY
 //   --stop-timeout S        warm → SIGKILL for this node (default: none, a warm stop waits for running tasks)
 //   --uid / --gid           as root: the user the node runs as (resolved by the caller, NodeSpec::run_as)
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "cli/context.hpp"
 #include "naming/cluster.hpp"
 #include "supervisor/node_spec.hpp"
 #include "supervisor/stop_nodes.hpp"
@@ -25,7 +27,16 @@ namespace ccmulti::cli {
 struct NativeWorker {
     std::filesystem::path program;         // /proc/self/exe
     std::vector<std::string> global_args;  // "--run-dir", "/run/user/1000/ccmulti", "-C", "/etc/ccmulti.toml", ...
+    // [results] url or $CCMULTI_RESULT_BACKEND, "" when unset: the worker reads it itself (from -C and its
+    // environment); make_node_spec checks it, so a bad one fails `start`, not the node.
+    std::string result_backend;
 };
+
+// The native worker as `start` runs it for this invocation: its dirs (not created here) and configuration.
+NativeWorker native_worker(const Context& context);
+
+// What `start` executes for the node: the argv of make_node_spec, for `show` and `get`.
+std::vector<std::string> node_command_line(const naming::Node& node, const NativeWorker& native);
 
 // Options a node has that are the supervisor's, not the worker's: not passed to `ccmulti worker`.
 bool is_supervisor_option(const std::string& flag);

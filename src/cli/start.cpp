@@ -132,11 +132,7 @@ std::optional<supervisor::MasterConfig> plan_start(const Context& context, const
     const auto owner = context.node_owner();
     const auto cwd = std::filesystem::current_path();
     supervisor::MasterConfig config;
-    NativeWorker native{std::filesystem::read_symlink("/proc/self/exe"),
-                        {"--run-dir", where.run.path.string(), "--log-dir", where.log.path.string(), "--state-dir",
-                         where.state.path.string()}};
-    if (const auto& file = context.settings().file; !file.empty())
-        native.global_args.insert(native.global_args.end(), {"-C", std::filesystem::absolute(file).string()});
+    const NativeWorker native = native_worker(context);  // the same as `show` and `get` print
     bool any_native = false;
     for (const auto& node : nodes) {
         auto spec = make_node_spec(node, cwd, to_ms(options.start_secs), native);

@@ -13,8 +13,8 @@ namespace ccmulti::naming {
 namespace {
 
 // Options Celery moves before the `worker` subcommand because they belong to the `celery` program.
-constexpr std::array<const char*, 12> app_options = {"-A",       "--app",     "-b", "--broker",   "--result-backend",
-                                                     "--loader", "--config",  "-C", "--no-color", "--workdir",
+constexpr std::array<const char*, 12> app_options = {"-A",       "--app",    "-b", "--broker",   "--result-backend",
+                                                     "--loader", "--config", "-C", "--no-color", "--workdir",
                                                      "-q",       "--quiet"};
 
 bool is_app_option(const std::string& name) {
@@ -86,8 +86,12 @@ std::optional<std::string> Node::option(std::initializer_list<const char*> alter
     return std::nullopt;
 }
 
-std::string Node::pidfile() const { return option({"--pidfile", "-p"}).value_or(""); }
-std::string Node::logfile() const { return option({"--logfile", "-f"}).value_or(""); }
+std::string Node::pidfile() const {
+    return option({"--pidfile", "-p"}).value_or("");
+}
+std::string Node::logfile() const {
+    return option({"--logfile", "-f"}).value_or("");
+}
 
 std::vector<std::string> Node::worker_args() const {
     std::vector<std::string> moved, rest;
@@ -106,6 +110,25 @@ std::vector<std::string> Node::worker_args() const {
     moved.insert(moved.end(), passthrough.begin(), passthrough.end());
     if (append) moved.push_back(expand(*append, "--append"));
     return moved;
+}
+
+void check_node_name(const std::string& name) {
+    // A name becomes file names (%n.pid, %n.log), a process title and log lines: it must stay one path
+    // component and one line. Celery accepts anything; these names only ever broke things there.
+    auto fail = [&](const std::string& why) {
+        std::string shown;
+        for (unsigned char c : name.substr(0, 80)) shown += c < 0x20 || c == 0x7f ? '?' : static_cast<char>(c);
+        throw UsageError("bad node name '" + shown + (name.size() > 80 ? "…" : "") + "': " + why);
+    };
+    const auto at = name.find('@');
+    const std::string shortname = name.substr(0, at);
+    if (shortname.empty()) fail("the part before @ is empty");
+    if (name.size() > max_node_name) fail("longer than " + std::to_string(max_node_name) + " characters");
+    if (name.find('/') != std::string::npos) fail("a '/' would put its files outside their directories");
+    if (shortname == "." || shortname == "..") fail("'.' and '..' are directories");
+    for (unsigned char c : name)
+        if (c < 0x20 || c == 0x7f) fail("control characters (a newline, a tab) are not allowed");
+    if (shortname.starts_with("-")) fail("it would read as an option");
 }
 
 std::vector<Node> build_nodes(ParsedArgs parsed, const NamingDefaults& defaults) {
@@ -174,6 +197,7 @@ std::vector<Node> build_nodes(ParsedArgs parsed, const NamingDefaults& defaults)
         } else {
             node.name = expand(prefix + name + "@" + suffix, machine, "node name");
         }
+        check_node_name(node.name);
         auto at = node.name.find('@');
         node.shortname = node.name.substr(0, at);
         node.host = node.name.substr(at + 1);

@@ -42,6 +42,13 @@ struct NamingDefaults {
 
 // Throws UsageError for what Celery would crash on or silently ignore: no nodes, a count of 0, an index
 // namespace with no node, a malformed range, an unknown template.
+// The longest node name (user@host): its files (%n.pid, %n%I.log) must fit a file name.
+inline constexpr std::size_t max_node_name = 200;
+
+// Throws UsageError for a name that cannot be a node: a '/', a control character, '.' or '..', a leading '-',
+// an empty short name, or more than max_node_name characters.
+void check_node_name(const std::string& name);
+
 std::vector<Node> build_nodes(ParsedArgs parsed, const NamingDefaults& defaults);
 
 // The node called `name` (full name, or short name when unambiguous), or UsageError listing the names.

@@ -31,6 +31,7 @@ UniqueFd open_pidfile(const std::filesystem::path& path, int flags) {
         if (fd >= 0) return UniqueFd(fd);
         if (errno == EINTR) continue;
         if (errno == ENOENT && !(flags & O_CREAT)) return UniqueFd();
+        if (errno == EEXIST && (flags & O_EXCL)) return UniqueFd();
         if (errno == ELOOP)
             throw Error("refusing pid file " + path.string() +
                         ": it is a symlink (remove it if you did not put it there)");
@@ -70,13 +71,40 @@ std::string read_all(int fd) {
 
 }  // namespace
 
+namespace {
+
+// A file ccmulti may write into and later unlink: a regular file that is empty or holds a pid file's text. Anything
+// else (`--pidfile=/etc/passwd`, a typo naming a real file) is refused before a byte of it changes.
+void check_takeover(int fd, const std::filesystem::path& path) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) throw SystemError("stat " + path.string(), errno);
+    if (!S_ISREG(st.st_mode))
+        throw Error("refusing pid file " + path.string() + ": not a regular file; choose another --pidfile",
+                    Exit::usage);
+    if (st.st_size == 0) return;
+    const std::string text = read_all(fd);
+    if (st.st_size > 64 || !parse_pidfile(text) || text.find_first_not_of("0123456789 \n") != std::string::npos)
+        throw Error("refusing pid file " + path.string() + ": it exists and is not a pid file (" +
+                        std::to_string(st.st_size) +
+                        " bytes); nothing was written to it: choose another --pidfile, "
+                        "or remove the file if it is a leftover",
+                    Exit::usage);
+}
+
+}  // namespace
+
 std::optional<PidFile> PidFile::try_acquire(const std::filesystem::path& path) {
     // Another process may unlink a stale file between our open() and flock(): then we would hold a lock on
     // an inode nobody can find. Retry until the locked inode is the one at `path`.
     for (int attempt = 0; attempt < 100; ++attempt) {
-        UniqueFd fd = open_pidfile(path, O_RDWR | O_CREAT);
+        // A new file is created exclusively; an existing one is taken over only when it is a pid file.
+        UniqueFd fd = open_pidfile(path, O_RDWR | O_CREAT | O_EXCL);
+        if (!fd) fd = open_pidfile(path, O_RDWR);
+        if (!fd) continue;  // removed between the two opens
         if (!try_lock(fd.get(), LOCK_EX)) return std::nullopt;
-        if (same_inode(fd.get(), path)) return PidFile(path, std::move(fd));
+        if (!same_inode(fd.get(), path)) continue;
+        check_takeover(fd.get(), path);
+        return PidFile(path, std::move(fd));
     }
     throw Error("pid file " + path.string() + " keeps being replaced while ccmulti tries to lock it");
 }

@@ -53,7 +53,7 @@ std::string waiting_line(const std::set<std::string>& pending, Clock::time_point
 // (no deadline by default) does not flood a journal.
 Clock::duration progress_interval(Clock::time_point began) {
     return Clock::now() - began < std::chrono::seconds(10) ? Clock::duration(std::chrono::seconds(1))
-                                                          : Clock::duration(std::chrono::seconds(10));
+                                                           : Clock::duration(std::chrono::seconds(10));
 }
 
 // --- through the master ----------------------------------------------------------------------------------

@@ -96,8 +96,10 @@ public:
         inspect_ = start_inspect_server(options_, *this, loop_);
         started_ = Clock::now();
 
-        spdlog::info("{} ready: queues {}, concurrency {}, broker {}", options_.name, join_queues(),
-                     options_.concurrency, connection_.broker->url());
+        const auto& results = options_.broker.results_url;
+        spdlog::info("{} ready: queues {}, concurrency {}, broker {}{}", options_.name, join_queues(),
+                     options_.concurrency, connection_.broker->url(),
+                     results.empty() ? "" : ", results " + broker::display_url(results));
         ::sd_notifyf(0, "READY=1\nSTATUS=consuming %s", join_queues().c_str());
         fill();
         loop_.run();

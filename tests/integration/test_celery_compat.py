@@ -74,10 +74,10 @@ def test_show_quotes_arguments_for_the_shell(env):
 def test_index_reaches_a_node_named_with_a_host_template(env):
     # Celery files "-c:2" under the raw name "w2@%h" and never applies it.
     out = env.run("show", "--json", "w1", "w2@%h", "-c:2", "5", check=True)
-    assert json.loads(out.stdout)[1]["argv"][2:4] == ["-c", "5"]
+    assert json.loads(out.stdout)[1]["worker_args"][:2] == ["-c", "5"]
 
 
 def test_short_name_namespace_in_count_mode(env):
     # Celery only knows "-c:2" here and silently ignores "-c:celery2".
     out = env.run("show", "--json", "2", "-c:celery2", "5", check=True)
-    assert json.loads(out.stdout)[1]["argv"][2:4] == ["-c", "5"]
+    assert json.loads(out.stdout)[1]["worker_args"][:2] == ["-c", "5"]

@@ -1,8 +1,8 @@
 """Parity with the real thing: Debian's `python3 -m celery multi show|names|expand|get` and ccmulti must agree
 on node names, per-node options and template expansions for every command line below. Only the program prefix
-is normalised (Celery's `python3 -m celery ... worker --detach` and `--executable=`, ccmulti's
-`/path/ccmulti worker`), and Celery's hard-coded default pid/log directories are mapped to ccmulti's run and
-log dirs, which differ by design (docs/celery-compat.md)."""
+is normalised (Celery's `python3 -m celery ... worker --detach` and `--executable=`; ccmulti's `show --json` gives
+the node's options as `worker_args`, beside the `argv` that `start` executes), and Celery's hard-coded default
+pid/log directories are mapped to ccmulti's run and log dirs, which differ by design (docs/celery-compat.md)."""
 import json
 import os
 import pathlib
@@ -112,7 +112,7 @@ def check_case(args, env, answers):
     celery_lines = [normalise_celery(line, env) for line in show_out.splitlines() if line.strip()]
     ours = ccmulti(["show", "--json", *args], env)
     assert ours.returncode == 0, ours.stderr
-    assert [node["argv"][2:] for node in json.loads(ours.stdout)] == celery_lines
+    assert [node["worker_args"] for node in json.loads(ours.stdout)] == celery_lines
 
     for template, (rc, theirs) in zip(TEMPLATES, expands):
         assert rc == 0
@@ -122,7 +122,7 @@ def check_case(args, env, answers):
 
     ours = ccmulti(["get", "--json", celery_names[-1], *args], env)
     assert ours.returncode == 0, ours.stderr
-    assert json.loads(ours.stdout)["argv"][2:] == normalise_celery(get_out.strip(), env)
+    assert json.loads(ours.stdout)["worker_args"] == normalise_celery(get_out.strip(), env)
 
 
 def test_parity(env):

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import CCMULTI
+from conftest import CCMULTI, wait_for
 
 SUBCOMMANDS = ["show", "names", "expand", "get", "dirs"]
 
@@ -110,3 +110,55 @@ def test_normal_user_defaults_are_usable(env):
     assert dirs["run"]["path"] == f"/tmp/ccmulti-{nobody}"
     assert dirs["state"]["path"] == str(env.root / "nobody-state" / "ccmulti")
     subprocess.run(["rm", "-rf", f"/tmp/ccmulti-{nobody}"], check=False)
+
+
+RECORDER = """\
+import os, signal
+with open(os.path.join(os.environ["RECORD_DIR"], os.environ["CCMULTI_NODE"] + ".argv"), "wb") as out:
+    out.write(open("/proc/self/cmdline", "rb").read())
+signal.pause()
+"""
+
+
+@pytest.mark.parametrize("kind", ["exec", "celery"])
+def test_show_and_get_print_what_start_runs(env, kind):
+    """`show`/`get` print the argv `start` executes: compared with the /proc cmdline of the started program."""
+    recorder = env.root / "record.py"
+    recorder.write_text(RECORDER)
+    env.env["RECORD_DIR"] = str(env.root)
+    if kind == "exec":
+        args = ["w1", "w2", "-c", "2", "--exec", f"/usr/bin/python3 {recorder} %n 'two words' -i %i"]
+    else:  # -A: a Celery worker, its program replaced by the recorder (--celery)
+        args = ["w1", "w2", "-A", "proj", "-c", "2", "--result-backend", "redis://127.0.0.1:1/1",
+                "--celery", f"/usr/bin/python3 {recorder}"]
+    shown = {node["name"].split("@")[0]: node["argv"] for node in json.loads(env.run("show", "--json", *args,
+                                                                                      check=True).stdout)}
+    text = env.run("show", *args, check=True).stdout.splitlines()
+    got = json.loads(env.run("get", "--json", "w2", *args, check=True).stdout)["argv"]
+    assert got == shown["w2"]
+    assert text[1] == env.run("get", "w2", *args, check=True).stdout.strip()
+    if kind == "celery":
+        assert shown["w1"][2:] == ["-A", "proj", "--result-backend=redis://127.0.0.1:1/1", "worker", "-c", "2", "-n",
+                                   f"w1@{os.uname().nodename}", "--pidfile="]
+    try:
+        env.run("start", *args, "--start-secs", "0.2", check=True, timeout=60)
+        for short in ("w1", "w2"):
+            host = json.loads(env.run("names", "--json", *args, check=True).stdout)[0].split("@")[1]
+            path = env.root / f"{short}@{host}.argv"
+            wait_for(path.exists, timeout=10, what=f"{short}'s program to record its argv")
+            ran = path.read_bytes().rstrip(b"\0").split(b"\0")
+            assert [a.decode() for a in ran] == shown[short]
+    finally:
+        env.run("kill", timeout=30)
+
+
+def test_show_prints_the_native_worker_line_start_runs(env):
+    out = json.loads(env.run("show", "--json", "w1", "-c", "3", "--result-backend", "redis://h:6379/1",
+                             check=True).stdout)
+    [argv] = [node["argv"] for node in out]
+    assert argv[0] == CCMULTI or os.path.realpath(argv[0]) == os.path.realpath(CCMULTI)
+    assert argv[1:argv.index("worker")] == ["--run-dir", str(env.run_dir), "--log-dir", str(env.log_dir),
+                                             "--state-dir", str(env.state_dir)]
+    after = argv[argv.index("worker") + 1:]
+    assert "-c" in after and "--result-backend=redis://h:6379/1" in after
+    assert not any(a.startswith("--pidfile") or a.startswith("--logfile") for a in after)  # the shim's, not passed

@@ -222,3 +222,16 @@ def test_restart_with_a_changed_command_line_takes_effect(sup):
     assert nodes[f"w1@{HOST}"]["queues"] == ["new"]
     assert nodes[f"w2@{HOST}"]["state"] == "ready"  # not running before: started
     sup.check("stopwait")
+
+
+def test_a_pid_file_naming_some_other_file_is_refused_and_left_untouched(sup):
+    precious = sup.root / "precious.conf"
+    precious.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    proc = sup.run("start", "w1", f"--pidfile={precious}", "--exec", sup.fake("--notify"))
+    assert proc.returncode == 2, proc
+    [line] = proc.stderr.splitlines()
+    assert f"refusing pid file {precious}: it exists and is not a pid file" in line
+    assert precious.read_text() == "root:x:0:0:root:/root:/bin/bash\n"
+    for command in (["stop", "w1"], ["kill", "w1"]):
+        sup.run(*command, f"--pidfile={precious}")
+        assert precious.read_text() == "root:x:0:0:root:/root:/bin/bash\n"

@@ -36,7 +36,7 @@ using nlohmann::json;
 namespace {
 
 Connection open(const std::string& url) {
-    return connect({url, "/tmp", std::chrono::seconds(3600)});
+    return connect({url, "/tmp", std::chrono::seconds(3600), ""});
 }
 
 int publish(int argc, char** argv) {

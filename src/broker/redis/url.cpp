@@ -21,7 +21,7 @@ std::string masked(std::string_view url) {
 }
 
 [[noreturn]] void bad(std::string_view url, const std::string& why) {
-    throw UsageError("broker URL " + masked(url) + ": " + why);
+    throw UsageError("Redis URL " + masked(url) + ": " + why);
 }
 
 int hex_value(char c) {

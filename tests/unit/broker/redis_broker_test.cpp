@@ -451,13 +451,31 @@ TEST_F(RedisTest, ConsumerRidesOutAnOutage) {
 }
 
 TEST_F(RedisTest, ConnectFactoryKnowsRedisUrls) {
-    auto connection = connect({server_->url(), "", std::chrono::seconds(60)});
+    auto connection = connect({server_->url(), "", std::chrono::seconds(60), ""});
     EXPECT_EQ(connection.broker->url(), "redis://127.0.0.1:" + std::to_string(server_->port()) + "/0");
     connection.broker->publish(on("celery"));
     EXPECT_EQ(cli().command({"LLEN", "celery"}).integer(), 1);
-    EXPECT_THROW(connect({"rediss://h/0", "", std::chrono::seconds(60)}), UsageError);
+    EXPECT_THROW(connect({"rediss://h/0", "", std::chrono::seconds(60), ""}), UsageError);
 }
 
+// A result backend on another db (Celery's `backend='redis://…/1'`): results land there, never in the broker's
+// db, and the message is acked only after they are stored.
+TEST_F(RedisTest, ConnectPutsResultsInTheResultBackend) {
+    auto connection = connect({server_->url(), "", std::chrono::seconds(60), server_->url("/1")});
+    connection.broker->publish(on("q"));
+    auto consumer = connection.broker->consume({"w1@h", {"q"}});
+    auto got = reserve_all(*consumer, 1);
+    ASSERT_EQ(got.size(), 1u);
+    consumer->settle(*connection.results, {protocol::success_result(got[0].message.id, 42)}, got);
+    EXPECT_TRUE(eventually([&] { return cli().command({"HLEN", "unacked"}).integer() == 0; }));
+    std::string key = "celery-task-meta-" + got[0].message.id;
+    EXPECT_TRUE(cli().command({"GET", key}).is_nil());
+    redis::Connection db1(url("/1"));
+    EXPECT_FALSE(db1.command({"GET", key}).is_nil());
+    EXPECT_EQ(connection.results->get(got[0].message.id)->result, 42);
+    consumer->close();
+    EXPECT_THROW(connect({server_->url(), "", std::chrono::seconds(60), "rpc://"}), UsageError);
+}
 
 TEST_F(RedisTest, ClaimsTheNextWindowAheadAndGivesItBackAtClose) {
     RedisBroker broker(url());

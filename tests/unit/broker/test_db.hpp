@@ -30,7 +30,7 @@ private:
 };
 
 inline Connection open_in(const TempDir& dir, std::chrono::seconds expires = std::chrono::seconds(86400)) {
-    return connect({"sqlite://", dir.path(), expires});
+    return connect({"sqlite://", dir.path(), expires, ""});
 }
 
 // Runs `body` in a child process (which opens its own connections: never the parent's) and returns the child's

@@ -10,7 +10,9 @@ namespace {
 
 const NamingDefaults defaults{"box", "/run/cc/%n.pid", "/log/cc/%n%I.log"};
 
-std::vector<Node> nodes(std::vector<std::string> args) { return build_nodes(parse_args(args), defaults); }
+std::vector<Node> nodes(std::vector<std::string> args) {
+    return build_nodes(parse_args(args), defaults);
+}
 
 std::vector<std::string> names(const std::vector<Node>& list) {
     std::vector<std::string> out;
@@ -18,7 +20,9 @@ std::vector<std::string> names(const std::vector<Node>& list) {
     return out;
 }
 
-std::optional<std::string> opt(const Node& node, const char* name) { return node.option({name}); }
+std::optional<std::string> opt(const Node& node, const char* name) {
+    return node.option({name});
+}
 
 }  // namespace
 
@@ -102,6 +106,23 @@ TEST(Cluster, Errors) {
     EXPECT_THROW(nodes({"w1", "--cmd=foo"}), UsageError);
     EXPECT_THROW(nodes({"w1", "-n"}), UsageError);
     EXPECT_THROW(nodes({"w1", "w2", "-c:w9", "4"}), UsageError);
+}
+
+TEST(Cluster, NamesThatCannotBeFilesOrLinesAreRefused) {
+    EXPECT_THROW(nodes({"../outside/evil"}), UsageError);
+    EXPECT_THROW(nodes({"a/b"}), UsageError);
+    EXPECT_THROW(nodes({"a\nb"}), UsageError);
+    EXPECT_THROW(nodes({"tab\there"}), UsageError);
+    EXPECT_THROW(nodes({".."}), UsageError);
+    EXPECT_THROW(nodes({"@host"}), UsageError);
+    EXPECT_THROW(nodes({std::string(max_node_name, 'x')}), UsageError);  // with "@box" it is too long
+    EXPECT_NO_THROW(nodes({std::string(max_node_name - 4, 'x')}));
+    EXPECT_NO_THROW(nodes({"w-1.high_prio@host.example"}));
+    try {
+        nodes({"x/y"});
+    } catch (const UsageError& e) {
+        EXPECT_STREQ(e.what(), "bad node name 'x/y@box': a '/' would put its files outside their directories");
+    }
 }
 
 TEST(Cluster, FindNodeByFullOrShortName) {

@@ -99,6 +99,27 @@ TEST_F(PidFileTest, MissingFileAndSymlink) {
     EXPECT_THROW(PidFile::try_acquire(dir / "evil.pid"), Error);
 }
 
+TEST_F(PidFileTest, AFileThatIsNotAPidFileIsNeverWrittenOrRemoved) {
+    const std::string passwd = "root:x:0:0:root:/root:/bin/bash\n";
+    std::ofstream(dir / "passwd") << passwd;
+    try {
+        PidFile::try_acquire(dir / "passwd");
+        FAIL() << "took over a file that is not a pid file";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Exit::usage);
+        EXPECT_NE(std::string(e.what()).find("is not a pid file"), std::string::npos) << e.what();
+    }
+    std::ifstream in(dir / "passwd");
+    EXPECT_EQ(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()), passwd);
+    std::filesystem::create_directory(dir / "a-dir.pid");
+    EXPECT_THROW(PidFile::try_acquire(dir / "a-dir.pid"), Error);
+    // An empty file, or a leftover pid file (ours or Celery's), is taken over.
+    std::ofstream(dir / "empty.pid").close();
+    EXPECT_TRUE(PidFile::try_acquire(dir / "empty.pid"));
+    std::ofstream(dir / "celery.pid") << "4242";
+    EXPECT_TRUE(PidFile::try_acquire(dir / "celery.pid"));
+}
+
 TEST_F(PidFileTest, TitlePrefixEndsAtAWord) {
     std::string why;
     std::string title = title_of_self();

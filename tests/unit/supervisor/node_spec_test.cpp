@@ -17,7 +17,7 @@ std::vector<naming::Node> nodes(const std::vector<std::string>& args) {
     return naming::build_nodes(naming::parse_args(args), {"host.example", "/run/x/%n.pid", "/log/%n%I.log"});
 }
 
-const NativeWorker native{"/usr/bin/ccmulti", {"--run-dir", "/run/x"}};
+const NativeWorker native{"/usr/bin/ccmulti", {"--run-dir", "/run/x"}, ""};
 
 supervisor::NodeSpec make_node_spec(const naming::Node& node, const std::filesystem::path& cwd,
                                     std::chrono::milliseconds start_secs) {
