@@ -41,6 +41,9 @@ INIT = EXAMPLES / "generic-init.d" / "celeryd"
 CELERY = pathlib.Path("/usr/bin/celery")
 HOST = socket.gethostname()
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# The sanitizer build's options (scripts/test) reach ccmulti through the otherwise empty environments below, so an
+# error there still fails the run; systemd and init would not pass them, and nothing else is passed.
+SANITIZER_ENV = {k: v for k, v in os.environ.items() if k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")}
 OPTS_1 = "--concurrency=1 --without-mingle --without-gossip"
 OPTS_2 = "--concurrency=2 --without-mingle --without-gossip"
 
@@ -449,7 +452,7 @@ class Unit:
     def environment(self):
         """What systemd gives a `User=` service: PATH, LANG, the user's identity and home, the EnvironmentFile."""
         env = {"PATH": SYSTEM_PATH, "LANG": "C.UTF-8", "USER": self.world.user, "LOGNAME": self.world.user,
-               "HOME": self.world.home, "SHELL": "/usr/sbin/nologin"}
+               "HOME": self.world.home, "SHELL": "/usr/sbin/nologin", **SANITIZER_ENV}
         env.update(self.variables)
         return env
 
@@ -742,7 +745,8 @@ class InitScript:
         os.chmod(self.config, 0o640)
 
     def run(self, *args, timeout=120, **extra_env):
-        env = {"PATH": SYSTEM_PATH, "LANG": "C.UTF-8", "CELERY_DEFAULTS": str(self.config), **extra_env}
+        env = {"PATH": SYSTEM_PATH, "LANG": "C.UTF-8", "CELERY_DEFAULTS": str(self.config), **SANITIZER_ENV,
+               **extra_env}
         return subprocess.run([str(INIT), *args], env=env, cwd="/", start_new_session=True, stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=timeout)
 
