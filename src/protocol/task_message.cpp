@@ -4,8 +4,8 @@
 
 #include <random>
 
-#include "protocol/json_fields.hpp"
 #include "protocol/base64.hpp"
+#include "protocol/json_fields.hpp"
 
 namespace ccmulti::protocol {
 
@@ -184,8 +184,17 @@ std::string encode_string(const TaskMessage& message) {
     return encode(message).dump();
 }
 
-TaskMessage decode(const json& envelope) {
-    if (!envelope.is_object()) throw ProtocolError("message is not a JSON object");
+namespace {
+
+// The task id as decode() reads it, for an error found after it: "" when there is none.
+std::string id_of(const json& envelope) {
+    for (const auto& [section, key] : {std::pair{"headers", "id"}, std::pair{"properties", "correlation_id"}})
+        if (auto it = envelope.find(section); it != envelope.end() && it->is_object())
+            if (auto id = it->find(key); id != it->end() && id->is_string()) return id->get<std::string>();
+    return "";
+}
+
+TaskMessage decode_envelope(const json& envelope) {
     TaskMessage message;
     const json empty = json::object();
     const json& headers = envelope.contains("headers") && envelope["headers"].is_object() ? envelope["headers"] : empty;
@@ -238,6 +247,19 @@ TaskMessage decode(const json& envelope) {
     if (auto info = properties.find("delivery_info"); info != properties.end() && info->is_object())
         message.redelivered = message.redelivered || read_bool(*info, "redelivered");
     return message;
+}
+
+}  // namespace
+
+TaskMessage decode(const json& envelope) {
+    if (!envelope.is_object()) throw ProtocolError("message is not a JSON object");
+    try {
+        return decode_envelope(envelope);
+    } catch (const json::exception& e) {
+        // A field of another JSON type than the one read (a number where a string belongs, found by fuzzing):
+        // the message is malformed, which is that task's FAILURE, never the node's end.
+        throw ProtocolError(std::string("malformed message: ") + e.what(), id_of(envelope));
+    }
 }
 
 TaskMessage decode_string(std::string_view text) {
