@@ -69,7 +69,7 @@ void restart_command(Context& context, const RestartOptions& options) {
     nlohmann::json request = {{"cmd", "restart"}, {"all", options.all}, {"wait", !options.no_wait}};
     std::vector<std::string> not_running;
 
-    if (context.node_args.empty()) {  // the group as it runs
+    if (!context.names_nodes()) {  // the group as it runs
         if (!client)
             throw Error("no ccmulti master is running in " + run_dir.string() +
                         "; nothing to restart: start the nodes with `ccmulti start NODES ...`");

@@ -98,7 +98,7 @@ void print_status(const json& reply, const std::vector<std::string>& only) {
 void status_command(Context& context) {
     const auto run_dir = context.group_dirs().run.path;
     std::vector<std::string> only;
-    if (!context.node_args.empty())
+    if (context.names_nodes())
         for (const auto& node : context.nodes()) only.push_back(node.name);
     auto master = supervisor::check_master(run_dir);
     if (!master.running()) {

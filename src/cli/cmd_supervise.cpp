@@ -45,7 +45,7 @@ void stop_command(Context& context, const StopOptions& options, supervisor::Stop
     request.mode = mode;
     request.wait = wait;
     if (options.timeout) request.timeout = to_ms(*options.timeout);
-    if (!context.node_args.empty()) {
+    if (context.names_nodes()) {
         const auto cwd = std::filesystem::current_path();
         for (const auto& node : context.nodes()) request.targets.push_back(make_stop_target(node, cwd));
     }

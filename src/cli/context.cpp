@@ -52,9 +52,30 @@ std::optional<std::filesystem::path> common_parent(const std::vector<std::filesy
 
 }  // namespace
 
+bool Context::names_nodes() const {
+    if (node_args.empty()) return false;
+    return !naming::parse_args(node_args).names.empty() || !config::configured_node_names(settings()).empty();
+}
+
 Dirs Context::group_dirs() const {
     Dirs where = dirs();
     if (node_args.empty()) return where;
+    if (!names_nodes()) {
+        // Options alone: the directory of --pidfile/--logfile, when it does not depend on the node.
+        const auto options = naming::parse_args(node_args).options;
+        auto dir_of = [&](std::initializer_list<const char*> flags) -> std::optional<std::filesystem::path> {
+            for (const char* flag : flags)
+                if (const auto* option = options.find(flag); option && option->value) {
+                    const auto dir = std::filesystem::path(*option->value).parent_path();
+                    if (dir.string().find('%') != std::string::npos) return std::nullopt;
+                    return (workdir() / dir).lexically_normal();
+                }
+            return std::nullopt;
+        };
+        if (auto dir = dir_of({"--pidfile", "-p"}); dir && !run_dir) where.run = {"run", *dir, "--pidfile"};
+        if (auto dir = dir_of({"--logfile", "-f"}); dir && !log_dir) where.log = {"log", *dir, "--logfile"};
+        return where;
+    }
     std::vector<std::filesystem::path> pidfiles, logfiles;
     const auto cwd = std::filesystem::current_path();
     for (const auto& node : nodes()) {
@@ -75,7 +96,7 @@ std::optional<Owner> Context::node_owner() const {
     if (const auto& s = settings(); s.user.is_set()) user = *s.user;
     if (const auto& s = settings(); s.group.is_set()) group = *s.group;
     std::optional<std::pair<std::optional<std::string>, std::optional<std::string>>> given;
-    for (const auto& node : node_args.empty() ? std::vector<naming::Node>{} : nodes()) {
+    for (const auto& node : names_nodes() ? nodes() : std::vector<naming::Node>{}) {
         std::pair ids{node.option({"--uid"}), node.option({"--gid"})};
         if (given && *given != ids)
             throw UsageError("the nodes of one group run as one user: " + node.name +

@@ -37,6 +37,9 @@ struct Context {
     // (--logfile), so groups whose pid files live in different directories are independent, as with celery
     // multi; else the run (log) dir.
     Dirs group_dirs() const;
+    // Whether the node arguments name nodes: `stopwait --pidfile=/var/run/celery/%n.pid` has node arguments but
+    // names none, and means every node of the group living there.
+    bool names_nodes() const;
     // As root: the user the nodes run as and who owns what is created for them (--uid/--gid, else the `user`/
     // `group` settings); nullopt when none is set. UsageError when nodes name different users, or when a normal
     // user names another user.

@@ -109,13 +109,28 @@ std::optional<PidFile> PidFile::try_acquire(const std::filesystem::path& path) {
     throw Error("pid file " + path.string() + " keeps being replaced while ccmulti tries to lock it");
 }
 
-void PidFile::write(pid_t pid) {
+PidFile::Replacement::~Replacement() {
+    if (fd_) ::unlink(path_.c_str());
+}
+
+PidFile::Replacement PidFile::prepare_write() {
+    const std::filesystem::path next = path_.parent_path() / ("." + path_.filename().string() + ".new");
+    UniqueFd fd;
+    for (int attempt = 0; attempt < 2 && !fd; ++attempt) {
+        fd = open_pidfile(next, O_RDWR | O_CREAT | O_EXCL);
+        if (!fd) ::unlink(next.c_str());  // left by a write that died half-way (our own directory)
+    }
+    if (!fd) throw Error("cannot create " + next.string() + ": it keeps reappearing");
+    if (!try_lock(fd.get(), LOCK_EX)) throw Error(next.string() + " is locked by another process");
+    return Replacement(next, std::move(fd));
+}
+
+void PidFile::commit(Replacement next, pid_t pid) {
     const std::string text = std::to_string(pid) + "\n";
-    if (::ftruncate(fd_.get(), 0) != 0) throw SystemError("truncate " + path_.string(), errno);
-    ssize_t n;
-    do n = ::pwrite(fd_.get(), text.data(), text.size(), 0);
-    while (n < 0 && errno == EINTR);
-    if (n != static_cast<ssize_t>(text.size())) throw SystemError("write " + path_.string(), errno ? errno : EIO);
+    if (!write_all(next.fd(), text.data(), text.size()))
+        throw SystemError("write " + next.path_.string(), errno ? errno : EIO);
+    if (::rename(next.path_.c_str(), path_.c_str()) != 0) throw SystemError("replace " + path_.string(), errno);
+    fd_ = std::move(next.fd_);  // the old file's lock goes with its fd
 }
 
 void PidFile::remove() {

@@ -37,7 +37,27 @@ public:
     // Throws Error when the file cannot be opened (permissions, a symlink...).
     static std::optional<PidFile> try_acquire(const std::filesystem::path& path);
 
-    void write(pid_t pid);  // replaces the contents with "PID\n"
+    // The contents are replaced whole: a locked ".NAME.new" beside the file, written and renamed over it, so a
+    // reader (an init script's status during a restart) sees the old pid or the new one, never an empty or
+    // half-written file, and the lock moves with the contents. prepare_write() makes the replacement first, so
+    // its fd can go to a child that holds the lock too (the node shim) before the child's pid is known.
+    class Replacement {
+    public:
+        int fd() const { return fd_.get(); }
+        Replacement(Replacement&&) = default;
+        Replacement& operator=(Replacement&&) = default;
+        ~Replacement();  // removes the file when it was never committed
+
+    private:
+        friend class PidFile;
+        Replacement(std::filesystem::path path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+        std::filesystem::path path_;
+        UniqueFd fd_;
+    };
+    Replacement prepare_write();
+    void commit(Replacement next, pid_t pid);  // "PID\n"
+    void write(pid_t pid) { commit(prepare_write(), pid); }
+
     // Unlinks the file if it is still ours (same inode at that path) and releases the lock.
     void remove();
 

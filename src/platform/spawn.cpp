@@ -43,6 +43,8 @@ struct Prepared {
     UniqueFd dev_null;
     Pipe setup_error;  // (stage, errno) from a child whose setup failed; EOF at exec (CLOEXEC)
     pid_t parent = 0;
+    std::vector<int> blocked;
+    sigset_t blocked_set{};
 };
 
 enum Stage : int {
@@ -114,6 +116,9 @@ pid_t spawn(const SpawnOptions& options) {
     if (!p.dev_null) throw SystemError("open /dev/null", errno);
     p.setup_error = make_pipe();
     p.parent = ::getpid();
+    p.blocked = options.blocked_signals;
+    sigemptyset(&p.blocked_set);
+    for (int sig : p.blocked) sigaddset(&p.blocked_set, sig);
     const std::string cwd = options.cwd.string();
 
     auto setup = [&p](auto& exec) {  // parent, before fork
@@ -135,6 +140,7 @@ pid_t spawn(const SpawnOptions& options) {
         if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) child_fail(p, stage_chdir);
         if (options.pass_fd >= 0 && ::fcntl(options.pass_fd, F_SETFD, 0) != 0) child_fail(p, stage_fcntl);
         reset_signals_for_exec();
+        if (!p.blocked.empty()) ::sigprocmask(SIG_BLOCK, &p.blocked_set, nullptr);
     };
 
     pid_t pid = -1;

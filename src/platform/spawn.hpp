@@ -36,6 +36,9 @@ struct SpawnOptions {
     // does (a credential change clears PR_SET_PDEATHSIG, so it comes first), and verified: a child that could
     // regain root, or still has root's groups, fails instead of running.
     std::optional<Owner> run_as;
+    // Left blocked across exec (every other signal is reset and unblocked), for a program that takes them
+    // synchronously and must not die of one that arrives before it is set up.
+    std::vector<int> blocked_signals;
 };
 
 // Returns the child's pid. Throws Error when the program cannot be found or exec fails.

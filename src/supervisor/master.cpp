@@ -110,6 +110,7 @@ struct Node {
     std::string program_exit;                // how the program ended, from the shim (CCMULTI_PROGRAM_EXIT)
     int restart_job = 0;                     // the restart request this node is part of
     std::optional<NodeSpec> next_spec;       // replaces `spec` when the node starts again (restart with new options)
+    bool restart_when_ready = false;         // a SIGHUP came while it was starting
     std::unique_ptr<LogWatch> log_watch;     // readiness from the log (spec.ready_pattern)
 };
 
@@ -523,7 +524,9 @@ private:
         node.program_exit.clear();
         node.quit_sent = node.kill_sent = false;
         node.plan.reset();
+        std::optional<PidFile::Replacement> next_pidfile;  // the shim holds its lock from exec on
         try {
+            next_pidfile = node.lock->prepare_write();
             std::error_code ec;
             std::filesystem::create_directories(spec.logfile.parent_path(), ec);
             node.log.reset(::open(spec.logfile.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644));
@@ -538,7 +541,8 @@ private:
             SpawnOptions options;
             options.program = "/proc/self/exe";  // this very binary, even if the file was replaced meanwhile
             options.argv0 = "ccmulti";
-            options.args = {node_shim_command, spec.name, std::to_string(node.lock->fd()), std::to_string(::getpid())};
+            options.args = {node_shim_command, spec.name, std::to_string(next_pidfile->fd()),
+                            std::to_string(::getpid())};
             options.args.insert(options.args.end(), {spec.logfile.string(), "--"});
             options.args.insert(options.args.end(), spec.argv.begin(), spec.argv.end());
             options.env = node_environment(spec);
@@ -547,8 +551,11 @@ private:
             options.stderr_fd = node.log.get();
             options.new_process_group = true;
             options.parent_death_signal = master_death_signal;
-            options.pass_fd = node.lock->fd();
+            options.pass_fd = next_pidfile->fd();
             options.run_as = spec.run_as;
+            // The shim takes these with sigwaitinfo; blocked from exec on, a `kill -HUP` the moment the new pid
+            // is in the pid file cannot end it before it is ready for them.
+            options.blocked_signals = node_shim_signals();
             node.pid = spawn(options);
             node.log.reset();  // the shim owns the log now (and reopens it on SIGUSR1)
         } catch (const Error& e) {
@@ -566,7 +573,11 @@ private:
             node.lock.reset();
             return;
         }
-        node.lock->write(node.pid);
+        try {
+            node.lock->commit(std::move(*next_pidfile), node.pid);
+        } catch (const Error& e) {  // it runs, and its lock holds: only the file's text is behind (a full disk)
+            log_->error("{}: cannot write its pid {} to {}: {}", spec.name, node.pid, spec.pidfile.string(), e.what());
+        }
         log_->info("{}: started, pid {}, log {}", spec.name, node.pid, spec.logfile.string());
         if (!spec.ready_pattern.empty()) {
             try {
@@ -626,6 +637,12 @@ private:
         if (node.ready_timer) loop_.cancel(node.ready_timer);
         node.ready_timer = 0;
         log_->info("{}: ready ({})", node.spec.name, how);
+        if (node.restart_when_ready) {  // a SIGHUP that came while it was starting; after this readiness settles
+            node.restart_when_ready = false;
+            loop_.after(std::chrono::milliseconds(0), [this, &node] {
+                if (node.state == NodeState::ready && !node.restart_job) restart({node.spec.name}, false, {});
+            });
+        }
         emit({{"event", "ready"},
               {"node", node.spec.name},
               {"pid", node.pid},
@@ -700,8 +717,13 @@ private:
             if (auto it = fields.find("CCMULTI_PROGRAM_EXIT"); it != fields.end() && message->pid == node->pid)
                 node->program_exit = it->second;
             if (auto it = fields.find("CCMULTI_RESTART"); it != fields.end() && message->pid == node->pid) {
-                log_->info("{}: {}: restarting it warm", node->spec.name, it->second);
-                restart({node->spec.name}, false, {});
+                if (node->state == NodeState::ready && !node->restart_job) {
+                    log_->info("{}: {}: restarting it warm", node->spec.name, it->second);
+                    restart({node->spec.name}, false, {});
+                } else {  // starting, or being restarted already: once more when it is ready
+                    log_->info("{}: {}: restarting it warm once it is ready", node->spec.name, it->second);
+                    node->restart_when_ready = true;
+                }
             }
         }
     }

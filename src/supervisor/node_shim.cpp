@@ -94,7 +94,11 @@ int node_shim_main(int argc, char** argv) {
 
     // Everything we forward or act on is taken from a signalfd below; the block is inherited by nothing
     // (spawn resets the mask in the program). SIGPIPE: writes to a log file never raise it; ignore it anyway.
-    sigset_t handled = make_sigset({SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGPIPE});
+    // The master started us with these blocked already (node_shim_signals); blocking again is for a shim run
+    // by hand.
+    sigset_t handled;
+    sigemptyset(&handled);
+    for (int sig : node_shim_signals()) sigaddset(&handled, sig);
     ::sigprocmask(SIG_BLOCK, &handled, nullptr);
     if (::getppid() != master) ::kill(0, SIGKILL);  // the master died before we could notice
 

@@ -14,11 +14,17 @@
 #pragma once
 
 #include <csignal>
+#include <vector>
 
 namespace ccmulti::supervisor {
 
 inline constexpr const char* node_shim_command = "__node";
 inline constexpr int master_death_signal = SIGUSR2;
+
+// The signals the shim takes from its signalfd: the master starts it with them blocked already.
+inline std::vector<int> node_shim_signals() {
+    return {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGPIPE};
+}
 
 // main() for the shim; argv as main() got it (the title overwrites it).
 int node_shim_main(int argc, char** argv);

@@ -243,3 +243,63 @@ def test_a_log_dir_given_for_the_master_alone_is_created(sup):
               sup.fake("--notify"))
     assert (master_logs / "master.log").exists() and (node_logs / "w1.log").exists()
     sup.check("stopwait")
+
+
+def test_options_without_node_names_mean_the_group_beside_those_pid_files(sup):
+    pids = sup.root / "pids"
+    sup.check("multi", "start", "w1", "w2", f"--pidfile={pids}/%n.pid", "--exec", sup.fake("--notify"))
+    listed = json.loads(sup.check("status", "--json", f"--pidfile={pids}/%n.pid").stdout)
+    assert [n["name"] for n in listed["nodes"]] == [f"w1@{HOST}", f"w2@{HOST}"]
+    stopped = sup.check("multi", "stopwait", f"--pidfile={pids}/%n.pid")
+    assert f"w1@{HOST}  stopped" in stopped.stdout and f"w2@{HOST}  stopped" in stopped.stdout
+
+
+def test_a_pid_file_is_never_empty_or_half_written_across_restarts(sup):
+    """An init script's status may read it at any moment: the old pid or the new one, nothing else."""
+    import threading
+
+    sup.check("start", "w1", "--exec", sup.fake("--notify"))
+    pidfile = sup.run_dir / "w1.pid"
+    seen, bad, done = [], [], threading.Event()
+
+    def poll():
+        while not done.is_set():
+            try:
+                text = pidfile.read_text()
+            except FileNotFoundError:
+                bad.append("missing")
+                continue
+            (seen if re.fullmatch(r"[1-9][0-9]*\n", text) else bad).append(text)
+
+    reader = threading.Thread(target=poll)
+    reader.start()
+    try:
+        pids = {sup.pid("w1")}
+        for _ in range(5):
+            before = sup.pid("w1")
+            os.kill(before, signal.SIGHUP)
+            wait_for(lambda: sup.pid("w1") != before and status(sup)["nodes"][0]["state"] == "ready", timeout=15,
+                     what="w1 to be restarted")
+            pids.add(sup.pid("w1"))
+    finally:
+        done.set()
+        reader.join()
+    assert not bad, f"read {len(bad)} bad pid files, e.g. {bad[:3]}"
+    assert len(pids) == 6 and len(seen) > 100
+    sup.check("stopwait")
+
+
+def test_a_sighup_while_the_node_is_starting_is_kept_for_when_it_is_ready(sup):
+    # Readiness after 1 s: the second HUP lands while the replacement is starting.
+    sup.check("start", "w1", "--exec", sup.fake("--notify=1"))
+    first = sup.pid("w1")
+    os.kill(first, signal.SIGHUP)
+    wait_for(lambda: sup.pid("w1") != first, timeout=15, what="the replacement's pid")
+    second = sup.pid("w1")
+    assert status(sup)["nodes"][0]["state"] == "starting"
+    os.kill(second, signal.SIGHUP)  # blocked from exec on: it cannot kill the starting shim
+    wait_for(lambda: status(sup)["nodes"][0]["restarts"] == 2 and status(sup)["nodes"][0]["state"] == "ready",
+             timeout=20, what="the second restart")
+    assert "once it is ready" in (sup.log_dir / "master.log").read_text()
+    assert "crash" not in (sup.log_dir / "master.log").read_text()
+    sup.check("stopwait")
