@@ -3,9 +3,10 @@
 #include <unistd.h>
 
 #include <random>
+#include <vector>
 
-#include "protocol/json_fields.hpp"
 #include "protocol/base64.hpp"
+#include "protocol/json_fields.hpp"
 
 namespace ccmulti::protocol {
 
@@ -184,6 +185,19 @@ std::string encode_string(const TaskMessage& message) {
     return encode(message).dump();
 }
 
+bool nests_deeper_than(const json& value, std::size_t limit) {
+    std::vector<std::pair<const json*, std::size_t>> todo{{&value, 1}};  // a value and its depth
+    while (!todo.empty()) {
+        auto [node, depth] = todo.back();
+        todo.pop_back();
+        if (!node->is_structured()) continue;
+        if (depth > limit) return true;
+        for (const auto& child : *node)
+            if (child.is_structured()) todo.emplace_back(&child, depth + 1);
+    }
+    return false;
+}
+
 TaskMessage decode(const json& envelope) {
     if (!envelope.is_object()) throw ProtocolError("message is not a JSON object");
     TaskMessage message;
@@ -194,7 +208,10 @@ TaskMessage decode(const json& envelope) {
 
     // The id first, so every later error can name the task it belongs to.
     message.id = read_string(headers, "id", "").value_or(read_string(properties, "correlation_id", "").value_or(""));
+    const std::string too_deep = "message nested deeper than " + std::to_string(max_message_depth) + " levels";
+    if (nests_deeper_than(envelope, max_message_depth)) throw ProtocolError(too_deep, message.id);
     json body = parse_body(envelope, message.id);
+    if (nests_deeper_than(body, max_message_depth)) throw ProtocolError(too_deep + " (in its body)", message.id);
 
     if (headers.contains("task")) {
         message.protocol = 2;
