@@ -48,10 +48,20 @@ std::optional<TimePoint> read_time(const json& object, const char* key, const st
     throw ProtocolError(std::string("message field '") + key + "' is not an ISO-8601 time: " + it->dump(), id);
 }
 
+// Seconds, or null. 0 is no limit, as Celery takes it; a negative or absurd limit (past max_message_seconds) is
+// refused rather than turned into a kill at once or an overflowed deadline.
+constexpr double max_message_seconds = 1e9;  // about 31 years; larger ones overflow the clocks' ranges
+
 std::optional<double> read_limit(const json& value, const std::string& id) {
     if (value.is_null()) return std::nullopt;
     if (!value.is_number()) throw ProtocolError("message field 'timelimit' holds a non-number", id);
-    return value.get<double>();
+    double seconds = value.get<double>();
+    if (!(seconds >= 0 && seconds <= max_message_seconds))
+        throw ProtocolError("message field 'timelimit' holds " + value.dump() + ": time limits are seconds from 0 to " +
+                                std::to_string(static_cast<long long>(max_message_seconds)),
+                            id);
+    if (seconds == 0) return std::nullopt;
+    return seconds;
 }
 
 TimeLimit read_timelimit(const json& object, const std::string& id) {

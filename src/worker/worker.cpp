@@ -5,6 +5,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -35,8 +36,10 @@ std::chrono::duration<double> seconds(double value) {
     return std::chrono::duration<double>(value);
 }
 
+// Clamped to ±100 years: an eta in the year 9999 (or 1) must not overflow the steady clock's nanoseconds.
 Clock::time_point steady_of(protocol::TimePoint when) {
-    auto delta = when - protocol::now();
+    constexpr auto century = std::chrono::microseconds(std::int64_t{100} * 366 * 86400 * 1000000);
+    auto delta = std::clamp<std::chrono::microseconds>(when - protocol::now(), -century, century);
     return Clock::now() + std::chrono::duration_cast<Clock::duration>(delta);
 }
 
@@ -53,7 +56,8 @@ constexpr double default_retry_delay = 180;
 double retry_countdown(const std::string& message) {
     auto digit = message.find_first_of("0123456789");
     if (digit == std::string::npos) return default_retry_delay;
-    return std::strtod(message.c_str() + digit, nullptr);
+    double countdown = std::strtod(message.c_str() + digit, nullptr);
+    return countdown >= 0 && countdown <= 1e9 ? countdown : default_retry_delay;  // 1e9 s: about 31 years
 }
 
 // A task whose pool process dies this often is not given out again: it is what kills them.

@@ -766,6 +766,65 @@ def test_countdown_delays_the_task(node):
     assert 1.95 <= ran < 8, f"ran after {ran:.2f}s"
 
 
+BAD_SECONDS = ("nan", "-1", "1e308", "inf")
+
+
+def test_bad_durations_on_the_command_line_are_usage_errors(own):
+    """NaN, negative and absurd seconds are refused with one clear line and exit 2, never taken as 0 or overflowed
+    into an instant kill."""
+    for value in BAD_SECONDS:
+        for args in (("call", "ccmulti.ping", "--countdown", value), ("call", "ccmulti.ping", "--expires", value),
+                     ("call", "ccmulti.ping", "--time-limit", value), ("call", "ccmulti.ping", "--wait", "--timeout",
+                                                                       value),
+                     ("start", "w1", "--start-secs", value), ("start", "w1", f"--stop-timeout={value}"),
+                     ("stop", "--timeout", value)):
+            out = own.run(*args)
+            assert out.returncode == 2, (args, out.returncode, out.stdout, out.stderr)
+            lines = out.stderr.strip().splitlines()
+            option = next(a for a in args if a.startswith("--") and a != "--wait").split("=")[0]
+            assert len(lines) == 1 and option in lines[0] and "seconds" in lines[0], (args, out.stderr)
+        # A worker option is checked by the worker: the node fails to start, and start says why.
+        out = own.run("start", "w1", f"--time-limit={value}")
+        assert out.returncode == 1 and f"--time-limit takes a number of seconds from 0 to 1e+09, not '{value}'" in \
+            out.stderr, out.stderr
+    assert not (own.run_dir / "master.pid").exists()
+
+
+def test_bad_durations_in_messages_fail_the_task_and_the_node_goes_on(own):
+    """A message's time limit of -1 or 1e308 is FAILURE ContentDisallowed (not an instant kill, not overflow);
+    ccmulti.sleep(1e308) is FAILURE ValueError; an eta in the year 9999 waits instead of overflowing a timer and
+    one in the year 1 runs at once. The worker is the same process at the end."""
+    rewrite = {}
+    for limit in ("-1", "1e308"):
+        rewrite[call(own, "ccmulti.ping", "-Q", "held")] = ("timelimit", [float(limit), None])
+    far = call(own, "ccmulti.ping", "-Q", "held")
+    past = call(own, "ccmulti.ping", "-Q", "held")
+    with db(own) as conn:
+        def update(task_id, key, value, eta=None):
+            envelope = json.loads(conn.execute("SELECT envelope FROM messages WHERE task_id = ?",
+                                               (task_id,)).fetchone()[0])
+            envelope["headers"][key] = value
+            conn.execute("UPDATE messages SET envelope = ?, queue = 'celery', eta = ? WHERE task_id = ?",
+                         (json.dumps(envelope), eta, task_id))
+        for task_id, (key, value) in rewrite.items():
+            update(task_id, key, value)
+        update(far, "eta", "9999-12-31T00:00:00+00:00", 253370764800.0)
+        update(past, "eta", "0001-01-01T00:00:00+00:00", -62135596800.0)
+    start(own, "w1", "-c", "1")
+    [worker] = [pid for pid, cmd in processes_of(own).items() if cmd.startswith(f"ccmulti: worker w1@{HOST}".encode())]
+    for task_id in rewrite:
+        meta = wait_status(own, task_id, "FAILURE", "SUCCESS", timeout=20)
+        assert meta["status"] == "FAILURE" and meta["result"]["exc_type"] == "ContentDisallowed", meta
+        assert "timelimit" in meta["result"]["exc_message"][0], meta
+    assert wait_status(own, past, "SUCCESS", "FAILURE", timeout=20)["status"] == "SUCCESS"
+    sleep = call(own, "ccmulti.sleep", "[1e308]")
+    meta = wait_status(own, sleep, "FAILURE", "SUCCESS", timeout=20)
+    assert meta["status"] == "FAILURE" and meta["result"]["exc_type"] == "ValueError", meta
+    assert json.loads(own.run("call", "ccmulti.ping", "--wait", "--timeout", "10", check=True).stdout) == "pong"
+    assert result(own, far)["status"] == "PENDING"
+    assert alive(worker), "the worker crashed"
+
+
 # --- 13. max_tasks_per_child ----------------------------------------------------------------------------------
 
 
