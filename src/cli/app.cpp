@@ -85,6 +85,7 @@ int run(const std::vector<std::string>& args) {
     add_restart_command(app, context);
     add_status_command(app, context);
     add_ps_command(app, context);
+    add_reopen_command(app, context);
     add_config_commands(app, context);
     add_worker_command(app, context);
     add_inspect_command(app, context);

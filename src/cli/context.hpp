@@ -66,6 +66,7 @@ void add_supervise_commands(CLI::App& app, Context& context);  // start, stop, s
 void add_restart_command(CLI::App& app, Context& context);     // restart
 void add_status_command(CLI::App& app, Context& context);      // status
 void add_ps_command(CLI::App& app, Context& context);          // ps
+void add_reopen_command(CLI::App& app, Context& context);      // reopen
 void add_config_commands(CLI::App& app, Context& context);     // config check, config show
 void add_worker_command(CLI::App& app, Context& context);      // worker
 void add_inspect_command(CLI::App& app, Context& context);     // inspect

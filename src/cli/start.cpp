@@ -133,10 +133,16 @@ std::optional<supervisor::MasterConfig> plan_start(const Context& context, const
     const auto cwd = std::filesystem::current_path();
     supervisor::MasterConfig config;
     const NativeWorker native = native_worker(context);  // the same as `show` and `get` print
+    // The CCMULTI_* settings of this command reach its nodes even when an older master (with its own
+    // environment) starts them: `CCMULTI_BROKER_URL=… ccmulti start w3` adding w3 to a running group.
+    std::vector<std::string> settings_env;
+    for (char** e = environ; *e; ++e)
+        if (std::string_view(*e).starts_with("CCMULTI_")) settings_env.emplace_back(*e);
     bool any_native = false;
     for (const auto& node : nodes) {
         auto spec = make_node_spec(node, cwd, to_ms(options.start_secs), native);
         spec.run_as = owner;
+        spec.env.insert(spec.env.begin(), settings_env.begin(), settings_env.end());
         any_native = any_native || spec.argv.front() == native.program.string();
         config.nodes.push_back(std::move(spec));
     }

@@ -40,8 +40,6 @@ struct NamingDefaults {
     std::string logfile;   // template, e.g. "/var/log/ccmulti/%n%I.log"; "" sets no --logfile
 };
 
-// Throws UsageError for what Celery would crash on or silently ignore: no nodes, a count of 0, an index
-// namespace with no node, a malformed range, an unknown template.
 // The longest node name (user@host): its files (%n.pid, %n%I.log) must fit a file name.
 inline constexpr std::size_t max_node_name = 200;
 
@@ -49,6 +47,8 @@ inline constexpr std::size_t max_node_name = 200;
 // an empty short name, or more than max_node_name characters.
 void check_node_name(const std::string& name);
 
+// Throws UsageError for what Celery would crash on or silently ignore: no nodes, a count of 0, an index
+// namespace with no node, a malformed range, an unknown template, a name check_node_name refuses.
 std::vector<Node> build_nodes(ParsedArgs parsed, const NamingDefaults& defaults);
 
 // The node called `name` (full name, or short name when unambiguous), or UsageError listing the names.

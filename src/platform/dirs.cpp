@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -85,9 +86,9 @@ Dirs resolve_dirs(const std::vector<DirLayer>& layers, uid_t uid, const Getenv& 
 
 namespace {
 
-// Creates the missing parents of `path` 0755 (owned by root when root creates them: /var/run/celery's parent is a
-// system dir), then `path` itself with `mode`, owned by `owner`. Returns errno, 0 on success.
-int make_dirs(const fs::path& path, mode_t mode, const std::optional<Owner>& owner, bool& created) {
+// Creates the missing parents of `path` with `parent_mode` (owned by whoever creates them: root's for
+// /var/run/celery's parent), then `path` itself with `mode`, owned by `owner`. Returns errno, 0 on success.
+int make_dirs(const fs::path& path, mode_t mode, mode_t parent_mode, const std::optional<Owner>& owner, bool& created) {
     std::vector<fs::path> missing;
     for (fs::path p = path; !p.empty() && ::access(p.c_str(), F_OK) != 0; p = p.parent_path()) {
         missing.push_back(p);
@@ -95,7 +96,7 @@ int make_dirs(const fs::path& path, mode_t mode, const std::optional<Owner>& own
     }
     for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
         const bool leaf = *it == path;
-        if (::mkdir(it->c_str(), leaf ? mode : 0755) != 0 && errno != EEXIST) return errno;
+        if (::mkdir(it->c_str(), leaf ? mode : parent_mode) != 0 && errno != EEXIST) return errno;
         if (leaf) {
             created = true;
             if (owner && ::chown(it->c_str(), owner->uid, owner->gid) != 0) return errno;
@@ -132,7 +133,8 @@ bool ensure_private_dir(const Dir& dir, const std::optional<Owner>& owner) {
     bool created = false;
     if (::lstat(dir.path.c_str(), &st) != 0) {
         if (errno != ENOENT) throw SystemError("cannot use " + where, errno);
-        if (int error = make_dirs(dir.path, 0700, owner, created); error != 0)
+        // Private all the way: ~/.local/state/ccmulti is both the state dir and the log dir's parent.
+        if (int error = make_dirs(dir.path, 0700, 0700, owner, created); error != 0)
             throw Error("cannot create " + where + ": " + std::strerror(error) + fix, Exit::failure);
         if (::lstat(dir.path.c_str(), &st) != 0) throw SystemError("cannot use " + where, errno);
     }
@@ -144,6 +146,14 @@ bool ensure_private_dir(const Dir& dir, const std::optional<Owner>& owner) {
         throw Error("refusing " + where + ": owned by " + user_name(st.st_uid) + ", not by you (" +
                         user_name(::geteuid()) + ")" + fix,
                     Exit::failure);
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        throw Error("refusing " + where + ": others can write to it (mode " + mode +
+                        "), so they could plant pid files or sockets; chmod go-w " + dir.path.string() + ", or" +
+                        fix.substr(1),
+                    Exit::failure);
+    }
     return created;
 }
 
@@ -177,7 +187,7 @@ bool ensure_file_dir(const FileDir& dir, const std::optional<Owner>& owner) {
     const std::string user = owner ? owner->name : user_name(::geteuid());
     bool created = false;
     if (::access(path.c_str(), F_OK) != 0) {
-        if (int error = make_dirs(path, 0755, owner, created); error != 0) {
+        if (int error = make_dirs(path, 0755, 0755, owner, created); error != 0) {
             if (error == EACCES || error == EROFS || error == EPERM)
                 cannot_create(dir, why_not_creatable(path, user_name(::geteuid())), user);
             throw Error("cannot create " + path.string() + " for " + dir.flag + " " + dir.file.string() + ": " +

@@ -208,8 +208,17 @@ bool nests_deeper_than(const json& value, std::size_t limit) {
     return false;
 }
 
-TaskMessage decode(const json& envelope) {
-    if (!envelope.is_object()) throw ProtocolError("message is not a JSON object");
+namespace {
+
+// The task id as decode() reads it, for an error found after it: "" when there is none.
+std::string id_of(const json& envelope) {
+    for (const auto& [section, key] : {std::pair{"headers", "id"}, std::pair{"properties", "correlation_id"}})
+        if (auto it = envelope.find(section); it != envelope.end() && it->is_object())
+            if (auto id = it->find(key); id != it->end() && id->is_string()) return id->get<std::string>();
+    return "";
+}
+
+TaskMessage decode_envelope(const json& envelope) {
     TaskMessage message;
     const json empty = json::object();
     const json& headers = envelope.contains("headers") && envelope["headers"].is_object() ? envelope["headers"] : empty;
@@ -265,6 +274,19 @@ TaskMessage decode(const json& envelope) {
     if (auto info = properties.find("delivery_info"); info != properties.end() && info->is_object())
         message.redelivered = message.redelivered || read_bool(*info, "redelivered");
     return message;
+}
+
+}  // namespace
+
+TaskMessage decode(const json& envelope) {
+    if (!envelope.is_object()) throw ProtocolError("message is not a JSON object");
+    try {
+        return decode_envelope(envelope);
+    } catch (const json::exception& e) {
+        // A field of another JSON type than the one read (a number where a string belongs, found by fuzzing):
+        // the message is malformed, which is that task's FAILURE, never the node's end.
+        throw ProtocolError(std::string("malformed message: ") + e.what(), id_of(envelope));
+    }
 }
 
 TaskMessage decode_string(std::string_view text) {

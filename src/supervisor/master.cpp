@@ -138,6 +138,8 @@ public:
         // reach the nodes. Everything ccmulti opens is CLOEXEC already; spawn clears the flag only on the
         // pid-file lock it hands to a node shim.
         ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+        // Taken (blocked) before the title and pid file make this a master that `ccmulti reopen` signals.
+        loop_.on_signal(SIGUSR1, [this](const auto&) { reopen_logs(); });
         master_lock_.write(::getpid());
         std::vector<std::string> names;
         for (const auto& node : nodes_) names.push_back(node->spec.name);
@@ -145,6 +147,7 @@ public:
         // Orphans of our nodes (a task's subprocess whose parent died) come back to us, not to init.
         if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) throw SystemError("PR_SET_CHILD_SUBREAPER", errno);
         log_ = make_master_log(config_.log_file, config_.foreground);
+        journal_ = config_.foreground && stderr_is_journal();
         log_->info("master started for {} in {}", join(names, " "), config_.run_dir.string());
 
         loop_.on_signal(SIGCHLD, [this](const auto&) { reap(); });
@@ -155,7 +158,6 @@ public:
             log_->info("SIGHUP: rolling restart of every node");
             restart({}, false, {});
         });
-        loop_.on_signal(SIGUSR1, [this](const auto&) { log_->info("SIGUSR1 ignored"); });
         loop_.on_signal(SIGPIPE, [](const auto&) {});
 
         notify_ = std::make_unique<NotifySocket>(notify_socket(config_.run_dir));
@@ -491,7 +493,9 @@ private:
             auto eq = entry.find('=');
             if (eq == std::string::npos) continue;
             std::string name = entry.substr(0, eq);
-            if (name == "NOTIFY_SOCKET" || name.starts_with("LISTEN_") || name.starts_with("WATCHDOG_")) continue;
+            if (name == "NOTIFY_SOCKET" || name == "JOURNAL_STREAM" || name.starts_with("LISTEN_") ||
+                name.starts_with("WATCHDOG_"))
+                continue;
             env[name] = entry.substr(eq + 1);
         }
         for (const auto& entry : spec.env) {
@@ -526,12 +530,16 @@ private:
             if (!node.log) throw SystemError("cannot open log file " + spec.logfile.string(), errno);
             struct stat st {};
             if (::fstat(node.log.get(), &st) == 0) node.log_start = static_cast<std::uintmax_t>(st.st_size);
+            // The node's user owns its log, as it owns the new file its shim creates after a rotation.
+            if (spec.run_as && st.st_uid == ::geteuid() && st.st_uid != spec.run_as->uid &&
+                ::fchown(node.log.get(), spec.run_as->uid, spec.run_as->gid) != 0)
+                log_->warn("{}: cannot chown its log {}: {}", spec.name, spec.logfile.string(), std::strerror(errno));
 
             SpawnOptions options;
             options.program = "/proc/self/exe";  // this very binary, even if the file was replaced meanwhile
             options.argv0 = "ccmulti";
-            options.args = {node_shim_command, spec.name, std::to_string(node.lock->fd()), std::to_string(::getpid()),
-                            "--"};
+            options.args = {node_shim_command, spec.name, std::to_string(node.lock->fd()), std::to_string(::getpid())};
+            options.args.insert(options.args.end(), {spec.logfile.string(), "--"});
             options.args.insert(options.args.end(), spec.argv.begin(), spec.argv.end());
             options.env = node_environment(spec);
             options.cwd = spec.cwd;
@@ -542,6 +550,7 @@ private:
             options.pass_fd = node.lock->fd();
             options.run_as = spec.run_as;
             node.pid = spawn(options);
+            node.log.reset();  // the shim owns the log now (and reopens it on SIGUSR1)
         } catch (const Error& e) {
             node.status = e.what();
             node.last_log_tail = log_tail(spec.logfile, node.log_start);
@@ -697,6 +706,15 @@ private:
         }
     }
 
+    // SIGUSR1 (log rotation, etc/logrotate.d/ccmulti): the master's log, and every node's through its shim (the
+    // program itself is not signalled: the shim owns the node's log file).
+    void reopen_logs() {
+        reopen_master_log(*log_);
+        for (const auto& node : nodes_)
+            if (alive(node->state) && ::kill(node->pid, SIGUSR1) != 0 && errno != ESRCH)
+                log_->warn("{}: kill({}, SIGUSR1): {}", node->spec.name, node->pid, std::strerror(errno));
+    }
+
     void send_signal(Node& node, int sig, bool whole_group) {
         // The pid is our child and not reaped yet (we reap it only in reap()), so it cannot have been
         // recycled: signalling it, or the group it leads, is safe.
@@ -772,7 +790,7 @@ private:
         for (const auto& node : nodes_) alive_count += alive(node->state);
         auto say = [&](const std::string& text) {
             log_->info("{}", text);  // the file; a foreground terminal gets it on stdout
-            if (config_.foreground) std::cout << text << std::endl;
+            if (config_.foreground && !journal_) std::cout << text << std::endl;  // the journal has it already
         };
         if (shutdown_level_ == "none" && sig != SIGQUIT) {
             shutdown_level_ = "warm";
@@ -876,6 +894,7 @@ private:
     ReportSink report_;
     bool report_done_ = false;
     bool start_ok_ = true;
+    bool journal_ = false;  // the master logs to the journal (stderr), which also gets stdout
     std::string shutdown_level_ = "none";
     EventLoop loop_;
     std::shared_ptr<spdlog::logger> log_;

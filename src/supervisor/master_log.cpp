@@ -4,8 +4,12 @@
 #include <spdlog/details/null_mutex.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 
 #include "platform/fd.hpp"
@@ -15,10 +19,23 @@ namespace ccmulti::supervisor {
 
 namespace {
 
+UniqueFd open_log(const std::filesystem::path& file) {
+    return UniqueFd(::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644));
+}
+
 // The master is single-threaded: no mutex.
 class FdSink : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
 public:
-    explicit FdSink(UniqueFd fd) : fd_(std::move(fd)) {}
+    FdSink(std::filesystem::path path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+
+    // False (errno set) when the path cannot be opened; the old file stays in use then.
+    bool reopen() {
+        UniqueFd fresh = open_log(path_);
+        if (!fresh) return false;
+        fd_ = std::move(fresh);
+        return true;
+    }
+    const std::filesystem::path& path() const { return path_; }
 
 protected:
     void sink_it_(const spdlog::details::log_msg& msg) override {
@@ -29,15 +46,64 @@ protected:
     void flush_() override {}
 
 private:
+    std::filesystem::path path_;
     UniqueFd fd_;
+};
+
+// stderr read by journald: "<N>" (sd-daemon.h's SD_ERR …) then the message, one line each.
+class JournalSink : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
+protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+        spdlog::memory_buf_t line;
+        const char* prefix = "<6>";  // SD_INFO
+        switch (msg.level) {
+            case spdlog::level::trace:
+            case spdlog::level::debug:
+                prefix = "<7>";  // SD_DEBUG
+                break;
+            case spdlog::level::warn:
+                prefix = "<4>";  // SD_WARNING
+                break;
+            case spdlog::level::err:
+                prefix = "<3>";  // SD_ERR
+                break;
+            case spdlog::level::critical:
+                prefix = "<2>";  // SD_CRIT
+                break;
+            default:
+                break;
+        }
+        line.append(prefix, prefix + 3);
+        formatter_->format(msg, line);
+        write_all(STDERR_FILENO, line.data(), line.size());
+    }
+    void flush_() override {}
 };
 
 }  // namespace
 
+bool stderr_is_journal() {
+    const char* stream = std::getenv("JOURNAL_STREAM");  // "DEVICE:INODE" of the stream systemd connected
+    if (!stream || !*stream) return false;
+    struct stat st {};
+    if (::fstat(STDERR_FILENO, &st) != 0) return false;
+    unsigned long long device = 0, inode = 0;
+    if (std::sscanf(stream, "%llu:%llu", &device, &inode) != 2) return false;
+    return device == static_cast<unsigned long long>(st.st_dev) && inode == static_cast<unsigned long long>(st.st_ino);
+}
+
 std::shared_ptr<spdlog::logger> make_master_log(const std::filesystem::path& file, bool to_stderr) {
-    UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644));
+    if (to_stderr && stderr_is_journal()) {
+        auto sink = std::make_shared<JournalSink>();
+        sink->set_pattern("%v");
+        auto logger = std::make_shared<spdlog::logger>("master", sink);
+        logger->set_level(spdlog::level::info);
+        logger->flush_on(spdlog::level::info);
+        return logger;
+    }
+    UniqueFd fd = open_log(file);
     if (!fd) throw SystemError("cannot open the master log " + file.string(), errno);
-    std::vector<spdlog::sink_ptr> sinks{std::make_shared<FdSink>(std::move(fd))};
+    std::vector<spdlog::sink_ptr> sinks{std::make_shared<FdSink>(file, std::move(fd))};
     if (to_stderr) {
         auto err = std::make_shared<spdlog::sinks::stderr_color_sink_st>();
         err->set_pattern("ccmulti: %v");
@@ -49,6 +115,18 @@ std::shared_ptr<spdlog::logger> make_master_log(const std::filesystem::path& fil
     logger->set_level(spdlog::level::info);
     logger->flush_on(spdlog::level::info);
     return logger;
+}
+
+void reopen_master_log(spdlog::logger& logger) {
+    for (const auto& sink : logger.sinks()) {
+        auto* file = dynamic_cast<FdSink*>(sink.get());
+        if (!file) continue;
+        if (file->reopen())
+            logger.info("log reopened (SIGUSR1)");
+        else
+            logger.error("cannot reopen the master log {}: {}; still writing to the file that was open",
+                         file->path().string(), std::strerror(errno));
+    }
 }
 
 }  // namespace ccmulti::supervisor

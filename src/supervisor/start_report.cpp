@@ -32,6 +32,7 @@ std::vector<std::string> log_tail(const std::filesystem::path& file, std::uintma
     if (!in) return {};
     in.seekg(0, std::ios::end);
     auto size = static_cast<std::uintmax_t>(in.tellg());
+    if (from > size) from = 0;  // rotated (a new, shorter file at the path) or truncated since `from`
     constexpr std::uintmax_t window = 8192;
     std::uintmax_t start = std::max(from, size > window ? size - window : 0);
     if (start >= size) return {};

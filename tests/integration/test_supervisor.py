@@ -580,9 +580,11 @@ def test_signals_ignored_by_the_parent_shell_still_reach_the_master(sup):
 
 
 def test_nodes_inherit_no_stray_fds(sup):
-    """Only stdin (/dev/null) and stdout/stderr (the log) reach a node's program: no lock, socket or the
-    caller's inherited fds. The node shim holds the pid-file lock, nothing else."""
+    """Only stdin (/dev/null) and stdout/stderr (the pipe the node shim appends to the log) reach a node's
+    program: no lock, socket or the caller's inherited fds. The node shim holds the pid-file lock, the log, the
+    read end of that pipe and its signalfd, nothing else."""
     read_end, write_end = os.pipe()
+    callers_pipe = f"pipe:[{os.fstat(write_end).st_ino}]"
     try:
         proc = subprocess.run(sup.command("start", "w1", "--exec", sup.fake("--notify")), capture_output=True,
                               text=True, env=sup.env, cwd=sup.root, timeout=60, pass_fds=(write_end,))
@@ -603,8 +605,8 @@ def test_nodes_inherit_no_stray_fds(sup):
         pass  # the assertion below says which fds stayed
     fds = open_fds()
     assert sorted(fds) == [0, 1, 2], fds
-    assert fds[0] == "/dev/null" and fds[1] == fds[2] == str(sup.log_dir / "w1.log")
-    assert not any("pipe:" in target for target in fds.values())
+    assert fds[0] == "/dev/null" and fds[1] == fds[2] and fds[1].startswith("pipe:"), fds
+    assert fds[1] != callers_pipe
 
     def shim_fds():
         shim = sup.pid("w1")
@@ -612,5 +614,7 @@ def test_nodes_inherit_no_stray_fds(sup):
 
     assert str(sup.run_dir / "w1.pid") in shim_fds()
     # The shim may still be closing its spawn pipes when the program is already ready.
-    wait_for(lambda: not any("pipe:" in target for target in shim_fds()), what="the shim to hold no pipe")
+    wait_for(lambda: {t for t in shim_fds() if "pipe:" in t} == {fds[1]}, what="the shim to hold only the output pipe")
+    assert shim_fds() == {"/dev/null", str(sup.log_dir / "w1.log"), str(sup.run_dir / "w1.pid"), fds[1],
+                          "anon_inode:[signalfd]"}, shim_fds()
     sup.check("stop", "--wait")

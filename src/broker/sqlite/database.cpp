@@ -1,5 +1,9 @@
 #include "broker/sqlite/database.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "platform/fd.hpp"
 #include "util/error.hpp"
 
 namespace ccmulti::broker::sqlite {
@@ -69,8 +73,30 @@ double Statement::real(int column) const {
     return sqlite3_column_double(stmt_, column);
 }
 
+namespace {
+
+// The database holds task arguments and results: created 0600 (SQLite gives its -wal and -shm files the same
+// mode), and never through a symlink or onto a FIFO or device planted at its path in a shared state dir.
+void create_private_file(const std::filesystem::path& path) {
+    int fd;
+    do fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0 && errno == ELOOP)
+        throw Error("refusing broker database " + path.string() +
+                    ": it is a symlink (remove it if you did not put it there, or choose another --state-dir)");
+    if (fd < 0) throw SystemError("cannot open broker database " + path.string(), errno);
+    UniqueFd file(fd);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) throw SystemError("stat " + path.string(), errno);
+    if (!S_ISREG(st.st_mode))
+        throw Error("refusing broker database " + path.string() + ": not a regular file (choose another --state-dir)");
+}
+
+}  // namespace
+
 Database::Database(const std::filesystem::path& path, std::chrono::milliseconds busy_timeout) : path_(path) {
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    create_private_file(path);
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW;
     if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
         std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
         sqlite3_close(db_);

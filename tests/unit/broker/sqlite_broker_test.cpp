@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <fstream>
@@ -36,6 +37,24 @@ TEST(SqliteBroker, UrlsNameTheDatabase) {
     EXPECT_EQ(sqlite_path("sqlite:///tmp/b.db", "/var/lib/x"), "/tmp/b.db");
     EXPECT_THROW(sqlite_path("sqlite://relative.db", "/x"), UsageError);
     EXPECT_THROW(connect({"amqp://localhost", "/tmp", std::chrono::seconds(1), ""}), UsageError);
+}
+
+TEST(SqliteBroker, TheDatabaseIsPrivateAndNeverASymlink) {
+    TempDir dir;
+    { auto connection = open_in(dir); }
+    struct stat st {};
+    ASSERT_EQ(::stat((dir.path() / "broker.sqlite3").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);  // task arguments and results: the user's alone
+
+    TempDir shared;
+    std::filesystem::create_symlink(dir.path() / "elsewhere.db", shared.path() / "broker.sqlite3");
+    try {
+        open_in(shared);
+        FAIL() << "opened a database through a symlink";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("it is a symlink"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(std::filesystem::exists(dir.path() / "elsewhere.db"));
 }
 
 TEST(SqliteBroker, PublishReserveAck) {

@@ -1,9 +1,8 @@
 #include "platform/dirs.hpp"
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <map>
 
@@ -39,14 +38,31 @@ TEST(Dirs, RootDefaults) {
     EXPECT_EQ(dirs.state.path, "/var/lib/ccmulti");
 }
 
+bool anything_creatable(const std::filesystem::path&) {
+    return true;
+}
+
 TEST(Dirs, UserDefaultsFollowXdg) {
-    auto dirs = resolve_dirs({}, 1000, fake_env({{"XDG_RUNTIME_DIR", "/run/user/1000"}, {"HOME", "/home/u"}}), "/");
+    auto dirs = resolve_dirs({}, 1000, fake_env({{"XDG_RUNTIME_DIR", "/run/user/1000"}, {"HOME", "/home/u"}}), "/",
+                             anything_creatable);
     EXPECT_EQ(dirs.run.path, "/run/user/1000/ccmulti");
     EXPECT_EQ(dirs.log.path, "/home/u/.local/state/ccmulti/log");
     EXPECT_EQ(dirs.state.path, "/home/u/.local/state/ccmulti");
     auto bare = resolve_dirs({}, 1000, fake_env({{"XDG_STATE_HOME", "/s"}}), "/");
     EXPECT_EQ(bare.run.path, "/tmp/ccmulti-1000");
     EXPECT_EQ(bare.state.path, "/s/ccmulti");
+}
+
+TEST(Dirs, ASystemUserWithoutAWritableHomeNeedsNone) {
+    auto nothing_creatable = [](const std::filesystem::path&) { return false; };
+    for (auto env : {fake_env({{"HOME", "/nonexistent"}}), fake_env({})}) {
+        auto dirs = resolve_dirs({}, 998, env, "/", nothing_creatable);
+        EXPECT_EQ(dirs.log.path, "/var/tmp/ccmulti-998/log");
+        EXPECT_EQ(dirs.state.path, "/var/tmp/ccmulti-998");
+        EXPECT_EQ(dirs.run.path, "/tmp/ccmulti-998");
+    }
+    EXPECT_EQ(resolve_dirs({}, 998, fake_env({{"HOME", "/nonexistent"}}), "/", nothing_creatable).log.origin,
+              "default ($HOME /nonexistent is not writable)");
 }
 
 TEST(Dirs, PrecedenceCommandLineThenLayersThenEnvironment) {
@@ -74,6 +90,51 @@ TEST(Dirs, EnsurePrivateDirCreates0700) {
     ASSERT_EQ(stat(dir.path.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0700u);
     EXPECT_FALSE(ensure_private_dir(dir));
+}
+
+TEST(Dirs, EnsurePrivateDirCreatesMissingParentsPrivateToo) {
+    TempDir tmp;
+    // The default log dir lives inside the state dir: neither may be readable by others.
+    Dir log{"log", tmp.path / "state/ccmulti/log", "default"};
+    EXPECT_TRUE(ensure_private_dir(log));
+    struct stat st {};
+    ASSERT_EQ(stat((tmp.path / "state/ccmulti").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+}
+
+TEST(Dirs, EnsurePrivateDirRefusesADirOthersCanWrite) {
+    TempDir tmp;
+    auto shared = tmp.path / "shared";
+    std::filesystem::create_directory(shared);
+    ASSERT_EQ(chmod(shared.c_str(), 0777), 0);
+    try {
+        ensure_private_dir({"run", shared, "--run-dir"});
+        FAIL() << "a world-writable run dir was accepted";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("others can write to it (mode 0777)"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("chmod go-w " + shared.string()), std::string::npos) << e.what();
+    }
+}
+
+TEST(Dirs, FileDirsAreCreated0755OrTheErrorNamesTheFixes) {
+    TempDir tmp;
+    Dir fallback{"run", tmp.path / "run", "default"};
+    FileDir pids{tmp.path / "var/run/celery", "--pidfile", tmp.path / "var/run/celery/w1.pid", fallback, "w1@h"};
+    EXPECT_TRUE(ensure_file_dir(pids));
+    struct stat st {};
+    ASSERT_EQ(stat(pids.path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0755u);
+    EXPECT_FALSE(ensure_file_dir(pids));
+    if (geteuid() == 0) return;  // root can create anything: the message below needs a directory it cannot
+    ASSERT_EQ(chmod((tmp.path / "var/run").c_str(), 0555), 0);
+    FileDir other{tmp.path / "var/run/other", "--pidfile", tmp.path / "var/run/other/w1.pid", fallback, "w1@h"};
+    try {
+        ensure_file_dir(other);
+        FAIL() << "created in a read-only dir";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("ccmulti dirs --create --owner"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("tmpfiles.d"), std::string::npos) << e.what();
+    }
 }
 
 TEST(Dirs, EnsurePrivateDirRefusesSymlink) {

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "protocol/base64.hpp"
 
 using namespace ccmulti::protocol;
@@ -154,4 +157,31 @@ TEST(TaskMessage, RedeliveredFlagSurvives) {
     TaskMessage message = make_message("t");
     message.redelivered = true;
     EXPECT_TRUE(decode(encode(message)).redelivered);
+}
+
+TEST(TaskMessage, FieldsOfTheWrongJsonTypeAreAProtocolErrorNamingTheTask) {
+    json envelope = encode(make_message("t"));
+    envelope["content-type"] = 42;
+    try {
+        decode(envelope);
+        FAIL() << "decoded a message whose content-type is a number";
+    } catch (const ProtocolError& e) {
+        EXPECT_EQ(e.task_id(), envelope["headers"]["id"].get<std::string>());
+    }
+}
+
+// Inputs the fuzzer (scripts/fuzz) found: each decodes, or is refused with a ProtocolError, nothing else.
+TEST(TaskMessage, FuzzRegressions) {
+    int seen = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(CCMULTI_SOURCE_DIR "/tests/fuzz/regressions")) {
+        if (entry.path().extension() != ".json") continue;
+        std::ifstream in(entry.path(), std::ios::binary);
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        try {
+            decode_string(text);
+        } catch (const ProtocolError&) {
+        }
+        ++seen;
+    }
+    EXPECT_GT(seen, 0);
 }
