@@ -1,5 +1,7 @@
 #include "cli/broker_client.hpp"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <cstdlib>
 
@@ -55,9 +57,22 @@ broker::Connection open_broker(const Context& context, const BrokerFlag& flag) {
 double parse_seconds(const std::string& text, const std::string& option) {
     char* end = nullptr;
     double value = std::strtod(text.c_str(), &end);
-    if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(value) || value < 0)
-        throw UsageError(option + " takes a number of seconds, not '" + text + "'");
+    if (text.empty() || end != text.c_str() + text.size() || !(value >= 0 && value <= max_seconds))
+        throw UsageError(option + " takes a number of seconds from 0 to " + fmt::format("{:g}", max_seconds) +
+                         ", not '" + text + "'");
     return value;
+}
+
+CLI::Validator seconds_between(double min, double max) {
+    return CLI::Validator(
+        [min, max](std::string& text) -> std::string {
+            char* end = nullptr;
+            double value = std::strtod(text.c_str(), &end);
+            if (text.empty() || end != text.c_str() + text.size() || !(value >= min && value <= max))
+                return fmt::format("takes a number of seconds from {:g} to {:g}, not '{}'", min, max, text);
+            return {};
+        },
+        "SECONDS");
 }
 
 nlohmann::json parse_json_operand(const std::string& text, const std::string& what) {

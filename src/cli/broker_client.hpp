@@ -37,7 +37,12 @@ broker::BrokerOptions broker_options(const Context& context, const BrokerFlag& f
 broker::Connection open_broker(const Context& context, const BrokerFlag& flag);
 
 // "2.5" -> 2.5 seconds; UsageError naming `option` for anything else or a negative number.
+// Seconds from 0 to max_seconds (about 31 years): NaN, infinities, negatives and absurd values are usage errors,
+// never overflowed into a deadline in the past (an instant kill) or undefined behaviour.
+inline constexpr double max_seconds = 1e9;
 double parse_seconds(const std::string& text, const std::string& option);
+// The same as a CLI11 check, between `min` and `max` (CLI::Range lets NaN through).
+CLI::Validator seconds_between(double min, double max);
 
 // A JSON operand (`what` names it in errors).
 nlohmann::json parse_json_operand(const std::string& text, const std::string& what);

@@ -62,6 +62,10 @@ void add_call_command(CLI::App& app, Context& context) {
     add_result_backend_option(*call, options->broker);
     call->callback([&context, options] {
         auto message = build_message(*options);
+        std::optional<std::chrono::milliseconds> timeout;  // checked before anything is published
+        if (options->timeout)
+            timeout =
+                std::chrono::milliseconds(static_cast<long long>(parse_seconds(*options->timeout, "--timeout") * 1000));
         if (!options->queue)
             if (auto task = context.settings().tasks.find(message.task); task != context.settings().tasks.end())
                 if (task->second.queue.is_set()) message.queue = *task->second.queue;
@@ -75,10 +79,6 @@ void add_call_command(CLI::App& app, Context& context) {
             std::cout << message.id << '\n' << std::flush;
             return;
         }
-        std::optional<std::chrono::milliseconds> timeout;
-        if (options->timeout)
-            timeout =
-                std::chrono::milliseconds(static_cast<long long>(parse_seconds(*options->timeout, "--timeout") * 1000));
         auto result = connection.results->wait(message.id, timeout);
         if (!result || !protocol::is_ready(result->status)) {
             std::string state(result ? protocol::to_string(result->status) : "PENDING");

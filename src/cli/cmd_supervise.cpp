@@ -9,6 +9,7 @@
 #include <memory>
 #include <set>
 
+#include "cli/broker_client.hpp"
 #include "cli/context.hpp"
 #include "cli/node_spec.hpp"
 #include "cli/output.hpp"
@@ -75,19 +76,19 @@ void add_supervise_commands(CLI::App& app, Context& context) {
     start
         ->add_option("--start-secs", start_options->start_secs,
                      "A node without READY=1 counts as ready after this many seconds up [1]")
-        ->check(CLI::Range(0.0, 3600.0));
+        ->check(seconds_between(0.0, 3600.0));
     start
         ->add_option("--backoff-initial", start_options->backoff_initial,
                      "Restart a crashed node after this many seconds, doubling per crash in a row [0.5]")
-        ->check(CLI::Range(0.0, 3600.0));
+        ->check(seconds_between(0.0, 3600.0));
     start
         ->add_option("--backoff-max", start_options->backoff_max,
                      "The longest wait between restarts; a crash-looping node keeps retrying at it [60]")
-        ->check(CLI::Range(0.0, 86400.0));
+        ->check(seconds_between(0.0, 86400.0));
     start
         ->add_option("--backoff-reset", start_options->backoff_reset,
                      "A node up this many seconds counts as healthy: its next crash starts the backoff over [60]")
-        ->check(CLI::Range(0.0, 86400.0));
+        ->check(seconds_between(0.0, 86400.0));
     start->callback([&context, start_options] { start_command(context, *start_options); });
 
     auto stop_options = std::make_shared<StopOptions>();
@@ -95,7 +96,7 @@ void add_supervise_commands(CLI::App& app, Context& context) {
         if (with_wait) sub->add_flag("--wait", stop_options->wait, "Return when every node is gone");
         sub->add_option("--timeout", stop_options->timeout,
                         "One deadline for all: TERM, QUIT near it, KILL at it [each node's --stop-timeout, 60]")
-            ->check(CLI::Range(0.0, 86400.0));
+            ->check(seconds_between(0.0, 86400.0));
         sub->add_flag("--cold", stop_options->cold, "Cold shutdown: SIGQUIT first (running tasks are terminated)");
     };
     auto* stop = add_node_command(app, context, "stop", "Stop nodes (all of the group without NODES)");

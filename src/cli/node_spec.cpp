@@ -33,7 +33,7 @@ std::optional<std::chrono::milliseconds> seconds_option(const naming::Node& node
     if (!value) return std::nullopt;
     double seconds = 0;
     auto [end, ec] = std::from_chars(value->data(), value->data() + value->size(), seconds);
-    if (ec != std::errc{} || end != value->data() + value->size() || seconds < 0 || seconds > 86400)
+    if (ec != std::errc{} || end != value->data() + value->size() || !(seconds >= 0 && seconds <= 86400))
         throw UsageError(std::string(flag) + " for " + node.name + " must be seconds between 0 and 86400, got '" +
                          *value + "'");
     return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <random>
+#include <vector>
 
 #include "protocol/base64.hpp"
 #include "protocol/json_fields.hpp"
@@ -47,10 +48,20 @@ std::optional<TimePoint> read_time(const json& object, const char* key, const st
     throw ProtocolError(std::string("message field '") + key + "' is not an ISO-8601 time: " + it->dump(), id);
 }
 
+// Seconds, or null. 0 is no limit, as Celery takes it; a negative or absurd limit (past max_message_seconds) is
+// refused rather than turned into a kill at once or an overflowed deadline.
+constexpr double max_message_seconds = 1e9;  // about 31 years; larger ones overflow the clocks' ranges
+
 std::optional<double> read_limit(const json& value, const std::string& id) {
     if (value.is_null()) return std::nullopt;
     if (!value.is_number()) throw ProtocolError("message field 'timelimit' holds a non-number", id);
-    return value.get<double>();
+    double seconds = value.get<double>();
+    if (!(seconds >= 0 && seconds <= max_message_seconds))
+        throw ProtocolError("message field 'timelimit' holds " + value.dump() + ": time limits are seconds from 0 to " +
+                                std::to_string(static_cast<long long>(max_message_seconds)),
+                            id);
+    if (seconds == 0) return std::nullopt;
+    return seconds;
 }
 
 TimeLimit read_timelimit(const json& object, const std::string& id) {
@@ -184,6 +195,19 @@ std::string encode_string(const TaskMessage& message) {
     return encode(message).dump();
 }
 
+bool nests_deeper_than(const json& value, std::size_t limit) {
+    std::vector<std::pair<const json*, std::size_t>> todo{{&value, 1}};  // a value and its depth
+    while (!todo.empty()) {
+        auto [node, depth] = todo.back();
+        todo.pop_back();
+        if (!node->is_structured()) continue;
+        if (depth > limit) return true;
+        for (const auto& child : *node)
+            if (child.is_structured()) todo.emplace_back(&child, depth + 1);
+    }
+    return false;
+}
+
 namespace {
 
 // The task id as decode() reads it, for an error found after it: "" when there is none.
@@ -203,7 +227,10 @@ TaskMessage decode_envelope(const json& envelope) {
 
     // The id first, so every later error can name the task it belongs to.
     message.id = read_string(headers, "id", "").value_or(read_string(properties, "correlation_id", "").value_or(""));
+    const std::string too_deep = "message nested deeper than " + std::to_string(max_message_depth) + " levels";
+    if (nests_deeper_than(envelope, max_message_depth)) throw ProtocolError(too_deep, message.id);
     json body = parse_body(envelope, message.id);
+    if (nests_deeper_than(body, max_message_depth)) throw ProtocolError(too_deep + " (in its body)", message.id);
 
     if (headers.contains("task")) {
         message.protocol = 2;

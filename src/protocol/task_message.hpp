@@ -67,9 +67,17 @@ std::string new_uuid();
 nlohmann::json encode(const TaskMessage& message);
 std::string encode_string(const TaskMessage& message);
 
+inline constexpr std::size_t max_message_depth = 200;
+
+// True when `value` has arrays/objects nested more than `limit` levels deep. Iterative: safe at any depth.
+bool nests_deeper_than(const nlohmann::json& value, std::size_t limit);
+
 // Reads an envelope (v2, or v1 when headers.task is absent). Throws ProtocolError for anything that cannot be
 // run: bad JSON, a non-JSON serializer (pickle, msgpack, yaml), compression, a malformed body. The error carries
 // the task id when the headers named one.
+// Also for a message that nests arrays/objects deeper than max_message_depth anywhere (envelope or body):
+// everything after decoding (dumps, copies, the pool's frames) recurses per level, so such a message would
+// overflow a node's stack. Python's json gives up near 1,000 levels; real task arguments nest a handful.
 TaskMessage decode(const nlohmann::json& envelope);
 TaskMessage decode_string(std::string_view text);
 

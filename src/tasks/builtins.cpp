@@ -23,8 +23,8 @@ json echo(const TaskCall& call) {
 
 json sleep(const TaskCall& call) {
     const json& seconds = argument(call, 0, "seconds");
-    if (!seconds.is_number() || seconds.get<double>() < 0)
-        throw TaskError("ValueError", "seconds must be a non-negative number, not " + seconds.dump());
+    if (!seconds.is_number() || !(seconds.get<double>() >= 0 && seconds.get<double>() <= 1e9))
+        throw TaskError("ValueError", "seconds must be a number from 0 to 1e9, not " + seconds.dump());
     using namespace std::chrono;
     auto until = steady_clock::now() + duration_cast<steady_clock::duration>(duration<double>(seconds.get<double>()));
     // The soft limit ends the sleep early with SoftTimeLimitExceeded, as Celery raises it inside the task.

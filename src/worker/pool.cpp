@@ -31,6 +31,7 @@ PoolProcess& Pool::spawn(int index) {
     process->requests = std::move(requests.write);
     process->replies = std::move(replies.read);
     ::fcntl(process->replies.get(), F_SETFL, ::fcntl(process->replies.get(), F_GETFL) | O_NONBLOCK);
+    ::fcntl(process->requests.get(), F_SETFL, ::fcntl(process->requests.get(), F_GETFL) | O_NONBLOCK);
     auto& slot = processes_[pid];
     slot = std::move(process);
     return *slot;

@@ -20,12 +20,18 @@ namespace ccmulti::worker {
 struct PoolProcess {
     int index = 0;  // "#2" in its title
     pid_t pid = 0;
-    UniqueFd requests;  // the node writes task requests here
+    UniqueFd requests;  // non-blocking; the node writes task requests here as far as the pipe takes them
     UniqueFd replies;   // non-blocking; the node watches it
     FrameReader reader;
     std::deque<std::string> tasks;  // delivery tags of the tasks handed to it, in order: the first one runs
-    std::string outbox;             // request frames not written yet: one write per turn of the node's loop
-    std::size_t unsent = 0;         // how many of `tasks` (the last ones) are still in the outbox
+    // Request frames not fully written yet. A write takes what the pipe has room for and the rest waits for
+    // EPOLLOUT: a blocking write of a request larger than the pipe's free space would wait for the process to
+    // read, while it may itself wait for the node to read its reply (a deadlock).
+    std::string outbox;
+    std::size_t outbox_sent = 0;         // bytes of `outbox` already written
+    std::deque<std::size_t> frame_ends;  // the end offset in `outbox` of each frame not fully written yet
+    std::size_t unsent = 0;              // how many of `tasks` (the last ones) are not fully written yet
+    bool awaiting_writable = false;      // `requests` is watched for EPOLLOUT
     std::size_t tasks_done = 0;
     bool retiring = false;  // its request pipe is closed: it exits once idle
 };

@@ -5,6 +5,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -35,8 +36,10 @@ std::chrono::duration<double> seconds(double value) {
     return std::chrono::duration<double>(value);
 }
 
+// Clamped to ±100 years: an eta in the year 9999 (or 1) must not overflow the steady clock's nanoseconds.
 Clock::time_point steady_of(protocol::TimePoint when) {
-    auto delta = when - protocol::now();
+    constexpr auto century = std::chrono::microseconds(std::int64_t{100} * 366 * 86400 * 1000000);
+    auto delta = std::clamp<std::chrono::microseconds>(when - protocol::now(), -century, century);
     return Clock::now() + std::chrono::duration_cast<Clock::duration>(delta);
 }
 
@@ -53,7 +56,8 @@ constexpr double default_retry_delay = 180;
 double retry_countdown(const std::string& message) {
     auto digit = message.find_first_of("0123456789");
     if (digit == std::string::npos) return default_retry_delay;
-    return std::strtod(message.c_str() + digit, nullptr);
+    double countdown = std::strtod(message.c_str() + digit, nullptr);
+    return countdown >= 0 && countdown <= 1e9 ? countdown : default_retry_delay;  // 1e9 s: about 31 years
 }
 
 // A task whose pool process dies this often is not given out again: it is what kills them.
@@ -68,7 +72,9 @@ public:
 
     int run() {
         std::signal(SIGPIPE, SIG_IGN);  // a pool process gone mid-write is seen as EPIPE
-        for (int sig : {SIGTERM, SIGINT}) loop_.on_signal(sig, [this](const signalfd_siginfo&) { warm_shutdown(); });
+        shim_ = ::getppid();
+        for (int sig : {SIGTERM, SIGINT})
+            loop_.on_signal(sig, [this](const signalfd_siginfo& info) { on_stop_signal(info); });
         loop_.on_signal(SIGQUIT, [this](const signalfd_siginfo&) { cold_shutdown(); });
         loop_.on_signal(SIGCHLD, [this](const signalfd_siginfo&) { reap(); });
         // The node shim forwards HUP and USR1 (docs/supervisor.md); their default action would end the node on
@@ -192,6 +198,9 @@ private:
             auto process = pool_.remove(pid);
             if (!process) continue;
             loop_.unwatch(process->replies.get());
+            if (process->awaiting_writable) loop_.unwatch(process->requests.get());
+            // Tasks whose requests it never had whole did not begin: back to ready_, not lost.
+            take_back(*process, process->tasks.size() - std::min(process->unsent, process->tasks.size()));
             if (!process->tasks.empty()) {
                 take_back(*process, 1);  // the running one stays: it is lost, or ended
                 lose_task(process->tasks.front(), describe_exit(status));
@@ -322,27 +331,71 @@ private:
         if (send_requests()) dispatch();
     }
 
-    // Writes what hand() queued for each pool process, one write per process; a process that had nothing to do
-    // begins its first task. A process gone since is retired (SIGCHLD replaces it) and its unsent tasks, which
-    // never began, go back to the front of ready_; true when that happened.
+    // Writes what hand() queued for each pool process, as far as its pipe takes it (write_requests). True when a
+    // process turned out to be gone and its unsent tasks went back to ready_.
     bool send_requests() {
         bool lost = false;
-        for (const auto& [pid, process] : pool_.processes()) {
-            if (process->outbox.empty()) continue;
-            bool sent = write_all(process->requests.get(), process->outbox.data(), process->outbox.size());
-            process->outbox.clear();
-            std::size_t unsent = std::exchange(process->unsent, 0);
-            if (sent) {
-                if (auto first = running_.find(process->tasks.front());
-                    first != running_.end() && !first->second.begun())
-                    begin(first->first);
-                continue;
-            }
-            take_back(*process, process->tasks.size() - std::min(unsent, process->tasks.size()));
-            pool_.retire(*process);
-            lost = true;
-        }
+        for (const auto& [pid, process] : pool_.processes())
+            if (!write_requests(*process)) lost = true;
         return lost;
+    }
+
+    // Writes what the request pipe of `process` has room for now; the rest is written when epoll reports it
+    // writable. The node never blocks on a pool process: one busy writing a large reply is read meanwhile. A
+    // process that had nothing to do begins its first task once that task's request is written whole. A process
+    // gone since is retired (SIGCHLD replaces it) and its unsent tasks, which never began, go back to the front
+    // of ready_: false then.
+    bool write_requests(PoolProcess& process) {
+        if (process.outbox.empty() || process.retiring) return true;
+        while (process.outbox_sent < process.outbox.size()) {
+            ssize_t n = ::write(process.requests.get(), process.outbox.data() + process.outbox_sent,
+                                process.outbox.size() - process.outbox_sent);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+            if (n < 0) {  // EPIPE: it is gone
+                retire(process);
+                return false;
+            }
+            process.outbox_sent += static_cast<std::size_t>(n);
+        }
+        while (!process.frame_ends.empty() && process.frame_ends.front() <= process.outbox_sent) {
+            process.frame_ends.pop_front();
+            --process.unsent;
+        }
+        if (process.outbox_sent == process.outbox.size()) {
+            process.outbox.clear();
+            process.outbox_sent = 0;
+        }
+        watch_writable(process, !process.outbox.empty());
+        if (process.tasks.size() > process.unsent)
+            if (auto first = running_.find(process.tasks.front()); first != running_.end() && !first->second.begun())
+                begin(first->first);
+        return true;
+    }
+
+    void watch_writable(PoolProcess& process, bool want) {
+        if (want == process.awaiting_writable) return;
+        process.awaiting_writable = want;
+        if (!want) {
+            loop_.unwatch(process.requests.get());
+            return;
+        }
+        loop_.watch(process.requests.get(), EPOLLOUT, [this, pid = process.pid](std::uint32_t) {
+            if (PoolProcess* p = pool_.find(pid)) write_requests(*p);
+            dispatch();  // tasks taken back from a process found gone go to another
+        });
+    }
+
+    // Closes the request pipe of `process` (it exits once idle); tasks whose requests were not written whole
+    // never began: back to ready_.
+    void retire(PoolProcess& process) {
+        take_back(process, process.tasks.size() - std::min(process.unsent, process.tasks.size()));
+        process.unsent = 0;
+        process.frame_ends.clear();
+        process.outbox.clear();
+        process.outbox_sent = 0;
+        watch_writable(process, false);
+        pool_.retire(process);
     }
 
     // ---- quick tasks ----
@@ -431,6 +484,7 @@ private:
             return;
         }
         append_frame(process.outbox, request);
+        process.frame_ends.push_back(process.outbox.size());
         ++process.unsent;
         Running task;
         task.pid = process.pid;
@@ -481,13 +535,13 @@ private:
             static_cast<std::int64_t>(process.tasks_done) >= *options_.max_tasks_per_child) {
             spdlog::info("pool process {} (#{}) ran {} tasks (max_tasks_per_child): replacing it", process.pid,
                          process.index, process.tasks_done);
-            pool_.retire(process);
+            retire(process);
         } else if (auto rss = reply.find("rss_kib"); options_.max_memory_per_child && rss != reply.end() &&
                                                      rss->is_number() &&
                                                      rss->get<std::int64_t>() > *options_.max_memory_per_child) {
             spdlog::info("pool process {} (#{}) uses {} KiB (max_memory_per_child {} KiB): replacing it", process.pid,
                          process.index, rss->get<std::int64_t>(), *options_.max_memory_per_child);
-            pool_.retire(process);
+            retire(process);
         }
         after_task();
     }
@@ -546,7 +600,7 @@ private:
             Pool::kill(task.pid);    // reaped and replaced like any other exit
             take_back(*process, 1);  // the running one stays: it is lost, or ended
             process->tasks.clear();
-            pool_.retire(*process);
+            retire(*process);
         }
         tasks::TaskOutcome outcome;
         outcome.exception = protocol::ExceptionInfo::of("TimeLimitExceeded", fmt::format("{:g}", limit));
@@ -628,6 +682,29 @@ private:
         ::sd_notify(0, "STOPPING=1");
     }
 
+    // A signal sent to the node's whole process group (`kill -TERM -PGID`, timeout(1), an init script, Ctrl-C)
+    // reaches the worker twice: directly, and relayed by the node shim, its parent, in the same group. Those two
+    // copies are one request: a TERM/INT that arrives within stop_signal_echo of the one before, the same signal,
+    // where exactly one of the two came from the parent, is counted once. A second TERM from the same sender (two
+    // `ccmulti stop`s, or two `kill`s by hand) still counts: that is asking again, and makes the shutdown cold.
+    static constexpr auto stop_signal_echo = std::chrono::seconds(2);
+
+    void on_stop_signal(const signalfd_siginfo& info) {
+        bool from_parent = static_cast<pid_t>(info.ssi_pid) == shim_;
+        auto now = Clock::now();
+        if (last_stop_ && last_stop_->signo == info.ssi_signo && last_stop_->from_parent != from_parent &&
+            now - last_stop_->when < stop_signal_echo) {
+            spdlog::info(
+                "{}: {} from pid {} is the one just received (a signal to the whole process group comes "
+                "directly and through the node shim): counted once",
+                options_.name, signal_name(static_cast<int>(info.ssi_signo)), info.ssi_pid);
+            last_stop_.reset();  // a third one is asking again
+            return;
+        }
+        last_stop_ = StopSignal{now, info.ssi_signo, from_parent};
+        warm_shutdown();
+    }
+
     void warm_shutdown() {
         if (state_ != State::running) {
             if (state_ == State::warm) cold_shutdown();
@@ -658,7 +735,7 @@ private:
     // Every pool process is told to exit (end of file on its requests); the loop ends when the last is reaped.
     void drain() {
         state_ = State::draining;
-        for (const auto& [pid, process] : pool_.processes()) pool_.retire(*process);
+        for (const auto& [pid, process] : pool_.processes()) retire(*process);
         if (pool_.size() == 0) loop_.stop();
         loop_.after(std::chrono::seconds(10), [this] {  // a pool process that ignores end of file
             for (const auto& [pid, process] : pool_.processes()) Pool::kill(pid);
@@ -688,6 +765,13 @@ private:
     std::optional<PendingWrites> pending_;    // once connected
     Clock::time_point started_ = Clock::now();
     State state_ = State::running;
+    struct StopSignal {
+        Clock::time_point when;
+        std::uint32_t signo = 0;
+        bool from_parent = false;
+    };
+    pid_t shim_ = 0;                       // our parent: the node shim when the master runs us
+    std::optional<StopSignal> last_stop_;  // the last TERM/INT counted (on_stop_signal)
 };
 
 int run_worker(const WorkerOptions& options, const tasks::Registry& registry) {

@@ -15,6 +15,30 @@ CCMULTI = os.environ.get("CCMULTI_BIN", "")
 PYTHON = os.environ.get("CCMULTI_PYTHON", "/usr/bin/python3")
 
 
+_SHARED_DIR = None
+
+
+def for_other_users(path):
+    """A copy of the executable `path` that another user can run: in a world-readable directory of its own,
+    made once per session. Tests that run ccmulti or fake_node as nobody must not depend on the clone's parent
+    directories, which CI may have made 0700 (`d=$(mktemp -d) && git clone . $d/c`)."""
+    global _SHARED_DIR
+    path = pathlib.Path(path)
+    if _SHARED_DIR is None:
+        _SHARED_DIR = pathlib.Path(tempfile.mkdtemp(prefix="ccmulti-shared-bin-"))
+        os.chmod(_SHARED_DIR, 0o755)
+    copy = _SHARED_DIR / path.name
+    if not copy.exists():
+        shutil.copy2(path, copy)
+        os.chmod(copy, 0o755)
+    return str(copy)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _SHARED_DIR is not None:
+        shutil.rmtree(_SHARED_DIR, ignore_errors=True)
+
+
 def pytest_configure(config):
     if not CCMULTI or not os.access(CCMULTI, os.X_OK):
         raise pytest.UsageError("set CCMULTI_BIN to the ccmulti binary (ctest does this)")

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import CCMULTI, wait_for
+from conftest import CCMULTI, for_other_users, wait_for
 
 SUBCOMMANDS = ["show", "names", "expand", "get", "dirs"]
 
@@ -74,7 +74,7 @@ def as_nobody(env, *args, extra_env=None):
     child_env["XDG_STATE_HOME"] = str(env.root / "nobody-state")
     os.chmod(env.root, 0o777)
     return subprocess.run(
-        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", CCMULTI, *map(str, args)],
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", for_other_users(CCMULTI), *map(str, args)],
         capture_output=True, text=True, env=child_env, cwd="/", timeout=30,
     )
 

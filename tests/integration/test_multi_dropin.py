@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import CCMULTI, wait_for
+from conftest import CCMULTI, for_other_users, wait_for
 from test_supervisor import FAKE, HOST, IS_ROOT, alive, make_sup
 
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (another user, chown)")
@@ -110,13 +110,14 @@ def test_pid_dir_a_user_cannot_create_names_the_fixes_then_dirs_create_fixes_it(
     env = {k: v for k, v in sup.env.items() if not k.startswith("CCMULTI_") or k == "CCMULTI_BIN"}
     env.update(HOME="/nonexistent", CCMULTI_LOG_DIR=str(sup.root / "nobody-log"))
     os.chmod(sup.root, 0o777)
-    as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", CCMULTI]
+    as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", for_other_users(CCMULTI)]
+    fake = for_other_users(FAKE)
 
     def run(*args):
         return subprocess.run(as_nobody + list(args), capture_output=True, text=True, env=env, cwd=sup.root,
                               timeout=30)
 
-    failed = run("multi", "start", "w1", f"--pidfile={pidfile}", "--exec", f"{FAKE} --notify")
+    failed = run("multi", "start", "w1", f"--pidfile={pidfile}", "--exec", f"{fake} --notify")
     assert failed.returncode == 1
     [line] = failed.stderr.splitlines()
     assert f"{base}/celery does not exist and nobody cannot create it ({base} is not writable)" in line
@@ -126,7 +127,7 @@ def test_pid_dir_a_user_cannot_create_names_the_fixes_then_dirs_create_fixes_it(
     # The fix, run once as root, as the message says.
     sup.check("dirs", "--create", "--owner", "nobody", f"w1@{HOST}", f"--pidfile={base}/celery/w1.pid")
     assert (base / "celery").stat().st_uid == nobody.pw_uid
-    started = run("multi", "start", "w1", f"--pidfile={pidfile}", "--exec", f"{FAKE} --notify")
+    started = run("multi", "start", "w1", f"--pidfile={pidfile}", "--exec", f"{fake} --notify")
     assert started.returncode == 0, started.stderr
     assert alive(pid_of(base / "celery" / "w1.pid"))
     assert run("multi", "stopwait", "w1", f"--pidfile={pidfile}").returncode == 0
@@ -137,8 +138,8 @@ def test_pid_dir_a_user_cannot_create_names_the_fixes_then_dirs_create_fixes_it(
 def test_a_system_user_without_a_home_needs_none(sup):
     user = pwd.getpwnam("nobody")
     env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
-    proc = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", CCMULTI, "dirs",
-                           "--json"], capture_output=True, text=True, env=env, cwd="/", timeout=30)
+    proc = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                           for_other_users(CCMULTI), "dirs", "--json"], capture_output=True, text=True, env=env, cwd="/", timeout=30)
     assert proc.returncode == 0, proc.stderr
     dirs = {d["kind"]: d for d in json.loads(proc.stdout)["dirs"]}
     assert dirs["log"]["path"] == f"/var/tmp/ccmulti-{user.pw_uid}/log"
@@ -151,7 +152,7 @@ def test_root_runs_nodes_as_the_uid_given_and_gives_it_their_dirs(sup):
     nobody = pwd.getpwnam("nobody")
     pids = sup.root / "celery-run"
     sup.check("multi", "start", "w1", "--uid", "nobody", "--pidfile", f"{pids}/%n.pid", "--exec",
-              f"{FAKE} --notify --record {sup.root}/w1.rec")
+              f"{for_other_users(FAKE)} --notify --record {sup.root}/w1.rec")
     shim = pid_of(pids / "w1.pid")
     program = int(subprocess.run(["pgrep", "-P", str(shim)], capture_output=True, text=True).stdout.split()[0])
     for pid in (shim, program):

@@ -352,7 +352,7 @@ def test_a_request_from_another_uid_is_refused(sup):
               "    data += chunk\n"
               "print(data.decode())\n")
     proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", PYTHON, "-c", client,
-                           str(path)], capture_output=True, text=True, timeout=10)
+                           str(path)], capture_output=True, text=True, timeout=10, cwd="/")
     assert proc.returncode == 0, proc.stderr
     reply = json.loads(proc.stdout.splitlines()[0])
     assert reply["ok"] is False and "permission denied: uid 65534" in reply["error"]

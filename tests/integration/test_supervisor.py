@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import CCMULTI, sigkill_until_gone, wait_for
+from conftest import CCMULTI, for_other_users, sigkill_until_gone, wait_for
 
 FAKE = pathlib.Path(os.environ.get("CCMULTI_BUILD_DIR", "")) / "tests" / "fake_node"
 HOST = socket.gethostname()
@@ -97,10 +97,10 @@ class Sup:
             self.env["HOME"] = str(root)
 
     def command(self, *args):
-        prefix = []
-        if self.uid is not None:
-            prefix = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups"]
-        return prefix + [CCMULTI, *map(str, args)]
+        if self.uid is None:
+            return [CCMULTI, *map(str, args)]
+        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", for_other_users(CCMULTI),
+                *map(str, args)]
 
     def run(self, *args, timeout=60):
         return subprocess.run(self.command(*args), capture_output=True, text=True, env=self.env, cwd=self.root,
@@ -117,7 +117,8 @@ class Sup:
 
     def fake(self, *options):
         """An --exec value running fake_node with a record file per node."""
-        return " ".join([str(FAKE), "--record", str(self.root / "%n.rec"), *options])
+        fake = FAKE if self.uid is None else for_other_users(FAKE)
+        return " ".join([str(fake), "--record", str(self.root / "%n.rec"), *options])
 
     def records(self, short):
         path = self.root / f"{short}.rec"
@@ -528,8 +529,8 @@ def test_normal_user_default_run_dir():
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("CCMULTI_", "XDG_")) or k == "CCMULTI_BIN"}
     env.update(HOME=str(home), NO_COLOR="1", SUPERVISOR_TEST_MARKER=str(home))
-    as_user = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", CCMULTI]
-    exec_line = f"{FAKE} --record {home}/%n.rec --notify"
+    as_user = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", for_other_users(CCMULTI)]
+    exec_line = f"{for_other_users(FAKE)} --record {home}/%n.rec --notify"
     try:
         proc = subprocess.run(as_user + ["start", "w1", "w2", "--exec", exec_line], capture_output=True, text=True,
                               env=env, cwd=home, timeout=60)
