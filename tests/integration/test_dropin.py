@@ -487,6 +487,38 @@ class Unit:
         return [self.pid_dir / f"{node.split('@')[0]}.pid" for node in self.nodes]
 
 
+def started_checks(checks, world, service, action):
+    """What every way of starting a group must do, as the step keys "start" and "up": `action` exits 0, every node
+    is ready when it has returned, a Python client's task gets its result, pid files are plain. Returns the exit
+    code of `action` (None when it did not run)."""
+    logged, code = {}, []
+
+    @checks.step(f"{action} exits 0", key="start")
+    def _():
+        start = service.run(action)
+        logged.update(ready_logged(service))
+        code.append(start.returncode)
+        expect_exit(start, 0)
+
+    @checks.step(f"every node is ready when {action} has returned (its log says 'ready.'; it answers a ping)",
+                 needs=["start"])
+    def _():
+        ready_at_return(logged)
+        world.all_answer(service.nodes, timeout=3.0)
+
+    @checks.step("a task sent by a Python Celery client gets its result", key="up", needs=["start"])
+    def _():
+        world.wait_answering(service.nodes)
+        world.add_works()
+
+    @checks.step("pid files hold exactly 'PID\\n' and `kill -0 $(cat PIDFILE)` works", needs=["start"])
+    def _():
+        for path in service.pid_files():
+            pid_file_ok(world, path)
+
+    return code[0] if code else None
+
+
 def test_parsed_unit_lines_are_celerys():
     """The reader sees the three lines Celery ships, and substitutes as systemd does."""
     lines = unit_exec_lines()
@@ -507,29 +539,7 @@ def test_systemd_unit_start_reload_stopwait(world):
     world.user_dir("unit-a/var/log/celery")
     unit = Unit(world, base, CELERYD_NODES="w1 w2", CELERYD_OPTS=OPTS_1)
     try:
-        logged = {}
-
-        @checks.step("ExecStart exits 0", key="start")
-        def _():
-            start = unit.run("ExecStart")
-            logged.update(ready_logged(unit))
-            expect_exit(start, 0)
-
-        @checks.step("every node is ready when ExecStart has returned (its log says 'ready.'; it answers a ping)",
-                     needs=["start"])
-        def _():
-            ready_at_return(logged)
-            world.all_answer(unit.nodes, timeout=3.0)
-
-        @checks.step("a task sent by a Python Celery client gets its result", key="up", needs=["start"])
-        def _():
-            world.wait_answering(unit.nodes)
-            world.add_works()
-
-        @checks.step("pid files hold exactly 'PID\\n' and `kill -0 $(cat PIDFILE)` works", needs=["start"])
-        def _():
-            for path in unit.pid_files():
-                pid_file_ok(world, path)
+        started_checks(checks, world, unit, "ExecStart")
 
         @checks.step("inspect stats before the reload: max-concurrency 1", needs=["up"])
         def _():
@@ -767,30 +777,8 @@ def test_init_script(world):
     init = InitScript(world, world.user_dir("initd"), world.bin)
     codes = INIT_CODES
     try:
-        logged = {}
-
-        @checks.step("start exits 0", key="start")
-        def _():
-            start = init.run("start")
-            logged.update(ready_logged(init))
-            codes["start"] = start.returncode
-            expect_exit(start, 0)
-
-        @checks.step("every node is ready when start has returned (its log says 'ready.'; it answers a ping)",
-                     needs=["start"])
-        def _():
-            ready_at_return(logged)
-            world.all_answer(init.nodes, timeout=3.0)
-
-        @checks.step("a task sent by a Python Celery client gets its result", key="up", needs=["start"])
-        def _():
-            world.wait_answering(init.nodes)
-            world.add_works()
-
-        @checks.step("pid files hold exactly 'PID\\n' and `kill -0 $(cat PIDFILE)` works", needs=["start"])
-        def _():
-            for path in init.pid_files():
-                pid_file_ok(world, path)
+        if (code := started_checks(checks, world, init, "start")) is not None:
+            codes["start"] = code
 
         @checks.step("status exits 0 and says every node is up", needs=["start"])
         def _():
