@@ -90,8 +90,9 @@ class Sup:
         self.run_dir = root / "run"
         self.log_dir = root / "log"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("CCMULTI_") or k == "CCMULTI_BIN"}
-        self.env.update(CCMULTI_RUN_DIR=str(self.run_dir), CCMULTI_LOG_DIR=str(self.log_dir), NO_COLOR="1",
-                        SUPERVISOR_TEST_MARKER=str(root))
+        # The state dir too: a native node started as root would otherwise make /var/lib/ccmulti/broker.sqlite3.
+        self.env.update(CCMULTI_RUN_DIR=str(self.run_dir), CCMULTI_LOG_DIR=str(self.log_dir),
+                        CCMULTI_STATE_DIR=str(root / "state"), NO_COLOR="1", SUPERVISOR_TEST_MARKER=str(root))
         if uid is not None:
             os.chown(root, uid, uid)
             self.env["HOME"] = str(root)
