@@ -13,7 +13,7 @@ import tempfile
 
 import pytest
 
-from conftest import CCMULTI, wait_for
+from conftest import CCMULTI, for_other_users, wait_for
 from test_supervisor import alive
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -41,7 +41,7 @@ class Service:
     def ccmulti(self, *args):
         """ccmulti as the service user, in the service's directories."""
         return subprocess.run(["setpriv", f"--reuid={self.user}", f"--regid={self.user}", "--init-groups",
-                               CCMULTI, *args], capture_output=True, text=True, timeout=60, cwd=self.root / "proj",
+                               for_other_users(CCMULTI), *args], capture_output=True, text=True, timeout=60, cwd=self.root / "proj",
                               env={"PATH": "/usr/bin:/bin", "CCMULTI_RUN_DIR": str(self.group_dir),
                                    "CCMULTI_LOG_DIR": str(self.root / "log"),
                                    "CCMULTI_STATE_DIR": str(self.root / "state"), "NO_COLOR": "1"})
@@ -76,7 +76,7 @@ def service():
 def test_init_script_lifecycle_with_celery_names(service):
     root = service.root
     defaults = dict(
-        CCMULTI_BIN=CCMULTI,
+        CCMULTI_BIN=for_other_users(CCMULTI),  # the service user cannot reach into a 0700 clone
         CELERYD_NODES="w1 w2",
         CELERYD_OPTS="-c 1 -Q:w2 high",
         CELERYD_PID_FILE=f"{root}/pids/%n.pid",
@@ -161,7 +161,7 @@ def live_processes(user):
 
 def test_ccmulti_names_win_over_celery_names(service):
     root = service.root
-    service.write_defaults(CCMULTI_BIN=CCMULTI, CELERYD_NODES="w1 w2", CCMULTI_NODES="w3", CCMULTI_OPTS="-c 1",
+    service.write_defaults(CCMULTI_BIN=for_other_users(CCMULTI), CELERYD_NODES="w1 w2", CCMULTI_NODES="w3", CCMULTI_OPTS="-c 1",
                            CELERYD_OPTS="-c 2", CCMULTI_USER=service.user, CELERYD_USER="nobody",
                            CCMULTI_CHDIR=f"{root}/proj", CCMULTI_RUN_DIR=f"{root}/run",
                            CCMULTI_LOG_DIR=f"{root}/log", CCMULTI_STATE_DIR=f"{root}/state")
