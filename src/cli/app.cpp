@@ -122,7 +122,7 @@ int run(const std::vector<std::string>& args) {
         cli_args.insert(cli_args.end(), words.begin() + static_cast<std::ptrdiff_t>(i) + 1, words.end());
         cli_args.insert(cli_args.end(), front.node_options.begin(), front.node_options.end());
     }
-    if (front.no_color) ::setenv("NO_COLOR", "1", 1);
+    if (front.no_color) disable_color();
     context.verbose = front.verbose;
     // -q: errors only. What the subcommand prints on stdout goes nowhere (its exit code still says it all).
     NullBuffer null_sink;

@@ -8,7 +8,16 @@
 
 namespace ccmulti::cli {
 
+namespace {
+bool color_disabled = false;
+}  // namespace
+
+void disable_color() {
+    color_disabled = true;
+}
+
 bool use_color(std::FILE* stream) {
+    if (color_disabled) return false;
     if (const char* no_color = std::getenv("NO_COLOR"); no_color && *no_color) return false;
     if (const char* term = std::getenv("TERM"); term && std::string(term) == "dumb") return false;
     return isatty(fileno(stream)) == 1;

@@ -11,8 +11,9 @@
 
 namespace ccmulti::cli {
 
-// True when `stream` is a terminal and neither NO_COLOR nor TERM=dumb says otherwise.
+// True when `stream` is a terminal and neither NO_COLOR, TERM=dumb nor disable_color() says otherwise.
 bool use_color(std::FILE* stream);
+void disable_color();  // --no-color
 
 enum class Color { none, red, green, yellow, blue, bold, dim };
 std::string paint(const std::string& text, Color color, std::FILE* stream = stdout);
