@@ -32,8 +32,7 @@ std::string or_dash(const std::string& text) {
 void no_master(Context& context, const std::filesystem::path& run_dir, const std::string& why) {
     context.exit = Exit::not_ready;
     std::vector<std::string> elsewhere;
-    for (const auto& dir : supervisor::running_master_dirs())
-        if (dir != run_dir) elsewhere.push_back(dir.string());
+    for (const auto& dir : supervisor::running_master_dirs(run_dir)) elsewhere.push_back(dir.string());
     if (context.json) {
         print_json({{"master", nullptr},
                     {"nodes", json::array()},

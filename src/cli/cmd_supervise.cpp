@@ -4,10 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <iostream>
 #include <memory>
-#include <set>
 
 #include "cli/broker_client.hpp"
 #include "cli/context.hpp"
@@ -55,8 +53,7 @@ void stop_command(Context& context, const StopOptions& options, supervisor::Stop
     if (outcome.stopped.empty() && outcome.signalled.empty() && outcome.not_running.empty() && outcome.failed.empty()) {
         std::cout << "no nodes running in " << where.run.path.string();
         std::vector<std::string> elsewhere;
-        for (const auto& dir : supervisor::running_master_dirs())
-            if (dir != where.run.path) elsewhere.push_back(dir.string());
+        for (const auto& dir : supervisor::running_master_dirs(where.run.path)) elsewhere.push_back(dir.string());
         if (!elsewhere.empty()) std::cout << " (masters run in: " << join(elsewhere, ", ") << ")";
         std::cout << std::endl;
     }

@@ -23,7 +23,7 @@ PidCheck check_master(const std::filesystem::path& run_dir) {
     return check_pidfile(master_pidfile(run_dir), master_title_prefix);
 }
 
-std::vector<std::filesystem::path> running_master_dirs() {
+std::vector<std::filesystem::path> running_master_dirs(const std::filesystem::path& except) {
     std::vector<std::filesystem::path> dirs;
     for (const auto& proc : scan_processes()) {
         if (!proc.title.starts_with(master_title_prefix)) continue;
@@ -31,7 +31,7 @@ std::vector<std::filesystem::path> running_master_dirs() {
         for (const auto& fd : std::filesystem::directory_iterator("/proc/" + std::to_string(proc.pid) + "/fd", ec)) {
             auto target = std::filesystem::read_symlink(fd.path(), ec);
             if (!ec && target.filename() == "master.pid") {
-                dirs.push_back(target.parent_path());
+                if (target.parent_path() != except) dirs.push_back(target.parent_path());
                 break;
             }
         }

@@ -29,6 +29,7 @@ PidCheck check_master(const std::filesystem::path& run_dir);
 // The directories of every running master this process may look into (its own user's, or all as root), found
 // from /proc alone: a process titled "ccmulti: master" holding an open ".../master.pid". For messages that point
 // a user at the group they meant.
-std::vector<std::filesystem::path> running_master_dirs();
+// `except`: the directory the caller already looked in.
+std::vector<std::filesystem::path> running_master_dirs(const std::filesystem::path& except);
 
 }  // namespace ccmulti::supervisor
