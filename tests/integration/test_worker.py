@@ -143,6 +143,14 @@ def log_text(env, node="w1"):
     return path.read_text(errors="replace") if path.exists() else ""
 
 
+def wait_log(env, predicate, what, node="w1", timeout=10):
+    """The node's log reaches its file through the node shim, a moment after the event it tells of: poll."""
+    try:
+        return wait_for(lambda: predicate(log_text(env, node)), timeout=timeout, what=what)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; the log ends:\n{log_text(env, node)[-2000:]}") from None
+
+
 def log_lines_about(env, task_id, node="w1"):
     return [line for line in log_text(env, node).splitlines() if task_id in line]
 
@@ -293,7 +301,8 @@ def test_an_idle_pool_process_that_dies_is_replaced(node):
     victim = pool_pids(node)[2][0]
     os.kill(victim, signal.SIGKILL)
     wait_for(lambda: pool_pids(node).get(2, [victim])[0] != victim, timeout=10, what="pool process #2 replaced")
-    assert f"pool process {victim} (#2) exited unexpectedly (signal KILL); replacing it" in log_text(node)
+    line = f"pool process {victim} (#2) exited unexpectedly (signal KILL); replacing it"
+    wait_log(node, lambda text: line in text, what="the pool-process line")
     assert json.loads(node.run("call", "ccmulti.ping", "--wait", "--timeout", "10", check=True).stdout) == "pong"
 
 
@@ -586,8 +595,8 @@ def test_unknown_task_fails_not_registered(node):
     out = node.run("call", "no.such.task", "[1]", "--wait", "--timeout", "10")
     assert out.returncode == 1
     assert "NotRegistered" in out.stderr
-    ids = [line for line in log_text(node).splitlines() if "no.such.task" in line and "NotRegistered" in line]
-    assert ids, log_text(node)[-2000:]
+    wait_log(node, lambda text: any("no.such.task" in line and "NotRegistered" in line for line in text.splitlines()),
+             what="the NotRegistered line")
 
 
 def test_an_undecodable_message_fails_and_leaves_the_queue(node):
@@ -869,7 +878,7 @@ def test_max_memory_per_child_replaces_the_pool_process(own):
     first = pool_pids(own)[1][0]
     assert json.loads(own.run("call", "ccmulti.ping", "--wait", "--timeout", "10", check=True).stdout) == "pong"
     wait_for(lambda: pool_pids(own).get(1, [first])[0] != first, timeout=10, what="a fresh pool process")
-    assert any(f"pool process {first} (#1) uses" in line for line in log_text(own).splitlines()), log_text(own)
+    wait_log(own, lambda text: f"pool process {first} (#1) uses" in text, what="the memory-limit line")
 
 
 # --- 10. two nodes, one database, 2,000 tasks -----------------------------------------------------------------
