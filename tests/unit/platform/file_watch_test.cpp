@@ -3,12 +3,15 @@
 // "Exactly one batch" is checked by running on for a while after the first one, longer than the quiet period.
 #include "platform/file_watch.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <fstream>
 #include <memory>
 
+#include "platform/fd.hpp"
+#include "platform/read_file.hpp"
 #include "util/error.hpp"
 
 namespace ccmulti {
@@ -242,6 +245,34 @@ TEST_F(FileWatchTest, ContinuousWritesReloadAtTheCeiling) {
     EXPECT_GE(times_[0] - began, 1900ms);  // not before the ceiling: the writes never paused 300 ms
     EXPECT_LE(times_[0] - began, 2200ms);
     EXPECT_EQ(paths(), std::vector<fs::path>{dir_ / "gen.py"});
+}
+
+TEST_F(FileWatchTest, AQueueOverflowIsOneBatchAndTheWatchGoesOn) {
+    fs::create_directories(dir_ / "sub");
+    start({dir_});
+    // More events than the kernel queues (fs.inotify.max_queued_events, 16384 by default) before the loop reads:
+    // two files closed after writing in turn, so no two events in a row are alike (the kernel merges those).
+    const int limit = std::stoi(read_text_file("/proc/sys/fs/inotify/max_queued_events", 64));
+    loop_.after(5ms, [&] {
+        const std::string files[] = {(dir_ / "sub/a.py").string(), (dir_ / "sub/b.py").string()};
+        for (int i = 0; i <= limit; ++i) {
+            UniqueFd fd(::open(files[i % 2].c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+            ASSERT_TRUE(fd);
+        }
+    });
+    run(10s, true);
+    ASSERT_EQ(batches_.size(), 1u);
+    EXPECT_TRUE(batches_[0].overflowed);
+    // The root (anything below may have changed), and what was seen before the queue overflowed.
+    EXPECT_EQ(paths(), (std::vector<fs::path>{dir_, dir_ / "sub/a.py", dir_ / "sub/b.py"}));
+    EXPECT_EQ(batches_[0].summary(), dir_.string() + " (+2 more) (events were lost: rescanned)");
+    EXPECT_EQ(watch_->watched_directories(), 2u);  // set up again
+
+    loop_.after(5ms, [&] { write_file(dir_ / "sub/c.py"); });
+    run(5s, true);
+    ASSERT_EQ(batches_.size(), 2u);
+    EXPECT_FALSE(batches_[1].overflowed);
+    EXPECT_EQ(paths(1), std::vector<fs::path>{dir_ / "sub/c.py"});
 }
 
 TEST_F(FileWatchTest, TheCallbackMayDestroyTheWatch) {
