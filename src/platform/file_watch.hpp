@@ -55,7 +55,7 @@ class FileWatch {
 public:
     using Callback = std::function<void(const ChangeBatch&)>;
     // Problems after start (a new directory that cannot be watched: the limit, permissions), one line each,
-    // for the owner's log. The watch goes on with what it has.
+    // for the owner's log. The watch goes on with what it has. Unlike `on_change`, it must not destroy the watch.
     using ErrorCallback = std::function<void(const std::string&)>;
 
     // Watches every root now. Throws UsageError for a root that does not exist, and Error/SystemError when a

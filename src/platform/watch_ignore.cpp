@@ -11,7 +11,7 @@ namespace ccmulti {
 WatchIgnore WatchIgnore::defaults() {
     WatchIgnore ignore;
     for (const char* glob : {".git", ".hg", ".svn", "__pycache__", "*.pyc", "*.pyo", "*.swp", "*.swx", "*~", ".#*",
-                             "#*#", "4913", "*.tmp", "build*/"})
+                             "#*#", "4913", "*___jb_tmp___", "*___jb_old___", "*.tmp", "build*/"})
         ignore.add_glob(glob);
     return ignore;
 }

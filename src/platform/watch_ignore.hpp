@@ -18,7 +18,7 @@ namespace ccmulti {
 class WatchIgnore {
 public:
     // Version control, Python bytecode, editor droppings (vim's swap, backup and "4913" write probe, emacs locks
-    // and autosaves), temporary files and build trees.
+    // and autosaves, JetBrains' safe-write copies), temporary files and build trees.
     static WatchIgnore defaults();
 
     // A glob as above. Throws UsageError for an empty one.

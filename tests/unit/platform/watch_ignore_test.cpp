@@ -19,7 +19,8 @@ TEST(WatchIgnore, DefaultsSkipToolDroppingsButNotCode) {
     auto ignore = WatchIgnore::defaults();
     for (const char* path : {".git", ".git/objects/ab/cdef", "proj/__pycache__/tasks.cpython-311.pyc", "proj/tasks.pyc",
                              "proj/.tasks.py.swp", "proj/tasks.py~", "proj/.#tasks.py", "proj/#tasks.py#", "proj/4913",
-                             "proj/upload.tmp", "build/lib.so", "build-asan/CMakeFiles/x.o", "sub/build/out.o"})
+                             "proj/tasks.py___jb_tmp___", "proj/upload.tmp", "build/lib.so",
+                             "build-asan/CMakeFiles/x.o", "sub/build/out.o"})
         EXPECT_TRUE(ignored(ignore, path)) << path;
     for (const char* path : {"proj/tasks.py", "proj/settings.toml", "plugins/libtasks.so", "proj/4913.py",
                              "proj/builder.py", "docs/build.md", "gitconfig", "proj/.gitignore"})
