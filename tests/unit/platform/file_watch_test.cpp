@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <fstream>
 #include <memory>
 
@@ -108,6 +109,20 @@ TEST_F(FileWatchTest, TwentyWritesIn100msAreOneBatch) {
     EXPECT_EQ(paths(), (std::vector<fs::path>{dir_ / "m0.py", dir_ / "m1.py", dir_ / "m2.py", dir_ / "m3.py"}));
     EXPECT_GE(times_[0] - began, 95ms + 300ms);  // on the trailing edge of the burst
     EXPECT_EQ(batches_[0].summary(), (dir_ / "m0.py").string() + " (+3 more)");
+}
+
+TEST_F(FileWatchTest, ACheckoutOf500FilesIsOneBatch) {
+    for (int d = 0; d < 10; ++d) fs::create_directories(dir_ / ("pkg" + std::to_string(d)));
+    start({dir_});
+    every(2ms, 50, [&](int step) {  // 10 files a step, as git writes them
+        for (int f = 0; f < 10; ++f)
+            write_file(dir_ / ("pkg" + std::to_string(step % 10)) / ("m" + std::to_string(step * 10 + f) + ".py"));
+    });
+    run_for_one_batch();
+    EXPECT_EQ(batches_.size(), 1u);
+    const auto changed = paths();
+    EXPECT_EQ(changed.size(), 500u);
+    EXPECT_TRUE(std::is_sorted(changed.begin(), changed.end()));
 }
 
 TEST_F(FileWatchTest, AVimSaveIsOneBatchNamingOnlyTheFile) {
