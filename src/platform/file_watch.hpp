@@ -47,7 +47,7 @@ struct ChangeBatch {
     std::vector<std::size_t> roots;  // indexes into WatchOptions::roots of the roots with a change, sorted
     bool overflowed = false;         // the kernel dropped events: anything below `roots` (all) may have changed
 
-    // "proj/tasks.py", "proj/tasks.py (+3 more)"; for an overflow "proj (events lost, rescanned)".
+    // "proj/tasks.py", "proj/tasks.py (+3 more)"; after an overflow "proj (+2 more) (events were lost: rescanned)".
     std::string summary() const;
 };
 
