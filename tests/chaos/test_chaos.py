@@ -235,8 +235,11 @@ class Chaos:
         for i, (task, args, value, share) in enumerate(parts):
             n = left if i == len(parts) - 1 else round(count * share)
             left -= n
-            for task_id in self.publish(task, args, n):
+            ids = self.publish(task, args, n)
+            for task_id in ids:
                 self.expected[task_id] = (task, value)
+            with open(self.root / "published.txt", "a") as f:  # for a post-mortem of a kept directory
+                f.writelines(f"{task_id} {task} {json.dumps(value)} round {round_no}\n" for task_id in ids)
 
     def read_executions(self):
         """[(kind, task id, pid)] of every run recorded so far; keeps `running` (pid -> task) up to date."""
@@ -421,6 +424,35 @@ class Chaos:
         text = path.read_text(errors="replace") if path.exists() else ""
         return [line for line in text.splitlines() if "; restarting in " in line]
 
+    def settle(self, timeout, what):
+        """Waits until every task sent has a final result; returns them. Else fails saying what became of a few
+        of the missing ones. Redis brings back the claims of SIGKILLed nodes only after the visibility timeout:
+        the timeouts allow for it."""
+        missing = set(self.expected)
+
+        def all_final():
+            nonlocal missing
+            results = self.results()
+            missing = set(self.expected) - set(results)
+            return results if not missing else None
+
+        try:
+            return wait_for(all_final, timeout=timeout, interval=0.2, what=what)
+        except AssertionError:
+            raise AssertionError(f"waiting for {what}: {len(missing)} of {len(self.expected)} tasks have no final "
+                                 f"result; the broker still holds {self.leftovers()}\n"
+                                 f"{self.whereabouts(sorted(missing)[:5])}\n{self.log_tail()}") from None
+
+    def whereabouts(self, task_ids):
+        """What the node logs say of each task: a lost task that no node ever received shows so."""
+        out = []
+        for task_id in task_ids:
+            task, value = self.expected[task_id]
+            lines = [f"  {name}: {line}" for name in self.nodes for line in self.node_log(name).splitlines()
+                     if task_id in line]
+            out.append(f"{task_id} {task} {value!r}: " + ("\n" + "\n".join(lines) if lines else "no node received it"))
+        return "\n".join(out)
+
     def node_log(self, name):
         path = self.env.log_dir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
@@ -498,30 +530,15 @@ def test_nothing_lost_nothing_stuck(chaos):
         occurrences[phase] += 1
         if phase.startswith("redis-") and occurrences[phase] % 2 == 0:
             # Every other Redis fault hits idle nodes, parked in BRPOP (the next batch arrives as it ends).
-            wait_for(lambda: not (set(chaos.expected) - set(chaos.results())), timeout=60, interval=0.1,
-                     what=f"round {round_no}'s tasks to finish before the fault")
+            chaos.settle(timeout=60, what=f"round {round_no}'s tasks to finish before the fault")
         else:
             # The fault hits nodes at work: wait until this batch's tasks are being run.
             wait_for(working, timeout=30, interval=0.02, what=f"round {round_no}'s tasks to run")
         chaos.fault(phase)
     chaos_done = time.monotonic()
 
-    # Everything ends: one final result per task. Redis brings back the claims of SIGKILLed nodes after the
-    # visibility timeout, so allow for that beyond what the work takes.
-    missing = set(chaos.expected)
-
-    def all_final():
-        nonlocal missing
-        results = chaos.results()
-        missing = set(chaos.expected) - set(results)
-        return results if not missing else None
-
-    try:
-        results = wait_for(all_final, timeout=60 + TASKS / 100, interval=0.5, what="a final result for every task")
-    except AssertionError:
-        sample = sorted(missing)[:10]
-        raise AssertionError(f"{len(missing)} of {len(chaos.expected)} tasks have no final result, e.g. {sample}; "
-                             f"the broker still holds {chaos.leftovers()}\n{chaos.log_tail()}") from None
+    # Everything ends: one final result per task.
+    results = chaos.settle(timeout=60 + TASKS / 100, what="a final result for every task")
     drained = time.monotonic()
 
     # ... and the broker lets go of everything: nothing queued, nothing claimed.
