@@ -17,7 +17,7 @@ fills its memory (maxmemory + noeviction, then back). At the end:
   directory remains (a scan of /proc by the nodes' unique names and by working directory).
 
 Phases: CHAOS_PHASES is a comma list of pool, worker, shim, master, redis-restart, redis-pause,
-redis-memory, or `default` (all but the last two, not yet passing on main) or `all`.
+redis-memory, or `default` (what passes on main: DEFAULT_PHASES below) or `all`.
 CHAOS_SEED repeats a run's schedule; CHAOS_KEEP=1 keeps the directory (logs, executions file)."""
 import collections
 import importlib.util
@@ -47,10 +47,17 @@ PROBE = BUILD / "tests" / "broker_probe"
 PLUGIN = pathlib.Path(os.environ.get("CHAOS_PLUGIN", BUILD / "tests" / "chaos" / "libccmulti_chaos_plugin.so"))
 HOST = socket.gethostname()
 
-DEFAULT_PHASES = ["pool", "worker", "shim", "master", "redis-restart"]
-# Known to fail on main until their fixes land (Redis error replies, claims of a paused Redis): run them with
-# CHAOS_PHASES=all or by name.
-GATED_PHASES = ["redis-pause", "redis-memory"]
+ALL_PHASES = ["pool", "worker", "shim", "master", "redis-restart", "redis-pause", "redis-memory"]
+# What `default` runs on each broker: what passes on main. The rest fail there until their fixes land, and run
+# with CHAOS_PHASES=all or by name (docs/testing.md):
+# - Redis + worker/shim/master: a node SIGKILLed after its idle BRPOP popped a message loses that message (never
+#   run, neither queued nor in unacked); a node killed while restoring claims leaves unacked_mutex (PX 300000)
+#   behind, and no claim is restored for up to five minutes.
+# - redis-restart: claims made by Redis for a node that never read the reply (the window claimed ahead, sent just
+#   before the restart) stay in unacked until the visibility timeout ("restored ... of a node presumed dead").
+# - redis-memory: an OOM error reply to a heartbeat or at connect ends the node (exit 1, then a crash loop).
+# - redis-pause: passes on main; kept out of the default until the lead enables it.
+DEFAULT_PHASES = {"sqlite": ["pool", "worker", "shim", "master"], "redis": ["pool"]}
 TASKS = int(os.environ.get("CHAOS_TASKS", "2000"))
 ROUNDS = int(os.environ.get("CHAOS_ROUNDS", str(max(10, TASKS // 125))))
 SEED = int(os.environ.get("CHAOS_SEED", str(random.randrange(1 << 30))))
@@ -63,18 +70,16 @@ FULL_SECONDS = 3.0
 VISIBILITY_TIMEOUT = 15
 
 
-def phases():
+def phases(broker):
     text = os.environ.get("CHAOS_PHASES", "default")
     if text == "default":
-        return list(DEFAULT_PHASES)
-    if text == "all":
-        return DEFAULT_PHASES + GATED_PHASES
-    chosen = [p.strip() for p in text.split(",") if p.strip()]
-    unknown = set(chosen) - set(DEFAULT_PHASES + GATED_PHASES)
+        return list(DEFAULT_PHASES[broker])
+    chosen = ALL_PHASES if text == "all" else [p.strip() for p in text.split(",") if p.strip()]
+    unknown = set(chosen) - set(ALL_PHASES)
     if unknown:
         raise pytest.UsageError(f"CHAOS_PHASES: unknown phase(s) {sorted(unknown)}; "
-                                f"known: {', '.join(DEFAULT_PHASES + GATED_PHASES)}, default, all")
-    return chosen
+                                f"known: {', '.join(ALL_PHASES)}, default, all")
+    return [p for p in chosen if broker == "redis" or not p.startswith("redis-")]
 
 
 # --- processes ------------------------------------------------------------------------------------------------
@@ -501,7 +506,7 @@ def chaos(request):
 
 def test_nothing_lost_nothing_stuck(chaos):
     started = time.monotonic()
-    chosen = [p for p in phases() if chaos.redis or not p.startswith("redis-")]
+    chosen = phases(chaos.broker)
     print(f"chaos: {chaos.broker}, {TASKS} tasks in {ROUNDS} rounds, phases {','.join(chosen)}, "
           f"CHAOS_SEED={SEED}, dir {chaos.root}")
     chaos.start_group()
