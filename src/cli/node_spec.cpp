@@ -52,7 +52,8 @@ fs::path node_file(const std::string& expanded, const fs::path& base) {
 
 bool is_supervisor_option(const std::string& flag) {
     static const std::set<std::string> own = {"--exec",         "--pidfile", "-p",           "--logfile", "-f",
-                                              "--stop-timeout", "--workdir", "--start-secs", "--uid",     "--gid"};
+                                              "--stop-timeout", "--workdir", "--start-secs", "--uid",     "--gid",
+                                              "--start-timeout"};
     return own.contains(flag);
 }
 
@@ -77,9 +78,6 @@ std::vector<std::string> native_worker_argv(const naming::Node& node, const Nati
     return argv;
 }
 
-// The native worker says READY=1 once it consumes; the start_secs fallback is for programs that cannot.
-constexpr std::chrono::milliseconds native_start_secs{30'000};
-
 }  // namespace
 
 supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cwd, std::chrono::milliseconds start_secs,
@@ -100,7 +98,7 @@ supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cw
         if (results && results->empty()) throw UsageError("--result-backend of " + node.name + " needs a URL");
         if (auto url = results.value_or(native.result_backend); !url.empty()) broker::check_result_url(url);
         spec.argv = native_worker_argv(node, native);
-        start_secs = std::max(start_secs, native_start_secs);
+        spec.notifies = true;  // READY=1 once it consumes: the start_secs fallback is for programs that cannot
     }
     spec.cwd = node_cwd(node, cwd);
     // "./bin/worker" means relative to the node's cwd, where it runs, not to the master's.
@@ -118,6 +116,8 @@ supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cw
     }
     spec.stop_timeout = seconds_option(node, "--stop-timeout");
     spec.start_secs = start_secs;
+    if (auto timeout = seconds_option(node, "--start-timeout"); timeout && timeout->count() > 0)
+        spec.start_timeout = *timeout;
     return spec;
 }
 

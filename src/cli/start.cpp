@@ -7,6 +7,7 @@
 #include <iostream>
 #include <memory>
 #include <set>
+#include <thread>
 
 #include "cli/node_spec.hpp"
 #include "cli/output.hpp"
@@ -35,7 +36,7 @@ std::string master_log_hint(const std::filesystem::path& log_file) {
 Exit relay_start_report(int fd, const std::filesystem::path& master_log) {
     std::string buffer;
     char chunk[4096];
-    bool done = false, ok = false;
+    bool done = false, ok = false, not_ready = false;
     for (;;) {
         ssize_t n = ::read(fd, chunk, sizeof chunk);
         if (n < 0 && errno == EINTR) continue;
@@ -56,7 +57,10 @@ Exit relay_start_report(int fd, const std::filesystem::path& master_log) {
                 print_error(event.value("error", ""));
                 continue;
             }
-            if (event.value("event", "") == "done") done = true;
+            if (event.value("event", "") == "done") {
+                done = true;
+                not_ready = event.value("not_ready", false);
+            }
             ok = supervisor::print_start_event(event);
         }
     }
@@ -64,7 +68,7 @@ Exit relay_start_report(int fd, const std::filesystem::path& master_log) {
         print_error("the master exited before it reported on its nodes; see " + master_log.string());
         return Exit::failure;
     }
-    return ok ? Exit::ok : Exit::failure;
+    return !ok ? Exit::failure : not_ready ? Exit::not_ready : Exit::ok;
 }
 
 // Celery's "do not fork" debug switch, which its init script's `dryrun` sets: ccmulti says what it would run.
@@ -96,19 +100,23 @@ void prepare_dirs(const Dirs& where, const std::vector<supervisor::NodeSpec>& sp
 
 }  // namespace
 
-// Hands the nodes to the master already running in the run dir; prints the same lines as a first start.
 Exit add_to_master(const supervisor::MasterConfig& config, pid_t master_pid) {
     auto client = supervisor::ControlClient::connect(config.run_dir);
     if (!client)
         throw Error("a ccmulti master (pid " + std::to_string(master_pid) + ") holds " + config.run_dir.string() +
                     " but does not listen on its control socket; stop it (ccmulti stop) or use another --run-dir");
-    client->send({{"cmd", "add"}, {"nodes", config.nodes}});
+    return add_to_master(config, master_pid, std::move(*client));
+}
+
+// Hands the nodes to the master already running in the run dir; prints the same lines as a first start.
+Exit add_to_master(const supervisor::MasterConfig& config, pid_t master_pid, supervisor::ControlClient client) {
+    client.send({{"cmd", "add"}, {"nodes", config.nodes}});
     nlohmann::json reply;
-    if (client->receive(reply, std::chrono::seconds(5)) != supervisor::ControlClient::Status::message)
+    if (client.receive(reply, std::chrono::seconds(5)) != supervisor::ControlClient::Status::message)
         throw Error("the ccmulti master (pid " + std::to_string(master_pid) + ") in " + config.run_dir.string() +
                     " does not answer; see " + master_log_hint(config.log_file));
     if (!reply.value("ok", true)) throw Error("the master refused the nodes: " + reply.value("error", std::string()));
-    bool ok = true;
+    bool ok = true, not_ready = false;
     for (const auto& refused : reply.value("refused", nlohmann::json::array())) {
         // Already running under this master is what `start` wants (celery multi says so and exits 0 too).
         if (refused.contains("pid")) {
@@ -119,7 +127,7 @@ Exit add_to_master(const supervisor::MasterConfig& config, pid_t master_pid) {
         ok = false;
     }
     for (;;) {
-        auto status = client->receive(reply, std::chrono::hours(24));
+        auto status = client.receive(reply, std::chrono::hours(24));
         if (status != supervisor::ControlClient::Status::message) {
             print_error("the master closed the connection before its new nodes were ready; see " +
                         master_log_hint(config.log_file));
@@ -127,9 +135,10 @@ Exit add_to_master(const supervisor::MasterConfig& config, pid_t master_pid) {
         }
         if (reply.value("done", false)) break;
         if (reply.value("event", "") == "failed") ok = false;
+        if (reply.value("event", "") == "not_ready") not_ready = true;
         supervisor::print_start_event(reply);
     }
-    return ok ? Exit::ok : Exit::failure;
+    return !ok ? Exit::failure : not_ready ? Exit::not_ready : Exit::ok;
 }
 
 std::optional<supervisor::MasterConfig> plan_start(const Context& context, const StartOptions& options) {
@@ -176,18 +185,58 @@ std::optional<supervisor::MasterConfig> plan_start(const Context& context, const
     return config;
 }
 
+namespace {
+
+// How long a `start` waits for a master that another `start` is bringing up in the same run dir (it holds
+// master.pid but does not listen yet) before it says so.
+constexpr auto master_startup_wait = std::chrono::seconds(30);
+
+// The group's locks, or the running master to add the nodes to: whichever `start` takes master.pid first runs
+// the master, and one that comes while that master is still starting waits until it listens, then adds its
+// nodes to it. So concurrent `start`s with different nodes all succeed, under one master.
+struct GroupEntry {
+    std::optional<supervisor::GroupLocks> locks;
+    std::optional<supervisor::ControlClient> master;
+    pid_t master_pid = 0;
+};
+
+GroupEntry enter_group(const supervisor::MasterConfig& config) {
+    const auto deadline = std::chrono::steady_clock::now() + master_startup_wait;
+    for (;;) {
+        auto master = supervisor::check_master(config.run_dir);
+        if (master.running()) {
+            if (auto client = supervisor::ControlClient::connect(config.run_dir))
+                return {std::nullopt, std::move(client), master.pid};
+        } else if (auto locks = supervisor::try_acquire_group_locks(config.run_dir, config.nodes)) {
+            return {std::move(locks), std::nullopt, 0};
+        }
+        if (std::chrono::steady_clock::now() > deadline) {
+            std::string who = master.pid ? " (pid " + std::to_string(master.pid) + ")" : "";
+            throw Error("another ccmulti master" + who + " holds " + config.run_dir.string() +
+                        " but has not listened on " + supervisor::control_socket(config.run_dir).string() + " for " +
+                        std::to_string(master_startup_wait.count()) + "s; see " + master_log_hint(config.log_file) +
+                        ", stop it (ccmulti stop), or use another --run-dir");
+        }
+        // try_acquire_group_locks already waited a moment when the lock was held by a master not yet up.
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+}
+
+}  // namespace
+
 void start_command(Context& context, const StartOptions& options) {
     auto plan = plan_start(context, options);
     if (!plan) return;  // a dry run
     const supervisor::MasterConfig& config = *plan;
-    if (auto master = supervisor::check_master(config.run_dir); master.running()) {
+    auto entry = enter_group(config);
+    if (entry.master) {
         if (options.foreground)
-            throw Error("a ccmulti master (pid " + std::to_string(master.pid) + ") already runs in " +
+            throw Error("a ccmulti master (pid " + std::to_string(entry.master_pid) + ") already runs in " +
                         config.run_dir.string() + "; without --foreground, start adds the nodes to it");
-        context.exit = add_to_master(config, master.pid);
+        context.exit = add_to_master(config, entry.master_pid, std::move(*entry.master));
         return;
     }
-    auto locks = supervisor::acquire_group_locks(config.run_dir, config.nodes);
+    auto locks = std::move(*entry.locks);
 
     if (options.foreground) {
         int code = supervisor::run_master(config, std::move(locks),

@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "cli/context.hpp"
+#include "supervisor/control_client.hpp"
 #include "supervisor/master.hpp"
 
 namespace ccmulti::cli {
@@ -30,6 +31,7 @@ std::optional<supervisor::MasterConfig> plan_start(const Context& context, const
 // Hands nodes to the master already running in config.run_dir; prints the same lines as a first start. Nodes
 // that already run there are reported on stdout, not as errors (exit 0, as celery multi).
 Exit add_to_master(const supervisor::MasterConfig& config, pid_t master_pid);
+Exit add_to_master(const supervisor::MasterConfig& config, pid_t master_pid, supervisor::ControlClient client);
 
 void start_command(Context& context, const StartOptions& options);
 

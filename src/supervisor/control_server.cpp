@@ -295,7 +295,7 @@ void ControlServer::handle_add(Client& client, const json& request) {
         if (it == clients_.end()) return;
         Client& c = *it->second;
         const std::string kind = event.value("event", ""), node = event.value("node", "");
-        if ((kind != "ready" && kind != "failed") || !c.waiting.count(node)) return;
+        if ((kind != "ready" && kind != "failed" && kind != "not_ready") || !c.waiting.count(node)) return;
         send(c, event);
         c.waiting.erase(node);
         if (c.waiting.empty()) {

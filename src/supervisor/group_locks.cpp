@@ -1,6 +1,7 @@
 #include "supervisor/group_locks.hpp"
 
 #include <chrono>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -55,35 +56,25 @@ std::optional<PidFile> acquire(const std::filesystem::path& path, const std::str
 
 }  // namespace
 
-GroupLocks acquire_group_locks(const std::filesystem::path& run_dir, const std::vector<NodeSpec>& nodes) {
+std::optional<GroupLocks> try_acquire_group_locks(const std::filesystem::path& run_dir,
+                                                  const std::vector<NodeSpec>& nodes) {
     std::set<std::filesystem::path> seen;
     for (const auto& node : nodes)
         if (!seen.insert(node.pidfile).second)
             throw UsageError("two nodes share the pid file " + node.pidfile.string() + "; put %n in --pidfile");
 
-    auto node_holder_error = [&](const NodeSpec& node, const PidCheck& holder) {
-        if (holder.running()) return Error(node.name + " already running (pid " + std::to_string(holder.pid) + ")");
-        return Error("pid file " + node.pidfile.string() + " of " + node.name +
-                     " is locked by another process; is another ccmulti starting it?");
-    };
-
     PidCheck master_holder;
     auto master = acquire(master_pidfile(run_dir), master_title_prefix, master_holder);
-    if (!master) {
-        for (const auto& node : nodes) {
-            auto holder = check_pidfile(node.pidfile, node_title_prefix(node.name));
-            if (holder.running()) throw node_holder_error(node, holder);
-        }
-        std::string who = master_holder.pid ? " (pid " + std::to_string(master_holder.pid) + ")" : "";
-        throw Error("another ccmulti master" + who + " already runs in " + run_dir.string() +
-                    "; one group of nodes per run dir for now: stop it (ccmulti stop) or use another --run-dir");
-    }
+    if (!master) return std::nullopt;  // a master runs there, or another `start` is bringing one up
     GroupLocks locks{std::move(*master), {}};
     try {
         for (const auto& node : nodes) {
             PidCheck holder;
             auto lock = acquire(node.pidfile, node_title_prefix(node.name), holder);
-            if (!lock) throw node_holder_error(node, holder);
+            if (holder.running()) throw Error(node.name + " already running (pid " + std::to_string(holder.pid) + ")");
+            if (!lock)
+                throw Error("pid file " + node.pidfile.string() + " of " + node.name +
+                            " is locked by another process; is another ccmulti starting it?");
             locks.nodes.push_back(std::move(*lock));
         }
     } catch (...) {

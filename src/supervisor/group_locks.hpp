@@ -1,9 +1,11 @@
 // The locks that make a group of nodes ours, taken before the master starts (in the `ccmulti start` process,
 // so "already running" is an error in the command the user typed, and inherited by the daemon across fork):
-// master.pid in the run dir, and every node's pid file. One run dir holds one master (one group) for now.
+// master.pid in the run dir, and every node's pid file. One run dir holds one master (one group): a second `start`
+// adds its nodes to it.
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <vector>
 
 #include "platform/pidfile.hpp"
@@ -20,8 +22,11 @@ std::filesystem::path master_pidfile(const std::filesystem::path& run_dir);  // 
 std::filesystem::path control_socket(const std::filesystem::path& run_dir);  // run_dir/master.sock
 std::filesystem::path notify_socket(const std::filesystem::path& run_dir);   // run_dir/notify.sock
 
-// Throws Error (exit 1) "w1@host already running (pid 1234)", or naming the master that holds the run dir.
-GroupLocks acquire_group_locks(const std::filesystem::path& run_dir, const std::vector<NodeSpec>& nodes);
+// nullopt when master.pid is held: a master runs in `run_dir`, or another `start` is bringing one up (the caller
+// then adds its nodes to that master once it listens). Throws Error (exit 1) "w1@host already running (pid
+// 1234)" or naming a node's pid file that another process holds.
+std::optional<GroupLocks> try_acquire_group_locks(const std::filesystem::path& run_dir,
+                                                  const std::vector<NodeSpec>& nodes);
 
 // The master running in `run_dir`, if any (master.pid locked and naming a live "ccmulti: master").
 PidCheck check_master(const std::filesystem::path& run_dir);

@@ -68,8 +68,11 @@ struct Node {
     Clock::time_point started, stop_began;
     std::optional<StopPlan> plan;
     bool quit_sent = false, kill_sent = false, start_reported = false;
+    bool in_report = true;            // one of the master's own first nodes (start report); not a node added later
+    bool not_ready_reported = false;  // `start` was told it was not ready at its start_timeout
     EventLoop::TimerId ready_timer = 0, quit_timer = 0, kill_timer = 0, give_up_timer = 0;
-    std::string status;  // how it ended
+    EventLoop::TimerId start_timer = 0;  // spec.start_timeout: reported as not ready then
+    std::string status;                  // how it ended
     // Crash restarts
     RestartBackoff backoff;
     int restarts = 0;  // starts after the first one, for any reason
@@ -308,6 +311,7 @@ public:
             node->lock.emplace(std::move(*lock));
             node->backoff = RestartBackoff(config_.restart);
             node->start_reported = false;
+            node->in_report = false;  // its readiness goes to the `start` that added it, not the master's report
             node->quit_sent = node->kill_sent = false;
             node->plan.reset();
             node->status.clear();
@@ -574,6 +578,10 @@ private:
             log_->error("{}: cannot write its pid {} to {}: {}", spec.name, node.pid, spec.pidfile.string(), e.what());
         }
         log_->info("{}: started, pid {}, log {}", spec.name, node.pid, spec.logfile.string());
+        if (node.start_timer) loop_.cancel(node.start_timer);
+        node.start_timer = 0;
+        if (!node.start_reported || node.restart_job)  // someone waits for it: `start`, or a restart
+            node.start_timer = loop_.after(spec.start_timeout, [this, &node] { on_start_timeout(node); });
         if (!spec.ready_pattern.empty()) {
             try {
                 node.log_watch = std::make_unique<LogWatch>(loop_, spec.logfile, node.log_start, spec.ready_pattern,
@@ -586,6 +594,7 @@ private:
                 node.log_watch.reset();
             }
         }
+        if (spec.notifies) return;  // the native worker says READY=1 once it consumes, and only then is it ready
         node.ready_timer = loop_.after(spec.start_secs, [this, &node] {
             node.ready_timer = 0;
             apply(node, NodeEvent::ready,
@@ -625,8 +634,10 @@ private:
     }
 
     void announce_ready(Node& node, const std::string& how) {
-        if (node.ready_timer) loop_.cancel(node.ready_timer);
-        node.ready_timer = 0;
+        for (auto* timer : {&node.ready_timer, &node.start_timer}) {
+            if (*timer) loop_.cancel(*timer);
+            *timer = 0;
+        }
         log_->info("{}: ready ({})", node.spec.name, how);
         if (node.restart_when_ready) {  // a SIGHUP that came while it was starting; after this readiness settles
             node.restart_when_ready = false;
@@ -642,25 +653,53 @@ private:
         if (node.restart_job) job_node_done(node, true, "");
         if (!node.start_reported) {
             node.start_reported = true;
-            send_report({{"event", "ready"},
-                         {"node", node.spec.name},
-                         {"pid", node.pid},
-                         {"log", node.spec.logfile},
-                         {"how", how}});
+            if (node.in_report)
+                send_report({{"event", "ready"},
+                             {"node", node.spec.name},
+                             {"pid", node.pid},
+                             {"log", node.spec.logfile},
+                             {"how", how}});
+        } else if (node.not_ready_reported) {
+            log_->info("{}: ready after all, {} after it was started", node.spec.name,
+                       fmt_seconds(seconds_since(node.started)));
         }
+        node.not_ready_reported = false;
+        maybe_finish_start_report();
+    }
+
+    // spec.start_timeout passed and the node is still starting: `start` (or the restart job) is told so, with the
+    // node's last log lines (its reason: "broker unavailable: …"). The node stays: the master keeps it running,
+    // and it becomes ready by itself once it can, as nodes do after a crash restart.
+    void on_start_timeout(Node& node) {
+        node.start_timer = 0;
+        if (node.state != NodeState::starting) return;
+        const std::string error =
+            "not ready after " + fmt_seconds(std::chrono::duration<double>(node.spec.start_timeout).count());
+        log_->warn("{}: {} (start_timeout); it stays supervised and becomes ready once it can", node.spec.name, error);
+        if (node.restart_job) job_node_done(node, false, error);
+        if (node.start_reported) return;
+        node.start_reported = true;
+        node.not_ready_reported = true;
+        if (node.in_report && !report_done_) start_not_ready_ = true;
+        json event = {{"event", "not_ready"},     {"node", node.spec.name},
+                      {"pid", node.pid},          {"error", error},
+                      {"log", node.spec.logfile}, {"log_tail", log_tail(node.spec.logfile, node.log_start)}};
+        if (node.in_report) send_report(event);
+        emit(event);
         maybe_finish_start_report();
     }
 
     void report_start_failure(Node& node, const std::string& error) {
         if (node.start_reported) return;
         node.start_reported = true;
-        if (!report_done_) start_ok_ = false;  // nodes added later do not change the master's exit code
+        // Nodes added later do not change the master's exit code.
+        if (!report_done_ && node.in_report) start_ok_ = false;
         json event = {{"event", "failed"},
                       {"node", node.spec.name},
                       {"error", error},
                       {"log", node.spec.logfile},
                       {"log_tail", log_tail(node.spec.logfile, node.log_start)}};
-        send_report(event);
+        if (node.in_report) send_report(event);
         emit(event);
         maybe_finish_start_report();
     }
@@ -673,8 +712,9 @@ private:
     void maybe_finish_start_report() {
         if (report_done_) return;
         for (const auto& node : nodes_)
-            if (!node->start_reported) return;
-        send_report({{"event", "done"}, {"ok", start_ok_}, {"master_pid", ::getpid()}});
+            if (node->in_report && !node->start_reported) return;
+        send_report(
+            {{"event", "done"}, {"ok", start_ok_}, {"not_ready", start_not_ready_}, {"master_pid", ::getpid()}});
         // The master's own supervisor (systemd Type=notify, via the NOTIFY_SOCKET the master was started with and
         // did not pass on): the group counts as started once every node has reported.
         ::sd_notifyf(0, "READY=1\nMAINPID=%d\nSTATUS=%zu node(s) started", static_cast<int>(::getpid()), nodes_.size());
@@ -738,8 +778,10 @@ private:
     void begin_stop(Node& node, StopPlan plan, StopMode mode, bool first_request) {
         if (first_request) {
             node.stop_began = Clock::now();
-            if (node.ready_timer) loop_.cancel(node.ready_timer);
-            node.ready_timer = 0;
+            for (auto* timer : {&node.ready_timer, &node.start_timer}) {
+                if (*timer) loop_.cancel(*timer);
+                *timer = 0;
+            }
             if (mode == StopMode::warm) send_signal(node, SIGTERM, false);
         } else if (node.plan) {
             plan = merge_plans(*node.plan, plan);
@@ -840,7 +882,8 @@ private:
     }
 
     void on_node_exit(Node& node, int status) {
-        for (auto* timer : {&node.ready_timer, &node.quit_timer, &node.kill_timer, &node.give_up_timer}) {
+        for (auto* timer :
+             {&node.ready_timer, &node.start_timer, &node.quit_timer, &node.kill_timer, &node.give_up_timer}) {
             if (*timer) loop_.cancel(*timer);
             *timer = 0;
         }
@@ -889,7 +932,8 @@ private:
     ReportSink report_;
     bool report_done_ = false;
     bool start_ok_ = true;
-    bool journal_ = false;  // the master logs to the journal (stderr), which also gets stdout
+    bool start_not_ready_ = false;  // a node of the start report was still starting at its start_timeout
+    bool journal_ = false;          // the master logs to the journal (stderr), which also gets stdout
     std::string shutdown_level_ = "none";
     EventLoop loop_;
     std::shared_ptr<spdlog::logger> log_;

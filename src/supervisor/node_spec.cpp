@@ -27,6 +27,8 @@ void to_json(nlohmann::json& out, const NodeSpec& spec) {
            {"concurrency", spec.concurrency},
            {"stop_timeout_ms", spec.stop_timeout ? nlohmann::json(spec.stop_timeout->count()) : nlohmann::json()},
            {"start_secs_ms", spec.start_secs.count()},
+           {"notifies", spec.notifies},
+           {"start_timeout_ms", spec.start_timeout.count()},
            {"ready_pattern", spec.ready_pattern}};
     if (spec.run_as)
         out["run_as"] = {{"uid", spec.run_as->uid},
@@ -48,6 +50,8 @@ void from_json(const nlohmann::json& in, NodeSpec& spec) {
         spec.stop_timeout = std::chrono::milliseconds(timeout.get<std::int64_t>());
     spec.start_secs = std::chrono::milliseconds(in.at("start_secs_ms").get<std::int64_t>());
     spec.ready_pattern = in.value("ready_pattern", "");
+    spec.notifies = in.value("notifies", false);
+    spec.start_timeout = std::chrono::milliseconds(in.value("start_timeout_ms", std::int64_t{60'000}));
     if (in.contains("run_as")) {
         const auto& user = in.at("run_as");
         spec.run_as = Owner{user.at("uid").get<uid_t>(), user.at("gid").get<gid_t>(),

@@ -26,6 +26,9 @@ struct NodeSpec {
     // Warm → KILL for this node; nullopt: a warm stop waits as long as the running tasks take.
     std::optional<std::chrono::milliseconds> stop_timeout;
     std::chrono::milliseconds start_secs{1'000};  // up this long without READY=1 counts as ready
+    bool notifies = false;  // it says READY=1 itself (the native worker, once it consumes): start_secs does not apply
+    // Not ready this long after it was started: `start` says so (exit 3) and the master keeps it starting.
+    std::chrono::milliseconds start_timeout{60'000};
     // When set, the node is ready once this text appears in what it writes to its log this run (Celery's
     // "w1@host ready."); start_secs then does not apply.
     std::string ready_pattern;

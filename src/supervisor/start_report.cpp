@@ -21,6 +21,20 @@ bool print_start_event(const nlohmann::json& event) {
             for (const auto& line : tail) std::cerr << "    " << line << '\n';
         }
         std::cerr << std::flush;
+    } else if (kind == "not_ready") {
+        std::cout << std::flush;
+        std::cerr << "ccmulti: error: " << event.value("node", "") << " (pid " << event.value("pid", 0) << ") is "
+                  << event.value("error", "not ready")
+                  << ": the master keeps it and it becomes ready by itself once it can (a broker that comes up "
+                     "later, say); `ccmulti status` shows when";
+        auto tail = event.value("log_tail", std::vector<std::string>{});
+        if (tail.empty()) {
+            std::cerr << " (nothing in its log " << event.value("log", "") << ")\n";
+        } else {
+            std::cerr << "; last lines of " << event.value("log", "") << ":\n";
+            for (const auto& line : tail) std::cerr << "    " << line << '\n';
+        }
+        std::cerr << std::flush;
     } else if (kind == "done") {
         return event.value("ok", false);
     }

@@ -4,7 +4,9 @@
 //   {"event":"ready",  "node":"w1@host", "pid":1234, "log":"/path/w1.log", "how":"READY=1" | "up 1.0s"}
 //   {"event":"failed", "node":"w1@host", "error":"exited with code 3 before it was ready",
 //                      "log":"/path/w1.log", "log_tail":["last", "lines"]}
-//   {"event":"done",   "ok":true, "master_pid":1200}          (always last)
+//   {"event":"not_ready", "node":"w1@host", "pid":1234, "error":"not ready after 60.0s", "log":…, "log_tail":[…]}
+//                      (its start_timeout passed; the master keeps it, it may become ready later)
+//   {"event":"done",   "ok":true, "not_ready":false, "master_pid":1200}          (always last)
 #pragma once
 
 #include <cstdio>

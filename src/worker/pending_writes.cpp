@@ -40,9 +40,18 @@ void PendingWrites::flush() {
         results_queue_.clear();
         acks_.clear();
         delay_ = first_delay;
+        if (failures_ > 0) spdlog::info("finished tasks written to the broker after {} failed attempt(s)", failures_);
+        failures_ = 0;
+        last_error_.clear();
     } catch (const Error& e) {
-        spdlog::warn("cannot reach the broker now ({}); {} finished task(s) stay unacked, trying again in {}ms",
-                     e.what(), acks_.size(), delay_.count());
+        // Once per episode, and again when the reason changes: a full disk retried for an hour is one line.
+        if (e.what() != last_error_)
+            spdlog::warn(
+                "cannot write to the broker now ({}); {} finished task(s) stay unacked, trying again in "
+                "{}ms, doubling to {}s",
+                e.what(), acks_.size(), delay_.count(), max_delay.count() / 1000);
+        last_error_ = e.what();
+        ++failures_;
         timer_ = loop_.after(delay_, [this] {
             timer_ = 0;
             flush();

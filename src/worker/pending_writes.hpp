@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "broker/broker.hpp"
@@ -50,6 +51,8 @@ private:
     bool deferred_ = false;
     EventLoop::TimerId timer_ = 0;
     std::chrono::milliseconds delay_{250};
+    int failures_ = 0;        // in a row
+    std::string last_error_;  // logged once per episode
 };
 
 }  // namespace ccmulti::worker

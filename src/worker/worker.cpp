@@ -99,22 +99,23 @@ public:
         consumer_ = connection_.broker->consume({options_.name, options_.queues});
         pending_.emplace(loop_, *connection_.broker, *connection_.results, *consumer_);
         loop_.watch(consumer_->wakeup_fd(), EPOLLIN, [this](std::uint32_t) {
-            consumer_->drain_wakeups();
+            consumer_->drain_wakeups();  // a networked consumer reconnects here
+            report_broker();
             fill();
         });
         schedule_heartbeat();
         inspect_ = start_inspect_server(options_, *this, loop_);
         started_ = Clock::now();
 
-        const auto& results = options_.broker.results_url;
-        spdlog::info("{} ready: queues {}, concurrency {}, broker {}{}", options_.name, join_queues(),
-                     options_.concurrency, connection_.broker->url(),
-                     results.empty() ? "" : ", results " + broker::display_url(results));
-        ::sd_notifyf(0, "READY=1\nSTATUS=consuming %s", join_queues().c_str());
+        report_broker();  // ready now, or once the broker can be reached
         fill();
         loop_.run();
 
-        consumer_->close();
+        try {
+            consumer_->close();
+        } catch (const Error& e) {  // what it still held goes back once this process is gone (restore_orphans)
+            spdlog::error("{}: cannot give back the tasks it holds: {}", options_.name, e.what());
+        }
         spdlog::info("{} stopped", options_.name);
         return 0;
     }
@@ -248,10 +249,15 @@ private:
         std::size_t room = held < limit ? limit - held : 0;
         bool worth_it = !batch || room * 2 >= limit || (ready_.empty() && pool_.idle());
         if (room > 0 && worth_it) {
-            auto deliveries = consumer_->reserve(room);
-            bool drained = deliveries.size() < room;
-            for (auto& delivery : deliveries) accept(std::move(delivery));
-            if (drained) arm_eta_timer();
+            try {
+                auto deliveries = consumer_->reserve(room);
+                bool drained = deliveries.size() < room;
+                for (auto& delivery : deliveries) accept(std::move(delivery));
+                if (drained) arm_eta_timer();
+                broker_ok();
+            } catch (const Error& e) {
+                broker_failed("claiming tasks", e);
+            }
         }
         dispatch();
     }
@@ -270,16 +276,41 @@ private:
     void schedule_heartbeat() {
         loop_.after(consumer_->heartbeat_interval(), [this] {
             if (state_ != State::running && state_ != State::warm) return;
-            consumer_->heartbeat();
+            schedule_heartbeat();  // first: whatever happens below, the heartbeat goes on
+            try {
+                consumer_->heartbeat();
+                broker_ok();
+            } catch (const Error& e) {
+                broker_failed("heartbeat", e);
+            }
             report_broker();
-            schedule_heartbeat();
             fill();
         });
     }
 
     // The broker's reachability as the node's STATUS= line (the master shows it in `status`), on every change.
+    // The node is ready (READY=1, the "ready" log line) only once it consumes: a broker that cannot be reached
+    // when it starts keeps it starting, with the reason in its log, until it can.
     void report_broker() {
         auto down = consumer_->unavailable();
+        if (!ready_announced_) {
+            if (down) {
+                if (down != broker_down_)
+                    spdlog::warn("{}: not ready: broker unavailable ({}); trying again in the background",
+                                 options_.name, *down);
+                broker_down_ = down;
+                ::sd_notifyf(0, "STATUS=not ready: broker unavailable: %s", down->c_str());
+                return;
+            }
+            broker_down_.reset();
+            ready_announced_ = true;
+            const auto& results = options_.broker.results_url;
+            spdlog::info("{} ready: queues {}, concurrency {}, broker {}{}", options_.name, join_queues(),
+                         options_.concurrency, connection_.broker->url(),
+                         results.empty() ? "" : ", results " + broker::display_url(results));
+            ::sd_notifyf(0, "READY=1\nSTATUS=consuming %s", join_queues().c_str());
+            return;
+        }
         if (down == broker_down_) return;
         broker_down_ = down;
         if (down) {
@@ -289,6 +320,38 @@ private:
             spdlog::info("{}: broker reachable again", options_.name);
             ::sd_notifyf(0, "STATUS=consuming %s", join_queues().c_str());
         }
+    }
+
+    // A broker call failed (the embedded database full, busy, an I/O error): the node goes on. Logged once per
+    // episode (again only when the error changes); what it was doing is tried again with a growing delay. Nothing
+    // is lost: a failed claim claimed nothing, and what the node holds stays unacked until it is settled.
+    void broker_failed(const char* what, const Error& e) {
+        const std::string text = e.what();
+        if (!broker_error_) broker_error_since_ = Clock::now();
+        if (broker_error_ != text) {
+            spdlog::error(
+                "{}: broker error while {}: {}; the node goes on and tries again (logged once until it "
+                "changes or clears)",
+                options_.name, what, text);
+            ::sd_notifyf(0, "STATUS=broker error: %s", text.c_str());
+        }
+        broker_error_ = text;
+        ++broker_error_count_;
+        if (state_ != State::running || retry_timer_) return;
+        auto delay = std::chrono::milliseconds(std::min(250 << std::min(broker_error_count_ - 1, 6), 10'000));
+        retry_timer_ = loop_.after(delay, [this] {
+            retry_timer_ = 0;
+            fill();
+        });
+    }
+
+    void broker_ok() {
+        if (!broker_error_) return;
+        spdlog::info("{}: broker usable again after {:.1f}s ({} failed call(s))", options_.name,
+                     std::chrono::duration<double>(Clock::now() - broker_error_since_).count(), broker_error_count_);
+        broker_error_.reset();
+        broker_error_count_ = 0;
+        if (ready_announced_ && !broker_down_) ::sd_notifyf(0, "STATUS=consuming %s", join_queues().c_str());
     }
 
     // A message just reserved: what cannot run is settled at once, the rest waits for a pool process.
@@ -768,8 +831,13 @@ private:
     TaskTotals totals_;                       // tasks finished per name (bounded)
     TaskRuntimes runtimes_;
     EventLoop::TimerId eta_timer_ = 0;
-    std::optional<std::string> broker_down_;  // what report_broker() last said
-    std::optional<PendingWrites> pending_;    // once connected
+    std::optional<std::string> broker_down_;   // what report_broker() last said
+    bool ready_announced_ = false;             // READY=1 sent: the node consumes
+    std::optional<std::string> broker_error_;  // the error of the broker call that failed last (broker_failed)
+    Clock::time_point broker_error_since_;
+    int broker_error_count_ = 0;
+    EventLoop::TimerId retry_timer_ = 0;    // fill() again after a failed claim
+    std::optional<PendingWrites> pending_;  // once connected
     Clock::time_point started_ = Clock::now();
     State state_ = State::running;
     struct StopSignal {

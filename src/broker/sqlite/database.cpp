@@ -1,6 +1,8 @@
 #include "broker/sqlite/database.hpp"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include "platform/fd.hpp"
@@ -75,9 +77,23 @@ double Statement::real(int column) const {
 
 namespace {
 
+std::filesystem::path sibling(const std::filesystem::path& path, const char* suffix) {
+    auto out = path;
+    out += suffix;
+    return out;
+}
+
+std::optional<FileId> file_id(const std::filesystem::path& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+    return FileId{st.st_dev, st.st_ino};
+}
+
 // The database holds task arguments and results: created 0600 (SQLite gives its -wal and -shm files the same
 // mode), and never through a symlink or onto a FIFO or device planted at its path in a shared state dir.
-void create_private_file(const std::filesystem::path& path) {
+// Returns the file's identity; the fd is closed again before SQLite opens the file (closing any fd of a file
+// drops the process's fcntl locks on it, SQLite's included).
+FileId create_private_file(const std::filesystem::path& path) {
     int fd;
     do fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
     while (fd < 0 && errno == EINTR);
@@ -90,28 +106,95 @@ void create_private_file(const std::filesystem::path& path) {
     if (::fstat(fd, &st) != 0) throw SystemError("stat " + path.string(), errno);
     if (!S_ISREG(st.st_mode))
         throw Error("refusing broker database " + path.string() + ": not a regular file (choose another --state-dir)");
+    return FileId{st.st_dev, st.st_ino};
 }
 
 }  // namespace
 
-Database::Database(const std::filesystem::path& path, std::chrono::milliseconds busy_timeout) : path_(path) {
-    create_private_file(path);
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW;
-    if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
-        std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
-        sqlite3_close(db_);
-        db_ = nullptr;
-        throw Error("cannot open broker database " + path.string() + ": " + message);
-    }
-    sqlite3_extended_result_codes(db_, 1);
-    sqlite3_busy_timeout(db_, static_cast<int>(busy_timeout.count()));
-    // WAL: readers never block the writer and the other way round; NORMAL sync is safe against any process crash
-    // (a power loss may undo the last commits, never corrupt the file).
-    exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+Database::Database(const std::filesystem::path& path, std::chrono::milliseconds busy_timeout,
+                   std::function<void(Database&)> setup)
+    : path_(path), busy_timeout_(busy_timeout), setup_(std::move(setup)) {
+    open();
 }
 
 Database::~Database() {
     sqlite3_close_v2(db_);
+}
+
+void Database::open() {
+    // Switching a new file to WAL and creating the schema take locks SQLite's busy timeout does not wait for,
+    // so nodes starting together would fail with "database is locked". An flock on a side file serializes
+    // just this step (flock and SQLite's fcntl locks do not interact).
+    const auto lock_path = sibling(path_, ".init-lock");
+    UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!lock) throw SystemError("cannot open " + lock_path.string(), errno);
+    while (::flock(lock.get(), LOCK_EX) < 0)
+        if (errno != EINTR) throw SystemError("cannot lock " + lock_path.string(), errno);
+    // A -wal or -shm without its database is what is left of a deleted one (the file removed while nodes used
+    // it): opened beside a new database, SQLite would replay the old log into it and share the old connections'
+    // index. They belong to no file any more.
+    std::error_code ec;
+    if (!std::filesystem::exists(path_, ec) && !ec) {
+        std::filesystem::remove(sibling(path_, "-wal"), ec);
+        std::filesystem::remove(sibling(path_, "-shm"), ec);
+    }
+    const FileId created = create_private_file(path_);
+    sqlite3* handle = nullptr;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW;
+    if (sqlite3_open_v2(path_.c_str(), &handle, flags, nullptr) != SQLITE_OK) {
+        std::string message = handle ? sqlite3_errmsg(handle) : "out of memory";
+        sqlite3_close(handle);
+        throw Error("cannot open broker database " + path_.string() + ": " + message);
+    }
+    if (file_id(path_) != created) {  // replaced between our open and SQLite's: the next revalidate() sees it
+        sqlite3_close(handle);
+        throw Error("broker database " + path_.string() + " was replaced while it was being opened; try again");
+    }
+    sqlite3* previous = db_;
+    db_ = handle;
+    try {
+        sqlite3_extended_result_codes(db_, 1);
+        sqlite3_busy_timeout(db_, static_cast<int>(busy_timeout_.count()));
+        // WAL: readers never block the writer and the other way round; NORMAL sync is safe against any process
+        // crash (a power loss may undo the last commits, never corrupt the file).
+        exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+        if (setup_) setup_(*this);
+    } catch (...) {
+        sqlite3_close_v2(db_);
+        db_ = previous;
+        throw;
+    }
+    id_ = created;
+    if (previous) retire(previous);
+}
+
+void Database::retire(sqlite3* old) {
+    // The old file is gone from its path, but its -wal and -shm paths may now be a new database's: SQLite must
+    // not delete them when it closes the old connection (it deletes them by name), so its WAL is made persistent.
+    int persist = 1;
+    sqlite3_file_control(old, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+    sqlite3_close_v2(old);  // a statement still prepared on it (a waiter) keeps it until finalized
+}
+
+bool Database::revalidate() {
+    const auto now = file_id(path_);
+    if (now == id_) return false;
+    // Deleted (rm, a tmp cleaner) or replaced (a restore, mv) while we use it: whoever runs `ccmulti call` now
+    // uses the file at the path, so this connection must too, or its tasks stay PENDING for ever.
+    std::int64_t left = -1;
+    try {
+        Statement count(*this, "SELECT COUNT(*) FROM messages WHERE consumer IS NULL");
+        if (count.step()) left = count.integer(0);
+    } catch (const Error&) {
+    }
+    open();  // throws when it cannot (the state dir gone too): the old connection stays, try again later
+    ++generation_;
+    spdlog::error(
+        "broker database {} was {} while this process used it: now using the file at that path{}; tasks held "
+        "from the old file finish, their messages went with it",
+        path_.string(), now ? "deleted or replaced (another file is at its path now)" : "deleted",
+        left > 0 ? " (" + std::to_string(left) + " queued message(s) stayed in the old file and are lost)" : "");
+    return true;
 }
 
 void Database::exec(std::string_view sql) {

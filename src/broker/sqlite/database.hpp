@@ -6,9 +6,12 @@
 // upgrade its lock mid-way (which SQLite resolves with SQLITE_BUSY, bypassing the busy timeout).
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,11 +54,20 @@ private:
     sqlite3_stmt* stmt_ = nullptr;
 };
 
+// A file's identity: the database a connection has open is the file at its path only while these match.
+struct FileId {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    bool operator==(const FileId&) const = default;
+};
+
 class Database {
 public:
-    // Opens (creating) `path` in WAL mode with a busy timeout and foreign keys on.
+    // Opens (creating) `path` in WAL mode with a busy timeout and foreign keys on; `setup` runs on every
+    // connection opened (the schema migration), under the same lock as the open.
     explicit Database(const std::filesystem::path& path,
-                      std::chrono::milliseconds busy_timeout = std::chrono::seconds(30));
+                      std::chrono::milliseconds busy_timeout = std::chrono::seconds(30),
+                      std::function<void(Database&)> setup = {});
     ~Database();
     Database(const Database&) = delete;
     Database& operator=(const Database&) = delete;
@@ -65,11 +77,25 @@ public:
     const std::filesystem::path& path() const noexcept { return path_; }
     sqlite3* handle() const noexcept { return db_; }
 
+    // Checks that the file at path() is still the one open (device and inode). When it was deleted or replaced
+    // (rm, a restore), reopens path() (creating it), logs that loudly and returns true: generation() grows, and
+    // whoever keeps rows in the database (a consumer's registration) writes them again. Cheap (one stat): called
+    // before every broker operation. Throws Error when the new file cannot be opened (the old connection stays).
+    bool revalidate();
+    std::uint64_t generation() const noexcept { return generation_; }
+
     [[noreturn]] void fail(const std::string& what) const;  // throws Error with sqlite's message
 
 private:
+    void open();
+    void retire(sqlite3* old);
+
     std::filesystem::path path_;
+    std::chrono::milliseconds busy_timeout_;
+    std::function<void(Database&)> setup_;
     sqlite3* db_ = nullptr;
+    std::optional<FileId> id_;
+    std::uint64_t generation_ = 0;
 };
 
 // BEGIN IMMEDIATE ... COMMIT; rolls back when destroyed uncommitted (an exception left the scope).

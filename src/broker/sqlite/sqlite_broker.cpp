@@ -6,28 +6,16 @@
 #include <cerrno>
 #include <map>
 
-#include "platform/fd.hpp"
-#include "util/error.hpp"
-
 #include "broker/sqlite/schema.hpp"
 #include "broker/sqlite/sqlite_consumer.hpp"
 #include "broker/sqlite/wakeups.hpp"
+#include "platform/fd.hpp"
+#include "util/error.hpp"
 
 namespace ccmulti::broker::sqlite {
 
 std::shared_ptr<Database> open_database(const std::filesystem::path& path) {
-    // Switching a new file to WAL and creating the schema take locks SQLite's busy timeout does not wait for,
-    // so nodes starting together would fail with "database is locked". An flock on a side file serializes
-    // just this step (flock and SQLite's fcntl locks do not interact).
-    auto lock_path = path;
-    lock_path += ".init-lock";
-    UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-    if (!lock) throw SystemError("cannot open " + lock_path.string(), errno);
-    while (::flock(lock.get(), LOCK_EX) < 0)
-        if (errno != EINTR) throw SystemError("cannot lock " + lock_path.string(), errno);
-    auto db = std::make_shared<Database>(path);
-    migrate(*db);
-    return db;
+    return std::make_shared<Database>(path, std::chrono::seconds(30), migrate);
 }
 
 SqliteBroker::SqliteBroker(std::shared_ptr<Database> db) : db_(std::move(db)) {}
@@ -38,6 +26,7 @@ std::string SqliteBroker::url() const {
 
 void SqliteBroker::publish(const TaskMessage& message) {
     std::string envelope = protocol::encode_string(message);
+    db_->revalidate();
     WriteTransaction transaction(*db_);
     Statement insert(*db_,
                      "INSERT INTO messages (queue, task_id, task_name, eta, envelope, published_at) "

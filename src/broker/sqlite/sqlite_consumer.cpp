@@ -1,5 +1,7 @@
 #include "broker/sqlite/sqlite_consumer.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <charconv>
 #include <map>
@@ -10,20 +12,26 @@ namespace ccmulti::broker::sqlite {
 
 namespace {
 
+// A claim: the message's row, its delivery count, and the database generation it was made in (a claim in a
+// file that was since deleted must not ack a row of the new file that happens to have the same id).
 struct ClaimHandle {
     std::int64_t id = 0, deliveries = 0;
+    std::uint64_t generation = 0;
 };
 
-std::string make_tag(std::int64_t id, std::int64_t deliveries) {
-    return std::to_string(id) + ":" + std::to_string(deliveries);
+std::string make_tag(std::int64_t id, std::int64_t deliveries, std::uint64_t generation) {
+    return std::to_string(id) + ":" + std::to_string(deliveries) + ":" + std::to_string(generation);
 }
 
 ClaimHandle parse_tag(const std::string& tag) {
     ClaimHandle handle;
     auto colon = tag.find(':');
     if (colon == std::string::npos) throw Error("not a sqlite broker delivery tag: " + tag);
+    auto second = tag.find(':', colon + 1);
+    if (second == std::string::npos) second = tag.size();
     std::from_chars(tag.data(), tag.data() + colon, handle.id);
-    std::from_chars(tag.data() + colon + 1, tag.data() + tag.size(), handle.deliveries);
+    std::from_chars(tag.data() + colon + 1, tag.data() + second, handle.deliveries);
+    if (second < tag.size()) std::from_chars(tag.data() + second + 1, tag.data() + tag.size(), handle.generation);
     return handle;
 }
 
@@ -44,7 +52,25 @@ SqliteConsumer::SqliteConsumer(std::shared_ptr<Database> db, const ConsumerInfo&
       heartbeat_interval_(heartbeat_interval),
       lease_(lease) {
     if (info_.queues.empty()) throw UsageError("a consumer needs at least one queue");
+    generation_ = db_->generation();
     register_row();
+}
+
+void SqliteConsumer::follow_database() {
+    db_->revalidate();
+    if (generation_ == db_->generation()) return;
+    // A new file: register there under a new id (claims of the old file are gone with it), then consume it.
+    id_ = protocol::new_uuid();
+    unrequeued_.clear();
+    register_row();
+    generation_ = db_->generation();
+}
+
+void SqliteConsumer::requeue_held_back() {
+    while (!unrequeued_.empty()) {
+        release(unrequeued_.front());
+        unrequeued_.pop_front();
+    }
 }
 
 SqliteConsumer::~SqliteConsumer() {
@@ -74,6 +100,8 @@ void SqliteConsumer::register_row() {
 
 std::vector<Delivery> SqliteConsumer::reserve(std::size_t max) {
     if (!open_ || max == 0) return {};
+    follow_database();
+    requeue_held_back();
     WriteTransaction transaction(*db_);
     const double now = unix_now();
     // The first `max` ready messages of every queue, then taken round-robin from the rotation.
@@ -107,7 +135,7 @@ std::vector<Delivery> SqliteConsumer::reserve(std::size_t max) {
         if (db_->changes() != 1) continue;  // cannot happen under the write lock; be safe anyway
 
         Delivery delivery;
-        delivery.tag = make_tag(candidate.id, candidate.deliveries + 1);
+        delivery.tag = make_tag(candidate.id, candidate.deliveries + 1, generation_);
         try {
             delivery.message = protocol::decode_string(candidate.envelope);
         } catch (const protocol::ProtocolError& error) {
@@ -124,13 +152,30 @@ std::vector<Delivery> SqliteConsumer::reserve(std::size_t max) {
 }
 
 void SqliteConsumer::ack(const Delivery& delivery) {
+    follow_database();
     auto handle = parse_tag(delivery.tag);
+    if (handle.generation != generation_) return;  // its file is gone, and the message with it
     Statement remove(*db_, "DELETE FROM messages WHERE id = ? AND consumer = ? AND deliveries = ?");
     remove.bind(1, handle.id).bind(2, id_).bind(3, handle.deliveries).run();
 }
 
 void SqliteConsumer::requeue(const Delivery& delivery) {
+    try {
+        follow_database();
+        requeue_held_back();
+        release(delivery);
+    } catch (const Error& e) {
+        // Never lost: it stays claimed by this live consumer, and is given back by the next reserve or heartbeat
+        // that can write (or, should this process end first, by whoever restores its claims).
+        spdlog::warn("cannot return task {} to queue {} now ({}); trying again shortly", delivery.message.id,
+                     delivery.message.queue, e.what());
+        unrequeued_.push_back(delivery);
+    }
+}
+
+void SqliteConsumer::release(const Delivery& delivery) {
     auto handle = parse_tag(delivery.tag);
+    if (handle.generation != generation_) return;  // its file is gone
     WriteTransaction transaction(*db_);
     Statement release(*db_,
                       "UPDATE messages SET consumer = NULL, claimed_at = NULL "
@@ -142,6 +187,7 @@ void SqliteConsumer::requeue(const Delivery& delivery) {
 }
 
 std::optional<TimePoint> SqliteConsumer::next_eta() {
+    follow_database();
     std::string sql =
         "SELECT MIN(eta) FROM messages WHERE eta IS NOT NULL AND consumer IS NULL AND eta > ? AND queue IN (";
     for (std::size_t i = 0; i < info_.queues.size(); ++i) sql += i ? ", ?" : "?";
@@ -155,6 +201,8 @@ std::optional<TimePoint> SqliteConsumer::next_eta() {
 
 void SqliteConsumer::heartbeat() {
     if (!open_) return;
+    follow_database();
+    requeue_held_back();
     Statement beat(*db_, "UPDATE consumers SET heartbeat_at = ? WHERE id = ?");
     beat.bind(1, unix_now()).bind(2, id_).run();
     // Our row is gone only if someone judged us dead (a lease expired while we were stopped) and already gave

@@ -32,7 +32,12 @@ public:
 
 private:
     void register_row();
+    void follow_database();    // the database file was deleted or replaced: register in the new one
+    void requeue_held_back();  // what requeue() could not write at the time
+    void release(const Delivery& delivery);
 
+    std::deque<Delivery> unrequeued_;  // requeues that failed (database full, busy): retried before anything else
+    std::uint64_t generation_ = 0;     // of the database connection our registration and claims belong to
     std::shared_ptr<Database> db_;
     ConsumerInfo info_;
     std::deque<std::string> rotation_;  // queues in the order the next reserve tries them

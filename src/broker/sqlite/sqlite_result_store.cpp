@@ -18,6 +18,7 @@ SqliteResultStore::SqliteResultStore(std::shared_ptr<Database> db, std::chrono::
     : db_(std::move(db)), expires_(expires) {}
 
 bool SqliteResultStore::store(const ResultMeta& meta) {
+    db_->revalidate();
     const double now = unix_now();
     WriteTransaction transaction(*db_);
     {
@@ -53,6 +54,7 @@ void SqliteResultStore::sweep(double now) {
 }
 
 std::optional<ResultMeta> SqliteResultStore::get(const std::string& task_id) {
+    db_->revalidate();
     Statement query(*db_, "SELECT meta FROM results WHERE task_id = ? AND (expires_at IS NULL OR expires_at > ?)");
     query.bind(1, task_id).bind(2, unix_now());
     if (!query.step()) return std::nullopt;

@@ -274,3 +274,28 @@ TEST(SqliteBroker, ConcurrentConsumersNeverShareAMessage) {
     EXPECT_EQ(std::set<int>(seen.begin(), seen.end()).size(), static_cast<std::size_t>(messages));
     EXPECT_TRUE(open_in(dir).broker->queue_stats().empty());
 }
+
+TEST(SqliteBroker, ADeletedDatabaseIsFollowedToTheNewFileAtItsPath) {
+    TempDir dir;
+    auto node = open_in(dir);
+    auto consumer = node.broker->consume({"w1@h", {"q"}});
+    node.broker->publish(on("q"));
+    auto held = consumer->reserve(1);
+    ASSERT_EQ(held.size(), 1u);
+    node.broker->publish(on("q"));  // left queued in the old file
+    const auto db = dir.path() / "broker.sqlite3";
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(db.string() + suffix);
+
+    auto client = open_in(dir);  // `ccmulti call` after the deletion: a new database
+    TaskMessage sent = on("q");
+    client.broker->publish(sent);
+    auto got = consumer->reserve(5);  // the node notices, registers in the new file and takes what was sent there
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].message.id, sent.id);
+    // A claim of the old file acks nothing in the new one, even where the row ids coincide.
+    consumer->ack(held[0]);
+    EXPECT_TRUE(client.broker->locate(sent.id));
+    consumer->ack(got[0]);
+    EXPECT_FALSE(client.broker->locate(sent.id));
+    EXPECT_EQ(client.broker->consumers_of("q"), std::vector<std::string>{"w1@h"});
+}

@@ -27,8 +27,8 @@ supervisor::NodeSpec make_node_spec(const naming::Node& node, const std::filesys
 }  // namespace
 
 TEST(NodeSpec, FromTheGrammar) {
-    auto all = nodes({"w1", "w2", "-Q", "high,low", "-c", "2", "--exec", "prog --name '%n at %d' -i %i%I",
-                      "--stop-timeout:w2=2.5"});
+    auto all = nodes(
+        {"w1", "w2", "-Q", "high,low", "-c", "2", "--exec", "prog --name '%n at %d' -i %i%I", "--stop-timeout:w2=2.5"});
     auto spec = make_node_spec(all[0], "/work", std::chrono::milliseconds(1500));
     EXPECT_EQ(spec.name, "w1@host.example");
     EXPECT_EQ(spec.argv, (std::vector<std::string>{"prog", "--name", "w1 at host.example", "-i", "0"}));
@@ -52,14 +52,19 @@ TEST(NodeSpec, RelativeFilesFollowTheWorkdir) {
 }
 
 TEST(NodeSpec, WithoutExecTheNativeWorkerRunsWithTheWorkerOptions) {
-    auto all = nodes({"w1", "-Q:w1", "high", "-c", "2", "--max-tasks-per-child=10", "--stop-timeout", "5",
-                      "--logfile", "/l/%n.log", "-l", "debug"});
+    auto all = nodes({"w1", "-Q:w1", "high", "-c", "2", "--max-tasks-per-child=10", "--stop-timeout", "5", "--logfile",
+                      "/l/%n.log", "-l", "debug"});
     auto spec = make_node_spec(all[0], "/work", std::chrono::seconds(1));
     EXPECT_EQ(spec.argv, (std::vector<std::string>{"/usr/bin/ccmulti", "--run-dir", "/run/x", "worker", "-c", "2",
                                                    "--max-tasks-per-child=10", "-l", "debug", "-Q", "high", "-n",
                                                    "w1@host.example"}));
     EXPECT_EQ(spec.logfile, "/l/w1.log");
-    EXPECT_GE(spec.start_secs, std::chrono::seconds(30));  // readiness comes from READY=1
+    EXPECT_TRUE(spec.notifies);  // readiness comes from READY=1 only, sent once it consumes
+    EXPECT_EQ(spec.start_timeout, std::chrono::seconds(60));
+    auto timed = make_node_spec(nodes({"w1", "--start-timeout", "2.5"})[0], "/work", std::chrono::seconds(1));
+    EXPECT_EQ(timed.start_timeout, std::chrono::milliseconds(2500));
+    EXPECT_EQ(std::count(timed.argv.begin(), timed.argv.end(), "--start-timeout=2.5"),
+              0);  // the master's, not the worker's
 }
 
 TEST(NodeSpec, Errors) {
