@@ -262,6 +262,7 @@ UniqueFd Containment::prepare(const std::string& node) {
 void Containment::started(const std::string& node, pid_t shim) {
     if (group_.empty() || not_joined_.count(node)) return;
     auto path = cgroup::path_of(shim);
+    if (!path) return;  // it has exited already (a program that fails at once): end() cleans up
     auto mount = cgroup::mount_point();
     if (path && mount && (*mount / fs::path(*path).relative_path()).lexically_normal() == node_dir(node)) return;
     log_->warn("{}: its shim (pid {}) did not join {} (it is in {}); contained as a process group and by {}", node,
