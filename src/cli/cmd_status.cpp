@@ -54,9 +54,18 @@ void print_status(const json& reply, const std::vector<std::string>& only) {
     std::cout << paint("master", Color::bold) << "  pid " << master.value("pid", 0) << "  up "
               << format_duration(master.value("uptime", 0.0)) << "  rss "
               << format_bytes(master.value("rss", std::uint64_t{0})) << "  run dir "
-              << master.value("run_dir", std::string()) << "\n\n";
+              << master.value("run_dir", std::string()) << '\n';
+    // How the nodes are contained, and so what MEM is.
+    if (master.contains("containment")) {
+        const json& how = master["containment"];
+        std::cout << "containment  " << how.value("mode", std::string("?")) << "  "
+                  << (how.value("mode", "") == "cgroup" ? how.value("path", std::string())
+                                                        : "(" + how.value("reason", std::string()) + ")")
+                  << "  memory: " << how.value("memory", std::string("?")) << '\n';
+    }
+    std::cout << '\n';
     std::vector<std::vector<std::string>> rows{
-        {"NODE", "PID", "STATE", "UPTIME", "RESTARTS", "QUEUES", "CONC", "RSS", "LOG"}};
+        {"NODE", "PID", "STATE", "UPTIME", "RESTARTS", "QUEUES", "CONC", "MEM", "LOG"}};
     std::vector<const json*> shown;
     for (const auto& node : reply["nodes"]) {
         if (!only.empty() && std::find(only.begin(), only.end(), node.value("name", "")) == only.end()) continue;
@@ -66,7 +75,8 @@ void print_status(const json& reply, const std::vector<std::string>& only) {
                         std::to_string(node.value("restarts", 0)),
                         or_dash(join(node.value("queues", std::vector<std::string>{}), ",")),
                         node["concurrency"].is_null() ? "-" : std::to_string(node["concurrency"].get<int>()),
-                        running ? format_bytes(node.value("rss", std::uint64_t{0})) : "-", node.value("logfile", "")});
+                        running ? format_bytes(node.value("memory", node.value("rss", std::uint64_t{0}))) : "-",
+                        node.value("logfile", "")});
         shown.push_back(&node);
     }
     print_table(rows, [&](std::size_t row, std::size_t column) {
@@ -139,9 +149,10 @@ void status_command(Context& context) {
 }  // namespace
 
 void add_status_command(CLI::App& app, Context& context) {
-    auto* status = add_node_command(app, context, "status",
-                                    "Show the master and its nodes (all, or NODES): state, pid, uptime, restarts, "
-                                    "RSS; exit 0 when every node is ready, 3 when not (or no master runs)");
+    auto* status =
+        add_node_command(app, context, "status",
+                         "Show the master and its nodes (all, or NODES): state, pid, uptime, restarts, "
+                         "memory, containment; exit 0 when every node is ready, 3 when not (or no master runs)");
     status->add_flag("--json", context.json, "Machine-readable output");
     status->callback([&context] { status_command(context); });
 }

@@ -34,6 +34,7 @@ void print_outcome(const supervisor::StopOutcome& outcome) {
     for (const auto& line : outcome.stopped) std::cout << line.node << "  stopped  (" << line.detail << ")\n";
     for (const auto& line : outcome.signalled) std::cout << line.node << "  " << line.detail << '\n';
     for (const auto& line : outcome.not_running) std::cout << line.node << "  " << line.detail << '\n';
+    for (const auto& line : outcome.leftovers) std::cout << line.node << "  " << line.detail << '\n';
     std::cout << std::flush;
     for (const auto& line : outcome.failed) print_error(line.node + " could not be stopped: " + line.detail);
 }
@@ -50,7 +51,8 @@ void stop_command(Context& context, const StopOptions& options, supervisor::Stop
     }
     auto outcome = supervisor::stop_nodes(where.run.path, request,
                                           [](const std::string& line) { std::cout << line << std::endl; });
-    if (outcome.stopped.empty() && outcome.signalled.empty() && outcome.not_running.empty() && outcome.failed.empty()) {
+    if (outcome.stopped.empty() && outcome.signalled.empty() && outcome.not_running.empty() && outcome.failed.empty() &&
+        outcome.leftovers.empty()) {
         std::cout << "no nodes running in " << where.run.path.string();
         std::vector<std::string> elsewhere;
         for (const auto& dir : supervisor::running_master_dirs(where.run.path)) elsewhere.push_back(dir.string());

@@ -127,6 +127,7 @@ pid_t spawn(const SpawnOptions& options) {
         exec.env = p.envp.data();
     };
     auto exec_setup = [&p, &options, &cwd](auto&) {  // child, after fork: async-signal-safe only
+        if (options.cgroup_procs_fd >= 0) (void)!::write(options.cgroup_procs_fd, "0", 1);  // the caller verifies
         if (options.new_process_group && ::setpgid(0, 0) != 0) child_fail(p, stage_setpgid);
         if (options.run_as) drop_privileges(p, *options.run_as);
         if (options.parent_death_signal) {

@@ -32,6 +32,10 @@ struct SpawnOptions {
     bool new_process_group = true;  // setpgid(0, 0): the child leads a new process group
     int parent_death_signal = 0;    // PR_SET_PDEATHSIG; 0 for none
     int pass_fd = -1;               // an fd (normally CLOEXEC) to hand over across exec at the same number
+    // A cgroup's cgroup.procs open for writing (platform/cgroup.hpp): the child writes "0" into it before anything
+    // else, so it and all it starts are in that cgroup from the first instruction of the program. A failed write
+    // is not an error here (the caller checks /proc/PID/cgroup and falls back): -1 for none.
+    int cgroup_procs_fd = -1;
     // Run as this user (root only): supplementary groups, gid, then uid are set before anything else the child
     // does (a credential change clears PR_SET_PDEATHSIG, so it comes first), and verified: a child that could
     // regain root, or still has root's groups, fails instead of running.

@@ -26,6 +26,7 @@
 #include "platform/proc_title.hpp"
 #include "platform/signals.hpp"
 #include "platform/spawn.hpp"
+#include "supervisor/containment.hpp"
 #include "supervisor/control_server.hpp"
 #include "supervisor/log_watch.hpp"
 #include "supervisor/master_log.hpp"
@@ -132,6 +133,7 @@ public:
         log_ = make_master_log(config_.log_file, config_.foreground);
         journal_ = config_.foreground && stderr_is_journal();
         log_->info("master started for {} in {}", join(names, " "), config_.run_dir.string());
+        containment_ = std::make_unique<Containment>(config_.run_dir, log_);  // also ends a dead master's leftovers
 
         notify_ = std::make_unique<NotifySocket>(notify_socket(config_.run_dir));
         loop_.watch(notify_->fd(), EPOLLIN, [this](std::uint32_t) { on_notify(); });
@@ -144,6 +146,7 @@ public:
         control_->flush(std::chrono::milliseconds(1000));
         control_.reset();
         notify_.reset();
+        containment_->finish();
         log_->info("master exiting: all nodes are gone");
         master_lock_.remove();
         return start_ok_ ? 0 : 1;
@@ -181,6 +184,7 @@ public:
                      std::max(0.0, std::chrono::duration<double>(node->restart_at - Clock::now()).count())}};
             }
             if (!running && !node->last_log_tail.empty()) entry["log_tail"] = node->last_log_tail;
+            entry.update(containment_->node_info(node->spec.name, running, entry["rss"].get<std::uint64_t>()));
             nodes.push_back(entry);
         }
         return {{"master",
@@ -188,7 +192,8 @@ public:
                   {"run_dir", config_.run_dir},
                   {"shutdown", shutdown_level_},
                   {"uptime", seconds_since(started_)},
-                  {"rss", read_rss(::getpid()).value_or(0)}}},
+                  {"rss", read_rss(::getpid()).value_or(0)},
+                  {"containment", containment_->describe()}}},
                 {"nodes", nodes}};
     }
 
@@ -467,6 +472,10 @@ private:
         env["CCMULTI_QUEUES"] = join(spec.queues, ",");
         env["CCMULTI_CONCURRENCY"] = spec.concurrency > 0 ? std::to_string(spec.concurrency) : "";
         env["NOTIFY_SOCKET"] = notify_->path().string();
+        for (const auto& entry : containment_->environment()) {  // the marker every descendant inherits
+            auto eq = entry.find('=');
+            env[entry.substr(0, eq)] = entry.substr(eq + 1);
+        }
         std::vector<std::string> out;
         for (const auto& [name, value] : env) out.push_back(name + "=" + value);
         return out;
@@ -562,7 +571,10 @@ private:
             // The shim takes these with sigwaitinfo; blocked from exec on, a `kill -HUP` the moment the new pid
             // is in the pid file cannot end it before it is ready for them.
             options.blocked_signals = node_shim_signals();
+            UniqueFd cgroup_procs = containment_->prepare(spec.name);  // the node's own cgroup, when there is one
+            options.cgroup_procs_fd = cgroup_procs.get();
             node.pid = spawn(options);
+            containment_->started(spec.name, node.pid);
             node.log.reset();  // the shim owns the log now (and reopens it on SIGUSR1)
         } catch (const Error& e) {
             node.status = e.what();
@@ -873,7 +885,10 @@ private:
             if (info.si_pid == 0) return;
             const pid_t pid = info.si_pid;
             Node* node = find_by_pid(pid);
-            if (node) ::kill(-pid, SIGKILL);  // stragglers of the group (a task's subprocesses)
+            if (node) {
+                ::kill(-pid, SIGKILL);                    // stragglers of the group (a task's subprocesses)
+                containment_->end(node->spec.name, pid);  // and whatever left the group (setsid, double fork)
+            }
             int status = 0;
             while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
             }
@@ -939,6 +954,7 @@ private:
     std::shared_ptr<spdlog::logger> log_;
     std::unique_ptr<NotifySocket> notify_;
     std::unique_ptr<ControlServer> control_;
+    std::unique_ptr<Containment> containment_;
     std::vector<std::unique_ptr<Node>> nodes_;
     std::map<int, std::function<void(const json&)>> listeners_;
     int next_listener_ = 1;

@@ -12,6 +12,7 @@
 #include "platform/pidfile.hpp"
 #include "platform/proc.hpp"
 #include "platform/signals.hpp"
+#include "supervisor/containment.hpp"
 #include "supervisor/control_client.hpp"
 #include "supervisor/group_locks.hpp"
 #include "supervisor/node_spec.hpp"
@@ -269,7 +270,17 @@ StopOutcome stop_nodes(const std::filesystem::path& run_dir, const StopRequest& 
         if (auto outcome = stop_through_master(*client, request, progress, why)) return *outcome;
         progress("the master " + why + " on " + control_socket(run_dir).string() + "; stopping from the pid files");
     }
-    return stop_from_pidfiles(run_dir, request, progress);
+    auto outcome = stop_from_pidfiles(run_dir, request, progress);
+    if (request.mode == StopMode::kill) {
+        std::vector<std::string> names;
+        for (const auto& target : request.targets) names.push_back(target.name);
+        auto left = end_leftovers(run_dir, names);
+        for (const auto& [node, count] : left.by_node)
+            outcome.leftovers.push_back({node.empty() ? std::string("?") : node,
+                                         std::to_string(count) + " leftover process" + (count == 1 ? "" : "es") +
+                                             " of a master that died, killed"});
+    }
+    return outcome;
 }
 
 }  // namespace ccmulti::supervisor

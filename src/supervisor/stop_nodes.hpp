@@ -36,10 +36,12 @@ struct StopOutcome {
     std::vector<Line> signalled;    // without --wait: signal sent, detail "SIGTERM sent"
     std::vector<Line> not_running;  // detail: why (stale pid file ...)
     std::vector<Line> failed;       // could not be stopped
+    std::vector<Line> leftovers;    // `kill` without a master: what a dead master's nodes left, killed
     bool through_master = false;
 };
 
-// `progress` receives lines worth showing while waiting (after the first second).
+// `progress` receives lines worth showing while waiting (after the first second). A `kill` that finds no master
+// also ends what a dead (SIGKILLed) master's nodes left behind (supervisor/containment.hpp: end_leftovers).
 StopOutcome stop_nodes(const std::filesystem::path& run_dir, const StopRequest& request,
                        const std::function<void(const std::string&)>& progress);
 
