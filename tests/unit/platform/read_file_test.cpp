@@ -16,13 +16,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
+struct ScratchDir {
     fs::path path;
-    TempDir() {
+    ScratchDir() {
         std::string pattern = (fs::temp_directory_path() / "ccmulti-read-file-XXXXXX").string();
         path = ::mkdtemp(pattern.data());
     }
-    ~TempDir() { fs::remove_all(path); }
+    ~ScratchDir() { fs::remove_all(path); }
 };
 
 std::string refusal(const fs::path& path) {
@@ -37,7 +37,7 @@ std::string refusal(const fs::path& path) {
 }  // namespace
 
 TEST(OpenRegularFile, CreatesAndAppendsToALog) {
-    TempDir dir;
+    ScratchDir dir;
     auto fd = open_log_file(dir.path / "w1.log");
     ASSERT_TRUE(fd);
     ASSERT_EQ(::write(fd.get(), "x\n", 2), 2);
@@ -47,7 +47,7 @@ TEST(OpenRegularFile, CreatesAndAppendsToALog) {
 }
 
 TEST(OpenRegularFile, RefusesASymlinkWithoutTouchingItsTarget) {
-    TempDir dir;
+    ScratchDir dir;
     std::ofstream(dir.path / "secret") << "top secret\n";
     fs::create_symlink(dir.path / "secret", dir.path / "w1.log");
     EXPECT_NE(
@@ -59,7 +59,7 @@ TEST(OpenRegularFile, RefusesASymlinkWithoutTouchingItsTarget) {
 }
 
 TEST(OpenRegularFile, AFifoIsRefusedAtOnceNotWaitedOn) {
-    TempDir dir;
+    ScratchDir dir;
     ASSERT_EQ(::mkfifo((dir.path / "w1.log").c_str(), 0644), 0);
     // Without a reader, a blocking open for writing would hang here for good.
     EXPECT_NE(refusal(dir.path / "w1.log").find("it is a FIFO, not a regular file"), std::string::npos);
@@ -78,7 +78,7 @@ TEST(OpenRegularFile, DevicesKernelFilesAndDirectoriesAreNotLogs) {
 }
 
 TEST(OpenRegularFile, LogPathProblemAcceptsNewAndWritableFiles) {
-    TempDir dir;
+    ScratchDir dir;
     EXPECT_EQ(log_path_problem(dir.path / "new.log"), "");
     std::ofstream(dir.path / "old.log") << "x\n";
     EXPECT_EQ(log_path_problem(dir.path / "old.log"), "");
@@ -91,7 +91,7 @@ TEST(OpenRegularFile, LogPathProblemAcceptsNewAndWritableFiles) {
 }
 
 TEST(ReadTextFile, AFifoIsNotWaitedOn) {
-    TempDir dir;
+    ScratchDir dir;
     ASSERT_EQ(::mkfifo((dir.path / "ccmulti.toml").c_str(), 0644), 0);
     try {
         read_text_file(dir.path / "ccmulti.toml", 1024);
