@@ -1,4 +1,5 @@
 // call: publish a task, print its id; or with --wait, its result (exit 1 on FAILURE, "Type: message" on stderr).
+#include <algorithm>
 #include <iostream>
 
 #include "cli/broker_client.hpp"
@@ -21,7 +22,17 @@ protocol::TimePoint seconds_from_now(double seconds) {
     return protocol::now() + std::chrono::microseconds(static_cast<long long>(seconds * 1e6));
 }
 
+// A name no worker can have registered: empty, blank, or with control characters (a pasted newline).
+bool unusable_name(const std::string& name) {
+    if (name.find_first_not_of(" \t") == std::string::npos) return true;
+    return std::any_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+}
+
 protocol::TaskMessage build_message(const CallOptions& o) {
+    if (unusable_name(o.task))
+        throw UsageError("TASK must be a task name, e.g. ccmulti.ping or tasks.add, not '" + o.task + "'");
+    if (o.queue && unusable_name(*o.queue))
+        throw UsageError("--queue must be a queue name, e.g. celery, not '" + *o.queue + "'");
     nlohmann::json args = o.args ? parse_json_operand(*o.args, "ARGS_JSON") : nlohmann::json::array();
     if (!args.is_array()) throw UsageError("ARGS_JSON must be a JSON array of positional arguments, e.g. '[2, 3]'");
     nlohmann::json kwargs = o.kwargs ? parse_json_operand(*o.kwargs, "--kwargs") : nlohmann::json::object();

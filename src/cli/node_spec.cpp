@@ -59,6 +59,53 @@ bool is_supervisor_option(const std::string& flag) {
 
 namespace {
 
+// What `ccmulti worker` takes (cli/cmd_worker.cpp, cli/broker_client.cpp): the `-- ARGS` a native node accepts.
+// Keep in step with those files.
+const std::set<std::string>& native_worker_flags() {
+    static const std::set<std::string> flags = {"-n",
+                                                "--hostname",
+                                                "-Q",
+                                                "--queues",
+                                                "-c",
+                                                "--concurrency",
+                                                "-l",
+                                                "--loglevel",
+                                                "--prefetch-multiplier",
+                                                "--time-limit",
+                                                "--soft-time-limit",
+                                                "--max-tasks-per-child",
+                                                "--max-memory-per-child",
+                                                "--plugin",
+                                                "-b",
+                                                "--broker",
+                                                "--result-backend"};
+    return flags;
+}
+
+// `celery multi start w1 -- --loglevel=DEBUG`: what follows `--` goes to every worker. The native worker takes
+// its own options there; anything else (a Celery-only option, a `broker.url=…` setting) is an error now, naming
+// what it takes, rather than a node that fails to start.
+std::vector<std::string> native_passthrough(const naming::Node& node) {
+    std::vector<std::string> args(node.passthrough.begin(), node.passthrough.end());
+    if (!args.empty() && args.front() == "--") args.erase(args.begin());
+    bool value_expected = false;
+    for (const auto& arg : args) {
+        if (value_expected && !arg.starts_with("-")) {
+            value_expected = false;
+            continue;
+        }
+        const std::string flag = arg.substr(0, arg.find('='));
+        if (!native_worker_flags().contains(flag)) {
+            std::string known;
+            for (const auto& name : native_worker_flags()) known += (known.empty() ? "" : " ") + name;
+            throw UsageError("'" + arg + "' after -- is not an option of the native worker (node " + node.name +
+                             "); it takes: " + known + ". For a Celery worker give -A/--app or --exec");
+        }
+        value_expected = arg.find('=') == std::string::npos;
+    }
+    return args;
+}
+
 std::vector<std::string> native_worker_argv(const naming::Node& node, const NativeWorker& native) {
     std::vector<std::string> argv{native.program.string()};
     argv.insert(argv.end(), native.global_args.begin(), native.global_args.end());
@@ -74,7 +121,8 @@ std::vector<std::string> native_worker_argv(const naming::Node& node, const Nati
             argv.push_back(node.expand(*value, flag));
         }
     }
-    argv.insert(argv.end(), node.passthrough.begin(), node.passthrough.end());
+    auto passthrough = native_passthrough(node);
+    argv.insert(argv.end(), passthrough.begin(), passthrough.end());
     return argv;
 }
 

@@ -12,6 +12,7 @@
 #include "cli/node_spec.hpp"
 #include "cli/output.hpp"
 #include "platform/daemon.hpp"
+#include "platform/read_file.hpp"
 #include "supervisor/control_client.hpp"
 #include "supervisor/group_locks.hpp"
 #include "supervisor/start_report.hpp"
@@ -160,6 +161,10 @@ std::optional<supervisor::MasterConfig> plan_start(const Context& context, const
         spec.run_as = owner;
         spec.env.insert(spec.env.begin(), settings_env.begin(), settings_env.end());
         any_native = any_native || spec.argv.front() == native.program.string();
+        // `--logfile=/dev/full`, a FIFO or /proc/self/mem would be taken, then fail or hang at the first line.
+        if (auto problem = log_path_problem(spec.logfile); !problem.empty())
+            throw UsageError("log file " + spec.logfile.string() + " of " + spec.name + ": " + problem +
+                             "; give --logfile the path of a regular file you can write");
         config.nodes.push_back(std::move(spec));
     }
     if (context.verbose || dry_run())

@@ -10,6 +10,14 @@
 
 namespace ccmulti {
 
+namespace {
+
+std::uint64_t event_data(int fd, std::uint32_t epoch) {
+    return (static_cast<std::uint64_t>(epoch) << 32) | static_cast<std::uint32_t>(fd);
+}
+
+}  // namespace
+
 EventLoop::EventLoop() : epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
     if (!epoll_) throw SystemError("epoll_create1", errno);
     sigemptyset(&signals_);
@@ -18,17 +26,20 @@ EventLoop::EventLoop() : epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
 EventLoop::~EventLoop() = default;
 
 void EventLoop::watch(int fd, std::uint32_t events, FdCallback callback) {
+    const std::uint32_t epoch = next_epoch_++;
+    if (next_epoch_ == 0) next_epoch_ = 1;  // 0 is no watch's
     epoll_event event{};
     event.events = events;
-    event.data.fd = fd;
+    event.data.u64 = event_data(fd, epoch);
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) != 0) throw SystemError("epoll_ctl(ADD)", errno);
-    watches_[fd] = std::make_shared<FdCallback>(std::move(callback));
+    watches_[fd] = {epoch, std::make_shared<FdCallback>(std::move(callback))};
 }
 
 void EventLoop::modify(int fd, std::uint32_t events) {
+    auto it = watches_.find(fd);
     epoll_event event{};
     event.events = events;
-    event.data.fd = fd;
+    event.data.u64 = event_data(fd, it == watches_.end() ? 0 : it->second.epoch);
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &event) != 0) throw SystemError("epoll_ctl(MOD)", errno);
 }
 
@@ -132,10 +143,12 @@ void EventLoop::run() {
             throw SystemError("epoll_wait", errno);
         }
         for (int i = 0; i < n && running_; ++i) {
-            auto it = watches_.find(events[static_cast<std::size_t>(i)].data.fd);
-            if (it == watches_.end()) continue;  // unwatched by an earlier callback in this round
-            auto callback = it->second;          // keeps it alive if the callback unwatches itself
-            (*callback)(events[static_cast<std::size_t>(i)].events);
+            const auto& event = events[static_cast<std::size_t>(i)];
+            auto it = watches_.find(static_cast<int>(event.data.u64 & 0xffffffffU));
+            // Unwatched by an earlier callback in this round, or unwatched and the number watched again since.
+            if (it == watches_.end() || it->second.epoch != static_cast<std::uint32_t>(event.data.u64 >> 32)) continue;
+            auto callback = it->second.callback;  // keeps it alive if the callback unwatches itself
+            (*callback)(event.events);
         }
         fire_due_timers();
     }

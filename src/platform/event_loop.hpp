@@ -59,10 +59,19 @@ private:
     void fire_due_timers();
     void run_deferred();
 
+    // A watch's epoch travels in its epoll events with the fd: when a callback unwatches and closes an fd and a
+    // new one gets the same number and a watch, events still pending for the old one in this round are dropped
+    // instead of reaching the new callback.
+    struct Watch {
+        std::uint32_t epoch = 0;
+        std::shared_ptr<FdCallback> callback;
+    };
+
     UniqueFd epoll_;
     UniqueFd signal_fd_;
     sigset_t signals_;
-    std::map<int, std::shared_ptr<FdCallback>> watches_;
+    std::map<int, Watch> watches_;
+    std::uint32_t next_epoch_ = 1;
     std::map<int, SignalCallback> signal_callbacks_;
     std::multimap<Clock::time_point, TimerId> deadlines_;
     std::map<TimerId, std::pair<Clock::time_point, TimerCallback>> timers_;

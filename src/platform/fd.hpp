@@ -42,4 +42,14 @@ Pipe make_pipe(int extra_flags = 0);
 // write(2) of all of `size` bytes, retrying on EINTR and short writes. False on error (errno set).
 bool write_all(int fd, const void* data, std::size_t size) noexcept;
 
+// The highest fd number a loop over "every fd" must reach: RLIMIT_NOFILE's soft limit (capped). Call it before
+// fork, for cloexec_from / close_from in the child.
+int fd_ceiling() noexcept;
+
+// Every fd from `low` up: close-on-exec (cloexec_from) or closed (close_from). close_range(2) when the kernel has
+// it (CLOSE_RANGE_CLOEXEC needs 5.11), else a loop up to `ceiling`. Async-signal-safe (between fork and exec);
+// false (errno set) only when neither worked.
+bool cloexec_from(int low, int ceiling) noexcept;
+bool close_from(int low, int ceiling) noexcept;
+
 }  // namespace ccmulti

@@ -27,7 +27,8 @@ namespace {
 
 UniqueFd open_pidfile(const std::filesystem::path& path, int flags) {
     for (;;) {
-        int fd = ::open(path.c_str(), flags | O_CLOEXEC | O_NOFOLLOW, 0644);
+        // O_NONBLOCK: a FIFO planted at the path must not hang us in open (check_takeover refuses it after).
+        int fd = ::open(path.c_str(), flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
         if (fd >= 0) return UniqueFd(fd);
         if (errno == EINTR) continue;
         if (errno == ENOENT && !(flags & O_CREAT)) return UniqueFd();

@@ -8,6 +8,7 @@
 #include <cerrno>
 
 #include "platform/unix_socket.hpp"
+#include "supervisor/control_request.hpp"
 #include "util/error.hpp"
 
 namespace ccmulti::supervisor {
@@ -142,17 +143,15 @@ void ControlServer::handle(Client& client, const std::string& line) {
 }
 
 void ControlServer::dispatch(Client& client, const std::string& line) {
-    json request;
+    ControlRequest request;
     try {
-        request = json::parse(line);
-        if (!request.is_object()) throw std::runtime_error("not a JSON object");
-    } catch (const std::exception& e) {
-        send(client, {{"ok", false}, {"error", std::string("bad request: ") + e.what()}});
-        client.close_when_flushed = true;
+        request = parse_control_request(line);
+    } catch (const BadControlRequest& e) {
+        send(client, {{"ok", false}, {"error", e.what()}});
+        client.close_when_flushed = e.closes();
         return;
     }
-    if (request.contains("cmd") && !request["cmd"].is_string()) throw std::runtime_error("\"cmd\" must be a string");
-    const std::string cmd = request.value("cmd", "");
+    const std::string& cmd = request.cmd;
     if (cmd == "restart") {
         handle_restart(client, request);
         return;
@@ -175,28 +174,10 @@ void ControlServer::dispatch(Client& client, const std::string& line) {
         send(client, {{"ok", false}, {"error", "unknown command '" + cmd + "'"}});
         return;
     }
-    std::vector<std::string> names;
-    StopMode mode = StopMode::warm;
-    std::optional<std::chrono::milliseconds> timeout;
-    bool wait = false;
-    try {
-        if (request.contains("nodes")) names = request["nodes"].get<std::vector<std::string>>();
-        std::string mode_name = request.value("mode", "warm");
-        if (mode_name == "cold")
-            mode = StopMode::cold;
-        else if (mode_name == "kill")
-            mode = StopMode::kill;
-        else if (mode_name != "warm")
-            throw std::runtime_error("unknown mode '" + mode_name + "'");
-        if (request.contains("timeout") && !request["timeout"].is_null())
-            timeout = std::chrono::milliseconds(static_cast<std::int64_t>(request["timeout"].get<double>() * 1000));
-        wait = request.value("wait", false);
-    } catch (const std::exception& e) {
-        send(client, {{"ok", false}, {"error", std::string("bad stop request: ") + e.what()}});
-        return;
-    }
-    auto result = master_.stop(names, mode, timeout);
-    log_->info("control: stop ({}) {} by request", request.value("mode", "warm"),
+    const bool wait = request.wait;
+    auto result = master_.stop(request.nodes, request.mode, request.timeout);
+    const char* mode_name = request.mode == StopMode::cold ? "cold" : request.mode == StopMode::kill ? "kill" : "warm";
+    log_->info("control: stop ({}) {} by request", mode_name,
                result.stopping.empty() ? std::string("nothing") : std::to_string(result.stopping.size()) + " node(s)");
     send(client, {{"event", "accepted"}, {"stopping", result.stopping}, {"not_running", result.not_running}});
     for (const auto& name : result.not_running) client.not_running.push_back(name);
@@ -231,14 +212,9 @@ void ControlServer::dispatch(Client& client, const std::string& line) {
     finish_if_done(client);
 }
 
-void ControlServer::handle_restart(Client& client, const json& request) {
-    std::vector<std::string> names;
-    if (request.contains("nodes")) names = request["nodes"].get<std::vector<std::string>>();
-    const bool all = request.value("all", false);
-    const bool wait = request.value("wait", true);
-    std::vector<NodeSpec> specs;
-    for (const auto& item : request.value("specs", json::array())) specs.push_back(item.get<NodeSpec>());
-    auto result = master_.restart(names, all, specs);
+void ControlServer::handle_restart(Client& client, const ControlRequest& request) {
+    const bool wait = request.wait;
+    auto result = master_.restart(request.nodes, request.all, request.specs);
     send(client, {{"event", "accepted"},
                   {"job", result.job},
                   {"restarting", result.restarting},
@@ -277,11 +253,8 @@ void ControlServer::handle_restart(Client& client, const json& request) {
     });
 }
 
-void ControlServer::handle_add(Client& client, const json& request) {
-    std::vector<NodeSpec> specs;
-    for (const auto& item : request.at("nodes")) specs.push_back(item.get<NodeSpec>());
-    if (specs.empty()) throw std::runtime_error("no nodes to add");
-    auto result = master_.add(specs);
+void ControlServer::handle_add(Client& client, const ControlRequest& request) {
+    auto result = master_.add(request.specs);
     send(client, {{"event", "accepted"}, {"starting", result.starting}, {"refused", result.refused}});
     if (result.starting.empty()) {
         send(client, {{"ok", true}, {"done", true}, {"master_pid", ::getpid()}});

@@ -49,6 +49,8 @@
 
 namespace ccmulti::supervisor {
 
+struct ControlRequest;  // supervisor/control_request.hpp
+
 inline constexpr int control_protocol_version = 1;
 inline constexpr std::size_t max_clients = 64;              // connections at once; more are refused with an error line
 inline constexpr std::size_t max_request_line = 64 * 1024;  // longer: an error line, the connection closed
@@ -72,8 +74,8 @@ private:
     void on_readable(Client& client);
     void handle(Client& client, const std::string& line);
     void dispatch(Client& client, const std::string& line);
-    void handle_restart(Client& client, const nlohmann::json& request);
-    void handle_add(Client& client, const nlohmann::json& request);
+    void handle_restart(Client& client, const ControlRequest& request);
+    void handle_add(Client& client, const ControlRequest& request);
     void send(Client& client, const nlohmann::json& message);
     void on_writable(Client& client);
     void settle(int fd);  // closes a finished or broken client, else watches for what it needs

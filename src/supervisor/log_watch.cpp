@@ -7,6 +7,7 @@
 
 #include <cerrno>
 
+#include "platform/read_file.hpp"
 #include "util/error.hpp"
 
 namespace ccmulti::supervisor {
@@ -18,8 +19,9 @@ LogWatch::LogWatch(EventLoop& loop, const std::filesystem::path& file, std::uint
     if (!inotify_) throw SystemError("inotify_init1", errno);
     if (::inotify_add_watch(inotify_.get(), file.c_str(), IN_MODIFY) < 0)
         throw SystemError("cannot watch " + file.string(), errno);
-    file_.reset(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-    if (!file_) throw SystemError("cannot read " + file.string(), errno);
+    auto opened = open_regular_file(file, O_RDONLY);
+    if (!opened.fd) throw Error("cannot read " + file.string() + ": " + opened.why);
+    file_ = std::move(opened.fd);
     loop_.watch(inotify_.get(), EPOLLIN, [this](std::uint32_t) {
         char events[4096];
         while (::read(inotify_.get(), events, sizeof events) > 0) {

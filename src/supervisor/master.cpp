@@ -24,6 +24,7 @@
 #include "platform/proc.hpp"
 #include "platform/proc_table.hpp"
 #include "platform/proc_title.hpp"
+#include "platform/read_file.hpp"
 #include "platform/signals.hpp"
 #include "platform/spawn.hpp"
 #include "supervisor/containment.hpp"
@@ -111,7 +112,7 @@ public:
         // Whatever fds the caller left open without CLOEXEC (a shell's fd 3, a test runner's pipes) must not
         // reach the nodes. Everything ccmulti opens is CLOEXEC already; spawn clears the flag only on the
         // pid-file lock it hands to a node shim.
-        ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+        if (!cloexec_from(3, fd_ceiling())) throw SystemError("marking inherited fds close-on-exec", errno);
         // Every signal is taken (blocked, read from the loop) before the title and the pid file make this a
         // master that `kill -HUP $(cat master.pid)` or `ccmulti reopen` may signal; the handlers run from the loop.
         loop_.on_signal(SIGUSR1, [this](const auto&) { reopen_logs(); });
@@ -544,8 +545,7 @@ private:
             next_pidfile = node.lock->prepare_write();
             std::error_code ec;
             std::filesystem::create_directories(spec.logfile.parent_path(), ec);
-            node.log.reset(::open(spec.logfile.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644));
-            if (!node.log) throw SystemError("cannot open log file " + spec.logfile.string(), errno);
+            node.log = open_log_file(spec.logfile);  // never through a planted symlink, never blocking on a FIFO
             struct stat st {};
             if (::fstat(node.log.get(), &st) == 0) node.log_start = static_cast<std::uintmax_t>(st.st_size);
             // The node's user owns its log, as it owns the new file its shim creates after a rotation.

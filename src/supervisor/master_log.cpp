@@ -13,14 +13,18 @@
 #include <mutex>
 
 #include "platform/fd.hpp"
+#include "platform/read_file.hpp"
 #include "util/error.hpp"
 
 namespace ccmulti::supervisor {
 
 namespace {
 
-UniqueFd open_log(const std::filesystem::path& file) {
-    return UniqueFd(::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644));
+// Never through a symlink planted in a shared log dir, never a FIFO (which would hang the master in open).
+UniqueFd open_log(const std::filesystem::path& file, std::string& why) {
+    auto opened = open_regular_file(file, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    why = opened.why;
+    return std::move(opened.fd);
 }
 
 // The master is single-threaded: no mutex.
@@ -28,9 +32,9 @@ class FdSink : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
 public:
     FdSink(std::filesystem::path path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
 
-    // False (errno set) when the path cannot be opened; the old file stays in use then.
-    bool reopen() {
-        UniqueFd fresh = open_log(path_);
+    // False (`why` says why) when the path cannot be opened; the old file stays in use then.
+    bool reopen(std::string& why) {
+        UniqueFd fresh = open_log(path_, why);
         if (!fresh) return false;
         fd_ = std::move(fresh);
         return true;
@@ -101,8 +105,9 @@ std::shared_ptr<spdlog::logger> make_master_log(const std::filesystem::path& fil
         logger->flush_on(spdlog::level::info);
         return logger;
     }
-    UniqueFd fd = open_log(file);
-    if (!fd) throw SystemError("cannot open the master log " + file.string(), errno);
+    std::string why;
+    UniqueFd fd = open_log(file, why);
+    if (!fd) throw Error("cannot open the master log " + file.string() + ": " + why);
     std::vector<spdlog::sink_ptr> sinks{std::make_shared<FdSink>(file, std::move(fd))};
     if (to_stderr) {
         auto err = std::make_shared<spdlog::sinks::stderr_color_sink_st>();
@@ -121,11 +126,12 @@ void reopen_master_log(spdlog::logger& logger) {
     for (const auto& sink : logger.sinks()) {
         auto* file = dynamic_cast<FdSink*>(sink.get());
         if (!file) continue;
-        if (file->reopen())
+        std::string why;
+        if (file->reopen(why))
             logger.info("log reopened (SIGUSR1)");
         else
             logger.error("cannot reopen the master log {}: {}; still writing to the file that was open",
-                         file->path().string(), std::strerror(errno));
+                         file->path().string(), why);
     }
 }
 

@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "platform/read_file.hpp"
+
 namespace ccmulti::supervisor {
 
 NodeLog::NodeLog(std::filesystem::path path, UniqueFd pipe, Report report, std::vector<int> outputs,
@@ -91,12 +93,13 @@ void NodeLog::on_timeout() {
 
 void NodeLog::reopen() {
     reopen_by_.reset();
-    UniqueFd fresh(::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644));
-    if (!fresh) {
-        report_("cannot reopen the log " + path_.string() + ": " + std::strerror(errno) +
+    auto file = open_regular_file(path_, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (!file.fd) {
+        report_("cannot reopen the log " + path_.string() + ": " + file.why +
                 "; still writing to the file that was open");
         return;
     }
+    UniqueFd fresh = std::move(file.fd);
     // dup2 replaces each fd atomically: the shim's own messages (fd 2) follow the program's output.
     for (int fd : outputs_)
         if (::dup2(fresh.get(), fd) < 0)

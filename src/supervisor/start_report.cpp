@@ -1,7 +1,13 @@
 #include "supervisor/start_report.hpp"
 
-#include <fstream>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <iostream>
+
+#include "platform/read_file.hpp"
 
 namespace ccmulti::supervisor {
 
@@ -42,17 +48,25 @@ bool print_start_event(const nlohmann::json& event) {
 }
 
 std::vector<std::string> log_tail(const std::filesystem::path& file, std::uintmax_t from, std::size_t lines) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) return {};
-    in.seekg(0, std::ios::end);
-    auto size = static_cast<std::uintmax_t>(in.tellg());
+    // Only from the log itself: a symlink or FIFO at its path was refused, and what it points to is not shown.
+    auto log = open_regular_file(file, O_RDONLY);
+    if (!log.fd) return {};
+    struct stat st {};
+    if (::fstat(log.fd.get(), &st) != 0) return {};
+    auto size = static_cast<std::uintmax_t>(st.st_size);
     if (from > size) from = 0;  // rotated (a new, shorter file at the path) or truncated since `from`
     constexpr std::uintmax_t window = 8192;
     std::uintmax_t start = std::max(from, size > window ? size - window : 0);
     if (start >= size) return {};
-    in.seekg(static_cast<std::streamoff>(start));
     std::string text(static_cast<std::size_t>(size - start), '\0');
-    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    std::size_t got = 0;
+    while (got < text.size()) {
+        ssize_t n = ::pread(log.fd.get(), text.data() + got, text.size() - got, static_cast<off_t>(start + got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += static_cast<std::size_t>(n);
+    }
+    text.resize(got);
     std::vector<std::string> all;
     std::size_t pos = 0;
     while (pos < text.size()) {

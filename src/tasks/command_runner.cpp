@@ -43,7 +43,11 @@ bool read_available(UniqueFd& fd, std::string& into) {
 }
 
 // In the child, between fork and exec: only async-signal-safe calls, everything prepared before the fork.
-[[noreturn]] void exec_child(char* const* argv, const char* cwd, pid_t parent, int in, int out, int err, int report) {
+// The command sees fds 0, 1 and 2 only: whatever else the pool process holds without CLOEXEC (its request and
+// reply pipes, fds 3 and 4, which dup2 left inheritable) would let a task read other tasks' requests or forge
+// replies.
+[[noreturn]] void exec_child(char* const* argv, const char* cwd, pid_t parent, int in, int out, int err, int report,
+                             int fd_limit) {
     ::setpgid(0, 0);
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);  // the parent died before prctl: nobody wants our output
@@ -59,7 +63,7 @@ bool read_available(UniqueFd& fd, std::string& into) {
         (void)!::write(report, &error, sizeof error);
         ::_exit(127);
     }
-    if (cwd && ::chdir(cwd) != 0) {
+    if ((cwd && ::chdir(cwd) != 0) || !cloexec_from(3, fd_limit)) {
         int error = errno;
         (void)!::write(report, &error, sizeof error);
         ::_exit(127);
@@ -82,11 +86,12 @@ CommandRun run_command(const std::vector<std::string>& argv, const std::string& 
 
     Pipe in = make_pipe(), out = make_pipe(), err = make_pipe(), report = make_pipe();
     const pid_t parent = ::getpid();
+    const int fd_limit = fd_ceiling();
     pid_t pid = ::fork();
     if (pid < 0) throw SystemError("fork", errno);
     if (pid == 0)
         exec_child(args.data(), cwd_text.empty() ? nullptr : cwd_text.c_str(), parent, in.read.get(), out.write.get(),
-                   err.write.get(), report.write.get());
+                   err.write.get(), report.write.get(), fd_limit);
     ::setpgid(pid, pid);  // also here, so a kill(-pid) right away cannot miss (EACCES after exec is fine)
     in.read.reset();
     out.write.reset();

@@ -14,16 +14,12 @@
 #include <utility>
 #include <vector>
 
+#include "tasks/command_output.hpp"  // parse_exception_line
 #include "tasks/registry.hpp"
 
 namespace ccmulti::tasks {
 
 // `cwd`: where the command runs (relative argv paths resolve there); empty inherits the worker's.
 Task command_task(const std::string& name, std::vector<std::string> argv, std::filesystem::path cwd = {});
-
-// The (type, message) of the last non-empty line of `stderr_text` when it looks like a Python exception line:
-// "ValueError: boom", "myapp.errors.Oops: x", or a bare "KeyboardInterrupt"-style name ending in Error,
-// Exception, Exit or Interrupt.
-std::optional<std::pair<std::string, std::string>> parse_exception_line(const std::string& stderr_text);
 
 }  // namespace ccmulti::tasks

@@ -10,6 +10,8 @@
 #include "broker/redis/pidbox.hpp"
 #include "broker/redis/url.hpp"
 #include "platform/unix_socket.hpp"
+#include "worker/inspect_client.hpp"
+#include "worker/inspect_request.hpp"
 #include "worker/worker.hpp"
 
 namespace ccmulti::worker {
@@ -90,13 +92,14 @@ private:
     void answer(int fd, const std::string& line) {
         json reply;
         try {
-            auto request = json::parse(line);
-            std::string method = request.at("method").get<std::string>();
+            std::string method = parse_inspect_request(line);
             auto value = inspect_reply(source_.inspect_state(), method);
             reply = value ? json{{"ok", true}, {"reply", *value}}
                           : json{{"ok", false}, {"error", "unknown inspect method '" + method + "'"}};
+        } catch (const BadInspectRequest& e) {
+            reply = {{"ok", false}, {"error", e.what()}};
         } catch (const json::exception& e) {
-            reply = {{"ok", false}, {"error", std::string("malformed request: ") + e.what()}};
+            reply = {{"ok", false}, {"error", std::string("cannot answer: ") + e.what()}};
         }
         // A reply may be larger than the socket buffer; the client is waiting for it, so block briefly.
         ::fcntl(fd, F_SETFL, 0);
@@ -158,6 +161,8 @@ std::unique_ptr<InspectServer> start_inspect_server(const WorkerOptions& options
     if (broker::redis::is_redis_url(options.broker.url))
         return std::make_unique<PidboxServer>(options.broker.url, options.name, source, loop);
     if (options.control_socket.empty()) return nullptr;
+    // Sockets of nodes killed with SIGKILL would stay in the run dir for good (ours is replaced at bind anyway).
+    remove_stale_inspect_sockets(options.control_socket.parent_path());
     try {
         return std::make_unique<SocketServer>(options.control_socket, source, loop);
     } catch (const Error& e) {

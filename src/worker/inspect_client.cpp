@@ -1,10 +1,15 @@
 #include "worker/inspect_client.hpp"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <thread>
 
 #include "platform/unix_socket.hpp"
+#include "util/error.hpp"
 #include "worker/inspect.hpp"
 
 namespace ccmulti::worker {
@@ -34,7 +39,34 @@ std::optional<nlohmann::json> ask(const std::filesystem::path& socket, const std
     return reply.value("reply", nlohmann::json());
 }
 
+bool stale_socket(const std::filesystem::path& socket) {
+    struct stat st {};
+    if (::lstat(socket.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_uid != ::geteuid()) return false;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        try {
+            if (connect_unix(socket) || errno != ECONNREFUSED) return false;
+        } catch (const Error&) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool inspect_socket_name(const std::string& file) {
+    return file.starts_with(inspect_socket_prefix) && file.ends_with(".sock");
+}
+
 }  // namespace
+
+std::size_t remove_stale_inspect_sockets(const std::filesystem::path& run_dir) {
+    std::size_t removed = 0;
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(run_dir, error))
+        if (inspect_socket_name(entry.path().filename().string()) && stale_socket(entry.path()))
+            removed += ::unlink(entry.path().c_str()) == 0 ? 1 : 0;
+    return removed;
+}
 
 std::map<std::string, nlohmann::json> ask_local_nodes(const std::filesystem::path& run_dir, const std::string& method,
                                                       const std::vector<std::string>& destination,
@@ -43,12 +75,15 @@ std::map<std::string, nlohmann::json> ask_local_nodes(const std::filesystem::pat
     std::error_code error;
     for (const auto& entry : std::filesystem::directory_iterator(run_dir, error)) {
         std::string file = entry.path().filename().string();
-        if (!file.starts_with(inspect_socket_prefix) || !file.ends_with(".sock")) continue;
+        if (!inspect_socket_name(file)) continue;
         std::string node = file.substr(std::string_view(inspect_socket_prefix).size(),
                                        file.size() - std::string_view(inspect_socket_prefix).size() - 5);
         if (!destination.empty() && std::find(destination.begin(), destination.end(), node) == destination.end())
             continue;
-        if (auto reply = ask(entry.path(), method, timeout)) replies[node] = std::move(*reply);
+        if (auto reply = ask(entry.path(), method, timeout))
+            replies[node] = std::move(*reply);
+        else if (stale_socket(entry.path()))
+            ::unlink(entry.path().c_str());  // its node died without removing it
     }
     return replies;
 }

@@ -18,4 +18,9 @@ std::map<std::string, nlohmann::json> ask_local_nodes(const std::filesystem::pat
                                                       const std::vector<std::string>& destination,
                                                       std::chrono::milliseconds timeout);
 
+// Removes the inspect sockets in `run_dir` that nobody listens on (left by nodes killed with SIGKILL), ours only;
+// a node between its bind and its listen is asked twice, 50 ms apart, before its socket counts as stale. Returns
+// how many went. A node calls it at start; ask_local_nodes removes the stale ones it meets.
+std::size_t remove_stale_inspect_sockets(const std::filesystem::path& run_dir);
+
 }  // namespace ccmulti::worker

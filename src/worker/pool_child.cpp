@@ -1,7 +1,6 @@
 #include "worker/pool_child.hpp"
 
 #include <fcntl.h>
-#include <linux/close_range.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -9,6 +8,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "platform/fd.hpp"
 #include "platform/proc_table.hpp"
 #include "platform/proc_title.hpp"
 #include "platform/signals.hpp"
@@ -89,10 +89,10 @@ void run_pool_child(const tasks::Registry& registry, const std::string& title, i
     // Via fds above both targets first: either pipe may itself be fd 3 or 4.
     int high_requests = ::fcntl(requests, F_DUPFD, pool_reply_fd + 1);
     int high_replies = ::fcntl(replies, F_DUPFD, pool_reply_fd + 1);
-    if (high_requests < 0 || high_replies < 0 || ::dup2(high_requests, pool_request_fd) < 0 ||
-        ::dup2(high_replies, pool_reply_fd) < 0)
+    // dup3 with O_CLOEXEC: a program a task starts (a command task, a plugin's system()) must not inherit them.
+    if (high_requests < 0 || high_replies < 0 || ::dup3(high_requests, pool_request_fd, O_CLOEXEC) < 0 ||
+        ::dup3(high_replies, pool_reply_fd, O_CLOEXEC) < 0 || !close_from(pool_reply_fd + 1, fd_ceiling()))
         std::_Exit(70);
-    ::close_range(pool_reply_fd + 1, ~0U, 0);
     set_proc_title(title, "ccmulti-pool");
 
     try {

@@ -67,8 +67,8 @@ def test_default_files_live_in_the_run_and_log_dirs(env):
 
 
 def test_show_quotes_arguments_for_the_shell(env):
-    out = env.run("show", "w1", "--", "two words", check=True)
-    assert out.stdout.rstrip().endswith("-- 'two words'")
+    out = env.run("show", "w1", "--", "--loglevel", "two words", check=True)
+    assert out.stdout.rstrip().endswith("--loglevel 'two words'")
 
 
 def test_index_reaches_a_node_named_with_a_host_template(env):

@@ -227,18 +227,38 @@ def test_a_program_that_closes_its_output_keeps_running(sup):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a log file in /dev needs root")
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a small tmpfs that fills up")
 def test_a_full_disk_is_reported_not_fatal(sup):
-    """/dev/full as the log: every write fails with ENOSPC; the master's log says so once, the node runs on."""
+    """A full file system under the log: every write fails with ENOSPC; the master's log says so once, the node
+    runs on. (/dev/full itself is refused as a log: it is not a regular file.)"""
     script = sup.root / "counter.py"
     script.write_text(COUNTER)
-    # --log-dir on the command line keeps master.log in the log dir (not beside the node's log, in /dev).
-    sup.log_dir.mkdir(mode=0o700)  # (start does not create it when no node logs there)
-    sup.check("--log-dir", sup.log_dir, "start", "w1", "--logfile=/dev/full", "--exec", f"{PYTHON} {script}")
-    master = sup.master_pid()
-    wait_for(lambda: "cannot write to the log /dev/full: No space left on device" in read_text(
-        sup.log_dir / "master.log"), timeout=10, what="the ENOSPC report")
-    assert sup.run("status").returncode == 0
-    assert read_text(sup.log_dir / "master.log").count("No space left on device") == 1
-    assert alive(master)
-    sup.check("stopwait")
+    full = sup.root / "full"
+    full.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        log = full / "w1.log"
+        log.touch()
+        filler = os.open(full / "filler", os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            while os.write(filler, b"x" * 4096) > 0:  # until the file system is full (ENOSPC)
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(filler)
+        # --log-dir on the command line keeps master.log in the log dir (not beside the node's log, on the tmpfs).
+        sup.log_dir.mkdir(mode=0o700)  # (start does not create it when no node logs there)
+        sup.check("--log-dir", sup.log_dir, "start", "w1", f"--logfile={log}", "--exec", f"{PYTHON} {script}")
+        master = sup.master_pid()
+        wait_for(lambda: f"cannot write to the log {log}: No space left on device" in read_text(
+            sup.log_dir / "master.log"), timeout=10, what="the ENOSPC report")
+        assert sup.run("status").returncode == 0
+        assert read_text(sup.log_dir / "master.log").count("No space left on device") == 1
+        assert alive(master)
+        sup.check("stopwait")
+    finally:
+        sup.cleanup()
+        subprocess.run(["umount", "-l", str(full)])
 

@@ -175,7 +175,20 @@ child = subprocess.Popen(["/bin/sleep", "30"])
 pathlib.Path(sys.argv[1]).write_text(str(child.pid))
 child.wait()
 """
+FDS_PY = """import json, os, sys
+json.load(sys.stdin)
+def is_open(fd):
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+print(json.dumps([fd for fd in range(1024) if is_open(fd)]))
+"""
 CONFIG = """
+[tasks."tasks.fds"]
+command = ["/usr/bin/python3", "fds.py"]
+
 [tasks."tasks.spawn"]
 command = ["/usr/bin/python3", "spawn.py", "spawned.pid"]
 
@@ -201,6 +214,7 @@ def node():
     (env.root / "add.py").write_text(ADD_PY)
     (env.root / "fail.py").write_text(FAIL_PY)
     (env.root / "spawn.py").write_text(SPAWN_PY)
+    (env.root / "fds.py").write_text(FDS_PY)
     (env.root / "ccmulti.toml").write_text(CONFIG)
     try:
         # celery multi's grammar: a long option takes its value after '=' (`--plugin PATH` would make PATH a node).
@@ -691,6 +705,14 @@ def test_command_tasks_from_the_config_file(node):
     out = node.run("call", "tasks.fail", "--wait", "--timeout", "15")
     assert out.returncode == 1
     assert "ValueError: boom" in out.stderr
+
+
+def test_a_command_task_sees_only_stdin_stdout_and_stderr(node):
+    """The pool process's request and reply pipes (fds 3 and 4) must not reach a command: with them a task
+    could read other tasks' requests or forge replies."""
+    out = node.run("call", "tasks.fds", "--wait", "--timeout", "15")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [0, 1, 2]
 
 
 def test_hard_time_limit_of_a_command_task_kills_what_it_started(node):

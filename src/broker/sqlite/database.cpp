@@ -106,6 +106,16 @@ FileId create_private_file(const std::filesystem::path& path) {
     if (::fstat(fd, &st) != 0) throw SystemError("stat " + path.string(), errno);
     if (!S_ISREG(st.st_mode))
         throw Error("refusing broker database " + path.string() + ": not a regular file (choose another --state-dir)");
+    // SQLite opens its -wal, -shm and -journal files beside it with O_NOFOLLOW, and fails with "unable to open
+    // database file" on a symlink there; say which file and why instead. A FIFO there would be written to.
+    for (const char* suffix : {"-wal", "-shm", "-journal"}) {
+        const std::filesystem::path sibling = path.string() + suffix;
+        struct stat sibling_st {};
+        if (::lstat(sibling.c_str(), &sibling_st) == 0 && !S_ISREG(sibling_st.st_mode))
+            throw Error("refusing broker database " + path.string() + ": " + sibling.string() + " is " +
+                        (S_ISLNK(sibling_st.st_mode) ? "a symlink" : "not a regular file") +
+                        " (remove it if you did not put it there, or choose another --state-dir)");
+    }
     return FileId{st.st_dev, st.st_ino};
 }
 

@@ -57,6 +57,34 @@ TEST(SqliteBroker, TheDatabaseIsPrivateAndNeverASymlink) {
     EXPECT_FALSE(std::filesystem::exists(dir.path() / "elsewhere.db"));
 }
 
+TEST(SqliteBroker, ItsWalShmAndJournalAreNeverSymlinksOrFifos) {
+    // Root opening a shared state dir must not write the database's -wal or -shm into what a symlink planted
+    // there points to, nor into a FIFO.
+    for (const char* suffix : {"-wal", "-shm", "-journal"}) {
+        TempDir target, shared;
+        std::ofstream(target.path() / "victim") << "precious\n";
+        std::filesystem::create_symlink(target.path() / "victim",
+                                        shared.path() / (std::string("broker.sqlite3") + suffix));
+        try {
+            open_in(shared);
+            FAIL() << "opened a database beside a symlinked " << suffix;
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find(std::string("broker.sqlite3") + suffix + " is a symlink"),
+                      std::string::npos)
+                << e.what();
+        }
+        EXPECT_EQ(std::filesystem::file_size(target.path() / "victim"), 9U);
+    }
+    TempDir shared;
+    ASSERT_EQ(::mkfifo((shared.path() / "broker.sqlite3-wal").c_str(), 0600), 0);
+    try {
+        open_in(shared);
+        FAIL() << "opened a database beside a FIFO";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("is not a regular file"), std::string::npos) << e.what();
+    }
+}
+
 TEST(SqliteBroker, PublishReserveAck) {
     TempDir dir;
     auto conn = open_in(dir);

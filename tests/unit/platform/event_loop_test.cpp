@@ -96,4 +96,33 @@ TEST(EventLoop, WorkDeferredBeforeRunIsDoneFirst) {
     EXPECT_LT(EventLoop::Clock::now() - began, std::chrono::seconds(4));
 }
 
+TEST(EventLoop, AStaleEventForAReusedFdNumberIsDropped) {
+    // Both pipes are readable, so one epoll_wait returns both events. Whichever callback runs first closes the
+    // other pipe and watches a fresh one that gets the same fd number; the event still pending for the closed
+    // pipe must not reach the fresh pipe's callback (nothing was written to it).
+    EventLoop loop;
+    Pipe first = make_pipe(), second = make_pipe(), fresh;
+    ASSERT_EQ(::write(first.write.get(), "x", 1), 1);
+    ASSERT_EQ(::write(second.write.get(), "x", 1), 1);
+    int fresh_calls = 0, reused_number = -1, closed_number = -1;
+    bool swapped = false;
+    auto swap_other = [&](Pipe& other) {
+        if (swapped) return;
+        swapped = true;
+        closed_number = other.read.get();
+        loop.unwatch(closed_number);
+        other.read.reset();
+        fresh = make_pipe();
+        reused_number = fresh.read.get();
+        loop.watch(fresh.read.get(), EPOLLIN, [&](std::uint32_t) { ++fresh_calls; });
+    };
+    loop.watch(first.read.get(), EPOLLIN, [&](std::uint32_t) { swap_other(second); });
+    loop.watch(second.read.get(), EPOLLIN, [&](std::uint32_t) { swap_other(first); });
+    loop.after(std::chrono::milliseconds(0), [&] { loop.stop(); });
+    loop.run();
+    ASSERT_TRUE(swapped);
+    EXPECT_EQ(reused_number, closed_number);  // the premise: the kernel handed out the same number
+    EXPECT_EQ(fresh_calls, 0);
+}
+
 }  // namespace ccmulti

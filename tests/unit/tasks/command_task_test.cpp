@@ -1,11 +1,13 @@
 #include "tasks/command_task.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include <fstream>
 #include <thread>
 
+#include "platform/fd.hpp"
 #include "tasks/execute.hpp"
 
 using namespace ccmulti;
@@ -82,6 +84,27 @@ TEST(CommandTask, OtherFailuresAreCommandErrors) {
     auto not_json = execute(with("t.echo", {"echo", "hello world"}), command_call("t.echo"));
     EXPECT_EQ(not_json.exception.type, "CommandError");
     EXPECT_NE(not_json.exception.message.find("not JSON"), std::string::npos);
+}
+
+TEST(CommandTask, SeesOnlyStdinStdoutAndStderr) {
+    // A pool process holds its request and reply pipes as fds 3 and 4, inheritable after dup2; a command task
+    // must not get them (it could read other tasks' requests or forge replies). Here: any fd without CLOEXEC.
+    auto leaked = make_pipe();
+    UniqueFd inheritable_read(::fcntl(leaked.read.get(), F_DUPFD, 100));  // without CLOEXEC, as after dup2
+    UniqueFd inheritable_write(::fcntl(leaked.write.get(), F_DUPFD, 100));
+    ASSERT_TRUE(inheritable_read && inheritable_write);
+    const std::string list_fds =
+        "import json, os\n"
+        "def is_open(fd):\n"
+        "    try:\n"
+        "        os.fstat(fd)\n"
+        "        return True\n"
+        "    except OSError:\n"
+        "        return False\n"
+        "print(json.dumps([fd for fd in range(1024) if is_open(fd)]))\n";
+    auto outcome = execute(with("t.fds", {"python3", "-c", list_fds}), command_call("t.fds"));
+    ASSERT_TRUE(outcome.ok) << outcome.traceback;
+    EXPECT_EQ(outcome.result, json({0, 1, 2}));
 }
 
 TEST(CommandTask, HardLimitKillsTheWholeGroup) {

@@ -1,0 +1,1 @@
+{"v":1,"cmd":"add","nodes":[{"name":"w2@host","argv":["/bin/true"],"env":[],"cwd":"/tmp","pidfile":"/tmp/w2.pid","logfile":"/tmp/w2.log","queues":[],"concurrency":1,"stop_timeout_ms":5000,"start_secs_ms":1000,"ready_pattern":"ready","run_as":{"uid":1000,"gid":1000,"groups":[1000],"name":"u"}}]}

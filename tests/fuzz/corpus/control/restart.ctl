@@ -1,0 +1,1 @@
+{"v":1,"cmd":"restart","nodes":["w1@host"],"all":false,"wait":true,"specs":[{"name":"w1@host","argv":["/bin/true"],"env":["A=1"],"cwd":"/tmp","pidfile":"/tmp/w1.pid","logfile":"/tmp/w1.log","queues":["celery"],"concurrency":2,"stop_timeout_ms":null,"start_secs_ms":1000,"ready_pattern":""}]}

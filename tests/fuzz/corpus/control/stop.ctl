@@ -1,0 +1,1 @@
+{"v":1,"cmd":"stop","nodes":["w1@host"],"mode":"cold","timeout":2.5,"wait":true}

@@ -1,0 +1,1 @@
+{"cmd":"stop","timeout":1e300}
