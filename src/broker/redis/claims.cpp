@@ -108,9 +108,10 @@ std::size_t restore_visible(Connection& connection, std::chrono::seconds visibil
                 continue;
             }
             std::string queue = restore_queue(connection, entry->exchange, entry->routing_key);
+            // Only if still as old: its holder may have refreshed it since (a live node back from an outage).
             Reply done =
                 eval(connection, restore_script, {unacked_key, unacked_index_key, restore_key(entry->payload, queue)},
-                     {tag, redelivered_payload(entry->payload), value.string()});
+                     {tag, redelivered_payload(entry->payload), value.string(), ceiling});
             restored += static_cast<std::size_t>(done.integer());
         }
     } catch (...) {

@@ -5,7 +5,8 @@
 // A claim whose time is older than the visibility timeout belongs to a node presumed dead: it is pushed back to
 // the right end of its queue (consumed next) with `redelivered` set, under kombu's `unacked_mutex`, so Python
 // workers and ccmulti nodes never restore the same claim twice. Live ccmulti nodes refresh the time of their
-// claims on every heartbeat, so their long tasks and held eta tasks are never restored under them.
+// claims on every heartbeat, so their long tasks and held eta tasks are never restored under them; the restore
+// checks the time again in the same atomic step, so a claim refreshed meanwhile stays where it is.
 #pragma once
 
 #include <chrono>

@@ -48,7 +48,6 @@ std::string task_id_of(const json& payload) {
 
 RedisBroker::RedisBroker(RedisUrl url) : url_(std::move(url)), connection_(url_) {}
 
-
 void RedisBroker::publish(const TaskMessage& message) {
     std::string envelope = protocol::encode_string(message);
     connection_.with([&](Connection& connection) {
@@ -59,8 +58,7 @@ void RedisBroker::publish(const TaskMessage& message) {
         commands.push_back({"LPUSH", queue_key(message.queue, message.priority), envelope});
         auto replies = connection.pipeline(commands);
         for (const auto& reply : replies)
-            if (reply.is_error())
-                throw Error(connection.prefix() + "publish to " + message.queue + ": " + reply.string());
+            if (reply.is_error()) connection.refuse("publish to " + message.queue, reply);
         if (declare) declared_.insert(message.queue);
     });
 }
@@ -84,7 +82,8 @@ std::size_t RedisBroker::purge(const std::string& queue) {
         commands.push_back({"EXEC"});
         auto replies = connection.pipeline(commands);
         const Reply& exec = replies.back();
-        if (exec.is_error()) throw Error(connection.prefix() + "purge " + queue + ": " + exec.string());
+        for (const auto& reply : replies)
+            if (reply.is_error()) connection.refuse("purge " + queue, reply);
         std::size_t purged = 0;
         for (std::size_t i = 0; i < exec.size(); i += 2) purged += static_cast<std::size_t>(exec[i].integer());
         return purged;
