@@ -8,8 +8,6 @@ namespace ccmulti::broker::redis {
 
 class Backoff {
 public:
-    static constexpr std::chrono::milliseconds max_delay{36000};  // the longest next() gives: 30 s + 20%
-
     std::chrono::milliseconds next();
     void reset() { attempt_ = 0; }
     int attempts() const { return attempt_; }

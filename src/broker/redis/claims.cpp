@@ -87,13 +87,13 @@ std::string restore_key(const json& payload, const std::string& queue) {
     return queue_key(queue, priority);
 }
 
-std::size_t restore_visible(Connection& connection, std::chrono::seconds visibility_timeout) {
+std::size_t restore_visible(Connection& connection, std::chrono::seconds age) {
     const std::string token = protocol::new_uuid();
     Reply locked = connection.command({"SET", unacked_mutex_key, token, "NX", "PX", mutex_expiry_ms});
     if (locked.is_nil()) return 0;  // someone else is restoring now
     std::size_t restored = 0;
     try {
-        const std::string ceiling = format_score(unix_now() - static_cast<double>(visibility_timeout.count()));
+        const std::string ceiling = format_score(unix_now() - static_cast<double>(age.count()));
         Reply expired = connection.command(
             {"ZRANGEBYSCORE", unacked_index_key, "-inf", ceiling, "LIMIT", "0", std::to_string(restore_batch)});
         for (std::size_t i = 0; i < expired.size(); ++i) {

@@ -67,9 +67,11 @@ std::unique_ptr<Consumer> RedisBroker::consume(const ConsumerInfo& info) {
     return std::make_unique<RedisConsumer>(url_, info);  // restores dead nodes' claims as it connects
 }
 
+// A client (`call`, `queues`) may come right after an outage, before the live nodes re-asserted their claims:
+// it leaves them the grace the nodes give each other. Nodes restore dead nodes' claims on their heartbeats.
 std::size_t RedisBroker::restore_orphans() {
     return connection_.with(
-        [&](Connection& connection) { return restore_visible(connection, url_.visibility_timeout); });
+        [&](Connection& connection) { return restore_visible(connection, url_.visibility_timeout + outage_grace); });
 }
 
 std::size_t RedisBroker::purge(const std::string& queue) {

@@ -121,10 +121,9 @@ void RedisConsumer::connect() {
     if (down_) {
         spdlog::info("{}connected again (consumer of {}, holding {} message(s))", command_->prefix(), info_.node,
                      held_.size());
-        // Other live nodes were most likely cut off as long as this one: give them the time to reconnect (their
-        // longest backoff and a connection timeout) and re-assert their claims before restoring any old claim.
-        no_restore_until_ = std::chrono::steady_clock::now() + Backoff::max_delay + Connection::default_timeout +
-                            std::chrono::duration_cast<std::chrono::milliseconds>(interval_);
+        // Other live nodes were most likely cut off as long as this one: give them the time to reconnect and
+        // re-assert their claims before restoring any old claim.
+        no_restore_until_ = std::chrono::steady_clock::now() + outage_grace;
     }
     down_.reset();
     arm_timer(std::chrono::milliseconds(0));
