@@ -87,13 +87,13 @@ std::string restore_key(const json& payload, const std::string& queue) {
     return queue_key(queue, priority);
 }
 
-std::size_t restore_visible(Connection& connection, std::chrono::seconds visibility_timeout) {
+std::size_t restore_visible(Connection& connection, std::chrono::seconds age) {
     const std::string token = protocol::new_uuid();
     Reply locked = connection.command({"SET", unacked_mutex_key, token, "NX", "PX", mutex_expiry_ms});
     if (locked.is_nil()) return 0;  // someone else is restoring now
     std::size_t restored = 0;
     try {
-        const std::string ceiling = format_score(unix_now() - static_cast<double>(visibility_timeout.count()));
+        const std::string ceiling = format_score(unix_now() - static_cast<double>(age.count()));
         Reply expired = connection.command(
             {"ZRANGEBYSCORE", unacked_index_key, "-inf", ceiling, "LIMIT", "0", std::to_string(restore_batch)});
         for (std::size_t i = 0; i < expired.size(); ++i) {
@@ -108,9 +108,10 @@ std::size_t restore_visible(Connection& connection, std::chrono::seconds visibil
                 continue;
             }
             std::string queue = restore_queue(connection, entry->exchange, entry->routing_key);
+            // Only if still as old: its holder may have refreshed it since (a live node back from an outage).
             Reply done =
                 eval(connection, restore_script, {unacked_key, unacked_index_key, restore_key(entry->payload, queue)},
-                     {tag, redelivered_payload(entry->payload), value.string()});
+                     {tag, redelivered_payload(entry->payload), value.string(), ceiling});
             restored += static_cast<std::size_t>(done.integer());
         }
     } catch (...) {

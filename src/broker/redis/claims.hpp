@@ -5,7 +5,8 @@
 // A claim whose time is older than the visibility timeout belongs to a node presumed dead: it is pushed back to
 // the right end of its queue (consumed next) with `redelivered` set, under kombu's `unacked_mutex`, so Python
 // workers and ccmulti nodes never restore the same claim twice. Live ccmulti nodes refresh the time of their
-// claims on every heartbeat, so their long tasks and held eta tasks are never restored under them.
+// claims on every heartbeat, so their long tasks and held eta tasks are never restored under them; the restore
+// checks the time again in the same atomic step, so a claim refreshed meanwhile stays where it is.
 #pragma once
 
 #include <chrono>
@@ -42,9 +43,15 @@ std::string restore_queue(Connection& connection, const std::string& exchange, c
 // The list key `payload` (as JSON) waits in when given back to `queue`: by its priority.
 std::string restore_key(const nlohmann::json& payload, const std::string& queue);
 
-// Gives back every claim older than `visibility_timeout`, under `unacked_mutex` (skipped when another process
-// holds it). Returns how many messages went back to their queues.
-std::size_t restore_visible(Connection& connection, std::chrono::seconds visibility_timeout);
+// Gives back every claim older than `age` (the visibility timeout), under `unacked_mutex` (skipped when another
+// process holds it). Returns how many messages went back to their queues.
+std::size_t restore_visible(Connection& connection, std::chrono::seconds age);
+
+// After an outage every claim looks old, live nodes' too. A node back from one restores nothing for this long:
+// time for every other live node, cut off as long, to reconnect (its longest backoff, 36 s, and a connection
+// timeout, 5 s) and re-assert its claims at once (a heartbeat, 10 s at most, to spare). A client, which cannot
+// tell whether there was an outage, restores only claims older than the visibility timeout and this.
+inline constexpr std::chrono::seconds outage_grace{36 + 5 + 10};
 
 double unix_now();
 

@@ -40,6 +40,13 @@ int remaining_ms(std::chrono::steady_clock::time_point deadline) {
 
 }  // namespace
 
+bool is_transient_reply(std::string_view error) {
+    for (std::string_view code : {"OOM", "MISCONF", "READONLY", "BUSY", "LOADING", "MASTERDOWN", "NOREPLICAS",
+                                  "TRYAGAIN", "CLUSTERDOWN", "EXECABORT"})
+        if (error.starts_with(code) && (error.size() == code.size() || error[code.size()] == ' ')) return true;
+    return false;
+}
+
 Connection::Connection(RedisUrl url, std::chrono::milliseconds timeout) : url_(std::move(url)), timeout_(timeout) {
     context_ = redisConnectWithTimeout(url_.host.c_str(), url_.port, to_timeval(timeout_));
     if (!context_ || context_->err) {
@@ -85,6 +92,13 @@ void Connection::fail(const std::string& what) {
     broken_ = true;
     std::string text = what.empty() ? failure_text(context_, saved) : what;
     throw ConnectionError(prefix() + text);
+}
+
+void Connection::refuse(const std::string& what, const ReplyView& reply) {
+    std::string text = prefix() + (what.empty() ? "" : what + ": ") + reply.string();
+    if (!is_transient_reply(reply.text())) throw Error(text);
+    broken_ = true;
+    throw ConnectionError(text);
 }
 
 void Connection::append(const std::string_view* args, std::size_t count) {
@@ -142,7 +156,7 @@ Reply Connection::read_one() {
 }
 
 Reply Connection::checked(Reply reply) {
-    if (reply.is_error()) throw Error(prefix() + reply.string());
+    if (reply.is_error()) refuse("", reply);
     return reply;
 }
 

@@ -8,7 +8,8 @@
 //
 // Errors: when the connection itself fails (refused, reset, closed, timed out) a ConnectionError is thrown and
 // the connection is broken() for good: make a new one (see Backoff). A server error reply to command() throws a
-// plain Error; try_command() returns it instead. Messages read "redis 127.0.0.1:6379: connection refused".
+// plain Error, or a ConnectionError when it says the server cannot do it now (is_transient_reply: OOM, READONLY,
+// ...); try_command() returns it instead. Messages read "redis 127.0.0.1:6379: connection refused".
 #pragma once
 
 #include <chrono>
@@ -36,6 +37,12 @@ public:
 };
 
 using Command = std::vector<std::string>;
+
+// An error reply that says the server cannot do it now, not that the command is wrong: OOM (maxmemory reached
+// under noeviction), MISCONF (it cannot persist), READONLY (a replica: its master failed over), BUSY (a script
+// runs), LOADING, MASTERDOWN, NOREPLICAS, TRYAGAIN, CLUSTERDOWN. Retried like a broken connection, on a new one
+// (which, after a failover, finds the new master).
+bool is_transient_reply(std::string_view error);
 
 class Connection {
 public:
@@ -76,6 +83,9 @@ public:
 
     // The server's answer to this connection's failure, for callers that catch and log.
     [[noreturn]] void fail(const std::string& what = "");
+    // Throws the error reply `reply` to `what` ("publish to celery"): a ConnectionError when it is transient
+    // (the connection is then given up, so that callers reconnect), else an Error.
+    [[noreturn]] void refuse(const std::string& what, const ReplyView& reply);
 
 private:
     void append(const std::string_view* args, std::size_t count);

@@ -48,7 +48,6 @@ std::string task_id_of(const json& payload) {
 
 RedisBroker::RedisBroker(RedisUrl url) : url_(std::move(url)), connection_(url_) {}
 
-
 void RedisBroker::publish(const TaskMessage& message) {
     std::string envelope = protocol::encode_string(message);
     connection_.with([&](Connection& connection) {
@@ -59,8 +58,7 @@ void RedisBroker::publish(const TaskMessage& message) {
         commands.push_back({"LPUSH", queue_key(message.queue, message.priority), envelope});
         auto replies = connection.pipeline(commands);
         for (const auto& reply : replies)
-            if (reply.is_error())
-                throw Error(connection.prefix() + "publish to " + message.queue + ": " + reply.string());
+            if (reply.is_error()) connection.refuse("publish to " + message.queue, reply);
         if (declare) declared_.insert(message.queue);
     });
 }
@@ -69,9 +67,11 @@ std::unique_ptr<Consumer> RedisBroker::consume(const ConsumerInfo& info) {
     return std::make_unique<RedisConsumer>(url_, info);  // restores dead nodes' claims as it connects
 }
 
+// A client (`call`, `queues`) may come right after an outage, before the live nodes re-asserted their claims:
+// it leaves them the grace the nodes give each other. Nodes restore dead nodes' claims on their heartbeats.
 std::size_t RedisBroker::restore_orphans() {
     return connection_.with(
-        [&](Connection& connection) { return restore_visible(connection, url_.visibility_timeout); });
+        [&](Connection& connection) { return restore_visible(connection, url_.visibility_timeout + outage_grace); });
 }
 
 std::size_t RedisBroker::purge(const std::string& queue) {
@@ -84,7 +84,8 @@ std::size_t RedisBroker::purge(const std::string& queue) {
         commands.push_back({"EXEC"});
         auto replies = connection.pipeline(commands);
         const Reply& exec = replies.back();
-        if (exec.is_error()) throw Error(connection.prefix() + "purge " + queue + ": " + exec.string());
+        for (const auto& reply : replies)
+            if (reply.is_error()) connection.refuse("purge " + queue, reply);
         std::size_t purged = 0;
         for (std::size_t i = 0; i < exec.size(); i += 2) purged += static_cast<std::size_t>(exec[i].integer());
         return purged;

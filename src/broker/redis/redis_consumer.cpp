@@ -40,6 +40,26 @@ std::string seconds_text(std::chrono::milliseconds delay) {
     return buffer;
 }
 
+// The first error reply of a pipeline, or of the EXEC of a transaction in it (an error queued in a MULTI comes
+// back as its own reply, and EXEC then answers EXECABORT: the first one says why).
+std::optional<std::string> first_error(const std::vector<Reply>& replies) {
+    for (const auto& reply : replies) {
+        if (reply.is_error()) return reply.string();
+        if (reply.is_array())
+            for (std::size_t i = 0; i < reply.size(); ++i)
+                if (reply[i].is_error()) return reply[i].string();
+    }
+    return std::nullopt;
+}
+
+// The task id of a payload, for messages that name what is lost.
+std::string task_id_of(const std::string& payload) {
+    json parsed = json::parse(payload, nullptr, false);
+    if (parsed.is_object() && parsed.contains("headers") && parsed["headers"].is_object())
+        if (auto id = parsed["headers"].find("id"); id != parsed["headers"].end() && id->is_string()) return *id;
+    return "?";
+}
+
 }  // namespace
 
 RedisConsumer::RedisConsumer(RedisUrl url, const ConsumerInfo& info)
@@ -62,7 +82,8 @@ RedisConsumer::RedisConsumer(RedisUrl url, const ConsumerInfo& info)
     try {
         connect();
     } catch (const ConnectionError& error) {
-        // Like a Celery worker with broker_connection_retry_on_startup: start, and keep trying.
+        // Like a Celery worker with broker_connection_retry_on_startup: start, and keep trying. (Also when the
+        // server refuses for now: OOM, READONLY... A wrong password or database is an Error: the node stops.)
         go_down(error);
     }
 }
@@ -84,16 +105,12 @@ void RedisConsumer::connect() {
     // As a Celery worker declares its queues: the default exchange of a direct queue is named after it.
     std::vector<Command> setup;
     for (const auto& queue : info_.queues) setup.push_back({"SADD", binding_key(queue), binding_member(queue, queue)});
-    // Claims held across an outage: recorded again unless Redis still has them.
-    const std::string now = score(unix_now());
-    for (const auto& [tag, held] : held_) {
-        setup.push_back({"HSETNX", unacked_key, tag, unacked_value(held.payload, "", held.queue)});
-        setup.push_back({"ZADD", unacked_index_key, "NX", now, tag});
-    }
+    // Parked claims survive an outage in Redis (unless the key expired meanwhile: then restore_visible returns
+    // them to their queues before they are due). Claims held in memory are re-asserted after this (reassert_claims).
     setup.push_back({"ZRANGE", parked_key(id_), "0", "0", "WITHSCORES"});
     auto replies = command->pipeline(setup);
-    // Parked claims survive an outage in Redis (unless the key expired meanwhile: then restore_visible returns
-    // them to their queues before they are due).
+    for (const auto& reply : replies)
+        if (reply.is_error()) command->refuse("declaring queues", reply);
     const Reply& first = replies.back();
     parked_next_.reset();
     if (first.is_array() && first.size() == 2) parked_next_ = std::strtod(first[1].string().c_str(), nullptr);
@@ -107,13 +124,71 @@ void RedisConsumer::connect() {
     event.data.fd = blocking_->fd();
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, blocking_->fd(), &event) != 0) throw SystemError("epoll_ctl", errno);
 
-    if (down_) spdlog::info("{}connected again (consumer of {})", command_->prefix(), info_.node);
-    down_.reset();
-    backoff_.reset();
-    arm_timer(std::chrono::milliseconds(0));
+    // Claims first, then anything else: after an outage they are old, and other nodes may restore old claims.
+    reassert_claims();
+    adopt_orphans();
     register_self();
     flush_pending();
-    restore_visible(*command_, url_.visibility_timeout);
+    if (down_) {
+        spdlog::info("{}connected again (consumer of {}, holding {} message(s))", command_->prefix(), info_.node,
+                     held_.size());
+        // Other live nodes were most likely cut off as long as this one: give them the time to reconnect and
+        // re-assert their claims before restoring any old claim.
+        no_restore_until_ = std::chrono::steady_clock::now() + outage_grace;
+    }
+    down_.reset();
+    arm_timer(std::chrono::milliseconds(0));
+    if (std::chrono::steady_clock::now() >= no_restore_until_) restore_visible(*command_, url_.visibility_timeout);
+}
+
+// Claims held across an outage: recorded again unless Redis still has them (a Redis restarted without
+// persistence lost them), and their times set to now, in one transaction.
+void RedisConsumer::reassert_claims() {
+    if (held_.empty()) return;
+    const std::string now = score(unix_now());
+    std::vector<Command> commands{{"MULTI"}};
+    Command index{"ZADD", unacked_index_key};
+    for (const auto& [tag, held] : held_) {
+        commands.push_back({"HSETNX", unacked_key, tag, unacked_value(held.payload, "", held.queue)});
+        index.push_back(now);
+        index.push_back(tag);
+    }
+    commands.push_back(std::move(index));
+    commands.push_back({"EXEC"});
+    for (const auto& reply : command_->pipeline(commands))
+        if (reply.is_error()) command_->refuse("re-asserting claims", reply);
+    for (auto& [tag, held] : held_) held.recorded = true;
+}
+
+// Claim requests whose replies were lost with the connection (timed out, reset) may have run on the server all
+// the same, after the connection was given up: what they claimed is under tags of ours. Taken into held_ here,
+// after a reconnect and at the next heartbeat, rather than left for the visibility timeout.
+void RedisConsumer::adopt_orphans() {
+    if (orphans_.empty()) return;
+    Command get{"HMGET", unacked_key};
+    get.insert(get.end(), orphans_.begin(), orphans_.end());
+    Reply values = command_->command(get);
+    std::vector<std::string> missing;
+    Command bump{"ZADD", unacked_index_key, "XX"};
+    const std::string now = score(unix_now());
+    for (std::size_t i = 0; i < orphans_.size(); ++i) {
+        const std::string& tag = orphans_[i];
+        auto entry = i < values.size() && !values[i].is_nil() ? parse_unacked(values[i].text()) : std::nullopt;
+        if (!entry) {
+            missing.push_back(tag);
+            continue;
+        }
+        if (held_.count(tag)) continue;
+        admit(entry->routing_key, entry->payload.dump(), tag, nullptr);
+        bump.push_back(now);
+        bump.push_back(tag);
+    }
+    if (bump.size() > 3) {
+        command_->command(bump);
+        spdlog::warn("{}adopted {} message(s) claimed by {} just before the connection was lost", command_->prefix(),
+                     (bump.size() - 3) / 2, info_.node);
+    }
+    orphans_ = ++orphan_checks_ < 2 ? std::move(missing) : std::vector<std::string>{};
 }
 
 void RedisConsumer::go_down(const Error& error) {
@@ -121,12 +196,21 @@ void RedisConsumer::go_down(const Error& error) {
     blocking_.reset();
     command_.reset();
     armed_ = false;
-    claiming_ahead_ = false;  // its reply is lost with the connection; what it claimed, if anything, is restored
+    if (claiming_ahead_ && ahead_) {
+        // Its reply is lost with the connection, but Redis may run it yet: look for what it claimed on reconnect.
+        orphans_.insert(orphans_.end(), ahead_->args.begin() + static_cast<std::ptrdiff_t>(ahead_->first_tag),
+                        ahead_->args.end());
+        orphan_checks_ = 0;
+    }
+    claiming_ahead_ = false;
+    ahead_.reset();
     if (!open_) return;
     auto delay = backoff_.next();
-    if (!down_ || backoff_.attempts() <= 3 || backoff_.attempts() % 10 == 0)
-        spdlog::warn("{}; {} holds {} message(s), reconnecting in {}", error.what(), info_.node, held_.size(),
-                     seconds_text(delay));
+    // Once per episode (until a heartbeat goes through again), then every tenth attempt.
+    if (!episode_ || backoff_.attempts() % 10 == 0)
+        spdlog::warn("{}; {} holds {} message(s), reconnecting in {} (attempt {})", error.what(), info_.node,
+                     held_.size(), seconds_text(delay), backoff_.attempts());
+    episode_ = true;
     down_ = error.what();
     arm_timer(delay);
 }
@@ -162,15 +246,12 @@ void RedisConsumer::settle(ResultStore& store, const std::vector<ResultMeta>& re
     settling_.push_back(std::move(batch));
     try {
         command_->send_deferred(settle_commands(settling_.back()), [this](const std::vector<Reply>& replies) {
-            const Reply& done = replies.back();
-            std::string error = done.is_error() ? done.string() : "";
-            for (std::size_t i = 0; error.empty() && i < done.size(); ++i)
-                if (done[i].is_error()) error = done[i].string();
             // Stored and acked together or not at all: whatever went wrong, send the batch again once reconnected.
-            if (!error.empty()) throw ConnectionError(command_->prefix() + "storing results: " + error);
+            if (auto error = first_error(replies))
+                throw ConnectionError(command_->prefix() + "storing results: " + *error);
             settling_.pop_front();
         });
-    } catch (const ConnectionError& error) {
+    } catch (const Error& error) {
         go_down(error);  // the batch stays in settling_, sent again once Redis is back
     }
 }
@@ -189,21 +270,21 @@ std::vector<Command> RedisConsumer::settle_commands(const Settling& batch) const
     return commands;
 }
 
-// One MULTI for any number of acks (a settle without results): ZREM and HDEL take many members.
+// One MULTI for any number of acks (a settle without results): ZREM and HDEL take many members. Kept until
+// Redis has taken them.
 void RedisConsumer::send_acks() {
     if (pending_acks_.empty()) return;
-    command_->pipeline(settle_commands({nullptr, {}, pending_acks_}));
+    if (auto error = first_error(command_->pipeline(settle_commands({nullptr, {}, pending_acks_}))))
+        throw ConnectionError(command_->prefix() + "acking: " + *error);
     pending_acks_.clear();
 }
 
 void RedisConsumer::flush_pending() {
     // Batches settled before the connection broke: whether they landed is unknown, and sending them again is
     // harmless (results are idempotent, acking twice does nothing).
-    for (; !settling_.empty(); settling_.pop_front()) {
-        auto replies = command_->pipeline(settle_commands(settling_.front()));
-        if (replies.back().is_error() || !replies.back().is_array())
-            throw ConnectionError(command_->prefix() + "storing results: " + replies.back().string());
-    }
+    for (; !settling_.empty(); settling_.pop_front())
+        if (auto error = first_error(command_->pipeline(settle_commands(settling_.front()))))
+            throw ConnectionError(command_->prefix() + "storing results: " + *error);
     send_acks();
     for (auto it = held_.begin(); it != held_.end();) {
         if (!it->second.requeue_pending) {
@@ -286,7 +367,10 @@ void RedisConsumer::park_pending() {
     }
     const auto expiry = std::max<std::chrono::seconds>(std::chrono::seconds(60), interval_ * 6);
     try {
-        command_->pipeline({{"MULTI"}, zadd, index, {"EXPIRE", key, std::to_string(expiry.count())}, {"EXEC"}});
+        auto replies =
+            command_->pipeline({{"MULTI"}, zadd, index, {"EXPIRE", key, std::to_string(expiry.count())}, {"EXEC"}});
+        if (auto error = first_error(replies))
+            throw ConnectionError(command_->prefix() + "parking eta claims: " + *error);
         parked_next_ = earliest;
         parked_count_ += batch.size();
     } catch (const ConnectionError& error) {
@@ -347,7 +431,16 @@ std::size_t RedisConsumer::admit_claimed(Claim& claim, const Reply& reply, std::
 
 std::size_t RedisConsumer::claim(std::size_t want, std::vector<Delivery>& out) {
     Claim claim = claim_request(want);
-    Reply reply = eval(*command_, claim_script, claim.keys, claim.args);
+    Reply reply;
+    try {
+        reply = eval(*command_, claim_script, claim.keys, claim.args);
+    } catch (const ConnectionError&) {
+        // Sent, and maybe run after the connection was given up (a server paused longer than our timeout).
+        orphans_.insert(orphans_.end(), claim.args.begin() + static_cast<std::ptrdiff_t>(claim.first_tag),
+                        claim.args.end());
+        orphan_checks_ = 0;
+        throw;
+    }
     return admit_claimed(claim, reply, &out);
 }
 
@@ -358,15 +451,16 @@ void RedisConsumer::claim_ahead(std::size_t want) {
     command.insert(command.end(), claim->keys.begin(), claim->keys.end());
     command.insert(command.end(), claim->args.begin(), claim->args.end());
     claiming_ahead_ = true;
+    ahead_ = claim;
     command_->send_deferred({std::move(command)}, [this, claim](const std::vector<Reply>& replies) {
         claiming_ahead_ = false;
+        ahead_.reset();
         const Reply& reply = replies.front();
         if (reply.is_error()) {
             // Nothing was popped. NOSCRIPT: Redis restarted and forgot the script; load it for the next claim.
-            if (reply.text().starts_with("NOSCRIPT"))
-                reload_claim_script_ = true;
-            else
-                spdlog::error("{}claiming messages: {}", url_.address(), reply.string());
+            // Anything else (READONLY, BUSY...): given up on this connection, tried again after a backoff.
+            if (!reply.text().starts_with("NOSCRIPT")) command_->refuse("claiming messages", reply);
+            reload_claim_script_ = true;
             return;
         }
         admit_claimed(*claim, reply, nullptr);  // into ready_ (or scheduled_), for the next reserve()
@@ -387,19 +481,31 @@ void RedisConsumer::read_brpop() {
         auto reply = blocking_->read_available();
         if (!reply) return;
         armed_ = false;
+        if (reply->is_error()) blocking_->refuse("waiting for messages (BRPOP)", *reply);
         if (!reply->is_array() || reply->size() != 2) return;  // nil: the BRPOP timed out
         std::string queue = queue_of_key((*reply)[0].text());
         std::string payload = (*reply)[1].string();
         rotate(queue);
         // BRPOP and the claim record are two steps, as in kombu; until the record is written the message lives
-        // only here (and is recorded again on reconnect if the write fails).
+        // only here: it is recorded on reconnect if the write fails (OOM, READONLY, the connection lost), and
+        // given back whatever Redis holds for it if the node stops before that.
         const std::string tag = protocol::new_uuid();
         std::string record = unacked_value(payload, "", queue);
         admit(queue, std::move(payload), tag, nullptr);
-        command_->pipeline({{"MULTI"},
-                            {"ZADD", unacked_index_key, score(unix_now()), tag},
-                            {"HSET", unacked_key, tag, std::move(record)},
-                            {"EXEC"}});
+        // A message due much later waits in to_park_ for park_pending(), which needs its record written: should
+        // the record fail, it is held in memory like any other unrecorded claim.
+        try {
+            auto replies = command_->pipeline({{"MULTI"},
+                                               {"ZADD", unacked_index_key, score(unix_now()), tag},
+                                               {"HSET", unacked_key, tag, std::move(record)},
+                                               {"EXEC"}});
+            if (auto error = first_error(replies))
+                throw ConnectionError(command_->prefix() + "recording the claim of a message: " + *error);
+        } catch (const Error&) {
+            for (auto& parking : std::exchange(to_park_, {})) hold(std::move(parking));
+            held_.at(tag).recorded = false;
+            throw;
+        }
         park_pending();
     }
 }
@@ -419,7 +525,7 @@ void RedisConsumer::drain_wakeups() {
     }
     try {
         read_brpop();
-    } catch (const ConnectionError& error) {
+    } catch (const Error& error) {
         go_down(error);
     }
 }
@@ -430,7 +536,7 @@ std::vector<Delivery> RedisConsumer::reserve(std::size_t max) {
     if (claiming_ahead_ && !down_) {
         try {
             command_->read_deferred();  // the window claimed ahead: usually there by now
-        } catch (const ConnectionError& error) {
+        } catch (const Error& error) {
             go_down(error);
         }
     }
@@ -477,16 +583,30 @@ std::vector<Delivery> RedisConsumer::reserve(std::size_t max) {
             // next heartbeat, so what waits behind them is reached soon, without holding up the node's loop.
             if (out.size() < max) arm_timer(std::chrono::milliseconds(1));
         }
-    } catch (const ConnectionError& error) {
+    } catch (const Error& error) {
         go_down(error);
     }
     return out;
 }
 
-void RedisConsumer::give_back(const std::string& tag, const Held& held) {
+bool RedisConsumer::give_back(const std::string& tag, const Held& held) {
     json parsed = json::parse(held.payload, nullptr, false);
     std::string payload = parsed.is_object() ? redelivered_payload(parsed) : held.payload;
-    eval(*command_, restore_script, {unacked_key, unacked_index_key, held.return_key}, {tag, payload, ""});
+    if (!held.recorded) {
+        // Taken by BRPOP and maybe never recorded: no claim record to go by. Back to the queue, and whatever
+        // record there is goes, in one step.
+        auto replies = command_->pipeline({{"MULTI"},
+                                           {"ZREM", unacked_index_key, tag},
+                                           {"HDEL", unacked_key, tag},
+                                           {"RPUSH", held.return_key, payload},
+                                           {"EXEC"}});
+        if (auto error = first_error(replies))
+            throw ConnectionError(command_->prefix() + "giving a message back: " + *error);
+        return true;
+    }
+    Reply done =
+        eval(*command_, restore_script, {unacked_key, unacked_index_key, held.return_key}, {tag, payload, "", ""});
+    return done.integer() == 1;
 }
 
 void RedisConsumer::ack(const Delivery& delivery) {
@@ -503,7 +623,7 @@ void RedisConsumer::ack_many(const std::vector<Delivery>& deliveries) {
     if (down_) return;  // sent once Redis is back
     try {
         send_acks();
-    } catch (const ConnectionError& error) {
+    } catch (const Error& error) {
         go_down(error);
     }
 }
@@ -516,9 +636,11 @@ void RedisConsumer::requeue(const Delivery& delivery) {
         return;
     }
     try {
-        give_back(it->first, it->second);
+        if (!give_back(it->first, it->second))
+            spdlog::warn("{}task {} was restored by another node meanwhile (this one was presumed dead)",
+                         command_->prefix(), it->second.payload.empty() ? "?" : task_id_of(it->second.payload));
         held_.erase(it);
-    } catch (const ConnectionError& error) {
+    } catch (const Error& error) {
         it->second.requeue_pending = true;
         go_down(error);
     }
@@ -552,8 +674,13 @@ void RedisConsumer::heartbeat() {
             bump.push_back(tag);
         }
         if (bump.size() > 3) command_->command(bump);
-        restore_visible(*command_, url_.visibility_timeout);
-    } catch (const ConnectionError& error) {
+        adopt_orphans();
+        if (std::chrono::steady_clock::now() >= no_restore_until_) restore_visible(*command_, url_.visibility_timeout);
+        if (episode_) {
+            episode_ = false;  // a heartbeat went through: the outage is over
+            backoff_.reset();
+        }
+    } catch (const Error& error) {
         go_down(error);
     }
 }
@@ -579,23 +706,31 @@ void RedisConsumer::close() {
     if (!open_) return;
     open_ = false;
     arm_timer(std::chrono::milliseconds(0));
-    if (down_ || !command_) {
-        if (!held_.empty())
+    if ((down_ || !command_) && !held_.empty()) {
+        try {
+            connect();  // Redis may be back by now: giving the messages back beats waiting for the timeout
+        } catch (const Error& error) {
+            std::size_t lost = 0;
+            std::string ids;
+            for (const auto& [tag, held] : held_)
+                if (!held.recorded) ids += (lost++ ? ", " : "") + task_id_of(held.payload);
             spdlog::warn(
-                "redis {}: unreachable at shutdown; {} message(s) held by {} go back to their queues "
-                "after the visibility timeout ({}s)",
-                url_.address(), held_.size(), info_.node, url_.visibility_timeout.count());
-        return;
+                "{} at shutdown; {} message(s) held by {} go back to their queues after the visibility timeout "
+                "({}s)",
+                error.what(), held_.size() - lost, info_.node, url_.visibility_timeout.count());
+            if (lost)
+                spdlog::error("{} message(s) taken by {} were never recorded in Redis and are lost: task id(s) {}",
+                              lost, info_.node, ids);
+            return;
+        }
     }
-    std::size_t restored = 0;
+    if (down_ || !command_) return;
+    std::size_t restored = 0, gone = 0;
     try {
         command_->read_deferred();  // a window claimed ahead joins held_ first, to be given back with the rest
         release_brpop();
-        for (const auto& [tag, held] : held_) {
-            give_back(tag, held);
-            ++restored;
-        }
-        held_.clear();
+        for (auto it = held_.begin(); it != held_.end(); it = held_.erase(it))
+            ++(give_back(it->first, it->second) ? restored : gone);
         ready_.clear();
         scheduled_.clear();
         // Parked claims stay claimed: restore_visible returns each to its queue shortly before it is due.
@@ -611,10 +746,13 @@ void RedisConsumer::close() {
         command_->command({"HDEL", consumers_key, id_});
     } catch (const Error& error) {
         spdlog::warn("{} while giving back {} message(s) at shutdown; the rest return after the visibility timeout",
-                     error.what(), held_.size() - restored);
+                     error.what(), held_.size());
     }
     if (restored)
         spdlog::info("redis {}: restored {} unacknowledged message(s) of {}", url_.address(), restored, info_.node);
+    if (gone)
+        spdlog::warn("redis {}: {} message(s) held by {} had been restored by another node meanwhile", url_.address(),
+                     gone, info_.node);
     if (blocking_ && blocking_->fd() >= 0) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, blocking_->fd(), nullptr);
     blocking_.reset();
     command_.reset();

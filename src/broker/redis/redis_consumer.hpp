@@ -27,12 +27,17 @@
 //    they are left to that restore. While a queue's head is eta messages, the claim batches grow (up to
 //    eta_claim_growth times the window, and max_claim) so that a ready message behind 100,000 of them is
 //    reached in a few round trips; ready messages claimed beyond `max` wait in ready_ for the next reserve().
-//  - Redis down: the consumer keeps its claims in memory, queues acks and requeues, and reconnects with backoff
-//    on a timerfd in the same epoll set (so drain_wakeups() does the reconnect); after reconnecting it records
-//    its claims again (HSETNX: kept if Redis still had them) and flushes what it queued. Nothing is dropped.
+//  - Redis down, or refusing (an error reply: OOM, READONLY, MISCONF, BUSY...): no call of the node's loop
+//    throws for it. The consumer keeps its claims in memory, queues acks and requeues, and reconnects with
+//    backoff on a timerfd in the same epoll set (so drain_wakeups() does the reconnect); unavailable() says why,
+//    for the node's status. After reconnecting it re-asserts its claims (HSETNX: kept if Redis still had them;
+//    their times set to now, before anything is restored), adopts the claims of requests whose replies were
+//    lost with the connection (their tags are its own: a claim script Redis ran after the connection was given
+//    up), and flushes what it queued. Nothing is dropped. Parked claims stay parked in Redis across an outage.
 //  - heartbeat() refreshes the times of its claims in `unacked_index` (so live nodes' long tasks are never
 //    restored under them), registers the node in `_ccmulti.consumers`, and restores dead nodes' claims
-//    (restore_visible under kombu's mutex).
+//    (restore_visible under kombu's mutex) — except for a while after an outage of its own: other live nodes,
+//    cut off as long, need the time to reconnect and re-assert their claims first.
 #pragma once
 
 #include <deque>
@@ -84,6 +89,7 @@ private:
         std::string queue;       // where it came from: its routing key in `unacked`
         std::string return_key;  // the list it goes back to
         bool requeue_pending = false;
+        bool recorded = true;  // false: taken by BRPOP, its claim record not (known to be) written yet
     };
 
     void connect();
@@ -112,7 +118,10 @@ private:
     void park_pending();         // sends to_park_ to Redis (held in memory after all when that fails)
     void unpark_due();           // takes back parked claims due within park_after
 
-    void give_back(const std::string& tag, const Held& held);
+    // True when the message went back to its queue (false: the claim was no longer ours).
+    bool give_back(const std::string& tag, const Held& held);
+    void reassert_claims();
+    void adopt_orphans();
     void register_self();
     struct Settling {
         RedisResultStore* store;  // null when there are no results
@@ -145,6 +154,12 @@ private:
     std::vector<std::string> pending_acks_;
     std::deque<Settling> settling_;  // sent, reply not read yet (or to send again after a reconnect)
     bool claiming_ahead_ = false;    // a claim_ahead() reply is still to be read
+    std::shared_ptr<Claim> ahead_;   // that claim
+    // Tags of claim requests whose replies were lost with the connection: Redis may still have run them.
+    std::vector<std::string> orphans_;
+    int orphan_checks_ = 0;  // looked for after a reconnect and at the next heartbeat, then dropped
+    bool episode_ = false;   // an outage is going on (logged once, then every tenth attempt)
+    std::chrono::steady_clock::time_point no_restore_until_{};  // after an outage, see heartbeat()
     bool reload_claim_script_ = false;
 };
 

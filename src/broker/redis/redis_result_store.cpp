@@ -35,21 +35,24 @@ void RedisResultStore::add_commands(std::vector<Command>& commands, const Result
     std::string key = result_key(meta.task_id);
     std::string text = protocol::to_json(meta).dump();
     std::string expires = std::to_string(expires_.count());
-    using protocol::TaskState;
-    if (meta.status == TaskState::success || meta.status == TaskState::started) {
-        // No script: a SUCCESS may replace anything, and STARTED is only ever the first state of a run, written
-        // where nothing is stored yet (NX), so it cannot replace a SUCCESS either. The hot path of a busy node.
+    if (meta.status == protocol::TaskState::started) {
+        // No script: STARTED is only ever the first state of a run, written where nothing is stored yet (NX), so
+        // it cannot replace a final state. Every slow task writes it.
         Command set{"SET", key, text};
         if (expires_.count() > 0) set.insert(set.end(), {"EX", std::move(expires)});
-        if (meta.status == TaskState::started) set.push_back("NX");
+        set.push_back("NX");
         commands.push_back(std::move(set));
         commands.push_back({"PUBLISH", std::move(key), std::move(text)});
         return;
     }
+    // Every other state through the keep-a-final-state script, SUCCESS too: a task run twice (a node presumed
+    // dead that was not) keeps the outcome stored first.
     if (script_sha.empty())
-        commands.push_back({"EVAL", store_result_script.source, "1", std::move(key), std::move(text), std::move(expires)});
+        commands.push_back(
+            {"EVAL", store_result_script.source, "1", std::move(key), std::move(text), std::move(expires)});
     else
-        commands.push_back({"EVALSHA", std::string(script_sha), "1", std::move(key), std::move(text), std::move(expires)});
+        commands.push_back(
+            {"EVALSHA", std::string(script_sha), "1", std::move(key), std::move(text), std::move(expires)});
 }
 
 std::vector<Reply> RedisResultStore::run(const std::vector<ResultMeta>& metas) {
@@ -66,7 +69,7 @@ std::vector<Reply> RedisResultStore::run(const std::vector<ResultMeta>& metas) {
                     forgotten = true;  // Redis restarted: load it and send the batch again (writes are idempotent)
                     continue;
                 }
-                throw Error(connection.prefix() + "storing a result: " + reply.string());
+                connection.refuse("storing a result", reply);
             }
             if (!forgotten) return replies;
         }
@@ -76,7 +79,7 @@ std::vector<Reply> RedisResultStore::run(const std::vector<ResultMeta>& metas) {
 bool RedisResultStore::store(const ResultMeta& meta) {
     auto replies = run({meta});
     if (replies.size() == 1) return replies.front().integer() == 1;  // the script's answer
-    return !replies.front().is_nil();                                // SET answers nil when NX kept what was there
+    return !replies.front().is_nil();                                // STARTED: SET NX answers nil when it kept
 }
 
 void RedisResultStore::store_many(const std::vector<ResultMeta>& metas) {

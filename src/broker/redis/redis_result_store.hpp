@@ -1,10 +1,10 @@
 // Task results exactly where and how Celery's Redis result backend keeps them: `celery-task-meta-<id>` holds the
 // meta JSON (SETEX with the result expiry, SET when it is 0), and every write is PUBLISHed on the channel of the
-// same name in the same atomic step, which is what wakes a Python AsyncResult.get() at once. A stored SUCCESS is
-// never replaced by another state. For FAILURE, RETRY and REVOKED the check and the write are one Lua script;
-// a SUCCESS is a plain SET + PUBLISH, and STARTED a SET NX + PUBLISH (a run's first state, it only lands where
-// nothing is stored yet: a re-run keeps the state of the run before until its own outcome). Those two are
-// every task's writes, so they are the cheapest Redis has; store_many() sends a batch in one pipeline.
+// same name in the same atomic step, which is what wakes a Python AsyncResult.get() at once. A stored final state
+// (SUCCESS, FAILURE, REVOKED) is never replaced: SUCCESS, FAILURE, RETRY and REVOKED go through one Lua script
+// that checks and writes; STARTED is a SET NX + PUBLISH (a run's first state, it only lands where nothing is
+// stored yet: a re-run keeps the state of the run before until its own outcome). store_many() sends a batch in
+// one pipeline.
 //
 // wait() SUBSCRIBEs to the channel first, then GETs (so a result stored in between is not missed), then sleeps
 // in poll(2) on the subscription until a ready result is published or the timeout passes. No polling of keys;
@@ -31,14 +31,14 @@ public:
 
     // For RedisConsumer::settle, which stores results and acks in one MULTI when both are on one server.
     bool same_server(const RedisUrl& url) const;
-    // The commands that store `meta`, to go inside a MULTI: the keep-a-SUCCESS script is sent whole (EVAL),
+    // The commands that store `meta`, to go inside a MULTI: the keep-a-final-state script is sent whole (EVAL),
     // since an EVALSHA the server has forgotten would fail on its own while the rest of the MULTI commits.
     void add_to_transaction(std::vector<Command>& commands, const ResultMeta& meta) const {
         add_commands(commands, meta, {});
     }
 
 private:
-    // The commands that store `meta`: SET (+ PUBLISH) for SUCCESS and STARTED, else the keep-a-SUCCESS script:
+    // The commands that store `meta`: SET NX (+ PUBLISH) for STARTED, else the keep-a-final-state script:
     // EVALSHA `script_sha`, or EVAL of its source when that is empty.
     void add_commands(std::vector<Command>& commands, const ResultMeta& meta, std::string_view script_sha) const;
     std::vector<Reply> run(const std::vector<ResultMeta>& metas);  // one pipeline; throws Error on an error reply

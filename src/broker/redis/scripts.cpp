@@ -66,6 +66,10 @@ const Script restore_script{"restore", R"lua(
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if not current then return 0 end
 if ARGV[3] ~= '' and current ~= ARGV[3] then return 0 end
+if ARGV[4] ~= '' then
+  local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+  if not score or tonumber(score) > tonumber(ARGV[4]) then return 0 end
+end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('RPUSH', KEYS[3], ARGV[2])
@@ -76,7 +80,8 @@ const Script store_result_script{"store_result", R"lua(
 local current = redis.call('GET', KEYS[1])
 if current then
   local ok, meta = pcall(cjson.decode, current)
-  if ok and type(meta) == 'table' and meta.status == 'SUCCESS' then return 0 end
+  if ok and type(meta) == 'table' and
+     (meta.status == 'SUCCESS' or meta.status == 'FAILURE' or meta.status == 'REVOKED') then return 0 end
 end
 if tonumber(ARGV[2]) > 0 then
   redis.call('SETEX', KEYS[1], ARGV[2], ARGV[1])
@@ -118,7 +123,7 @@ Reply eval(Connection& connection, const Script& script, const std::vector<std::
     };
     Reply reply = call(script_sha(connection, script));
     if (reply.is_error() && reply.text().starts_with("NOSCRIPT")) reply = call(script_sha(connection, script, true));
-    if (reply.is_error()) throw Error(connection.prefix() + "script " + script.name + ": " + reply.string());
+    if (reply.is_error()) connection.refuse(std::string("script ") + script.name, reply);
     return reply;
 }
 

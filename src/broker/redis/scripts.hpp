@@ -25,9 +25,11 @@ struct Script {
 // n-th). Returns a flat array of pairs: queue position (0-based), payload.
 extern const Script claim_script;
 
-// Gives a claim back: when `unacked` still holds ARGV[1] (and, if ARGV[3] is not empty, holds exactly ARGV[3]),
-// removes it from `unacked` and `unacked_index` and RPUSHes ARGV[2] to KEYS[3], to be consumed next.
-// KEYS: unacked, unacked_index, list. Returns 1 when restored, 0 when the claim was no longer there.
+// Gives a claim back: when `unacked` still holds ARGV[1] (and, if ARGV[3] is not empty, holds exactly ARGV[3];
+// and, if ARGV[4] is not empty, its time in `unacked_index` is still at most ARGV[4]: a claim its holder
+// refreshed meanwhile is not taken from it), removes it from `unacked` and `unacked_index` and RPUSHes ARGV[2]
+// to KEYS[3], to be consumed next. KEYS: unacked, unacked_index, list. ARGV: tag, payload, expected record,
+// time ceiling. Returns 1 when restored, 0 when the claim was no longer there (or is fresh again).
 extern const Script restore_script;
 
 // Takes back parked eta claims (RedisConsumer): the members of the zset KEYS[1] scored up to ARGV[1], at most
@@ -36,9 +38,10 @@ extern const Script restore_script;
 // none), then pairs: claim tag, its `unacked` value.
 extern const Script unpark_script;
 
-// Celery's result write: keeps a stored SUCCESS, else SET (SETEX when ARGV[2] > 0) and PUBLISH on the key's
-// channel, which is what wakes AsyncResult.get(). KEYS: the result key. ARGV: meta JSON, expiry seconds.
-// Returns 1 when stored, 0 when a SUCCESS was kept.
+// Celery's result write: keeps a stored final state (SUCCESS, FAILURE, REVOKED: a task run twice keeps the
+// outcome stored first), else SET (SETEX when ARGV[2] > 0) and PUBLISH on the key's channel, which is what wakes
+// AsyncResult.get(). KEYS: the result key. ARGV: meta JSON, expiry seconds. Returns 1 when stored, 0 when a
+// final state was kept.
 extern const Script store_result_script;
 
 // Releases a lock (kombu's unacked_mutex) only if it still holds our token. KEYS: lock. ARGV: token.

@@ -142,11 +142,15 @@ void Database::open() {
         if (errno != EINTR) throw SystemError("cannot lock " + lock_path.string(), errno);
     // A -wal or -shm without its database is what is left of a deleted one (the file removed while nodes used
     // it): opened beside a new database, SQLite would replay the old log into it and share the old connections'
-    // index. They belong to no file any more.
+    // index. They belong to no file any more. Only regular files are removed: a symlink or FIFO planted there is
+    // refused below, not quietly cleared away.
     std::error_code ec;
     if (!std::filesystem::exists(path_, ec) && !ec) {
-        std::filesystem::remove(sibling(path_, "-wal"), ec);
-        std::filesystem::remove(sibling(path_, "-shm"), ec);
+        for (const char* suffix : {"-wal", "-shm"}) {
+            const auto leftover = sibling(path_, suffix);
+            if (std::filesystem::is_regular_file(std::filesystem::symlink_status(leftover, ec)))
+                std::filesystem::remove(leftover, ec);
+        }
     }
     const FileId created = create_private_file(path_);
     sqlite3* handle = nullptr;

@@ -25,7 +25,10 @@ bool SqliteResultStore::store(const ResultMeta& meta) {
         Statement existing(*db_,
                            "SELECT status FROM results WHERE task_id = ? AND (expires_at IS NULL OR expires_at > ?)");
         existing.bind(1, meta.task_id).bind(2, now);
-        if (existing.step() && existing.text(0) == "SUCCESS") return false;  // rolls back: nothing written
+        // A final state stays: a task run twice keeps the outcome stored first. Rolls back: nothing written.
+        if (existing.step() &&
+            (existing.text(0) == "SUCCESS" || existing.text(0) == "FAILURE" || existing.text(0) == "REVOKED"))
+            return false;
     }
     std::optional<double> expires_at;
     if (expires_.count() > 0) expires_at = now + static_cast<double>(expires_.count());

@@ -23,16 +23,20 @@ TEST(SqliteResultStore, StoresAndGets) {
     EXPECT_EQ(got->result, 4);
 }
 
-TEST(SqliteResultStore, NeverReplacesSuccess) {
+TEST(SqliteResultStore, NeverReplacesAFinalState) {
     TempDir dir;
     auto conn = open_in(dir);
     EXPECT_TRUE(conn.results->store(success_result("a", "first")));
     EXPECT_FALSE(conn.results->store(started_result("a", 1, "w1@h")));
     EXPECT_FALSE(conn.results->store(success_result("a", "second")));
     EXPECT_EQ(conn.results->get("a")->result, "first");
-    // A failure may be replaced (a retry that then succeeds).
+    // No final state is replaced (a task run twice keeps the outcome stored first); a RETRY is (its next run).
     EXPECT_TRUE(conn.results->store(failure_result("b", ExceptionInfo::of("ValueError", "x"), "tb")));
-    EXPECT_TRUE(conn.results->store(success_result("b", 1)));
+    EXPECT_FALSE(conn.results->store(success_result("b", 1)));
+    EXPECT_EQ(conn.results->get("b")->status, TaskState::failure);
+    EXPECT_TRUE(conn.results->store(retry_result("c", ExceptionInfo::of("Retry", "in 1s"), "tb")));
+    EXPECT_TRUE(conn.results->store(success_result("c", 1)));
+    EXPECT_EQ(conn.results->get("c")->status, TaskState::success);
 }
 
 TEST(SqliteResultStore, ResultsExpire) {

@@ -1,0 +1,165 @@
+"""Redis faults under real ccmulti nodes and a private redis-server: nothing lost, nothing stuck, nothing run
+twice by live nodes.
+
+- Error replies (OOM under maxmemory + noeviction, READONLY from a server turned replica) do not end a node: it
+  backs off, reconnects and carries on; a message its parked BRPOP took while the claim could not be recorded
+  is neither dropped nor stranded.
+- A Redis pause longer than the command timeout leaves no claim behind that no node holds (a claim whose reply
+  was lost with the connection is adopted on reconnect).
+- An outage longer than the visibility timeout does not restore live nodes' claims: they are re-asserted on
+  reconnect before anyone restores, and every task runs once.
+
+Tasks are sent by a Python Celery client without a result backend (no subscriptions); results are read from
+Redis with redis-cli. Every wait polls with a deadline (conftest.wait_for)."""
+import json
+import os
+import signal
+import socket
+import time
+
+import pytest
+
+from conftest import free_port, wait_for
+
+HOST = socket.gethostname()
+
+from celery import Celery  # noqa: E402  (Debian's python3-celery)
+import redis as redis_py  # noqa: E402  (python3-redis, a kombu dependency)
+
+
+def start_nodes(env, url, *nodes, concurrency=2, prefetch=4):
+    env.run("start", *nodes, "--broker", url, "-c", concurrency, "--prefetch-multiplier", prefetch, "-Q", "celery",
+            check=True, timeout=60)
+
+
+def stop_nodes(env):
+    if env.run("stop", "--wait", "--timeout", "15", timeout=30).returncode != 0:
+        env.run("kill", timeout=30)
+
+
+def log_of(env, node):
+    path = env.log_dir / f"{node}.log"
+    return path.read_text() if path.exists() else ""
+
+
+def node_exits(env):
+    path = env.log_dir / "master.log"
+    text = path.read_text() if path.exists() else ""
+    return [line for line in text.splitlines() if "exited with" in line or "killed by" in line]
+
+
+def statuses(redis, ids):
+    values = redis.cli("MGET", *[f"celery-task-meta-{i}" for i in ids]).splitlines()
+    return [json.loads(v)["status"] if v else None for v in values]
+
+
+def all_succeeded(redis, ids):
+    return statuses(redis, ids) == ["SUCCESS"] * len(ids)
+
+
+def broker_clean(redis):
+    return all(redis.cli(*command) == "0"
+               for command in (("HLEN", "unacked"), ("ZCARD", "unacked_index"), ("LLEN", "celery")))
+
+
+@pytest.fixture
+def app(redis):
+    client = Celery("faults", broker=redis.url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def nodes(env, redis):
+    yield
+    redis.proc.send_signal(signal.SIGCONT)  # a test that failed half-way may leave it stopped
+    stop_nodes(env)
+
+
+def oom_on(redis):
+    return ("config_set", "maxmemory", "1")
+
+
+def readonly_on(redis):
+    return ("replicaof", "127.0.0.1", str(free_port()))  # a master that never answers: its data stays
+
+
+# name: (the fault as a step of a transaction, its end, what the nodes log, whether a parked BRPOP still pops)
+FAULTS = {
+    "oom": (oom_on, lambda r: r.config_set("maxmemory", "0"), "OOM", True),
+    # A replica answers BRPOP with an error: the message stays queued until the server is a master again.
+    "readonly": (readonly_on, lambda r: r.replicaof("NO", "ONE"), "READONLY", False),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_error_replies_do_not_end_nodes_or_lose_tasks(env, redis, app, nodes, fault):
+    """Two nodes run tasks; a message is moved into their queue in the same transaction that turns on the fault,
+    so an idle node's parked BRPOP takes it and then cannot record its claim (OOM: BRPOP itself is allowed). The
+    nodes live through the fault (no exit), and once it is over every task has its result and nothing is left in
+    the broker."""
+    turn_on, turn_off, word, pops = FAULTS[fault]
+    start_nodes(env, redis.url + "?visibility_timeout=6", "w1", "w2")
+    running = [app.send_task("ccmulti.sleep", args=[2.5]).id for _ in range(2)]
+    wait_for(lambda: statuses(redis, running) == ["STARTED"] * 2, timeout=10, what="two tasks to start")
+    parked = app.send_task("ccmulti.sleep", args=[0.5], queue="staging").id
+
+    client = redis_py.Redis(port=redis.port)
+    name, *args = turn_on(redis)
+    with client.pipeline(transaction=True) as step:
+        step.rpoplpush("staging", "celery")
+        getattr(step, name)(*args)
+        step.execute()
+    try:
+        if pops:
+            wait_for(lambda: redis.cli("LLEN", "celery") == "0", timeout=5, what="a parked BRPOP to take the message")
+        # Every node meets the fault (a heartbeat at the latest, every 2 s here), and lives on.
+        wait_for(lambda: all(word in log_of(env, n) for n in ("w1", "w2")) or node_exits(env), timeout=10,
+                 what=f"both nodes to meet {word}")
+        assert not node_exits(env)
+    finally:
+        turn_off(client)
+    ids = running + [parked]
+    wait_for(lambda: all_succeeded(redis, ids), timeout=20, interval=0.1, what="every task's result")
+    wait_for(lambda: broker_clean(redis), timeout=5, what="unacked and the queue to be empty")
+    assert not node_exits(env), node_exits(env)
+    logs = log_of(env, "w1") + log_of(env, "w2")
+    assert "connected again" in logs
+    assert logs.count(f"ccmulti.sleep[{parked}] received") == 1, logs
+
+
+def test_pause_longer_than_the_command_timeout_strands_no_claim(env, redis, app, nodes):
+    """Redis stops (SIGSTOP) for longer than the nodes' command timeout (5 s) while they claim and settle tasks:
+    a node claims the next window ahead as a task finishes (prefetch 1: at every task), so a claim sent during the
+    pause is the request that times out, and Redis runs it once it wakes up. The node that made it adopts what it
+    claimed on reconnect: every task is done long before the visibility timeout (60 s), nothing stays in
+    `unacked`."""
+    start_nodes(env, redis.url + "?visibility_timeout=60", "w1", "w2", prefetch=1)
+    ids = [app.send_task("ccmulti.sleep", args=[0.5]).id for _ in range(40)]
+    wait_for(lambda: statuses(redis, ids).count("SUCCESS") >= 4, timeout=10, what="the nodes to get going")
+    redis.proc.send_signal(signal.SIGSTOP)
+    time.sleep(7)  # the outage itself: longer than the 5 s command timeout
+    redis.proc.send_signal(signal.SIGCONT)
+    wait_for(lambda: all_succeeded(redis, ids), timeout=20, interval=0.1, what="every task's result")
+    wait_for(lambda: broker_clean(redis), timeout=5, what="unacked and the queue to be empty")
+    logs = log_of(env, "w1") + log_of(env, "w2")
+    assert "presumed dead" not in logs
+    assert not node_exits(env)
+
+
+def test_outage_longer_than_the_visibility_timeout_runs_no_task_twice(env, redis, app, nodes):
+    """Redis stops for 6 s with a visibility timeout of 4 s while both nodes run long tasks: every claim is older
+    than the timeout when Redis returns, yet the nodes are alive. They re-assert their claims on reconnect and
+    hold off restoring others' claims until every live node had the time to do so: each task runs once."""
+    start_nodes(env, redis.url + "?visibility_timeout=4", "w1", "w2")
+    ids = [app.send_task("ccmulti.sleep", args=[9]).id for _ in range(3)]
+    wait_for(lambda: statuses(redis, ids) == ["STARTED"] * 3, timeout=10, what="the tasks to start")
+    redis.proc.send_signal(signal.SIGSTOP)
+    time.sleep(6)  # the outage itself: longer than the visibility timeout
+    redis.proc.send_signal(signal.SIGCONT)
+    wait_for(lambda: all_succeeded(redis, ids), timeout=20, interval=0.1, what="every task's result")
+    logs = log_of(env, "w1") + log_of(env, "w2")
+    for task_id in ids:
+        assert logs.count(f"ccmulti.sleep[{task_id}] received") == 1, logs
+    assert "presumed dead" not in logs
+    wait_for(lambda: broker_clean(redis), timeout=5, what="unacked and the queue to be empty")
