@@ -23,6 +23,11 @@ namespace {
 constexpr int max_claim_rounds = 64;
 // Claims one script call takes at most (Lua's unpack() of the records has a stack limit of a few thousand).
 constexpr std::size_t max_claim = 1000;
+// Sentinel: settled batches kept to send again to a new master. A failover's window (the promoted replica takes
+// writes while the old master still does, until the sentinels announce the switch) lasts about a second; kept
+// longer for slow sentinels, and bounded so a busy node keeps a few MB at most.
+constexpr std::chrono::seconds recent_window{10};
+constexpr std::size_t max_recent = 5000;
 
 std::string score(double seconds) {
     char buffer[32];
@@ -87,6 +92,7 @@ void RedisConsumer::connect() {
         setup.push_back({"ZADD", unacked_index_key, "NX", now, tag});
     }
     command->pipeline(setup);
+    const bool moved = !server_.empty() && server_ != command->server();
 
     command_ = std::move(command);
     blocking_ = std::move(blocking);
@@ -98,11 +104,18 @@ void RedisConsumer::connect() {
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, blocking_->fd(), &event) != 0) throw SystemError("epoll_ctl", errno);
 
     if (down_) spdlog::info("{}connected again (consumer of {})", command_->prefix(), info_.node);
+    if (moved) {
+        spdlog::warn("{}the master of {} moved from {}: sending {} recently settled result(s)/ack(s) again",
+                     command_->prefix(), url_.master_name, server_, recent_count_);
+        resend_recent();
+    }
+    server_ = command_->server();
     down_.reset();
     backoff_.reset();
     arm_timer(std::chrono::milliseconds(0));
     register_self();
     flush_pending();
+    watch_failovers();
     restore_visible(*command_, url_.visibility_timeout);
 }
 
@@ -158,6 +171,7 @@ void RedisConsumer::settle(ResultStore& store, const std::vector<ResultMeta>& re
                 if (done[i].is_error()) error = done[i].string();
             // Stored and acked together or not at all: whatever went wrong, send the batch again once reconnected.
             if (!error.empty()) throw ConnectionError(command_->prefix() + "storing results: " + error);
+            keep_recent(std::move(settling_.front()));
             settling_.pop_front();
         });
     } catch (const ConnectionError& error) {
@@ -183,7 +197,51 @@ std::vector<Command> RedisConsumer::settle_commands(const Settling& batch) const
 void RedisConsumer::send_acks() {
     if (pending_acks_.empty()) return;
     command_->pipeline(settle_commands({nullptr, {}, pending_acks_}));
+    keep_recent({nullptr, {}, std::move(pending_acks_)});
     pending_acks_.clear();
+}
+
+void RedisConsumer::keep_recent(Settling batch) {
+    if (!url_.sentinel()) return;
+    const auto now = std::chrono::steady_clock::now();
+    recent_count_ += batch.results.size() + batch.tags.size();
+    recent_.push_back({now, std::move(batch)});
+    while (!recent_.empty() && (now - recent_.front().when > recent_window || recent_count_ > max_recent)) {
+        recent_count_ -= recent_.front().batch.results.size() + recent_.front().batch.tags.size();
+        recent_.pop_front();
+    }
+}
+
+// The batches of the last seconds before the connection was lost (keep_recent prunes only as batches come in, so
+// a long outage does not age them out).
+void RedisConsumer::resend_recent() {
+    for (const auto& [when, batch] : recent_) {
+        auto replies = command_->pipeline(settle_commands(batch));
+        if (replies.back().is_error() || !replies.back().is_array())
+            throw ConnectionError(command_->prefix() + "storing results again: " + replies.back().string());
+    }
+    recent_.clear();
+    recent_count_ = 0;
+}
+
+void RedisConsumer::watch_failovers() {
+    if (!url_.sentinel() || watch_ || !open_) return;
+    try {
+        auto watch = std::make_unique<SwitchWatch>(url_);
+        epoll_event event{};
+        event.events = EPOLLIN;
+        event.data.fd = watch->fd();
+        if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, watch->fd(), &event) != 0) throw SystemError("epoll_ctl", errno);
+        watch_ = std::move(watch);
+    } catch (const ConnectionError& error) {
+        // Reconnects still follow a failover, only later (when the old master drops us): try again next beat.
+        spdlog::warn("{}; trying again at the next heartbeat", error.what());
+    }
+}
+
+void RedisConsumer::drop_watch() {
+    if (watch_ && watch_->fd() >= 0) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, watch_->fd(), nullptr);
+    watch_.reset();
 }
 
 void RedisConsumer::flush_pending() {
@@ -193,6 +251,7 @@ void RedisConsumer::flush_pending() {
         auto replies = command_->pipeline(settle_commands(settling_.front()));
         if (replies.back().is_error() || !replies.back().is_array())
             throw ConnectionError(command_->prefix() + "storing results: " + replies.back().string());
+        keep_recent(std::move(settling_.front()));
     }
     send_acks();
     for (auto it = held_.begin(); it != held_.end();) {
@@ -332,6 +391,29 @@ void RedisConsumer::drain_wakeups() {
     std::uint64_t expirations = 0;
     bool timer_fired = ::read(timer_.get(), &expirations, sizeof expirations) == sizeof expirations;
     if (!open_) return;
+    if (watch_) {
+        try {
+            if (auto to = watch_->switched(); to && *to != server_) {
+                if (!down_) {
+                    // The old master still answers: take in the replies on their way (a window claimed ahead, a
+                    // BRPOP's message), so those claims are held and recorded again on the new master rather than
+                    // left in `unacked` there until the visibility timeout.
+                    try {
+                        command_->read_deferred();
+                        read_brpop();
+                    } catch (const ConnectionError&) {
+                    }
+                    go_down(ConnectionError("redis " + server_ + ": the sentinels switched master " + url_.master_name +
+                                            " to another server (failover)"));
+                    return;
+                }
+                timer_fired = true;  // down already (the old master died): the new one is known, go now
+            }
+        } catch (const ConnectionError& error) {
+            spdlog::warn("{} (failover watch); watching again at the next heartbeat", error.what());
+            drop_watch();
+        }
+    }
     if (down_) {
         if (!timer_fired) return;
         try {
@@ -436,6 +518,7 @@ std::optional<TimePoint> RedisConsumer::next_eta() {
 
 void RedisConsumer::heartbeat() {
     if (!open_ || down_) return;
+    watch_failovers();
     try {
         register_self();
         Command bump{"ZADD", unacked_index_key, "XX"};
@@ -501,6 +584,7 @@ void RedisConsumer::close() {
     if (blocking_ && blocking_->fd() >= 0) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, blocking_->fd(), nullptr);
     blocking_.reset();
     command_.reset();
+    drop_watch();
 }
 
 }  // namespace ccmulti::broker::redis

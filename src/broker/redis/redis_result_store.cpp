@@ -26,8 +26,7 @@ RedisResultStore::RedisResultStore(RedisUrl url, std::chrono::seconds expires)
     : url_(std::move(url)), expires_(expires), connection_(url_) {}
 
 bool RedisResultStore::same_server(const RedisUrl& url) const {
-    return url.host == url_.host && url.port == url_.port && url.db == url_.db && url.username == url_.username &&
-           url.password == url_.password;
+    return url.same_database(url_);
 }
 
 void RedisResultStore::add_commands(std::vector<Command>& commands, const ResultMeta& meta,
@@ -47,9 +46,11 @@ void RedisResultStore::add_commands(std::vector<Command>& commands, const Result
         return;
     }
     if (script_sha.empty())
-        commands.push_back({"EVAL", store_result_script.source, "1", std::move(key), std::move(text), std::move(expires)});
+        commands.push_back(
+            {"EVAL", store_result_script.source, "1", std::move(key), std::move(text), std::move(expires)});
     else
-        commands.push_back({"EVALSHA", std::string(script_sha), "1", std::move(key), std::move(text), std::move(expires)});
+        commands.push_back(
+            {"EVALSHA", std::string(script_sha), "1", std::move(key), std::move(text), std::move(expires)});
 }
 
 std::vector<Reply> RedisResultStore::run(const std::vector<ResultMeta>& metas) {
