@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import Env, free_port, wait_for
+from conftest import PYTHON, free_port, wait_for
 
 MASTER = "mymaster"
 SENTINEL = shutil.which("redis-sentinel")
@@ -157,7 +157,7 @@ def fail_under_load(env, cluster, fail):
     try:
         start_nodes(env, cluster.url(), "w1", "w2")
         old = cluster.client(cluster.ports["a"])
-        ids = [app.send_task("ccmulti.sleep", args=[0.02]).id for _ in range(count)]
+        ids = [app.send_task("ccmulti.sleep", args=[0.1]).id for _ in range(count)]
         assert old.execute_command("WAIT", 1, 5000) == 1, "the tasks did not reach the replica"
         wait_for(lambda: old.llen("celery") < count - 40, timeout=20, what="the nodes to get going")
         assert old.llen("celery") > 40, "the load was over before the failover"
@@ -173,17 +173,21 @@ def fail_under_load(env, cluster, fail):
             done = all(v and json.loads(v)["status"] == "SUCCESS" for v in values)
             return values if done else None
         stored = wait_for(results, timeout=30, interval=0.2, what="every task's result in the new master")
-        assert [json.loads(v)["result"] for v in stored] == [0.02] * count
+        assert [json.loads(v)["result"] for v in stored] == [0.1] * count
         wait_for(lambda: new.hlen("unacked") == 0 and new.zcard("unacked_index") == 0 and new.llen("celery") == 0,
                  timeout=15, what="unacked and the queue to be empty in the new master")
-        # A Python client connecting now finds the new master through the sentinels and the same nodes answer.
-        # (kombu keeps its pooled connections to the old master until that one drops them: a task it published
-        # there in the seconds before the demotion would be lost, as docs/redis.md says.)
-        later = make_app(cluster)
-        try:
-            assert later.send_task("ccmulti.echo", args=["after"]).get(timeout=15) == {"args": ["after"], "kwargs": {}}
-        finally:
-            release(later)
+        # A Python client started now finds the new master through the sentinels and the same nodes answer. (A
+        # new process: kombu's producer pools are global per URL, and a pooled connection to the old master is
+        # used until that one drops it, so a task published in the seconds before the demotion is lost, as
+        # docs/redis.md says.)
+        script = (f"import sys; sys.path.insert(0, {str(pathlib.Path(__file__).parent)!r})\n"
+                  "from test_redis_sentinel import make_app, Cluster\n"
+                  "cluster = Cluster.__new__(Cluster)\n"
+                  f"cluster.sentinel_ports = {cluster.sentinel_ports!r}\n"
+                  "print(make_app(cluster).send_task('ccmulti.echo', args=['after']).get(timeout=15))\n")
+        later = subprocess.run([PYTHON, "-c", script], capture_output=True, text=True, timeout=60,
+                               env=dict(os.environ, CCMULTI_BIN=os.environ.get("CCMULTI_BIN", "")))
+        assert later.stdout.strip() == "after", later.stderr[-2000:]
         return node_logs(env)
     finally:
         shut_down(env)
@@ -219,7 +223,7 @@ def test_sentinel_url_in_the_configuration(env, cluster):
     try:
         env.run("start", "w1", "-c", "1", check=True, timeout=60)
         call = env.run("call", "ccmulti.echo", '["hi"]', "--wait", "--timeout", "15", timeout=30)
-        assert call.returncode == 0 and call.stdout.strip() == '{"args":["hi"],"kwargs":{}}', call.stderr
+        assert call.returncode == 0 and call.stdout.strip() == '"hi"', call.stderr
         assert cluster.client(cluster.ports["a"]).exists("_kombu.binding.celery")
     finally:
         shut_down(env)
@@ -242,7 +246,7 @@ def test_bad_sentinel_urls_are_usage_errors(env):
     config = env.root / "bad.toml"
     config.write_text('[broker]\nurl = "sentinel://127.0.0.1"\ntransport_options = { master = "m" }\n')
     check = env.run("config", "check", config)
-    assert check.returncode == 2 and "did you mean 'master_name'" in check.stderr, check.stderr
+    assert check.returncode == 2 and "unknown key 'master' in [broker.transport_options]" in check.stderr, check.stderr
     config.write_text('[broker]\nurl = "sentinel://127.0.0.1"\n')
     check = env.run("config", "check", config)
     assert check.returncode == 2 and "no master name" in check.stderr, check.stderr
