@@ -29,6 +29,7 @@
 #include "supervisor/control_server.hpp"
 #include "supervisor/log_watch.hpp"
 #include "supervisor/master_log.hpp"
+#include "supervisor/node_lifecycle.hpp"
 #include "supervisor/node_shim.hpp"
 #include "supervisor/start_report.hpp"
 #include "util/error.hpp"
@@ -40,38 +41,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
-
-enum class NodeState { starting, ready, stopping, stopped, failed, exited, backoff };
-
-const char* state_name(NodeState state) {
-    switch (state) {
-        case NodeState::starting:
-            return "starting";
-        case NodeState::ready:
-            return "ready";
-        case NodeState::stopping:
-            return "stopping";
-        case NodeState::stopped:
-            return "stopped";
-        case NodeState::failed:
-            return "failed";
-        case NodeState::exited:
-            return "exited";
-        case NodeState::backoff:
-            return "backoff";
-    }
-    return "?";
-}
-
-// Has a process (its pid is our unreaped child, safe to signal).
-bool alive(NodeState state) {
-    return state == NodeState::starting || state == NodeState::ready || state == NodeState::stopping;
-}
-
-// Still the master's business: alive, or waiting to be restarted.
-bool active(NodeState state) {
-    return alive(state) || state == NodeState::backoff;
-}
 
 std::string describe_status(int status) {
     if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
@@ -91,7 +60,7 @@ double seconds_since(Clock::time_point then) {
 
 struct Node {
     NodeSpec spec;
-    NodeState state = NodeState::starting;
+    NodeState state = NodeState::stopped;  // not started yet: the first `start` event begins its life
     std::optional<PidFile> lock;
     UniqueFd log;
     std::uintmax_t log_start = 0;  // log size when this run began, for the failure report
@@ -165,7 +134,7 @@ public:
         loop_.watch(notify_->fd(), EPOLLIN, [this](std::uint32_t) { on_notify(); });
         control_ = std::make_unique<ControlServer>(loop_, *this, control_socket(config_.run_dir), log_);
 
-        for (auto& node : nodes_) start_node(*node);
+        for (auto& node : nodes_) apply(*node, NodeEvent::start);
         maybe_finish_start_report();
         if (!all_gone()) loop_.run();
 
@@ -186,7 +155,7 @@ public:
         for (const auto& node : nodes_) {
             const bool running = alive(node->state);
             json entry = {{"name", node->spec.name},
-                          {"state", state_name(node->state)},
+                          {"state", std::string(state_name(node->state))},
                           {"pid", running ? json(node->pid) : json(nullptr)},
                           {"pidfile", node->spec.pidfile},
                           {"logfile", node->spec.logfile},
@@ -237,26 +206,15 @@ public:
         }
         const auto now = Clock::now();
         for (Node* node : targets) {
-            if (node->restart_job) job_node_done(*node, false, "stopped by request");
-            if (node->state == NodeState::backoff) {
-                // Nothing runs: cancel the restart. Reported as not running, which it is.
-                loop_.cancel(node->restart_timer);
-                node->restart_timer = 0;
-                node->state = NodeState::stopped;
-                if (node->lock) node->lock->remove();
-                node->lock.reset();
+            const bool running = alive(node->state);
+            if (node->state == NodeState::backoff)
                 log_->info("{}: restart cancelled by a stop request", node->spec.name);
-                result.not_running.push_back(node->spec.name);
-                continue;
-            }
-            if (!alive(node->state)) {
-                result.not_running.push_back(node->spec.name);
-                continue;
-            }
-            result.stopping.push_back(node->spec.name);
-            begin_stop(*node, plan_stop(now, timeout ? timeout : node->spec.stop_timeout, mode), mode);
+            apply(*node, NodeEvent::stop,
+                  {.reason = "stopped by request",
+                   .plan = plan_stop(now, timeout ? timeout : node->spec.stop_timeout, mode),
+                   .mode = mode});
+            (running ? result.stopping : result.not_running).push_back(node->spec.name);
         }
-        if (all_gone()) loop_.stop();
         return result;
     }
 
@@ -362,7 +320,7 @@ public:
             update_title();
             // Like restart: events only after the reply.
             loop_.after(std::chrono::milliseconds(0), [this, to_start] {
-                for (Node* node : to_start) start_node(*node);
+                for (Node* node : to_start) apply(*node, NodeEvent::start);
             });
         }
         return result;
@@ -405,16 +363,14 @@ private:
             job.in_flight.insert(node);
             node->restart_job = id;
             emit({{"event", "restarting"}, {"job", id}, {"node", node->spec.name}});
-            if (node->state == NodeState::backoff) {
-                loop_.cancel(node->restart_timer);
-                node->restart_timer = 0;
-                ++node->restarts;
+            if (node->state == NodeState::backoff)
                 log_->info("{}: restarting now (requested; was in backoff)", node->spec.name);
-                start_node(*node);
-            } else {
+            else
                 log_->info("{}: restarting (requested): warm stop first", node->spec.name);
-                begin_stop(*node, plan_stop(Clock::now(), node->spec.stop_timeout, StopMode::warm), StopMode::warm);
-            }
+            apply(*node, NodeEvent::restart,
+                  {.reason = "restart requested",
+                   .plan = plan_stop(Clock::now(), node->spec.stop_timeout, StopMode::warm),
+                   .mode = StopMode::warm});
             if (jobs_.find(id) == jobs_.end()) return;  // finished synchronously (a spawn failure)
         }
         finish_job_if_done(id);
@@ -512,14 +468,60 @@ private:
         return out;
     }
 
-    void start_node(Node& node) {
+    // --- the lifecycle table's side (supervisor/node_lifecycle.hpp) ---------------------------------------
+    struct EventDetail {
+        std::string reason{};  // for a failure report or a restart job: why; for ready: how it became ready
+        StopPlan plan{};       // for stop and restart
+        StopMode mode = StopMode::warm;
+        bool clean_exit = false;  // for exited
+    };
+
+    static NodeFacts facts_of(const Node& node, bool clean_exit = false) {
+        return {.reported = node.start_reported, .restarting = node.restart_job != 0, .clean_exit = clean_exit};
+    }
+
+    // One event of one node: the table says what follows. Returns false when the event means nothing now.
+    bool apply(Node& node, NodeEvent event) { return apply(node, event, EventDetail{}); }
+    bool apply(Node& node, NodeEvent event, const EventDetail& detail) {
+        auto step = transition(node.state, event, facts_of(node, detail.clean_exit));
+        if (!step) return false;
+        perform(node, *step, detail);
+        return true;
+    }
+
+    void perform(Node& node, const NodeStep& step, const EventDetail& detail) {
+        const NodeState was = node.state;
+        node.state = step.next;
+        if (step.has(act_job_failed)) job_node_done(node, false, detail.reason);
+        if (step.has(act_report_failed)) report_start_failure(node, detail.reason);
+        if (step.has(act_report_ready)) announce_ready(node, detail.reason);
+        if (step.has(act_release)) {
+            if (node.lock) node.lock->remove();
+            node.lock.reset();
+        }
+        if (step.has(act_emit_gone))
+            emit({{"event", "gone"},
+                  {"node", node.spec.name},
+                  {"status", node.status},
+                  {"seconds", was == NodeState::stopping ? seconds_since(node.stop_began) : 0.0}});
+        if (step.has(act_cancel_restart)) {
+            loop_.cancel(node.restart_timer);
+            node.restart_timer = 0;
+        }
+        if (step.has(act_count_restart)) ++node.restarts;
+        if (step.has(act_spawn)) spawn_node(node);
+        if (step.has(act_schedule_restart)) schedule_restart(node);
+        if (step.has(act_begin_stop)) begin_stop(node, detail.plan, detail.mode, was != NodeState::stopping);
+        if (!active(node.state) && all_gone()) loop_.stop();
+    }
+
+    void spawn_node(Node& node) {
         if (node.next_spec) {
             node.spec = std::move(*node.next_spec);
             node.next_spec.reset();
             update_title();
         }
         const NodeSpec& spec = node.spec;
-        node.state = NodeState::starting;
         node.started = Clock::now();
         node.program_exit.clear();
         node.quit_sent = node.kill_sent = false;
@@ -562,15 +564,8 @@ private:
             node.status = e.what();
             node.last_log_tail = log_tail(spec.logfile, node.log_start);
             log_->error("{}: {}", spec.name, e.what());
-            if (node.start_reported) {  // a restart: keep trying, never give up silently
-                if (node.restart_job) job_node_done(node, false, e.what());
-                schedule_restart(node);
-                return;
-            }
-            node.state = NodeState::failed;
-            report_start_failure(node, e.what());
-            node.lock->remove();
-            node.lock.reset();
+            // A first start is reported as failed; a restart keeps trying after the backoff, never silently.
+            apply(node, NodeEvent::spawn_failed, {.reason = e.what()});
             return;
         }
         try {
@@ -593,22 +588,21 @@ private:
         }
         node.ready_timer = loop_.after(spec.start_secs, [this, &node] {
             node.ready_timer = 0;
-            if (node.state == NodeState::starting)
-                mark_ready(node, "up " + fmt_seconds(std::chrono::duration<double>(node.spec.start_secs).count()));
+            apply(node, NodeEvent::ready,
+                  {.reason = "up " + fmt_seconds(std::chrono::duration<double>(node.spec.start_secs).count())});
         });
     }
 
     void on_ready_line(Node& node) {
         // Called from inside the watch: drop it from the loop, not from under its own feet.
         loop_.after(std::chrono::milliseconds(0), [&node] { node.log_watch.reset(); });
-        if (node.state == NodeState::starting) mark_ready(node, "its log says ready");
+        apply(node, NodeEvent::ready, {.reason = "its log says ready"});
     }
 
     // A node died on its own: start it again after the backoff delay, for ever.
     void schedule_restart(Node& node) {
         const auto uptime = Clock::now() - node.started;
         const auto delay = node.backoff.next_delay(uptime);
-        node.state = NodeState::backoff;
         node.restart_at = Clock::now() + delay;
         const double delay_s = std::chrono::duration<double>(delay).count();
         log_->error("{}: {} after {} up; restarting in {} (crash {} in a row{})", node.spec.name, node.status,
@@ -618,11 +612,9 @@ private:
         emit({{"event", "crashed"}, {"node", node.spec.name}, {"status", node.status}, {"restart_in", delay_s}});
         node.restart_timer = loop_.after(delay, [this, &node] {
             node.restart_timer = 0;
-            if (node.state != NodeState::backoff) return;
-            ++node.restarts;
-            log_->info("{}: restarting (restart {}, crash {} in a row)", node.spec.name, node.restarts,
+            log_->info("{}: restarting (restart {}, crash {} in a row)", node.spec.name, node.restarts + 1,
                        node.backoff.attempts());
-            start_node(node);
+            apply(node, NodeEvent::restart_due);
         });
     }
 
@@ -632,8 +624,7 @@ private:
         return buffer;
     }
 
-    void mark_ready(Node& node, const std::string& how) {
-        node.state = NodeState::ready;
+    void announce_ready(Node& node, const std::string& how) {
         if (node.ready_timer) loop_.cancel(node.ready_timer);
         node.ready_timer = 0;
         log_->info("{}: ready ({})", node.spec.name, how);
@@ -704,12 +695,8 @@ private:
                 continue;
             }
             const auto& fields = message->fields;
-            if (auto it = fields.find("READY");
-                it != fields.end() && it->second == "1" && node->state == NodeState::starting) {
-                loop_.cancel(node->ready_timer);
-                node->ready_timer = 0;
-                mark_ready(*node, "READY=1");
-            }
+            if (auto it = fields.find("READY"); it != fields.end() && it->second == "1")
+                apply(*node, NodeEvent::ready, {.reason = "READY=1"});
             if (auto it = fields.find("STOPPING"); it != fields.end() && it->second == "1")
                 log_->info("{}: says it is stopping", node->spec.name);
             if (auto it = fields.find("STATUS"); it != fields.end())
@@ -748,9 +735,8 @@ private:
         emit({{"event", "signal"}, {"node", node.spec.name}, {"signal", signal_name(sig)}, {"pid", node.pid}});
     }
 
-    void begin_stop(Node& node, StopPlan plan, StopMode mode) {
-        if (node.state != NodeState::stopping) {
-            node.state = NodeState::stopping;
+    void begin_stop(Node& node, StopPlan plan, StopMode mode, bool first_request) {
+        if (first_request) {
             node.stop_began = Clock::now();
             if (node.ready_timer) loop_.cancel(node.ready_timer);
             node.ready_timer = 0;
@@ -863,46 +849,33 @@ private:
         node.status = node.program_exit.empty() ? describe_status(status) : node.program_exit;
         node.last_log_tail = log_tail(node.spec.logfile, node.log_start);
         node.log.reset();
-        const NodeState was = node.state;
-        const double stop_seconds = was == NodeState::stopping ? seconds_since(node.stop_began) : 0.0;
-        json gone = {{"event", "gone"}, {"node", node.spec.name}, {"status", node.status}, {"seconds", stop_seconds}};
-
-        if (was == NodeState::stopping && node.restart_job) {
-            // A requested restart: the old run is gone, start the new one (keeping the pid-file lock).
-            log_->info("{}: stopped ({}) after {}; starting it again", node.spec.name, node.status,
-                       fmt_seconds(stop_seconds));
-            emit(gone);
-            ++node.restarts;
-            start_node(node);
-            return;
+        const bool clean = asked_to_stop(status);
+        auto step = transition(node.state, NodeEvent::exited, facts_of(node, clean));
+        if (!step) return;  // not a live node's process (find_by_pid finds only those)
+        const bool stopping = node.state == NodeState::stopping;
+        const std::string took = stopping ? " after " + fmt_seconds(seconds_since(node.stop_began)) : "";
+        switch (step->next) {
+            case NodeState::starting:  // a requested restart: the new run keeps the pid-file lock
+                log_->info("{}: stopped ({}){}; starting it again", node.spec.name, node.status, took);
+                break;
+            case NodeState::failed:
+                log_->error("{}: {} before it was ready", node.spec.name, node.status);
+                break;
+            case NodeState::stopped:
+                log_->info("{}: stopped ({}){}", node.spec.name, node.status, took);
+                break;
+            case NodeState::exited:
+                // Exit code 0, or SIGTERM/SIGINT, that ccmulti did not send: `celery control shutdown`, `kill`,
+                // `ccmulti stop` from the pid files while this master was not answering.
+                log_->warn("{}: {} on its own, a clean stop that ccmulti did not ask for: not restarted",
+                           node.spec.name, node.status);
+                break;
+            default:  // backoff: schedule_restart says when
+                break;
         }
-        if (was == NodeState::starting && !node.start_reported) {  // its first start
-            node.state = NodeState::failed;
-            log_->error("{}: {} before it was ready", node.spec.name, node.status);
-            report_start_failure(node, node.status + " before it was ready");
-        } else if (was == NodeState::stopping) {
-            if (!node.start_reported) report_start_failure(node, "stopped before it was ready (" + node.status + ")");
-            node.state = NodeState::stopped;
-            log_->info("{}: stopped ({}) after {}", node.spec.name, node.status, fmt_seconds(stop_seconds));
-        } else if (asked_to_stop(status)) {
-            // Exit code 0, or SIGTERM/SIGINT, that ccmulti did not send: someone stopped it on purpose (`celery
-            // control shutdown`, `kill`, `ccmulti stop` from the pid files while this master was not answering).
-            // Like systemd's Restart=on-failure, that is not a crash.
-            if (node.restart_job) job_node_done(node, false, node.status + " before it was ready");
-            node.state = NodeState::exited;
-            log_->warn("{}: {} on its own, a clean stop that ccmulti did not ask for: not restarted", node.spec.name,
-                       node.status);
-        } else {
-            // Died on its own: ready, or a restart that did not get to ready. Never give up.
-            if (node.restart_job) job_node_done(node, false, node.status + " before it was ready");
-            emit(gone);
-            schedule_restart(node);
-            return;
-        }
-        if (node.lock) node.lock->remove();
-        node.lock.reset();
-        emit(gone);
-        if (all_gone()) loop_.stop();
+        perform(node, *step,
+                {.reason = stopping ? "stopped before it was ready (" + node.status + ")"
+                                    : node.status + " before it was ready"});
     }
 
     bool all_gone() const {

@@ -3,14 +3,8 @@
 // request (control socket), on SIGTERM/SIGINT/SIGQUIT, escalating by the stop plan, and exits when its last
 // node is gone. It is a child subreaper, so orphans of its nodes come back to it and are reaped.
 //
-// Node states:  starting ──READY=1, the log's ready line, or up start_secs──► ready ──stop──► stopping ──► stopped
-//                  │ exits before its first ready                │ exits unexpectedly         │ restart
-//                  ▼                                             ▼                            ▼
-//                failed                          backoff ──delay (0.5 s … 60 s)──► starting   starting
-//                                                (a restarted node that dies while starting goes to backoff too)
-//
-// A node that exits with code 0 or by SIGTERM/SIGINT that ccmulti did not send was stopped on purpose by someone
-// else (`celery control shutdown`, `kill`): state `exited`, not restarted (systemd's Restart=on-failure).
+// A node's lifecycle (starting, ready, stopping, backoff…) is one table in supervisor/node_lifecycle.hpp: the
+// master turns what happens into events and carries out the actions the table returns.
 // A node in backoff keeps its pid-file lock (held by the master) so nobody else takes its name meanwhile.
 #pragma once
 
