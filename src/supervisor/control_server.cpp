@@ -16,7 +16,10 @@ using nlohmann::json;
 
 struct ControlServer::Client {
     UniqueFd fd;
+    pid_t pid = 0;  // the peer, for log lines
     std::string in, out;
+    std::chrono::steady_clock::time_point last_activity = std::chrono::steady_clock::now();
+    EventLoop::TimerId idle_timer = 0;
     bool close_when_flushed = false;
     bool broken = false;
     int subscription = 0;
@@ -34,6 +37,7 @@ ControlServer::ControlServer(EventLoop& loop, MasterControl& master, std::filesy
 ControlServer::~ControlServer() {
     for (auto& [fd, client] : clients_) {
         if (client->subscription) master_.unsubscribe(client->subscription);
+        loop_.cancel(client->idle_timer);
         loop_.unwatch(fd);
     }
     loop_.unwatch(listener_.get());
@@ -50,7 +54,8 @@ void ControlServer::accept_clients() {
         UniqueFd owned(fd);
         auto refuse = [&](const std::string& error) {
             // Best effort, never blocking: the socket buffer of a fresh connection has room for one line.
-            std::string line = json{{"ok", false}, {"error", error}}.dump() + "\n";
+            // "busy": the client may fall back (`ccmulti stop` signals from the pid files) or try again.
+            std::string line = json{{"ok", false}, {"busy", true}, {"error", error}}.dump() + "\n";
             ssize_t ignored = ::send(fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
             (void)ignored;
         };
@@ -62,6 +67,7 @@ void ControlServer::accept_clients() {
         }
         auto client = std::make_unique<Client>();
         client->fd = std::move(owned);
+        client->pid = cred.pid;
         if (cred.uid != ::geteuid() && cred.uid != 0) {
             // Answered (not just closed) so the user learns why; but only after reading the request, since
             // closing a socket with unread data resets it and the peer would lose the answer.
@@ -71,6 +77,7 @@ void ControlServer::accept_clients() {
                               "); run ccmulti as that user or root";
         }
         clients_[fd] = std::move(client);
+        arm_idle_timer(fd);
         loop_.watch(fd, EPOLLIN, [this, fd](std::uint32_t events) {
             auto it = clients_.find(fd);
             if (it == clients_.end()) return;
@@ -92,12 +99,22 @@ void ControlServer::on_readable(Client& client) {
             client.broken = true;
             return;
         }
+        client.last_activity = std::chrono::steady_clock::now();
         client.in.append(buffer, static_cast<std::size_t>(n));
-        if (client.in.size() > 65536) {
-            send(client, {{"ok", false}, {"error", "request line too long"}});
-            client.close_when_flushed = true;
+        // Only a line still without its newline counts: whole lines are handled below, before the next read.
+        if (client.in.size() > max_request_line && client.in.find('\n') == std::string::npos) {
+            // Nothing more is read from it: an answer, best effort, and the connection closes.
+            std::string line =
+                json{{"ok", false},
+                     {"error", "bad request: a request line over " + std::to_string(max_request_line / 1024) + " KiB"}}
+                    .dump() +
+                "\n";
+            ssize_t ignored = ::send(fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)ignored;
+            drop(client, "sent a request line over " + std::to_string(max_request_line / 1024) + " KiB");
             return;
         }
+        if (client.in.find('\n') != std::string::npos) break;  // handle it before reading more
     }
     std::size_t newline;
     while (!client.broken && (newline = client.in.find('\n')) != std::string::npos) {
@@ -108,6 +125,7 @@ void ControlServer::on_readable(Client& client) {
 }
 
 void ControlServer::handle(Client& client, const std::string& line) {
+    client.last_activity = std::chrono::steady_clock::now();  // a backlog of requests is not idleness
     if (!client.refusal.empty()) {
         send(client, {{"ok", false}, {"error", client.refusal}});
         client.close_when_flushed = true;
@@ -303,9 +321,44 @@ void ControlServer::finish_if_done(Client& client) {
 }
 
 void ControlServer::send(Client& client, const json& message) {
+    if (client.broken) return;
     // Replace rather than throw on bytes that are not UTF-8 (a parse error quoting what the client sent).
     client.out += message.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
     on_writable(client);
+    if (client.out.size() > max_output)
+        drop(client, "does not read its replies (" + std::to_string(client.out.size() / 1024) + " KiB queued)");
+}
+
+// Marks the client for closing (settle() closes it: the caller may still hold `client`), with a log line.
+void ControlServer::drop(Client& client, const std::string& why) {
+    if (client.broken) return;
+    log_->warn("control socket: the client pid {} {}; connection closed", client.pid, why);
+    client.broken = true;
+    client.in.clear();
+    client.out.clear();
+}
+
+// A connection with no request under way (no stop/restart/add it waits on) that has been silent, or has not
+// read what it was sent, for idle_timeout is closed: idle connections must not use up max_clients.
+void ControlServer::arm_idle_timer(int fd) {
+    auto it = clients_.find(fd);
+    if (it == clients_.end()) return;
+    Client& client = *it->second;
+    auto due = client.last_activity + idle_timeout;
+    client.idle_timer = loop_.at(due, [this, fd] {
+        auto found = clients_.find(fd);
+        if (found == clients_.end()) return;
+        Client& c = *found->second;
+        c.idle_timer = 0;
+        auto now = std::chrono::steady_clock::now();
+        if (c.subscription) c.last_activity = now;  // waiting on the master, not on the client
+        if (now - c.last_activity >= idle_timeout) {
+            drop(c, "sent no request for " + std::to_string(idle_timeout.count()) + "s");
+            settle(fd);
+            return;
+        }
+        arm_idle_timer(fd);
+    });
 }
 
 // Writes what it can without blocking; never closes (the caller may still hold `client`): settle() does.
@@ -319,6 +372,7 @@ void ControlServer::on_writable(Client& client) {
             return;
         }
         client.out.erase(0, static_cast<std::size_t>(n));
+        client.last_activity = std::chrono::steady_clock::now();
     }
 }
 
@@ -337,6 +391,7 @@ void ControlServer::close(int fd) {
     auto it = clients_.find(fd);
     if (it == clients_.end()) return;
     if (it->second->subscription) master_.unsubscribe(it->second->subscription);
+    loop_.cancel(it->second->idle_timer);
     loop_.unwatch(fd);
     clients_.erase(it);
 }

@@ -27,10 +27,16 @@
 //   {"ok":false,"error":"permission denied: ..."}. Unknown fields are ignored (so clients may send newer ones); an
 //   unknown "cmd" gets
 //   {"ok":false,"error":"unknown command 'x'"}. Without "wait" the final line follows "accepted" at once.
+//
+//   Bounds (a client must not grow the master's memory or lock others out): past max_clients connections a new
+//   one gets {"ok":false,"busy":true,"error":...}; a client that has sent no request for idle_timeout (and waits
+//   on no stop/restart/add) is closed, as is one with more than max_output of replies it does not read, each
+//   with a warning in the master's log.
 #pragma once
 
 #include <spdlog/logger.h>
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -44,7 +50,10 @@
 namespace ccmulti::supervisor {
 
 inline constexpr int control_protocol_version = 1;
-inline constexpr std::size_t max_clients = 64;  // connections at once; more are refused with an error line
+inline constexpr std::size_t max_clients = 64;              // connections at once; more are refused with an error line
+inline constexpr std::size_t max_request_line = 64 * 1024;  // longer: an error line, the connection closed
+inline constexpr std::size_t max_output = 4 * 1024 * 1024;  // queued for a client that does not read: closed
+inline constexpr std::chrono::seconds idle_timeout{5};      // silent, with no request under way: closed
 
 class ControlServer {
 public:
@@ -69,6 +78,8 @@ private:
     void on_writable(Client& client);
     void settle(int fd);  // closes a finished or broken client, else watches for what it needs
     void close(int fd);
+    void drop(Client& client, const std::string& why);
+    void arm_idle_timer(int fd);
     void finish_if_done(Client& client);
 
     EventLoop& loop_;

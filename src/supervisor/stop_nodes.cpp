@@ -58,19 +58,35 @@ Clock::duration progress_interval(Clock::time_point began) {
 
 // --- through the master ----------------------------------------------------------------------------------
 
-// nullopt when the master did not answer in time (hung): the caller falls back to the pid files.
+// How long the master has to accept a stop request before the pid files are used instead.
+constexpr auto master_answer_timeout = std::chrono::seconds(5);
+
+// nullopt when the master did not take the request: it did not answer in time (hung), or it is busy (all its
+// control connections taken). `why` says which; the caller falls back to the pid files.
 std::optional<StopOutcome> stop_through_master(ControlClient& client, const StopRequest& request,
-                                               const std::function<void(const std::string&)>& progress) {
+                                               const std::function<void(const std::string&)>& progress,
+                                               std::string& why) {
     json names = json::array();
     for (const auto& target : request.targets) names.push_back(target.name);
     json message = {{"cmd", "stop"}, {"nodes", names}, {"mode", mode_name(request.mode)}, {"wait", request.wait}};
     if (request.timeout) message["timeout"] = std::chrono::duration<double>(*request.timeout).count();
-    client.send(message);
+    try {
+        client.send(message);
+    } catch (const SystemError&) {
+        // Closed on us: a busy master answers and closes at once, before it reads. What it said is still there.
+    }
 
     StopOutcome outcome;
     outcome.through_master = true;
     json reply;
-    if (client.receive(reply, std::chrono::seconds(5)) != ControlClient::Status::message) return std::nullopt;
+    if (client.receive(reply, master_answer_timeout) != ControlClient::Status::message) {
+        why = "does not answer within " + std::to_string(master_answer_timeout.count()) + "s";
+        return std::nullopt;
+    }
+    if (reply.value("busy", false)) {
+        why = "is busy (" + reply.value("error", std::string("?")) + ")";
+        return std::nullopt;
+    }
     if (!reply.value("ok", true)) throw Error("the master refused: " + reply.value("error", std::string("?")));
     std::set<std::string> pending;
     for (const auto& name : reply.value("stopping", std::vector<std::string>{})) pending.insert(name);
@@ -249,8 +265,9 @@ StopOutcome stop_from_pidfiles(const std::filesystem::path& run_dir, const StopR
 StopOutcome stop_nodes(const std::filesystem::path& run_dir, const StopRequest& request,
                        const std::function<void(const std::string&)>& progress) {
     if (auto client = ControlClient::connect(run_dir)) {
-        if (auto outcome = stop_through_master(*client, request, progress)) return *outcome;
-        progress("the master does not answer on " + control_socket(run_dir).string() + "; stopping from the pid files");
+        std::string why;
+        if (auto outcome = stop_through_master(*client, request, progress, why)) return *outcome;
+        progress("the master " + why + " on " + control_socket(run_dir).string() + "; stopping from the pid files");
     }
     return stop_from_pidfiles(run_dir, request, progress);
 }

@@ -9,7 +9,12 @@ constexpr double latest_weight = 0.2;
 }  // namespace
 
 void TaskRuntimes::record(const std::string& task, double seconds) {
-    Runtime& runtime = runtimes_[task];
+    auto it = runtimes_.find(task);
+    if (it == runtimes_.end()) {
+        if (runtimes_.size() >= max_names) return;
+        it = runtimes_.emplace(task, Runtime{}).first;
+    }
+    Runtime& runtime = it->second;
     runtime.average = runtime.runs == 0 ? seconds : (1 - latest_weight) * runtime.average + latest_weight * seconds;
     ++runtime.runs;
 }

@@ -25,6 +25,7 @@
 #include "worker/pool.hpp"
 #include "worker/pool_child.hpp"
 #include "worker/task_runtimes.hpp"
+#include "worker/task_totals.hpp"
 
 namespace ccmulti::worker {
 
@@ -68,7 +69,10 @@ constexpr int max_worker_losses = 3;
 class Node : public InspectSource {
 public:
     Node(const WorkerOptions& options, const tasks::Registry& registry)
-        : options_(options), registry_(registry), pool_(registry, options.name) {}
+        : options_(options),
+          registry_(registry),
+          pool_(registry, options.name),
+          totals_([&registry](const std::string& task) { return registry.find(task) != nullptr; }) {}
 
     int run() {
         std::signal(SIGPIPE, SIG_IGN);  // a pool process gone mid-write is seen as EPIPE
@@ -124,7 +128,7 @@ public:
         state.prefetch = prefetch_limit();
         state.broker_url = connection_.broker ? connection_.broker->url() : options_.broker.url;
         state.uptime = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_);
-        state.totals = totals_;
+        state.totals = totals_.totals();
         state.registered = registry_.names();
         state.soft_time_limit = options_.soft_time_limit;
         state.time_limit = options_.time_limit;
@@ -527,8 +531,10 @@ private:
         Running task = std::move(it->second);
         running_.erase(it);
         loop_.cancel(task.limit_timer);
-        runtimes_.record(task.delivery.message.task,
-                         std::chrono::duration<double>(Clock::now() - task.started).count());
+        // Only tasks the node runs: a name only the broker knows (NotRegistered) must not grow the table.
+        if (registry_.find(task.delivery.message.task))
+            runtimes_.record(task.delivery.message.task,
+                             std::chrono::duration<double>(Clock::now() - task.started).count());
         finish(task, outcome_from_reply(reply));
 
         if (options_.max_tasks_per_child &&
@@ -549,7 +555,8 @@ private:
     void finish(const Running& task, const tasks::TaskOutcome& outcome) {
         const auto& message = task.delivery.message;
         double runtime = std::chrono::duration<double>(Clock::now() - task.started).count();
-        ++totals_[message.task];
+        totals_.count(message.task);
+        losses_.erase(message.id);
         Settlement writes;
         if (outcome.ok) {
             if (spdlog::should_log(spdlog::level::info))
@@ -758,7 +765,7 @@ private:
     std::deque<broker::Delivery> ready_;
     std::map<std::string, Running> running_;  // by delivery tag
     std::map<std::string, int> losses_;       // pool processes lost per task id
-    std::map<std::string, long> totals_;      // tasks finished per name
+    TaskTotals totals_;                       // tasks finished per name (bounded)
     TaskRuntimes runtimes_;
     EventLoop::TimerId eta_timer_ = 0;
     std::optional<std::string> broker_down_;  // what report_broker() last said

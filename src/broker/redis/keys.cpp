@@ -36,4 +36,8 @@ std::string result_key(std::string_view task_id) {
     return result_prefix + std::string(task_id);
 }
 
+std::string parked_key(std::string_view consumer_id) {
+    return "_ccmulti.parked." + std::string(consumer_id);
+}
+
 }  // namespace ccmulti::broker::redis

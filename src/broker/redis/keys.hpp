@@ -7,6 +7,8 @@
 //   celery-task-meta-<id>    result JSON, also the pub/sub channel its updates are published on
 // Plus one key of ccmulti's own, which kombu never reads:
 //   _ccmulti.consumers       hash consumer id -> {"node", "queues", "expires"}: who consumes what (`ccmulti queues`)
+//   _ccmulti.parked.<id>     zset claim tag -> eta: a consumer's claims of eta messages not due for a while, whose
+//                            payloads it does not keep in memory (redis_consumer.hpp); expires with the consumer
 #pragma once
 
 #include <array>
@@ -36,5 +38,6 @@ std::string binding_key(std::string_view exchange);
 std::string binding_member(std::string_view routing_key, std::string_view queue);
 
 std::string result_key(std::string_view task_id);
+std::string parked_key(std::string_view consumer_id);
 
 }  // namespace ccmulti::broker::redis

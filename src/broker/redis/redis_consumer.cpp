@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <limits>
 
 #include "broker/redis/claims.hpp"
 #include "broker/redis/keys.hpp"
@@ -28,6 +30,8 @@ constexpr std::size_t max_claim = 1000;
 // longer for slow sentinels, and bounded so a busy node keeps a few MB at most.
 constexpr std::chrono::seconds recent_window{10};
 constexpr std::size_t max_recent = 5000;
+// While claims bring only eta messages, each round asks for twice as many, up to this many times the window.
+constexpr std::size_t eta_claim_growth = 64;
 
 std::string score(double seconds) {
     char buffer[32];
@@ -91,7 +95,13 @@ void RedisConsumer::connect() {
         setup.push_back({"HSETNX", unacked_key, tag, unacked_value(held.payload, "", held.queue)});
         setup.push_back({"ZADD", unacked_index_key, "NX", now, tag});
     }
-    command->pipeline(setup);
+    setup.push_back({"ZRANGE", parked_key(id_), "0", "0", "WITHSCORES"});
+    auto replies = command->pipeline(setup);
+    // Parked claims survive an outage in Redis (unless the key expired meanwhile: then restore_visible returns
+    // them to their queues before they are due).
+    const Reply& first = replies.back();
+    parked_next_.reset();
+    if (first.is_array() && first.size() == 2) parked_next_ = std::strtod(first[1].string().c_str(), nullptr);
     const bool moved = !server_.empty() && server_ != command->server();
 
     command_ = std::move(command);
@@ -291,15 +301,79 @@ void RedisConsumer::admit(const std::string& queue, std::string payload, std::st
     }
     delivery.message.queue = queue;
     held.payload = std::move(payload);
-    held_.emplace(std::move(tag), std::move(held));
 
-    if (!delivery.decode_error && delivery.message.eta && *delivery.message.eta > protocol::now()) {
-        TimePoint eta = *delivery.message.eta;
-        scheduled_.emplace(eta, std::move(delivery));
-    } else if (out) {
+    const TimePoint now = protocol::now();
+    if (!delivery.decode_error && delivery.message.eta && *delivery.message.eta > now) {
+        Parking parking{std::move(held), std::move(delivery)};
+        if (!down_ && command_ && *parking.delivery.message.eta > now + park_after)
+            to_park_.push_back(std::move(parking));  // parked by park_pending(), after this claim
+        else
+            hold(std::move(parking));
+        return;
+    }
+    held_.emplace(std::move(tag), std::move(held));
+    if (out) {
         out->push_back(std::move(delivery));
     } else {
         ready_.push_back(std::move(delivery));
+    }
+}
+
+void RedisConsumer::hold(Parking parking) {
+    const std::string tag = parking.delivery.tag;
+    TimePoint eta = *parking.delivery.message.eta;
+    held_.emplace(tag, std::move(parking.held));
+    scheduled_.emplace(eta, std::move(parking.delivery));
+}
+
+void RedisConsumer::park_pending() {
+    if (to_park_.empty()) return;
+    std::vector<Parking> batch = std::move(to_park_);
+    to_park_.clear();
+    const double vt = static_cast<double>(url_.visibility_timeout.count());
+    const double margin = static_cast<double>(restore_margin.count());
+    const std::string key = parked_key(id_);
+    Command zadd{"ZADD", key}, index{"ZADD", unacked_index_key, "XX"};
+    double earliest = parked_next_.value_or(std::numeric_limits<double>::infinity());
+    for (const auto& parking : batch) {
+        const double eta = protocol::to_unix(*parking.delivery.message.eta);
+        zadd.push_back(score(eta));
+        zadd.push_back(parking.delivery.tag);
+        index.push_back(score(eta - vt - margin));
+        index.push_back(parking.delivery.tag);
+        earliest = std::min(earliest, eta);
+    }
+    const auto expiry = std::max<std::chrono::seconds>(std::chrono::seconds(60), interval_ * 6);
+    try {
+        command_->pipeline({{"MULTI"}, zadd, index, {"EXPIRE", key, std::to_string(expiry.count())}, {"EXEC"}});
+        parked_next_ = earliest;
+        parked_count_ += batch.size();
+    } catch (const ConnectionError& error) {
+        for (auto& parking : batch) hold(std::move(parking));  // held in memory after all
+        go_down(error);
+    }
+}
+
+void RedisConsumer::unpark_due() {
+    if (!parked_next_ || down_ || !command_) return;
+    const double horizon = unix_now() + static_cast<double>(park_after.count());
+    for (int round = 0; round < max_claim_rounds && parked_next_ && *parked_next_ <= horizon; ++round) {
+        Reply reply = eval(*command_, unpark_script, {parked_key(id_), unacked_key, unacked_index_key},
+                           {score(horizon), std::to_string(max_claim), score(unix_now())});
+        if (!reply.is_array() || reply.size() == 0) {
+            if (reply.is_error())
+                spdlog::error("{}taking back parked eta messages: {}", url_.address(), reply.string());
+            parked_next_.reset();  // restore_visible returns them to their queues in time
+            return;
+        }
+        const std::string first = reply[0].string();
+        parked_next_.reset();
+        if (!first.empty()) parked_next_ = std::strtod(first.c_str(), nullptr);
+        for (std::size_t i = 1; i + 1 < reply.size(); i += 2) {
+            auto entry = parse_unacked(reply[i + 1].text());
+            if (!entry) continue;  // unreadable: restore_visible drops it with an error line
+            admit(entry->routing_key, entry->payload.dump(), reply[i].string(), nullptr);
+        }
     }
 }
 
@@ -379,11 +453,13 @@ void RedisConsumer::read_brpop() {
         // BRPOP and the claim record are two steps, as in kombu; until the record is written the message lives
         // only here (and is recorded again on reconnect if the write fails).
         const std::string tag = protocol::new_uuid();
+        std::string record = unacked_value(payload, "", queue);
         admit(queue, std::move(payload), tag, nullptr);
         command_->pipeline({{"MULTI"},
                             {"ZADD", unacked_index_key, score(unix_now()), tag},
-                            {"HSET", unacked_key, tag, unacked_value(held_.at(tag).payload, "", queue)},
+                            {"HSET", unacked_key, tag, std::move(record)},
                             {"EXEC"}});
+        park_pending();
     }
 }
 
@@ -440,6 +516,13 @@ std::vector<Delivery> RedisConsumer::reserve(std::size_t max) {
             go_down(error);
         }
     }
+    try {
+        park_pending();  // what a window claimed ahead brought
+        unpark_due();
+        park_pending();
+    } catch (const ConnectionError& error) {
+        go_down(error);
+    }
     const TimePoint now = protocol::now();
     while (!scheduled_.empty() && scheduled_.begin()->first <= now) {
         ready_.push_back(std::move(scheduled_.begin()->second));
@@ -452,17 +535,29 @@ std::vector<Delivery> RedisConsumer::reserve(std::size_t max) {
     if (down_) return out;  // what we already hold can run; acks are queued until Redis is back
     try {
         bool drained = false;
+        std::size_t growth = 1;
         for (int round = 0; out.size() < max && round < max_claim_rounds; ++round) {
-            std::size_t want = max - out.size();
-            if (claim(want, out) < want) {
+            std::size_t want = std::min(max_claim, (max - out.size()) * growth);
+            std::size_t before = out.size();
+            std::size_t got = claim(want, out);
+            park_pending();
+            if (got < want) {
                 drained = true;  // the queues are empty
                 break;
             }
+            if (out.size() == before) growth = std::min(growth * 2, eta_claim_growth);  // only eta messages
         }
+        // A grown batch may bring more ready messages than asked for: the next reserve() hands them out.
+        for (std::size_t i = max; i < out.size(); ++i) ready_.push_back(std::move(out[i]));
+        if (out.size() > max) out.resize(max);
         if (drained) {
             if (!armed_) arm_brpop();
-        } else if (!claiming_ahead_) {
-            claim_ahead(max);  // the queues had enough: claim the next window while the node works on this one
+        } else {
+            if (!claiming_ahead_)
+                claim_ahead(max);  // the queues had enough: claim the next window while the node works on this one
+            // Every round brought eta messages only: come back at once (through wakeup_fd) rather than at the
+            // next heartbeat, so what waits behind them is reached soon, without holding up the node's loop.
+            if (out.size() < max) arm_timer(std::chrono::milliseconds(1));
         }
     } catch (const ConnectionError& error) {
         go_down(error);
@@ -512,8 +607,15 @@ void RedisConsumer::requeue(const Delivery& delivery) {
 }
 
 std::optional<TimePoint> RedisConsumer::next_eta() {
-    if (scheduled_.empty()) return std::nullopt;
-    return scheduled_.begin()->first;
+    std::optional<TimePoint> next;
+    if (!scheduled_.empty()) next = scheduled_.begin()->first;
+    // Parked claims are taken back park_after before they are due (not while Redis is down: the reconnect wakes
+    // the node anyway, and a timer in the past would fire again and again meanwhile).
+    if (parked_next_ && !down_) {
+        TimePoint take = protocol::from_unix(*parked_next_ - static_cast<double>(park_after.count()));
+        if (!next || take < *next) next = take;
+    }
+    return next;
 }
 
 void RedisConsumer::heartbeat() {
@@ -521,6 +623,11 @@ void RedisConsumer::heartbeat() {
     watch_failovers();
     try {
         register_self();
+        park_pending();
+        if (parked_next_)
+            command_->command(
+                {"EXPIRE", parked_key(id_),
+                 std::to_string(std::max<std::chrono::seconds>(std::chrono::seconds(60), interval_ * 6).count())});
         Command bump{"ZADD", unacked_index_key, "XX"};
         const std::string now = score(unix_now());
         for (const auto& [tag, held] : held_) {
@@ -574,6 +681,16 @@ void RedisConsumer::close() {
         held_.clear();
         ready_.clear();
         scheduled_.clear();
+        // Parked claims stay claimed: restore_visible returns each to its queue shortly before it is due.
+        for (const auto& parking : to_park_) give_back(parking.delivery.tag, parking.held);
+        to_park_.clear();
+        long long parked = command_->command({"ZCARD", parked_key(id_)}).integer();
+        if (parked > 0)
+            spdlog::info(
+                "redis {}: {} eta message(s) of {} not due for a while stay claimed; each goes back to its queue {}s "
+                "before it is due (restored by any node)",
+                url_.address(), parked, info_.node, restore_margin.count());
+        command_->command({"DEL", parked_key(id_)});
         command_->command({"HDEL", consumers_key, id_});
     } catch (const Error& error) {
         spdlog::warn("{} while giving back {} message(s) at shutdown; the rest return after the visibility timeout",

@@ -16,8 +16,17 @@
 //    keeps the message for the next reserve().
 //    Chosen over the hiredis async API (it would need its own adapter to drive writes through the node loop for
 //    one tiny command) and over a BRPOP thread (pool children are forked from the node: no threads there).
-//  - Messages with a future eta are claimed and held here, as Celery workers do (the Redis transport has no
-//    delayed delivery), and handed out by reserve() once due; next_eta() tells the loop when.
+//  - Messages with a future eta are claimed, as Celery workers do (the Redis transport has no delayed delivery):
+//    the claim stays in `unacked` until the task is done. Those due within park_after are held here and handed
+//    out by reserve() once due; next_eta() tells the loop when. One due later is *parked* rather than held, so
+//    100,000 messages due tomorrow cost Redis memory, not the node's: its payload stays only in `unacked`, its tag
+//    and eta go to the zset _ccmulti.parked.<consumer id>, and its `unacked_index` time is set to
+//    eta - visibility_timeout - restore_margin. No heartbeat needs to refresh it then, and should this node be
+//    gone, restore_visible (by any ccmulti node or Celery worker) returns it to its queue restore_margin before
+//    it is due. The consumer takes parked claims back (unpark_script) park_after before they are due. At close
+//    they are left to that restore. While a queue's head is eta messages, the claim batches grow (up to
+//    eta_claim_growth times the window, and max_claim) so that a ready message behind 100,000 of them is
+//    reached in a few round trips; ready messages claimed beyond `max` wait in ready_ for the next reserve().
 //  - Redis down: the consumer keeps its claims in memory, queues acks and requeues, and reconnects with backoff
 //    on a timerfd in the same epoll set (so drain_wakeups() does the reconnect); after reconnecting it records
 //    its claims again (HSETNX: kept if Redis still had them) and flushes what it queued. Nothing is dropped.
@@ -71,6 +80,9 @@ public:
     std::size_t held() const noexcept { return held_.size(); }  // claims this consumer holds
 
     static constexpr int brpop_timeout_seconds = 30;
+    static constexpr std::chrono::seconds park_after{60};
+    static constexpr std::chrono::seconds restore_margin{30};
+    std::size_t parked() const noexcept { return parked_count_; }  // parked by this consumer so far (for tests)
 
 private:
     struct Held {
@@ -98,6 +110,14 @@ private:
     // Holds a message claimed under `tag`. Due ones go to `out` (or ready_ when null), future etas wait.
     void admit(const std::string& queue, std::string payload, std::string tag, std::vector<Delivery>* out);
     void rotate(const std::string& queue);
+    struct Parking {
+        Held held;
+        Delivery delivery;
+    };
+    void hold(Parking parking);  // into held_ and scheduled_
+    void park_pending();         // sends to_park_ to Redis (held in memory after all when that fails)
+    void unpark_due();           // takes back parked claims due within park_after
+
     void give_back(const std::string& tag, const Held& held);
     void register_self();
     struct Settling {
@@ -129,6 +149,9 @@ private:
     std::map<std::string, Held> held_;
     std::deque<Delivery> ready_;
     std::multimap<TimePoint, Delivery> scheduled_;
+    std::vector<Parking> to_park_;       // claimed eta messages to park, sent after each claim
+    std::optional<double> parked_next_;  // the earliest eta (Unix seconds) among parked claims; nullopt: none
+    std::size_t parked_count_ = 0;
     std::vector<std::string> pending_acks_;
     std::deque<Settling> settling_;  // sent, reply not read yet (or to send again after a reconnect)
     bool claiming_ahead_ = false;    // a claim_ahead() reply is still to be read

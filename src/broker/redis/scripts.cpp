@@ -45,6 +45,23 @@ end
 return out
 )lua"};
 
+const Script unpark_script{"unpark", R"lua(
+local tags = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {''}
+for _, tag in ipairs(tags) do
+  redis.call('ZREM', KEYS[1], tag)
+  local value = redis.call('HGET', KEYS[2], tag)
+  if value then
+    redis.call('ZADD', KEYS[3], 'XX', ARGV[3], tag)
+    out[#out + 1] = tag
+    out[#out + 1] = value
+  end
+end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if first[2] then out[1] = first[2] end
+return out
+)lua"};
+
 const Script restore_script{"restore", R"lua(
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if not current then return 0 end

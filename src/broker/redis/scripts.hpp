@@ -30,6 +30,12 @@ extern const Script claim_script;
 // KEYS: unacked, unacked_index, list. Returns 1 when restored, 0 when the claim was no longer there.
 extern const Script restore_script;
 
+// Takes back parked eta claims (RedisConsumer): the members of the zset KEYS[1] scored up to ARGV[1], at most
+// ARGV[2] of them, leave it; each one `unacked` still holds gets `unacked_index` = ARGV[3] (now: a live claim
+// again). KEYS: parked zset, unacked, unacked_index. Returns the score of the earliest member left ("" when
+// none), then pairs: claim tag, its `unacked` value.
+extern const Script unpark_script;
+
 // Celery's result write: keeps a stored SUCCESS, else SET (SETEX when ARGV[2] > 0) and PUBLISH on the key's
 // channel, which is what wakes AsyncResult.get(). KEYS: the result key. ARGV: meta JSON, expiry seconds.
 // Returns 1 when stored, 0 when a SUCCESS was kept.
