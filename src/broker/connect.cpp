@@ -36,12 +36,13 @@ void check_result_url(const std::string& url) {
     }
     auto scheme = url.substr(0, url.find(':'));
     throw UsageError("result backend " + url + ": scheme '" + scheme +
-                     "' is not supported by ccmulti's nodes (supported: redis://HOST[:PORT][/DB], sqlite://, "
-                     "sqlite:///PATH); a Celery node (-A) takes any backend Celery knows");
+                     "' is not supported by ccmulti's nodes (supported: redis://HOST[:PORT][/DB], "
+                     "sentinel://HOST[:PORT];…?master_name=NAME, sqlite://, sqlite:///PATH); a Celery node (-A) "
+                     "takes any backend Celery knows");
 }
 
 std::string display_url(const std::string& url) {
-    if (url.starts_with("redis://")) {
+    if (url.starts_with("redis://") || redis::is_sentinel_url(url)) {
         try {
             return redis::parse_redis_url(url).display();
         } catch (const UsageError&) {
@@ -66,7 +67,7 @@ Connection connect(const BrokerOptions& options) {
     } else {
         auto scheme = options.url.substr(0, options.url.find(':'));
         throw UsageError("unsupported broker URL scheme '" + scheme + "' in " + options.url +
-                         " (supported: sqlite://, redis://)");
+                         " (supported: sqlite://, redis://, sentinel://)");
     }
     if (own_results) return connection;
     // Another store: a Redis result store on another db or server never shares the broker's connection (a

@@ -24,6 +24,21 @@ std::string result_backend_url(const std::optional<std::string>& flag, const con
     return "";
 }
 
+broker::redis::TransportOptions transport_options(const config::TransportSettings& settings) {
+    broker::redis::TransportOptions options;
+    if (settings.master_name.is_set()) options.master_name = *settings.master_name;
+    if (settings.visibility_timeout.is_set()) options.visibility_timeout = *settings.visibility_timeout;
+    return options;
+}
+
+std::string broker_url_with_options(const std::string& url, const config::Settings& settings) {
+    return broker::redis::with_transport_options(url, transport_options(settings.broker.transport_options));
+}
+
+std::string result_url_with_options(const std::string& url, const config::Settings& settings) {
+    return broker::redis::with_transport_options(url, transport_options(settings.results.transport_options));
+}
+
 broker::BrokerOptions broker_options(const Context& context, const BrokerFlag& flag) {
     broker::BrokerOptions options;
     if (flag.url) {
@@ -33,9 +48,11 @@ broker::BrokerOptions broker_options(const Context& context, const BrokerFlag& f
     } else if (const auto& configured = context.settings().broker.url; configured.is_set()) {
         options.url = *configured;
     }
+    options.url = broker_url_with_options(options.url, context.settings());
     if (const auto& expires = context.settings().results.expires; expires.is_set())
         options.result_expires = std::chrono::seconds(*expires);
-    options.results_url = result_backend_url(flag.result_backend, context.settings());
+    options.results_url =
+        result_url_with_options(result_backend_url(flag.result_backend, context.settings()), context.settings());
     try {
         if (!options.results_url.empty()) broker::check_result_url(options.results_url);
     } catch (const UsageError& e) {

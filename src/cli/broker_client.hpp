@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "broker/connect.hpp"
+#include "broker/redis/url.hpp"
 #include "cli/context.hpp"
 
 namespace ccmulti::cli {
@@ -31,6 +32,12 @@ void add_result_backend_option(CLI::App& command, BrokerFlag& flag);
 // The result backend URL by precedence, "" for the broker's own store. `settings` holds the file with the
 // CCMULTI_* variables on top (Context::settings()).
 std::string result_backend_url(const std::optional<std::string>& flag, const config::Settings& settings);
+
+// `url` with the configuration's `[broker] transport_options` / `[results] transport_options` (master_name,
+// visibility_timeout) added where the URL does not give them (broker/redis/url.hpp: with_transport_options).
+std::string broker_url_with_options(const std::string& url, const config::Settings& settings);
+broker::redis::TransportOptions transport_options(const config::TransportSettings& settings);
+std::string result_url_with_options(const std::string& url, const config::Settings& settings);
 
 // The broker a command names, with the state dir created (0700) when sqlite:// needs it.
 broker::BrokerOptions broker_options(const Context& context, const BrokerFlag& flag);

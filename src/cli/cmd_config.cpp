@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "broker/connect.hpp"
+#include "cli/broker_client.hpp"
 #include "cli/context.hpp"
 #include "cli/output.hpp"
 #include "config/json.hpp"
@@ -134,9 +135,18 @@ void add_config_commands(CLI::App& app, Context& context) {
         // Past the schema: a result backend must be one the native nodes can store in (the same check as start's).
         if (const auto& results = loaded.settings.results.url; lines.empty() && results.is_set()) {
             try {
-                broker::check_result_url(*results);
+                broker::check_result_url(result_url_with_options(*results, loaded.settings));
             } catch (const UsageError& e) {
                 lines.push_back(results.origin + ": " + e.what());
+            }
+        }
+        // And a Sentinel broker URL must parse: it needs a master name, here or in [broker] transport_options.
+        if (const auto& url = loaded.settings.broker.url;
+            lines.empty() && url.is_set() && broker::redis::is_sentinel_url(*url)) {
+            try {
+                broker::redis::parse_redis_url(broker_url_with_options(*url, loaded.settings));
+            } catch (const UsageError& e) {
+                lines.push_back(url.origin + ": " + e.what());
             }
         }
         if (!lines.empty()) {

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "broker/connect.hpp"
+#include "cli/broker_client.hpp"
 #include "cli/celery_runner.hpp"
 #include "util/error.hpp"
 #include "util/shell_split.hpp"
@@ -144,7 +145,10 @@ supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cw
         // The worker would refuse a result backend it cannot store in, after start had said the node runs.
         auto results = node.option({"--result-backend"});
         if (results && results->empty()) throw UsageError("--result-backend of " + node.name + " needs a URL");
-        if (auto url = results.value_or(native.result_backend); !url.empty()) broker::check_result_url(url);
+        if (auto url = results.value_or(native.result_backend); !url.empty())
+            broker::check_result_url(broker::redis::with_transport_options(url, native.result_transport));
+        if (auto url = node.option({"-b", "--broker"}).value_or(native.broker_url); broker::redis::is_sentinel_url(url))
+            broker::redis::parse_redis_url(broker::redis::with_transport_options(url, native.broker_transport));
         spec.argv = native_worker_argv(node, native);
         spec.notifies = true;  // READY=1 once it consumes: the start_secs fallback is for programs that cannot
     }
@@ -174,12 +178,15 @@ NativeWorker native_worker(const Context& context) {
     NativeWorker native{std::filesystem::read_symlink("/proc/self/exe"),
                         {"--run-dir", where.run.path.string(), "--log-dir", where.log.path.string(), "--state-dir",
                          where.state.path.string()},
-                        context.settings().results.url.value_or("")};
+                        context.settings().results.url.value_or(""),
+                        context.settings().broker.url.value_or(""),
+                        transport_options(context.settings().broker.transport_options),
+                        transport_options(context.settings().results.transport_options)};
     if (const auto& file = context.settings().file; !file.empty())
         native.global_args.insert(native.global_args.end(), {"-C", std::filesystem::absolute(file).string()});
     if (const auto& results = context.settings().results.url; results.is_set()) {
         try {
-            broker::check_result_url(*results);
+            broker::check_result_url(broker::redis::with_transport_options(*results, native.result_transport));
         } catch (const UsageError& e) {
             throw UsageError(results.origin + ": " + e.what());  // where to fix it: "ccmulti.toml:2", "$CCMULTI_…"
         }

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "broker/redis/url.hpp"
 #include "cli/context.hpp"
 #include "naming/cluster.hpp"
 #include "supervisor/node_spec.hpp"
@@ -30,6 +31,10 @@ struct NativeWorker {
     // [results] url or $CCMULTI_RESULT_BACKEND, "" when unset: the worker reads it itself (from -C and its
     // environment); make_node_spec checks it, so a bad one fails `start`, not the node.
     std::string result_backend;
+    // [broker] url or $CCMULTI_BROKER_URL (else ""), and the configuration's transport options, for the same
+    // check of a Sentinel broker URL (one without a master name fails `start`, not the node).
+    std::string broker_url{};
+    broker::redis::TransportOptions broker_transport{}, result_transport{};
 };
 
 // The native worker as `start` runs it for this invocation: its dirs (not created here) and configuration.

@@ -18,6 +18,10 @@ nlohmann::json sourced(const Setting<T>& setting) {
     return {{"value", value_json(*setting)}, {"from", setting.origin}};
 }
 
+nlohmann::json transport_json(const TransportSettings& options) {
+    return {{"master_name", sourced(options.master_name)}, {"visibility_timeout", sourced(options.visibility_timeout)}};
+}
+
 }  // namespace
 
 nlohmann::json to_json(const NodeSettings& node) {
@@ -61,8 +65,13 @@ nlohmann::json to_json(const Settings& settings) {
             {"defaults", to_json(settings.defaults)},
             {"nodes", nodes},
             {"node_order", settings.node_order},
-            {"broker", {{"url", sourced(settings.broker.url)}}},
-            {"results", {{"url", sourced(settings.results.url)}, {"expires", sourced(settings.results.expires)}}},
+            {"broker",
+             {{"url", sourced(settings.broker.url)},
+              {"transport_options", transport_json(settings.broker.transport_options)}}},
+            {"results",
+             {{"url", sourced(settings.results.url)},
+              {"expires", sourced(settings.results.expires)},
+              {"transport_options", transport_json(settings.results.transport_options)}}},
             {"tasks", tasks},
             {"watch",
              {{"paths", sourced(settings.watch.paths)},

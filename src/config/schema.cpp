@@ -44,12 +44,49 @@ const std::vector<Key<NodeSettings>>& node_table_keys() {
     return keys;
 }
 
+// Defined with the section readers below; a key whose value is a table of its own reads it with them.
+template <class Target>
+void read_table(Reader& reader, const Value& table, const std::string& section, std::string_view section_id,
+                const std::vector<Key<Target>>& keys, Target& target);
+bool section_table(Reader& reader, const Field& field);
+
+// A Sentinel master name as `sentinel monitor NAME …` takes it: one word.
+std::optional<std::string> read_master_name(Reader& reader, const Field& field) {
+    auto text = reader.nonempty(field);
+    if (!text) return std::nullopt;
+    if (has_space(*text) || has_control(*text) || text->find_first_of("&#;?=") != std::string::npos) {
+        reader.problem(field, "not a Sentinel master name: " + describe(field.value));
+        return std::nullopt;
+    }
+    return text;
+}
+
+const std::vector<Key<TransportSettings>>& transport_keys() {
+    static const std::vector<Key<TransportSettings>> keys = {
+        {"master_name",
+         [](Reader& r, const Field& f, TransportSettings& t) { store(t.master_name, read_master_name(r, f), f); }},
+        {"visibility_timeout",
+         [](Reader& r, const Field& f, TransportSettings& t) {
+             store(t.visibility_timeout, r.integer(f, 1, std::int64_t{1} << 30), f);
+         }},
+    };
+    return keys;
+}
+
+void read_transport_options(Reader& reader, const Field& field, const std::string& section, TransportSettings& target) {
+    if (section_table(reader, field))
+        read_table(reader, field.value, "[" + section + ".transport_options]", "transport_options", transport_keys(),
+                   target);
+}
+
 const std::vector<Key<BrokerSettings>>& broker_keys() {
     static const std::vector<Key<BrokerSettings>> keys = {
         {"url",
          [](Reader& r, const Field& f, BrokerSettings& b) {
-             store(b.url, read_url(r, f, {"redis", "rediss", "amqp", "amqps", "pyamqp", "sqlite"}), f);
+             store(b.url, read_url(r, f, {"redis", "rediss", "sentinel", "amqp", "amqps", "pyamqp", "sqlite"}), f);
          }},
+        {"transport_options", [](Reader& r, const Field& f,
+                                 BrokerSettings& b) { read_transport_options(r, f, "broker", b.transport_options); }},
     };
     return keys;
 }
@@ -58,8 +95,10 @@ const std::vector<Key<ResultSettings>>& result_keys() {
     static const std::vector<Key<ResultSettings>> keys = {
         {"url",
          [](Reader& r, const Field& f, ResultSettings& s) {
-             store(s.url, read_url(r, f, {"redis", "rediss", "sqlite", "rpc"}), f);
+             store(s.url, read_url(r, f, {"redis", "rediss", "sentinel", "sqlite", "rpc"}), f);
          }},
+        {"transport_options", [](Reader& r, const Field& f,
+                                 ResultSettings& s) { read_transport_options(r, f, "results", s.transport_options); }},
         {"expires", [](Reader& r, const Field& f,
                        ResultSettings& s) { store(s.expires, r.integer(f, 0, max_result_expires), f); }},
     };
@@ -301,6 +340,7 @@ std::vector<std::string> known_keys(std::string_view section) {
     if (section == "results") return names_of(result_keys());
     if (section == "task") return names_of(task_keys());
     if (section == "watch") return names_of(watch_keys());
+    if (section == "transport_options") return names_of(transport_keys());
     return {};
 }
 

@@ -56,6 +56,11 @@ void overlay(Settings& base, const Settings& over) {
     }
     base.overrides.overlay(over.overrides);
     base.broker.url.overlay(over.broker.url);
+    for (auto [to, from] : {std::pair{&base.broker.transport_options, &over.broker.transport_options},
+                            std::pair{&base.results.transport_options, &over.results.transport_options}}) {
+        to->master_name.overlay(from->master_name);
+        to->visibility_timeout.overlay(from->visibility_timeout);
+    }
     base.results.url.overlay(over.results.url);
     base.results.expires.overlay(over.results.expires);
     for (const auto& [name, task] : over.tasks) overlay_task(base.tasks[name], task);

@@ -56,13 +56,22 @@ struct NodeSettings {
     void overlay(const NodeSettings& over);
 };
 
+// kombu's transport options that ccmulti's Redis transport knows (Celery's broker_transport_options and
+// result_backend_transport_options); the CLI adds them to the URL's query (broker/redis/url.hpp).
+struct TransportSettings {
+    Setting<std::string> master_name;          // Sentinel: the monitored master's name
+    Setting<std::int64_t> visibility_timeout;  // seconds
+};
+
 struct BrokerSettings {
     Setting<std::string> url;  // unset: the embedded SQLite broker in the state dir
+    TransportSettings transport_options;
 };
 
 struct ResultSettings {
     Setting<std::string> url;       // unset: the broker's store
     Setting<std::int64_t> expires;  // seconds; 0 = never
+    TransportSettings transport_options;
 };
 
 struct TaskSettings {

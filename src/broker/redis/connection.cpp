@@ -7,6 +7,8 @@
 #include <cctype>
 #include <cerrno>
 
+#include "broker/redis/sentinel.hpp"
+
 namespace ccmulti::broker::redis {
 
 namespace {
@@ -48,7 +50,16 @@ bool is_transient_reply(std::string_view error) {
 }
 
 Connection::Connection(RedisUrl url, std::chrono::milliseconds timeout) : url_(std::move(url)), timeout_(timeout) {
-    context_ = redisConnectWithTimeout(url_.host.c_str(), url_.port, to_timeval(timeout_));
+    std::string host = url_.host;
+    int port = url_.port;
+    if (url_.sentinel()) {
+        generation_ = master_generation(url_);
+        MasterAddress master = resolve_master(url_, timeout_);
+        host = master.host;
+        port = master.port;
+    }
+    server_ = host_port(host, port);
+    context_ = redisConnectWithTimeout(host.c_str(), port, to_timeval(timeout_));
     if (!context_ || context_->err) {
         int saved = errno;
         std::string text = failure_text(context_, saved);
@@ -72,6 +83,15 @@ Connection::Connection(RedisUrl url, std::chrono::milliseconds timeout) : url_(s
             if (reply.is_error())
                 throw Error(prefix() + "cannot select database " + std::to_string(url_.db) + ": " + reply.string());
         }
+        if (url_.sentinel()) {
+            // The sentinels' answer may predate a failover: make sure this one is the master now.
+            Reply role = try_command({"ROLE"});
+            if (role.is_error() || role.size() == 0 || role[0].text() != "master")
+                throw ConnectionError(prefix() + "the sentinels named it master " + url_.master_name + ", but it is " +
+                                      (role.is_error() ? "not answering ROLE (" + role.string() + ")"
+                                                       : "a " + std::string(role[0].text())) +
+                                      " (a failover under way?)");
+        }
     } catch (...) {
         redisFree(context_);
         context_ = nullptr;
@@ -85,6 +105,10 @@ Connection::~Connection() {
 
 int Connection::fd() const noexcept {
     return context_ ? context_->fd : -1;
+}
+
+bool Connection::stale() const noexcept {
+    return url_.sentinel() && master_generation(url_) != generation_;
 }
 
 void Connection::fail(const std::string& what) {
@@ -152,7 +176,21 @@ Reply Connection::read_one() {
     }
     void* raw = nullptr;
     if (redisGetReply(context_, &raw) != REDIS_OK || !raw) fail();
-    return Reply(static_cast<redisReply*>(raw));
+    return screened(Reply(static_cast<redisReply*>(raw)));
+}
+
+// A master demoted to replica answers writes with READONLY (and blocked commands with UNBLOCKED): the connection is
+// of no more use, whatever was asked. Reconnecting (through the sentinels) finds the new master. NOREPLICAS (a
+// master with min-replicas-to-write cut off from its replicas, about to be replaced) is treated the same: retried
+// with backoff, on whichever server is master by then.
+Reply Connection::screened(Reply reply) {
+    if (reply.is_error()) {
+        std::string_view text = reply.text();
+        if (text.starts_with("READONLY") || text.starts_with("UNBLOCKED"))
+            fail("no longer the master: " + reply.string());
+        if (text.starts_with("NOREPLICAS")) fail("refuses writes: " + reply.string());
+    }
+    return reply;
 }
 
 Reply Connection::checked(Reply reply) {
@@ -229,10 +267,10 @@ std::optional<Reply> Connection::read_available() {
     if (broken_) fail("connection is broken");
     void* raw = nullptr;
     if (redisGetReplyFromReader(context_, &raw) != REDIS_OK) fail();
-    if (raw) return Reply(static_cast<redisReply*>(raw));
+    if (raw) return screened(Reply(static_cast<redisReply*>(raw)));
     if (redisBufferRead(context_) != REDIS_OK) fail();
     if (redisGetReplyFromReader(context_, &raw) != REDIS_OK) fail();
-    if (raw) return Reply(static_cast<redisReply*>(raw));
+    if (raw) return screened(Reply(static_cast<redisReply*>(raw)));
     return std::nullopt;
 }
 
@@ -242,7 +280,7 @@ std::optional<Reply> Connection::read(std::chrono::milliseconds timeout) {
     void* raw = nullptr;
     while (true) {
         if (redisGetReplyFromReader(context_, &raw) != REDIS_OK) fail();
-        if (raw) return Reply(static_cast<redisReply*>(raw));
+        if (raw) return screened(Reply(static_cast<redisReply*>(raw)));
         pollfd entry{context_->fd, POLLIN, 0};
         int ready = ::poll(&entry, 1, remaining_ms(deadline));
         if (ready < 0) {

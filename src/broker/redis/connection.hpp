@@ -10,9 +10,15 @@
 // the connection is broken() for good: make a new one (see Backoff). A server error reply to command() throws a
 // plain Error, or a ConnectionError when it says the server cannot do it now (is_transient_reply: OOM, READONLY,
 // ...); try_command() returns it instead. Messages read "redis 127.0.0.1:6379: connection refused".
+// A reply saying the server is no longer the master (READONLY, or UNBLOCKED for a blocked command when it was
+// demoted) is a connection failure too, wherever it is read: reconnecting finds the new master.
+//
+// For a sentinel:// URL the constructor asks the sentinels for the master's address and checks its ROLE
+// (broker/redis/sentinel.hpp), so every reconnect follows a failover.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <initializer_list>
@@ -58,7 +64,10 @@ public:
     const RedisUrl& url() const noexcept { return url_; }
     int fd() const noexcept;
     bool broken() const noexcept { return broken_; }
-    std::string prefix() const { return "redis " + url_.address() + ": "; }  // for messages
+    // A sentinel-managed master this process has since learnt was replaced (a failover): reconnect.
+    bool stale() const noexcept;
+    const std::string& server() const noexcept { return server_; }    // "127.0.0.1:6379", the one connected to
+    std::string prefix() const { return "redis " + server_ + ": "; }  // for messages
 
     Reply command(std::initializer_list<std::string_view> args);  // throws Error on an error reply
     Reply command(const Command& args);
@@ -92,9 +101,12 @@ private:
     Reply read_blocking();
     Reply read_one();
     Reply checked(Reply reply);
+    Reply screened(Reply reply);
 
     RedisUrl url_;
     std::chrono::milliseconds timeout_;
+    std::string server_;
+    std::uint64_t generation_ = 0;
     redisContext* context_ = nullptr;
     bool broken_ = false;
     bool nonblocking_ = false;
@@ -114,6 +126,7 @@ public:
 
     template <typename F>
     auto with(F&& body) {
+        if (connection_ && connection_->stale()) connection_.reset();  // a failover: to the new master
         bool fresh = !connection_;
         if (!connection_) connection_ = std::make_unique<Connection>(url_);
         try {

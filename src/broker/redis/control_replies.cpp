@@ -25,6 +25,35 @@ json rusage_reply() {
             {"nivcsw", usage.ru_nivcsw}};
 }
 
+// As kombu's Connection.info() shows it; a sentinel URL: the first sentinel, the others as alternates.
+json broker_reply(const RedisUrl& broker) {
+    json options = {{"visibility_timeout", broker.visibility_timeout.count()}};
+    json alternates = json::array();
+    std::string host = broker.host;
+    int port = broker.port;
+    if (broker.sentinel()) {
+        options["master_name"] = broker.master_name;
+        host = broker.sentinels.front().first;
+        port = broker.sentinels.front().second;
+        for (const auto& [name, number] : broker.sentinels)
+            alternates.push_back("sentinel://" + host_port(name, number) + "/" + std::to_string(broker.db));
+    }
+    return {{"hostname", host},
+            {"userid", broker.username ? json(*broker.username) : json(nullptr)},
+            {"virtual_host", std::to_string(broker.db)},
+            {"port", port},
+            {"insist", false},
+            {"ssl", false},
+            {"transport", broker.sentinel() ? "sentinel" : "redis"},
+            {"connect_timeout", 4},
+            {"transport_options", options},
+            {"login_method", nullptr},
+            {"uri_prefix", nullptr},
+            {"heartbeat", 120.0},
+            {"failover_strategy", "round-robin"},
+            {"alternates", alternates}};
+}
+
 }  // namespace
 
 json active_reply(const std::vector<ActiveTask>& tasks) {
@@ -70,21 +99,7 @@ json stats_reply(const NodeStats& stats, const RedisUrl& broker) {
           {"max-tasks-per-child", stats.max_tasks_per_child > 0 ? json(stats.max_tasks_per_child) : json("N/A")},
           {"put-guarded-by-semaphore", false},
           {"timeouts", json::array({limit(stats.soft_time_limit), limit(stats.hard_time_limit)})}}},
-        {"broker",
-         {{"hostname", broker.host},
-          {"userid", broker.username ? json(*broker.username) : json(nullptr)},
-          {"virtual_host", std::to_string(broker.db)},
-          {"port", broker.port},
-          {"insist", false},
-          {"ssl", false},
-          {"transport", "redis"},
-          {"connect_timeout", 4},
-          {"transport_options", {{"visibility_timeout", broker.visibility_timeout.count()}}},
-          {"login_method", nullptr},
-          {"uri_prefix", nullptr},
-          {"heartbeat", 120.0},
-          {"failover_strategy", "round-robin"},
-          {"alternates", json::array()}}},
+        {"broker", broker_reply(broker)},
         {"prefetch_count", stats.prefetch_count},
         {"rusage", rusage_reply()},
     };

@@ -25,6 +25,11 @@ namespace {
 constexpr int max_claim_rounds = 64;
 // Claims one script call takes at most (Lua's unpack() of the records has a stack limit of a few thousand).
 constexpr std::size_t max_claim = 1000;
+// Sentinel: settled batches kept to send again to a new master. A failover's window (the promoted replica takes
+// writes while the old master still does, until the sentinels announce the switch) lasts about a second; kept
+// longer for slow sentinels, and bounded so a busy node keeps a few MB at most.
+constexpr std::chrono::seconds recent_window{10};
+constexpr std::size_t max_recent = 5000;
 // While claims bring only eta messages, each round asks for twice as many, up to this many times the window.
 constexpr std::size_t eta_claim_growth = 64;
 
@@ -114,6 +119,7 @@ void RedisConsumer::connect() {
     const Reply& first = replies.back();
     parked_next_.reset();
     if (first.is_array() && first.size() == 2) parked_next_ = std::strtod(first[1].string().c_str(), nullptr);
+    const bool moved = !server_.empty() && server_ != command->server();
 
     command_ = std::move(command);
     blocking_ = std::move(blocking);
@@ -127,8 +133,15 @@ void RedisConsumer::connect() {
     // Claims first, then anything else: after an outage they are old, and other nodes may restore old claims.
     reassert_claims();
     adopt_orphans();
+    if (moved) {
+        spdlog::warn("{}the master of {} moved from {}: sending {} recently settled result(s)/ack(s) again",
+                     command_->prefix(), url_.master_name, server_, recent_count_);
+        resend_recent();
+    }
+    server_ = command_->server();
     register_self();
     flush_pending();
+    watch_failovers();
     if (down_) {
         spdlog::info("{}connected again (consumer of {}, holding {} message(s))", command_->prefix(), info_.node,
                      held_.size());
@@ -249,6 +262,7 @@ void RedisConsumer::settle(ResultStore& store, const std::vector<ResultMeta>& re
             // Stored and acked together or not at all: whatever went wrong, send the batch again once reconnected.
             if (auto error = first_error(replies))
                 throw ConnectionError(command_->prefix() + "storing results: " + *error);
+            keep_recent(std::move(settling_.front()));
             settling_.pop_front();
         });
     } catch (const Error& error) {
@@ -276,15 +290,61 @@ void RedisConsumer::send_acks() {
     if (pending_acks_.empty()) return;
     if (auto error = first_error(command_->pipeline(settle_commands({nullptr, {}, pending_acks_}))))
         throw ConnectionError(command_->prefix() + "acking: " + *error);
+    keep_recent({nullptr, {}, std::move(pending_acks_)});
     pending_acks_.clear();
+}
+
+void RedisConsumer::keep_recent(Settling batch) {
+    if (!url_.sentinel()) return;
+    const auto now = std::chrono::steady_clock::now();
+    recent_count_ += batch.results.size() + batch.tags.size();
+    recent_.push_back({now, std::move(batch)});
+    while (!recent_.empty() && (now - recent_.front().when > recent_window || recent_count_ > max_recent)) {
+        recent_count_ -= recent_.front().batch.results.size() + recent_.front().batch.tags.size();
+        recent_.pop_front();
+    }
+}
+
+// The batches of the last seconds before the connection was lost (keep_recent prunes only as batches come in, so
+// a long outage does not age them out).
+void RedisConsumer::resend_recent() {
+    for (const auto& [when, batch] : recent_) {
+        auto replies = command_->pipeline(settle_commands(batch));
+        if (replies.back().is_error() || !replies.back().is_array())
+            throw ConnectionError(command_->prefix() + "storing results again: " + replies.back().string());
+    }
+    recent_.clear();
+    recent_count_ = 0;
+}
+
+void RedisConsumer::watch_failovers() {
+    if (!url_.sentinel() || watch_ || !open_) return;
+    try {
+        auto watch = std::make_unique<SwitchWatch>(url_);
+        epoll_event event{};
+        event.events = EPOLLIN;
+        event.data.fd = watch->fd();
+        if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, watch->fd(), &event) != 0) throw SystemError("epoll_ctl", errno);
+        watch_ = std::move(watch);
+    } catch (const ConnectionError& error) {
+        // Reconnects still follow a failover, only later (when the old master drops us): try again next beat.
+        spdlog::warn("{}; trying again at the next heartbeat", error.what());
+    }
+}
+
+void RedisConsumer::drop_watch() {
+    if (watch_ && watch_->fd() >= 0) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, watch_->fd(), nullptr);
+    watch_.reset();
 }
 
 void RedisConsumer::flush_pending() {
     // Batches settled before the connection broke: whether they landed is unknown, and sending them again is
     // harmless (results are idempotent, acking twice does nothing).
-    for (; !settling_.empty(); settling_.pop_front())
+    for (; !settling_.empty(); settling_.pop_front()) {
         if (auto error = first_error(command_->pipeline(settle_commands(settling_.front()))))
             throw ConnectionError(command_->prefix() + "storing results: " + *error);
+        keep_recent(std::move(settling_.front()));
+    }
     send_acks();
     for (auto it = held_.begin(); it != held_.end();) {
         if (!it->second.requeue_pending) {
@@ -514,6 +574,29 @@ void RedisConsumer::drain_wakeups() {
     std::uint64_t expirations = 0;
     bool timer_fired = ::read(timer_.get(), &expirations, sizeof expirations) == sizeof expirations;
     if (!open_) return;
+    if (watch_) {
+        try {
+            if (auto to = watch_->switched(); to && *to != server_) {
+                if (!down_) {
+                    // The old master still answers: take in the replies on their way (a window claimed ahead, a
+                    // BRPOP's message), so those claims are held and recorded again on the new master rather than
+                    // left in `unacked` there until the visibility timeout.
+                    try {
+                        command_->read_deferred();
+                        read_brpop();
+                    } catch (const ConnectionError&) {
+                    }
+                    go_down(ConnectionError("redis " + server_ + ": the sentinels switched master " + url_.master_name +
+                                            " to another server (failover)"));
+                    return;
+                }
+                timer_fired = true;  // down already (the old master died): the new one is known, go now
+            }
+        } catch (const ConnectionError& error) {
+            spdlog::warn("{} (failover watch); watching again at the next heartbeat", error.what());
+            drop_watch();
+        }
+    }
     if (down_) {
         if (!timer_fired) return;
         try {
@@ -660,6 +743,7 @@ std::optional<TimePoint> RedisConsumer::next_eta() {
 
 void RedisConsumer::heartbeat() {
     if (!open_ || down_) return;
+    watch_failovers();
     try {
         register_self();
         park_pending();
@@ -756,6 +840,7 @@ void RedisConsumer::close() {
     if (blocking_ && blocking_->fd() >= 0) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, blocking_->fd(), nullptr);
     blocking_.reset();
     command_.reset();
+    drop_watch();
 }
 
 }  // namespace ccmulti::broker::redis

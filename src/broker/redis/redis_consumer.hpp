@@ -34,6 +34,11 @@
 //    their times set to now, before anything is restored), adopts the claims of requests whose replies were
 //    lost with the connection (their tags are its own: a claim script Redis ran after the connection was given
 //    up), and flushes what it queued. Nothing is dropped. Parked claims stay parked in Redis across an outage.
+//  - Sentinel (a sentinel:// URL): every connect asks the sentinels for the master (Connection), and a
+//    SwitchWatch in the same epoll set hears of a failover at once, so the consumer leaves the old master before
+//    the sentinels demote it (writes it took meanwhile are lost). Landing on another server than before, the
+//    consumer sends its last seconds of settled batches again (results are idempotent, acking twice does nothing):
+//    what the old master took but never replicated, in a failover or a crash, is stored after all.
 //  - heartbeat() refreshes the times of its claims in `unacked_index` (so live nodes' long tasks are never
 //    restored under them), registers the node in `_ccmulti.consumers`, and restores dead nodes' claims
 //    (restore_visible under kombu's mutex) — except for a while after an outage of its own: other live nodes,
@@ -47,6 +52,7 @@
 #include "broker/broker.hpp"
 #include "broker/redis/backoff.hpp"
 #include "broker/redis/connection.hpp"
+#include "broker/redis/sentinel.hpp"
 #include "platform/fd.hpp"
 
 namespace ccmulti::broker::redis {
@@ -131,6 +137,10 @@ private:
     std::vector<Command> settle_commands(const Settling& batch) const;
     void send_acks();
     void flush_pending();
+    void keep_recent(Settling batch);
+    void resend_recent();
+    void watch_failovers();
+    void drop_watch();
     void release_brpop();
 
     RedisUrl url_;
@@ -161,6 +171,15 @@ private:
     bool episode_ = false;   // an outage is going on (logged once, then every tenth attempt)
     std::chrono::steady_clock::time_point no_restore_until_{};  // after an outage, see heartbeat()
     bool reload_claim_script_ = false;
+    // Sentinel only: the server last connected to, the failover watch, and what was settled lately.
+    std::string server_;
+    std::unique_ptr<SwitchWatch> watch_;
+    struct Recent {
+        std::chrono::steady_clock::time_point when;
+        Settling batch;
+    };
+    std::deque<Recent> recent_;
+    std::size_t recent_count_ = 0;  // results and acks in recent_
 };
 
 }  // namespace ccmulti::broker::redis

@@ -26,8 +26,7 @@ RedisResultStore::RedisResultStore(RedisUrl url, std::chrono::seconds expires)
     : url_(std::move(url)), expires_(expires), connection_(url_) {}
 
 bool RedisResultStore::same_server(const RedisUrl& url) const {
-    return url.host == url_.host && url.port == url_.port && url.db == url_.db && url.username == url_.username &&
-           url.password == url_.password;
+    return url.same_database(url_);
 }
 
 void RedisResultStore::add_commands(std::vector<Command>& commands, const ResultMeta& meta,

@@ -190,7 +190,7 @@ const std::vector<BadConfig> bad_configs = {
      Format::yaml,
      "results:\n  url: reddis://localhost/1\n",
      {"c.yaml:2:8: 'url' in [results]: unknown URL scheme 'reddis' — did you mean 'redis'? (supported: redis, "
-      "rediss, sqlite, rpc)"}},
+      "rediss, sentinel, sqlite, rpc)"}},
     {"user_with_space",
      Format::toml,
      "user = \"web user\"\n",
