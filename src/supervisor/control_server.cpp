@@ -107,7 +107,7 @@ void ControlServer::on_readable(Client& client) {
             // Nothing more is read from it: an answer, best effort, and the connection closes.
             std::string line =
                 json{{"ok", false},
-                     {"error", "bad request: a request line over " + std::to_string(max_request_line / 1024) + " KiB"}}
+                     {"error", "bad request: request line too long (over " + std::to_string(max_request_line / 1024) + " KiB)"}}
                     .dump() +
                 "\n";
             ssize_t ignored = ::send(fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);

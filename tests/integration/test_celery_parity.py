@@ -31,7 +31,7 @@ CASES = [
     "a b --prefix=pre- --suffix=sfx.example",
     "2 --range-prefix=worker",
     "w1 -c 1 -c 2 -c 3",
-    "w1 w2 -- --foo bar",
+    "w1 w2 -A proj -- --foo bar",  # a Celery worker takes what follows --; a native node refuses --foo (exit 2)
     "w1 --logfile={T}/x/%n%I.log --pidfile={T}/x/%n.pid",
     "w1 -A proj -b redis://localhost:6379/0 -c 2",
     "w1 w2 --app=proj --result-backend=redis://x -l info",

@@ -16,7 +16,10 @@ using nlohmann::json;
 namespace {
 
 constexpr std::size_t restore_batch = 1000;
-constexpr const char* mutex_expiry_ms = "300000";  // kombu's unacked_mutex_expire
+// kombu holds unacked_mutex for up to 300 s; a holder SIGKILLed mid-restore would then block every restore for
+// five minutes. One restore pass (at most restore_batch claims) takes well under a second on a LAN: 30 s is
+// plenty, and the most a dead holder costs.
+constexpr const char* mutex_expiry_ms = "30000";
 
 std::string format_score(double seconds) {
     char buffer[32];
