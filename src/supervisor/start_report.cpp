@@ -11,6 +11,22 @@
 
 namespace ccmulti::supervisor {
 
+namespace {
+
+// The end of a failure line: the last lines of the node's log, or that there are none.
+void print_log_tail(const nlohmann::json& event) {
+    auto tail = event.value("log_tail", std::vector<std::string>{});
+    if (tail.empty()) {
+        std::cerr << " (nothing in its log " << event.value("log", "") << ")\n";
+    } else {
+        std::cerr << "; last lines of " << event.value("log", "") << ":\n";
+        for (const auto& line : tail) std::cerr << "    " << line << '\n';
+    }
+    std::cerr << std::flush;
+}
+
+}  // namespace
+
 bool print_start_event(const nlohmann::json& event) {
     const std::string kind = event.value("event", "");
     if (kind == "ready") {
@@ -19,28 +35,14 @@ bool print_start_event(const nlohmann::json& event) {
     } else if (kind == "failed") {
         std::cout << std::flush;
         std::cerr << "ccmulti: error: " << event.value("node", "") << " failed to start: " << event.value("error", "");
-        auto tail = event.value("log_tail", std::vector<std::string>{});
-        if (tail.empty()) {
-            std::cerr << " (nothing in its log " << event.value("log", "") << ")\n";
-        } else {
-            std::cerr << "; last lines of " << event.value("log", "") << ":\n";
-            for (const auto& line : tail) std::cerr << "    " << line << '\n';
-        }
-        std::cerr << std::flush;
+        print_log_tail(event);
     } else if (kind == "not_ready") {
         std::cout << std::flush;
         std::cerr << "ccmulti: error: " << event.value("node", "") << " (pid " << event.value("pid", 0) << ") is "
                   << event.value("error", "not ready")
                   << ": the master keeps it and it becomes ready by itself once it can (a broker that comes up "
                      "later, say); `ccmulti status` shows when";
-        auto tail = event.value("log_tail", std::vector<std::string>{});
-        if (tail.empty()) {
-            std::cerr << " (nothing in its log " << event.value("log", "") << ")\n";
-        } else {
-            std::cerr << "; last lines of " << event.value("log", "") << ":\n";
-            for (const auto& line : tail) std::cerr << "    " << line << '\n';
-        }
-        std::cerr << std::flush;
+        print_log_tail(event);
     } else if (kind == "done") {
         return event.value("ok", false);
     }
