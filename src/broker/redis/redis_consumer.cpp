@@ -744,6 +744,7 @@ std::optional<TimePoint> RedisConsumer::next_eta() {
 void RedisConsumer::heartbeat() {
     if (!open_ || down_) return;
     watch_failovers();
+    const auto began = std::chrono::steady_clock::now();
     try {
         register_self();
         park_pending();
@@ -759,7 +760,17 @@ void RedisConsumer::heartbeat() {
         }
         if (bump.size() > 3) command_->command(bump);
         adopt_orphans();
-        if (std::chrono::steady_clock::now() >= no_restore_until_) restore_visible(*command_, url_.visibility_timeout);
+        // Redis answered, but late: it stalled (a pause, a fork, a busy script) for less than the command timeout,
+        // in this heartbeat or in a command that held up the loop before it, so this node saw no outage while
+        // others may have, and their claims went stale meanwhile. Restoring now would run their live tasks twice:
+        // give them the grace after an outage to re-assert their claims first.
+        const auto now_steady = std::chrono::steady_clock::now();
+        const bool slow = now_steady - began > interval_;
+        const bool late = last_heartbeat_ != std::chrono::steady_clock::time_point{} &&
+                          began - last_heartbeat_ > 2 * interval_;
+        if (slow || late) no_restore_until_ = std::max(no_restore_until_, now_steady + outage_grace);
+        last_heartbeat_ = now_steady;
+        if (now_steady >= no_restore_until_) restore_visible(*command_, url_.visibility_timeout);
         if (episode_) {
             episode_ = false;  // a heartbeat went through: the outage is over
             backoff_.reset();

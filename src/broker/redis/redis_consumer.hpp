@@ -170,6 +170,7 @@ private:
     int orphan_checks_ = 0;  // looked for after a reconnect and at the next heartbeat, then dropped
     bool episode_ = false;   // an outage is going on (logged once, then every tenth attempt)
     std::chrono::steady_clock::time_point no_restore_until_{};  // after an outage, see heartbeat()
+    std::chrono::steady_clock::time_point last_heartbeat_{};    // the last one that went through
     bool reload_claim_script_ = false;
     // Sentinel only: the server last connected to, the failover watch, and what was settled lately.
     std::string server_;
