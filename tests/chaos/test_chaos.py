@@ -39,7 +39,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 _spec = importlib.util.spec_from_file_location("integration_conftest", HERE.parent / "integration" / "conftest.py")
 _conftest = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_conftest)
-Env, wait_for, free_port = _conftest.Env, _conftest.wait_for, _conftest.free_port
+Env, Redis, wait_for = _conftest.Env, _conftest.Redis, _conftest.wait_for
 
 CCMULTI = os.environ.get("CCMULTI_BIN", "")
 BUILD = pathlib.Path(os.environ.get("CCMULTI_BUILD_DIR", ""))
@@ -115,42 +115,6 @@ def descendants(table, pid):
     return found
 
 
-class RedisServer:
-    """A private redis-server with AOF (a deployment that keeps queued tasks across restarts runs it so; SIGTERM
-    flushes it), restartable on the same port."""
-
-    def __init__(self, root):
-        self.dir = root / "redis"
-        self.dir.mkdir()
-        self.port = free_port()
-        self.proc = None
-        self.start()
-
-    @property
-    def url(self):
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-             "--appendfsync", "everysec", "--dir", str(self.dir)],
-            stdout=open(self.dir / "redis.log", "ab"), stderr=subprocess.STDOUT)
-        wait_for(lambda: self.cli("PING") == "PONG", timeout=20, what=f"redis-server on port {self.port}")
-
-    def cli(self, *args):
-        try:
-            return subprocess.run(["redis-cli", "-p", str(self.port), *map(str, args)], capture_output=True,
-                                  text=True, timeout=10).stdout.strip()
-        except subprocess.TimeoutExpired:
-            return ""
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGCONT)
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
-
-
 # --- the run --------------------------------------------------------------------------------------------------
 
 
@@ -164,7 +128,7 @@ class Chaos:
         self.nodes = [f"{self.tag}{letter}" for letter in "abc"]
         self.execs = root / "executions.txt"
         self.execs.touch()
-        self.redis = RedisServer(root) if broker == "redis" else None
+        self.redis = Redis(root / "redis", persist=True) if broker == "redis" else None
         self.expected = {}  # task id -> (name, result)
         self.killed = set()  # every pid a kill of the driver ended (the target and what it took along)
         self.kills = collections.Counter()  # phase -> how many

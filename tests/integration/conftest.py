@@ -1,7 +1,9 @@
 """Shared fixtures for integration tests: the ccmulti binary, private directories, and helpers that poll
 with a deadline instead of sleeping."""
+import gc
 import os
 import pathlib
+import pwd
 import shutil
 import signal
 import socket
@@ -122,10 +124,13 @@ def free_port():
 
 
 class Redis:
-    """A private redis-server on a free 127.0.0.1 port, in the test's directory."""
+    """A private redis-server on a free 127.0.0.1 port, in the test's directory. With persist=True it keeps an
+    append-only file (as a deployment that keeps queued tasks across restarts does; SIGTERM flushes it) and its log,
+    and start() after stop() brings it back on the same port with the same data."""
 
-    def __init__(self, root: pathlib.Path):
+    def __init__(self, root: pathlib.Path, persist=False):
         self.root = root
+        self.persist = persist
         self.port = free_port()
         self.proc = None
         self.start()
@@ -136,12 +141,17 @@ class Redis:
 
     def start(self):
         self.root.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.root)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        wait_for(self.ping, timeout=10, what=f"redis-server on port {self.port}")
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--dir", str(self.root)]
+        if self.persist:
+            args += ["--appendonly", "yes", "--appendfsync", "everysec"]
+            out = open(self.root / "redis.log", "ab")
+        else:
+            args += ["--appendonly", "no"]
+            out = subprocess.DEVNULL
+        self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        if out is not subprocess.DEVNULL:
+            out.close()
+        wait_for(self.ping, timeout=20, what=f"redis-server on port {self.port}")
 
     def ping(self):
         try:
@@ -152,13 +162,41 @@ class Redis:
             return False
 
     def cli(self, *args):
-        return subprocess.run(["redis-cli", "-p", str(self.port), *map(str, args)], capture_output=True, text=True,
-                              timeout=10).stdout.strip()
+        """redis-cli's answer, or "" when it did not come within 10 s (a paused server)."""
+        try:
+            return subprocess.run(["redis-cli", "-p", str(self.port), *map(str, args)], capture_output=True,
+                                  text=True, timeout=10).stdout.strip()
+        except subprocess.TimeoutExpired:
+            return ""
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)  # a test may have paused it
             self.proc.terminate()
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=30)
+
+
+def release_app(app):
+    """Closes a Celery client app while its Redis still runs."""
+    gc.collect()  # AsyncResult.__del__ unsubscribes: let it happen now
+    # Results still referenced (pytest keeps frames of failed tests) would unsubscribe at interpreter exit,
+    # after Redis is gone, and print tracebacks: drop the subscription now.
+    consumer = getattr(app.backend, "result_consumer", None)
+    if consumer is not None and getattr(consumer, "_pubsub", None) is not None:
+        consumer._pubsub.close()
+        consumer._pubsub = None
+    app.close()
+
+
+def other_uid():
+    """A uid with no account (so nothing of a real user is touched), unique per test run."""
+    uid = 40000 + os.getpid() % 20000
+    while True:
+        try:
+            pwd.getpwuid(uid)
+            uid += 1
+        except KeyError:
+            return uid
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 import os
 import socket
 import stat
-import subprocess
 
 import pytest
 

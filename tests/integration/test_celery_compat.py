@@ -1,6 +1,5 @@
 """ccmulti's intentional differences from `celery multi`, each listed in docs/celery-compat.md."""
 import json
-import os
 import socket
 
 import pytest

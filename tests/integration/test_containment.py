@@ -10,7 +10,6 @@ line (`sleep 302`) and a token of the test's own in their environment (not by cc
 import json
 import os
 import pathlib
-import pwd
 import shutil
 import signal
 import subprocess
@@ -19,7 +18,7 @@ import uuid
 
 import pytest
 
-from conftest import CCMULTI, for_other_users, sigkill_until_gone, wait_for
+from conftest import CCMULTI, for_other_users, other_uid, sigkill_until_gone, wait_for
 
 IS_ROOT = os.geteuid() == 0
 
@@ -55,16 +54,6 @@ def cgroup_usable_here():
     if os.path.exists("/run/systemd/system"):
         return "systemd manages the cgroups here (ccmulti needs Delegate=yes)"
     return None
-
-
-def other_uid():
-    uid = 41000 + os.getpid() % 20000
-    while True:
-        try:
-            pwd.getpwuid(uid)
-            uid += 1
-        except KeyError:
-            return uid
 
 
 class Group:

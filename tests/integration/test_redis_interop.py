@@ -8,7 +8,6 @@ node's task is restored and run by another node, and a Redis restart under load 
 Nodes and the Redis they share are module-scoped (the tests only add tasks and read results); tests that kill a
 node or restart Redis start their own. broker_probe (tests/tools) is kept for what the CLI cannot show: the
 consumer's pop order across kombu's priority lists. Every wait polls with a deadline (conftest.wait_for)."""
-import gc
 import json
 import os
 import pathlib
@@ -21,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import PYTHON, Env, Redis, free_port, wait_for
+from conftest import PYTHON, Env, Redis, free_port, release_app, wait_for
 
 BUILD = pathlib.Path(os.environ.get("CCMULTI_BUILD_DIR", ""))
 PROBE = BUILD / "tests" / "broker_probe"
@@ -40,17 +39,6 @@ def make_app(url):
     app = Celery("proj", broker=url, backend=url)
     app.conf.update(task_acks_late=True, broker_connection_retry_on_startup=True)
     return app
-
-
-def release(app):
-    gc.collect()  # AsyncResult.__del__ unsubscribes: let it happen while Redis still runs
-    # Results still referenced (pytest keeps frames of failed tests) would unsubscribe at interpreter exit,
-    # after Redis is gone, and print tracebacks: drop the subscription now.
-    consumer = getattr(app.backend, "result_consumer", None)
-    if consumer is not None and getattr(consumer, "_pubsub", None) is not None:
-        consumer._pubsub.close()
-        consumer._pubsub = None
-    app.close()
 
 
 def make_env():
@@ -121,7 +109,7 @@ def app(nodes):
     """A Python Celery client of the shared Redis; its pending results are released before Redis stops."""
     client = make_app(nodes.url)
     yield client
-    release(client)
+    release_app(client)
 
 
 # --- Python Celery client → ccmulti nodes --------------------------------------------------------------------
@@ -210,7 +198,7 @@ def test_priorities_land_in_kombus_lists_and_are_consumed_highest_first(redis):
         assert proc.returncode == 0, proc.stderr
         assert [json.loads(line)["id"] for line in proc.stdout.splitlines()] == [high.id, low.id]
     finally:
-        release(app)
+        release_app(app)
 
 
 # --- remote control through Celery's pidbox ------------------------------------------------------------------
@@ -357,7 +345,7 @@ def test_node_killed_mid_task_is_restored_and_done_by_another(env, redis):
             assert logs.count(f"ccmulti.sleep[{long.id}] received") == 1, logs
             wait_broker_clean(redis, "celery")
         finally:
-            release(app)
+            release_app(app)
     finally:
         shut_down_nodes(env)
 
@@ -416,6 +404,6 @@ def test_redis_restarted_under_load_loses_no_task(env):
         assert "reconnecting" in logs and "connected again" in logs
     finally:
         shut_down_nodes(env)
-        release(app)
+        release_app(app)
         server.terminate()
         server.wait(timeout=10)

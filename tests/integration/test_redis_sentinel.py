@@ -9,19 +9,16 @@ replicated (`WAIT 1`) before the master fails: a publish the old master took but
 it, for any Redis client (docs/redis.md, "Sentinel / failover").
 
 Skipped when redis-sentinel (Debian's package of that name) is not installed. Every wait polls with a deadline."""
-import gc
 import json
 import os
 import pathlib
 import shutil
 import signal
 import subprocess
-import tempfile
-import time
 
 import pytest
 
-from conftest import PYTHON, free_port, wait_for
+from conftest import PYTHON, free_port, release_app, wait_for
 
 MASTER = "mymaster"
 SENTINEL = shutil.which("redis-sentinel")
@@ -140,15 +137,6 @@ def make_app(cluster):
     return app
 
 
-def release(app):
-    gc.collect()
-    consumer = getattr(app.backend, "result_consumer", None)
-    if consumer is not None and getattr(consumer, "_pubsub", None) is not None:
-        consumer._pubsub.close()
-        consumer._pubsub = None
-    app.close()
-
-
 def fail_under_load(env, cluster, fail):
     """Sends tasks through Sentinel from Python, lets two nodes get going, calls fail(), and checks that every task
     ends SUCCESS exactly once in the new master. Returns the nodes' logs."""
@@ -191,7 +179,7 @@ def fail_under_load(env, cluster, fail):
         return node_logs(env)
     finally:
         shut_down(env)
-        release(app)
+        release_app(app)
 
 
 @needs_sentinel

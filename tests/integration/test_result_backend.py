@@ -6,9 +6,7 @@ precedence; a backend the nodes cannot use fails `start` and `config check` with
 node (-A) gets --result-backend before `worker`, where `celery` takes it.
 
 Every wait polls with a deadline (conftest.wait_for) or blocks on a result with a timeout."""
-import gc
 import json
-import os
 import pathlib
 import shutil
 import socket
@@ -17,7 +15,7 @@ import tempfile
 
 import pytest
 
-from conftest import PYTHON, Env, Redis, wait_for
+from conftest import PYTHON, Env, Redis, release_app, wait_for
 
 HOST = socket.gethostname()
 CELERYAPP = pathlib.Path(__file__).parent / "celeryapp"
@@ -39,15 +37,6 @@ def client(broker, backend):
     app = Celery("client", broker=broker, backend=backend)
     app.conf.update(broker_connection_retry_on_startup=True)
     return app
-
-
-def release(app):
-    gc.collect()
-    consumer = getattr(app.backend, "result_consumer", None)
-    if consumer is not None and getattr(consumer, "_pubsub", None) is not None:
-        consumer._pubsub.close()
-        consumer._pubsub = None
-    app.close()
 
 
 @pytest.fixture
@@ -85,7 +74,7 @@ def python_round_trip(broker, backend, server, backend_db):
         assert stored and stored["status"] == "SUCCESS" and stored["worker"] == f"w1@{HOST}"
         return sent.id
     finally:
-        release(app)
+        release_app(app)
 
 
 # --- Redis broker -----------------------------------------------------------------------------------------
@@ -133,7 +122,7 @@ def test_sqlite_broker_with_a_redis_backend_from_the_environment(sup, redis):
     try:
         assert app.AsyncResult(task_id).get(timeout=20) == "from sqlite"
     finally:
-        release(app)
+        release_app(app)
     assert meta_in(redis, 1, task_id)["status"] == "SUCCESS"
     out = sup.run("result", task_id, "--json", check=True)
     assert json.loads(out.stdout)["result"] == "from sqlite"
@@ -211,5 +200,5 @@ def test_celery_node_takes_the_result_backend_before_worker(sup, redis):
         sent = app.send_task("proj.add", args=[2, 3])
         assert sent.get(timeout=30) == 5
     finally:
-        release(app)
+        release_app(app)
     assert meta_in(redis, 1, sent.id)["status"] == "SUCCESS" and meta_in(redis, 0, sent.id) is None

@@ -5,7 +5,6 @@ in its environment, so a failing test leaves nothing running."""
 import os
 import re
 import pathlib
-import pwd
 import shutil
 import signal
 import socket
@@ -15,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import CCMULTI, for_other_users, sigkill_until_gone, wait_for
+from conftest import CCMULTI, for_other_users, other_uid, sigkill_until_gone, wait_for
 
 FAKE = pathlib.Path(os.environ.get("CCMULTI_BUILD_DIR", "")) / "tests" / "fake_node"
 HOST = socket.gethostname()
@@ -153,17 +152,6 @@ class Sup:
                 except ProcessLookupError:
                     pass
         sigkill_until_gone(lambda: processes_mentioning(str(self.root)))
-
-
-def other_uid():
-    """A uid with no account (so nothing of a real user is touched), unique per test run."""
-    uid = 40000 + os.getpid() % 20000
-    while True:
-        try:
-            pwd.getpwuid(uid)
-            uid += 1
-        except KeyError:
-            return uid
 
 
 @pytest.fixture(params=["self", "other-user"] if IS_ROOT else ["self"])
