@@ -128,10 +128,10 @@ class Redis:
     append-only file (as a deployment that keeps queued tasks across restarts does; SIGTERM flushes it) and its log,
     and start() after stop() brings it back on the same port with the same data."""
 
-    def __init__(self, root: pathlib.Path, persist=False):
+    def __init__(self, root: pathlib.Path, persist=False, port=None):
         self.root = root
         self.persist = persist
-        self.port = free_port()
+        self.port = port or free_port()  # a port given: the one a node was told to use while nothing listened
         self.proc = None
         self.start()
 

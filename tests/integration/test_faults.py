@@ -16,14 +16,6 @@ from conftest import Redis, free_port, wait_for
 from test_supervisor import FAKE, HOST, IS_ROOT, alive, cmdline, make_sup
 
 
-class RedisOn(Redis):
-    """A private redis-server on a port chosen before (the one a node was told to use while nothing listened)."""
-
-    def __init__(self, root, port):
-        self.root, self.port, self.proc = root, port, None
-        self.start()
-
-
 @pytest.fixture
 def sup():
     yield from make_sup(None)
@@ -63,7 +55,7 @@ def test_unreachable_broker_is_not_ready_and_becomes_ready_when_the_broker_comes
     # The master keeps the node starting; a broker that comes up later makes it ready.
     node = node_status(sup, "w1")
     assert node["state"] == "starting" and alive(node["pid"]), node
-    server = RedisOn(sup.root / "redis", port)
+    server = Redis(sup.root / "redis", port=port)
     try:
         wait_for(lambda: node_status(sup, "w1")["state"] == "ready", timeout=30, what="w1 ready once Redis is up")
         assert node_status(sup, "w1")["restarts"] == 0
