@@ -1,9 +1,11 @@
 #include "platform/unix_socket.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "util/error.hpp"
 
@@ -51,16 +53,32 @@ UniqueFd bind_unix_datagram(const std::filesystem::path& path) {
     return fd;
 }
 
-UniqueFd connect_unix(const std::filesystem::path& path) {
+UniqueFd connect_unix(const std::filesystem::path& path, std::chrono::milliseconds patience) {
     sockaddr_un address = unix_address(path);
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd) throw SystemError("socket", errno);
-    int rc;
-    do rc = ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address);
-    while (rc != 0 && errno == EINTR);
-    if (rc == 0) return fd;
-    if (errno == ENOENT || errno == ECONNREFUSED) return UniqueFd();
-    throw SystemError("cannot connect to " + path.string(), errno);
+    // Non-blocking: a listener whose backlog is full (a hung or swamped server) answers EAGAIN instead of keeping
+    // the caller waiting for ever. A Unix socket has no connect-in-progress to poll for, so try again a little
+    // later, until `patience` is over.
+    const auto deadline = std::chrono::steady_clock::now() + patience;
+    auto pause = std::chrono::milliseconds(5);
+    for (;;) {
+        UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+        if (!fd) throw SystemError("socket", errno);
+        int rc;
+        do rc = ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address);
+        while (rc != 0 && errno == EINTR);
+        if (rc == 0) {
+            const int flags = ::fcntl(fd.get(), F_GETFL);
+            if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) throw SystemError("fcntl", errno);
+            return fd;
+        }
+        if (errno == ENOENT || errno == ECONNREFUSED) return UniqueFd();
+        if (errno != EAGAIN || std::chrono::steady_clock::now() + pause > deadline)
+            throw SystemError("cannot connect to " + path.string() +
+                                  (errno == EAGAIN ? " (its listener takes no more connections)" : ""),
+                              errno);
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, std::chrono::milliseconds(200));
+    }
 }
 
 PeerCredentials peer_credentials(int fd) {

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
+#include <chrono>
 #include <filesystem>
 
 #include "platform/fd.hpp"
@@ -22,8 +23,10 @@ UniqueFd listen_unix(const std::filesystem::path& path);
 // SOCK_DGRAM receiver with SO_PASSCRED (every datagram carries the sender's pid/uid), mode 0600.
 UniqueFd bind_unix_datagram(const std::filesystem::path& path);
 
-// Blocking SOCK_STREAM connection; an invalid UniqueFd when nobody listens (ENOENT, ECONNREFUSED).
-UniqueFd connect_unix(const std::filesystem::path& path);
+// Blocking SOCK_STREAM connection; an invalid UniqueFd when nobody listens (ENOENT, ECONNREFUSED). A listener
+// whose backlog is full is tried again for `patience`, then SystemError with EAGAIN.
+UniqueFd connect_unix(const std::filesystem::path& path,
+                      std::chrono::milliseconds patience = std::chrono::milliseconds(5000));
 
 struct PeerCredentials {
     pid_t pid = 0;

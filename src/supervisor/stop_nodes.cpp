@@ -265,11 +265,19 @@ StopOutcome stop_from_pidfiles(const std::filesystem::path& run_dir, const StopR
 
 StopOutcome stop_nodes(const std::filesystem::path& run_dir, const StopRequest& request,
                        const std::function<void(const std::string&)>& progress) {
-    if (auto client = ControlClient::connect(run_dir)) {
-        std::string why;
-        if (auto outcome = stop_through_master(*client, request, progress, why)) return *outcome;
-        progress("the master " + why + " on " + control_socket(run_dir).string() + "; stopping from the pid files");
+    std::optional<ControlClient> client;
+    std::string why;
+    try {
+        client = ControlClient::connect(run_dir);
+    } catch (const SystemError& error) {
+        if (error.errnum() != EAGAIN) throw;
+        why = "takes no more connections";
     }
+    if (client) {
+        if (auto outcome = stop_through_master(*client, request, progress, why)) return *outcome;
+    }
+    if (!why.empty())
+        progress("the master " + why + " on " + control_socket(run_dir).string() + "; stopping from the pid files");
     auto outcome = stop_from_pidfiles(run_dir, request, progress);
     if (request.mode == StopMode::kill) {
         std::vector<std::string> names;

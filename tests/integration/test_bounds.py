@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import re
+import signal
 import socket
 import time
 
@@ -145,6 +146,36 @@ def test_idle_connections_are_closed_and_stop_falls_back_to_the_pid_files(sup):
     proc = sup.check("stop", "--wait", timeout=30)
     assert "pid files" not in proc.stdout, proc.stdout  # through the master again
     assert not alive(nodes[1])
+
+
+def test_stop_falls_back_when_a_hung_master_takes_no_more_connections(sup):
+    """A master that hangs (SIGSTOP) with its listen backlog full: `stop` must not block in connect() for ever;
+    it gives up on the master after a few seconds and signals from the pid files."""
+    sup.check("start", "w1", "--exec", sup.fake("--notify"))
+    node, master = sup.pid("w1"), sup.master_pid()
+    os.kill(master, signal.SIGSTOP)
+    queued = []
+    try:
+        while True:  # fill the backlog: connections queue in the kernel until it refuses the next one
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.setblocking(False)
+            try:
+                s.connect(str(sup.run_dir / "master.sock"))
+            except BlockingIOError:
+                s.close()
+                break
+            queued.append(s)
+            assert len(queued) <= 1024, "the backlog never filled"
+        began = time.monotonic()
+        proc = sup.run("stop", "w1", timeout=30)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "takes no more connections" in proc.stdout and "pid files" in proc.stdout, proc.stdout
+        assert time.monotonic() - began < 15
+        wait_for(lambda: not alive(node), timeout=10, what="the node to stop")
+    finally:
+        for s in queued:
+            s.close()
+        os.kill(master, signal.SIGCONT)
 
 
 def test_a_client_waiting_on_a_stop_is_not_idle(sup):
