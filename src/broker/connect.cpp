@@ -41,6 +41,22 @@ void check_result_url(const std::string& url) {
                      "takes any backend Celery knows");
 }
 
+void check_broker_url(const std::string& url) {
+    if (url.starts_with("sqlite:")) {
+        sqlite_path(url, "/");  // the form only: the state dir is resolved later
+        return;
+    }
+    if (redis::is_redis_url(url)) {
+        redis::parse_redis_url(url);  // throws UsageError naming what is wrong (rediss://, a sentinel's master)
+        return;
+    }
+    auto scheme = url.substr(0, url.find(':'));
+    throw UsageError("broker URL " + url + ": scheme '" + scheme +
+                     "' is not supported by ccmulti's nodes (supported: sqlite://, sqlite:///PATH, "
+                     "redis://HOST[:PORT][/DB], sentinel://HOST[:PORT];…?master_name=NAME); a Celery node (-A) "
+                     "takes any broker Celery knows");
+}
+
 std::string display_url(const std::string& url) {
     if (url.starts_with("redis://") || redis::is_sentinel_url(url)) {
         try {
@@ -65,9 +81,7 @@ Connection connect(const BrokerOptions& options) {
         connection.broker = std::make_unique<redis::RedisBroker>(url);
         if (own_results) connection.results = std::make_unique<redis::RedisResultStore>(url, options.result_expires);
     } else {
-        auto scheme = options.url.substr(0, options.url.find(':'));
-        throw UsageError("unsupported broker URL scheme '" + scheme + "' in " + options.url +
-                         " (supported: sqlite://, redis://, sentinel://)");
+        check_broker_url(options.url);  // throws: the scheme is not ours
     }
     if (own_results) return connection;
     // Another store: a Redis result store on another db or server never shares the broker's connection (a

@@ -38,6 +38,9 @@ Connection connect(const BrokerOptions& options);
 // in (scheme or form); connects to nothing. What `start` checks for native nodes before anything runs.
 void check_result_url(const std::string& url);
 
+// The same for a broker URL native nodes are to consume from.
+void check_broker_url(const std::string& url);
+
 // The URL for messages and logs: a Redis password masked.
 std::string display_url(const std::string& url);
 

@@ -140,11 +140,11 @@ void add_config_commands(CLI::App& app, Context& context) {
                 lines.push_back(results.origin + ": " + e.what());
             }
         }
-        // And a Sentinel broker URL must parse: it needs a master name, here or in [broker] transport_options.
-        if (const auto& url = loaded.settings.broker.url;
-            lines.empty() && url.is_set() && broker::redis::is_sentinel_url(*url)) {
+        // And the broker must be one they consume from (a Sentinel URL needs a master name, here or in [broker]
+        // transport_options).
+        if (const auto& url = loaded.settings.broker.url; lines.empty() && url.is_set()) {
             try {
-                broker::redis::parse_redis_url(broker_url_with_options(*url, loaded.settings));
+                broker::check_broker_url(broker_url_with_options(*url, loaded.settings));
             } catch (const UsageError& e) {
                 lines.push_back(url.origin + ": " + e.what());
             }

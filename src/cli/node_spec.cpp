@@ -147,8 +147,8 @@ supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cw
         if (results && results->empty()) throw UsageError("--result-backend of " + node.name + " needs a URL");
         if (auto url = results.value_or(native.result_backend); !url.empty())
             broker::check_result_url(broker::redis::with_transport_options(url, native.result_transport));
-        if (auto url = node.option({"-b", "--broker"}).value_or(native.broker_url); broker::redis::is_sentinel_url(url))
-            broker::redis::parse_redis_url(broker::redis::with_transport_options(url, native.broker_transport));
+        if (auto url = node.option({"-b", "--broker"}).value_or(native.broker_url); !url.empty())
+            broker::check_broker_url(broker::redis::with_transport_options(url, native.broker_transport));
         spec.argv = native_worker_argv(node, native);
         spec.notifies = true;  // READY=1 once it consumes: the start_secs fallback is for programs that cannot
     }

@@ -60,6 +60,21 @@ TEST(ResultBackend, OnlyStoresTheNodesCanUseAreAccepted) {
         EXPECT_THROW(broker::check_result_url(bad), UsageError) << bad;
 }
 
+TEST(BrokerUrl, OnlyBrokersTheNodesConsumeFromAreAccepted) {
+    for (const char* good : {"redis://127.0.0.1:6379/1", "sqlite://", "sqlite:///tmp/b.db",
+                             "sentinel://h:26379;sentinel://g?master_name=m"})
+        EXPECT_NO_THROW(broker::check_broker_url(good)) << good;
+    for (const char* bad : {"amqp://guest@localhost//", "pyamqp://x", "rediss://host/1", "sqs://", "sqlite://rel.db",
+                            "sentinel://h:26379"})
+        EXPECT_THROW(broker::check_broker_url(bad), UsageError) << bad;
+    // `start` refuses a native node's broker before anything runs; a Celery node takes any broker Celery knows.
+    const NativeWorker native{"/usr/bin/ccmulti", {}, ""};
+    EXPECT_THROW(make_node_spec(node({"w1", "--broker", "amqp://x"}), "/", std::chrono::seconds(1), native),
+                 UsageError);
+    EXPECT_NO_THROW(
+        make_node_spec(node({"w1", "-A", "proj", "--broker", "amqp://x"}), "/", std::chrono::seconds(1), native));
+}
+
 TEST(ResultBackend, CheckedForNativeNodesPassedOnToCeleryNodes) {
     const NativeWorker native{"/usr/bin/ccmulti", {"--run-dir", "/run/x"}, ""};
     auto spec = make_node_spec(node({"w1", "--result-backend", "redis://r/1"}), "/", std::chrono::seconds(1), native);
