@@ -88,6 +88,21 @@ def test_watch_usage_errors(own):
     assert not (own.run_dir / "master.pid").exists() or own.run("status").returncode != 0
 
 
+def test_the_inotify_watch_limit_fails_start(own):
+    """The limit reached at start is exit 2 naming fs.inotify.max_user_watches, not a partial watch. The limit is
+    lowered for this test only: inotify watches are counted per user namespace, and a new one may set its own."""
+    if subprocess.run(["unshare", "-Ur", "true"], capture_output=True).returncode != 0:
+        pytest.skip("no user namespaces here (unshare -Ur)")
+    (own.root / "proj/a/b/c/d").mkdir(parents=True)
+    out = subprocess.run(["unshare", "-Ur", "sh", "-c", 'echo 3 > /proc/sys/user/max_inotify_watches && exec "$@"',
+                          "sh", CCMULTI, "start", "w1", "--exec", "sleep 60", "--watch", "proj"],
+                         capture_output=True, text=True, env=own.env, cwd=own.root, timeout=30)
+    assert out.returncode == 2, out.stderr
+    assert "fs.inotify.max_user_watches" in out.stderr and "cannot watch" in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not (own.run_dir / "master.pid").exists()
+
+
 def test_show_does_not_pass_watch_options_to_the_worker(own):
     (own.root / "proj").mkdir()
     out = own.run("show", "w1", "--watch", "proj", "--watch-ignore", "*.txt", "--watch-debounce", "50ms", check=True)

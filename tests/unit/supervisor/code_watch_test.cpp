@@ -67,7 +67,7 @@ protected:
         loop_.cancel(guard);
     }
     // The first callback within 5 s, then `settle` more in which no second one may come.
-    void run_for_one(EventLoop::Clock::duration settle = 500ms) {
+    void run_for_one(EventLoop::Clock::duration settle = 300ms) {
         run(5s);
         ASSERT_EQ(calls_.size(), 1u) << "no callback within 5 s";
         run(settle);
@@ -102,7 +102,7 @@ TEST_F(CodeWatchTest, AnIgnoredFileGivesNoCallback) {
     fs::create_directories(dir_ / "data");
     loop_.after(5ms, [this] { write_file(dir_ / "w1.log"); });
     loop_.after(10ms, [this] { write_file(dir_ / "tasks.pyc"); });  // a built-in ignore
-    run(600ms);
+    run(400ms);  // four times the debounce
     EXPECT_TRUE(calls_.empty()) << calls_[0].reason;
 }
 
@@ -161,7 +161,7 @@ TEST_F(CodeWatchTest, SetNodesReplacesTheWatchesAndAFailureKeepsTheOldOnes) {
     watch_->set_nodes({});  // nothing watched: no inotify at all
     EXPECT_EQ(watch_->file_watches(), 0u);
     loop_.after(5ms, [this] { write_file(dir_ / "a/x.py", "2"); });
-    run(500ms);
+    run(300ms);
     EXPECT_EQ(calls_.size(), 1u);
 }
 
