@@ -19,8 +19,8 @@ constexpr std::array<const char*, 12> celery_app_options = {
     "-C", "--no-color", "--workdir", "-q",       "--quiet"};
 // ccmulti's, or replaced by ccmulti: never passed to Celery.
 constexpr std::array<const char*, 14> celery_withheld = {
-    "--exec", "--stop-timeout", "--start-timeout", "--python", "--celery",       "--pidfile",       "--logfile",
-    "-f",     "--detach",       "--uid",           "--gid",    "--watch",        "--watch-ignore", "--watch-debounce"};
+    "--exec", "--stop-timeout", "--start-timeout", "--python", "--celery", "--pidfile",      "--logfile",
+    "-f",     "--detach",       "--uid",           "--gid",    "--watch",  "--watch-ignore", "--watch-debounce"};
 
 bool listed(const auto& list, const std::string& name) {
     return std::any_of(list.begin(), list.end(), [&](const char* o) { return name == o; });

@@ -19,7 +19,8 @@ namespace ccmulti::cli {
 
 std::chrono::milliseconds parse_debounce(const std::string& text, const std::string& what) {
     auto ms = parse_duration_ms(text, max_watch_debounce.count());
-    if (!ms) throw UsageError(what + " takes a duration from 0 to 60s (300ms, 0.5s, or seconds: 0.5), got '" + text + "'");
+    if (!ms)
+        throw UsageError(what + " takes a duration from 0 to 60s (300ms, 0.5s, or seconds: 0.5), got '" + text + "'");
     return std::chrono::milliseconds(*ms);
 }
 
@@ -84,10 +85,9 @@ fs::path node_file(const std::string& expanded, const fs::path& base) {
 }  // namespace
 
 bool is_supervisor_option(const std::string& flag) {
-    static const std::set<std::string> own = {"--exec",         "--pidfile",      "-p",          "--logfile",
-                                              "-f",             "--stop-timeout", "--workdir",   "--start-secs",
-                                              "--uid",          "--gid",          "--start-timeout", "--watch",
-                                              "--watch-ignore", "--watch-debounce"};
+    static const std::set<std::string> own = {
+        "--exec",       "--pidfile", "-p",    "--logfile",       "-f",      "--stop-timeout", "--workdir",
+        "--start-secs", "--uid",     "--gid", "--start-timeout", "--watch", "--watch-ignore", "--watch-debounce"};
     return own.contains(flag);
 }
 

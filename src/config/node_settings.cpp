@@ -118,7 +118,8 @@ void add_worker_options(const NodeSettings& effective, naming::Options& options)
     add("logfile", effective.logfile, text_of(effective.logfile));
     add("watch_debounce", effective.watch_debounce_ms, std::to_string(effective.watch_debounce_ms.value_or(0)) + "ms");
     // Repeatable: one --watch per path, unless the command line gave its own.
-    for (auto [flag, setting] : {std::pair{"--watch", &effective.watch}, std::pair{"--watch-ignore", &effective.watch_ignore}})
+    for (auto [flag, setting] :
+         {std::pair{"--watch", &effective.watch}, std::pair{"--watch-ignore", &effective.watch_ignore}})
         if (setting->is_set() && !options.contains(flag))
             for (const auto& item : **setting) options.set(flag, item);
 }

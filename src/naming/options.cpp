@@ -75,7 +75,8 @@ bool long_option_takes_value(const std::string& name) {
         "--time-limit",  "--soft-time-limit", "--prefetch-multiplier", "--statedb",
         "--scheduler",   "--schedule",        "--uid",                 "--gid",
         "--umask",       "--executable",      "--append",              "--exec",
-        "--stop-timeout", "--start-timeout", "--watch", "--watch-ignore", "--watch-debounce",
+        "--stop-timeout", "--start-timeout",
+        "--watch",       "--watch-ignore",    "--watch-debounce",  // hot reload (cli/node_spec.hpp)
         "--python",      "--celery",  // the Celery runner's (cli/celery_runner.hpp)
         "--plugin",                   // the native worker's
     };

@@ -27,8 +27,8 @@ class Options {
 public:
     void set(const std::string& name, std::optional<std::string> value);
     void update(const Options& other);  // set() every option of `other`, in its order
-    const Option* find(const std::string& name) const;  // the first of a repeatable option
-    std::vector<std::string> values(const std::string& name) const;  // every value given ("" for a bare flag)
+    const Option* find(const std::string& name) const;                        // the first of a repeatable option
+    std::vector<std::string> values(const std::string& name) const;           // every value given ("" for a bare flag)
     std::optional<std::optional<std::string>> take(const std::string& name);  // remove and return
     bool contains(const std::string& name) const { return find(name) != nullptr; }
     const std::vector<Option>& items() const { return items_; }

@@ -10,14 +10,14 @@
 // restart) is the master's business, not this file's.
 #pragma once
 
+#include <spdlog/logger.h>
+
 #include <chrono>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <spdlog/logger.h>
 
 #include "platform/event_loop.hpp"
 #include "platform/file_watch.hpp"

@@ -27,7 +27,8 @@ std::optional<std::string> opt(const Node& node, const char* name) {
 }  // namespace
 
 TEST(Cluster, WatchPerNodeReplacesTheGlobalList) {
-    auto list = nodes({"w1", "w2", "w3", "--watch", "src", "--watch", "lib", "--watch:w2", "api", "--watch:w3,w2", "x"});
+    auto list =
+        nodes({"w1", "w2", "w3", "--watch", "src", "--watch", "lib", "--watch:w2", "api", "--watch:w3,w2", "x"});
     EXPECT_EQ(list[0].option_values("--watch"), (std::vector<std::string>{"src", "lib"}));
     EXPECT_EQ(list[1].option_values("--watch"), std::vector<std::string>{"x"});  // the later namespace wins
     EXPECT_EQ(list[2].option_values("--watch"), std::vector<std::string>{"x"});

@@ -4,14 +4,13 @@
 #include "supervisor/code_watch.hpp"
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
 #include <stdlib.h>
 
 #include <fstream>
 #include <memory>
 #include <set>
 #include <sstream>
-
-#include <spdlog/sinks/ostream_sink.h>
 
 #include "util/error.hpp"
 
@@ -102,7 +101,7 @@ TEST_F(CodeWatchTest, AnIgnoredFileGivesNoCallback) {
     fs::create_directories(dir_ / "data");
     loop_.after(5ms, [this] { write_file(dir_ / "w1.log"); });
     loop_.after(10ms, [this] { write_file(dir_ / "tasks.pyc"); });  // a built-in ignore
-    run(400ms);  // four times the debounce
+    run(400ms);                                                     // four times the debounce
     EXPECT_TRUE(calls_.empty()) << calls_[0].reason;
 }
 
@@ -131,8 +130,8 @@ TEST_F(CodeWatchTest, OnlyTheNodesWatchingTheChangedDirectoryAreNamed) {
 }
 
 TEST_F(CodeWatchTest, DifferentIgnoresOrDebouncesAreSeparateWatches) {
-    watch_->set_nodes({node("w1@host", {dir_}, {"*.txt"}), node("w2@host", {dir_}, {}),
-                       node("w3@host", {dir_}, {}, 50ms)});
+    watch_->set_nodes(
+        {node("w1@host", {dir_}, {"*.txt"}), node("w2@host", {dir_}, {}), node("w3@host", {dir_}, {}, 50ms)});
     EXPECT_EQ(watch_->file_watches(), 3u);
     loop_.after(5ms, [this] { write_file(dir_ / "notes.txt"); });
     // w2 and w3 come as two callbacks (two FileWatches, two debounces); w1 never.
@@ -151,8 +150,7 @@ TEST_F(CodeWatchTest, DifferentIgnoresOrDebouncesAreSeparateWatches) {
 TEST_F(CodeWatchTest, SetNodesReplacesTheWatchesAndAFailureKeepsTheOldOnes) {
     fs::create_directories(dir_ / "a");
     watch_->set_nodes({node("w1@host", {dir_ / "a"})});
-    EXPECT_THROW(watch_->set_nodes({node("w1@host", {dir_ / "a"}), node("w2@host", {dir_ / "missing"})}),
-                 UsageError);
+    EXPECT_THROW(watch_->set_nodes({node("w1@host", {dir_ / "a"}), node("w2@host", {dir_ / "missing"})}), UsageError);
     EXPECT_EQ(watch_->file_watches(), 1u);
     loop_.after(5ms, [this] { write_file(dir_ / "a/x.py"); });
     run_for_one();

@@ -130,10 +130,10 @@ TEST(NodeSpec, WatchPathsResolveAgainstTheCwdAndMustExist) {
     EXPECT_TRUE(plain.watch.empty());  // nothing watched by default
     EXPECT_TRUE(plain.watch_ignore.empty());
     EXPECT_EQ(plain.watch_debounce, std::chrono::milliseconds(300));
-    EXPECT_EQ(make_node_spec(nodes({"w1", "--watch", "src", "--watch-debounce", "0.5"})[0], source,
-                             std::chrono::seconds(1))
-                  .watch_debounce,
-              std::chrono::milliseconds(500));
+    EXPECT_EQ(
+        make_node_spec(nodes({"w1", "--watch", "src", "--watch-debounce", "0.5"})[0], source, std::chrono::seconds(1))
+            .watch_debounce,
+        std::chrono::milliseconds(500));
 
     auto fails = [&](std::vector<std::string> args) -> std::string {
         try {
