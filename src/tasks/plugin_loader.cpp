@@ -20,14 +20,16 @@ namespace {
 
 // A private copy of the plugin in an anonymous memory file (memfd), taken now: the loader maps the copy, so a
 // compiler or `cp` truncating and rewriting the .so later cannot pull pages from under running code (SIGBUS, or
-// new bytes executed as old code in every pool process). Returns an invalid fd when memfds are unavailable (then
-// the file is loaded in place, as before); throws UsageError when the file cannot be read.
+// new bytes executed as old code in every pool process). Returns an invalid fd when memfds or /proc are unavailable
+// (then the file is loaded in place, as before); throws UsageError when the file cannot be read.
 UniqueFd private_copy(const std::filesystem::path& file) {
     UniqueFd source(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
     if (!source) {
         const int errnum = errno;
         throw UsageError("cannot load plugin " + file.string() + ": " + std::strerror(errnum));
     }
+    // Without /proc (a bare chroot) the copy could not be opened by name: load the file in place.
+    if (::access("/proc/self/fd", X_OK) != 0) return {};
     UniqueFd copy(::memfd_create(("ccmulti-plugin:" + file.filename().string()).c_str(), MFD_CLOEXEC));
     if (!copy) return {};
     std::array<char, 64 * 1024> buffer;
