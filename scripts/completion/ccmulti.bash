@@ -21,7 +21,7 @@ _ccmulti() {
     COMPREPLY=()
 
     case $prev in
-        -C | --config | --logfile | -f | --pidfile | -p)
+        -C | --config | --logfile | -f | --pidfile | -p | --watch)
             mapfile -t COMPREPLY < <(compgen -f -- "$cur")
             return
             ;;

@@ -18,9 +18,9 @@ constexpr std::array<const char*, 12> celery_app_options = {
     "-A", "--app",      "-b",        "--broker", "--result-backend", "--loader", "--config",
     "-C", "--no-color", "--workdir", "-q",       "--quiet"};
 // ccmulti's, or replaced by ccmulti: never passed to Celery.
-constexpr std::array<const char*, 11> celery_withheld = {
-    "--exec", "--stop-timeout", "--start-timeout", "--python", "--celery", "--pidfile", "--logfile",
-    "-f",     "--detach",       "--uid",           "--gid"};
+constexpr std::array<const char*, 14> celery_withheld = {
+    "--exec", "--stop-timeout", "--start-timeout", "--python", "--celery", "--pidfile",      "--logfile",
+    "-f",     "--detach",       "--uid",           "--gid",    "--watch",  "--watch-ignore", "--watch-debounce"};
 
 bool listed(const auto& list, const std::string& name) {
     return std::any_of(list.begin(), list.end(), [&](const char* o) { return name == o; });

@@ -70,6 +70,13 @@ void add_supervise_commands(CLI::App& app, Context& context) {
     auto* start = add_node_command(app, context, "start",
                                    "Start a master running these nodes (--exec 'PROGRAM ARGS', %n %h %d expanded, "
                                    "--exec:w1 per node; --stop-timeout S); return when every node is ready");
+    start->footer(
+        "Node arguments, as for celery multi: NODES... [OPTIONS] [-- WORKER ARGS], e.g.\n"
+        "  w1 w2 -c 2 -Q:w1 high --logfile=%n%I.log      3 -c:2 8 --range-prefix=w\n"
+        "Hot reload (node options; per node as --watch:w1 PATH; docs/configuration.md, [watch]):\n"
+        "  --watch PATH             Replace the node when a file below PATH changes (repeatable; must exist)\n"
+        "  --watch-ignore GLOB      Ignore such changes too, e.g. '*.log' or 'data/' (repeatable)\n"
+        "  --watch-debounce DURATION  Quiet time after the last change of a burst: 300ms, 0.5s [300ms]\n");
     start->add_flag("--foreground", start_options->foreground,
                     "Keep the master attached (systemd, a terminal): Ctrl+C stops warm, again cold");
     start

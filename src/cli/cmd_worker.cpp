@@ -98,7 +98,7 @@ void run(Context& context, const WorkerFlags& flags) {
     Dirs dirs = context.dirs();
     if (!broker::redis::is_redis_url(options.broker.url)) {
         ensure_private_dir(dirs.run);
-        options.control_socket = worker::inspect_socket_path(dirs.run.path, options.name);
+        options.control_socket = worker::inspect_socket_path(dirs.run.path, options.name, ::getpid());
     }
 
     setup_logging(flags.loglevel.value_or("INFO"));

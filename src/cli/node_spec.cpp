@@ -1,11 +1,14 @@
 #include "cli/node_spec.hpp"
 
+#include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <set>
 
 #include "broker/connect.hpp"
 #include "cli/broker_client.hpp"
 #include "cli/celery_runner.hpp"
+#include "platform/watch_ignore.hpp"
 #include "util/error.hpp"
 #include "util/shell_split.hpp"
 #include "util/strings.hpp"
@@ -13,6 +16,13 @@
 namespace fs = std::filesystem;
 
 namespace ccmulti::cli {
+
+std::chrono::milliseconds parse_debounce(const std::string& text, const std::string& what) {
+    auto ms = parse_duration_ms(text, max_watch_debounce.count());
+    if (!ms)
+        throw UsageError(what + " takes a duration from 0 to 60s (300ms, 0.5s, or seconds: 0.5), got '" + text + "'");
+    return std::chrono::milliseconds(*ms);
+}
 
 std::string main_process_template(std::string text) {
     std::string out;
@@ -40,6 +50,29 @@ std::optional<std::chrono::milliseconds> seconds_option(const naming::Node& node
     return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
 }
 
+// What a node watches for hot reload (supervisor/code_watch.hpp): --watch PATH (repeatable) resolved against
+// `cwd`, each of which must exist now; --watch-ignore GLOB (repeatable); --watch-debounce DURATION.
+void watch_options(const naming::Node& node, const fs::path& cwd, supervisor::NodeSpec& spec) {
+    for (const auto& given : node.option_values("--watch")) {
+        if (given.empty())
+            throw UsageError("--watch of " + node.name + " needs a path: a directory (watched recursively) or a file");
+        auto path = (cwd / given).lexically_normal();
+        if (!path.has_filename() && path.has_relative_path()) path = path.parent_path();  // "proj/" → "proj"
+        std::error_code error;
+        if (!fs::exists(path, error))
+            throw UsageError("--watch path " + given + " of " + node.name + " does not exist" +
+                             (error && error.value() != ENOENT ? " (" + error.message() + ")" : "") +
+                             "; watch an existing directory or file");
+        if (std::find(spec.watch.begin(), spec.watch.end(), path) == spec.watch.end()) spec.watch.push_back(path);
+    }
+    for (const auto& glob : node.option_values("--watch-ignore")) {
+        if (glob.empty()) throw UsageError("--watch-ignore of " + node.name + " needs a glob, e.g. '*.log' or 'data/'");
+        spec.watch_ignore.push_back(glob);
+    }
+    if (auto debounce = node.option({"--watch-debounce"}))
+        spec.watch_debounce = parse_debounce(*debounce, "--watch-debounce of " + node.name);
+}
+
 fs::path node_cwd(const naming::Node& node, const fs::path& cwd) {
     auto workdir = node.option({"--workdir"});
     return workdir ? (cwd / *workdir).lexically_normal() : cwd;
@@ -52,9 +85,9 @@ fs::path node_file(const std::string& expanded, const fs::path& base) {
 }  // namespace
 
 bool is_supervisor_option(const std::string& flag) {
-    static const std::set<std::string> own = {"--exec",         "--pidfile", "-p",           "--logfile", "-f",
-                                              "--stop-timeout", "--workdir", "--start-secs", "--uid",     "--gid",
-                                              "--start-timeout"};
+    static const std::set<std::string> own = {
+        "--exec",       "--pidfile", "-p",    "--logfile",       "-f",      "--stop-timeout", "--workdir",
+        "--start-secs", "--uid",     "--gid", "--start-timeout", "--watch", "--watch-ignore", "--watch-debounce"};
     return own.contains(flag);
 }
 
@@ -170,6 +203,24 @@ supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cw
     spec.start_secs = start_secs;
     if (auto timeout = seconds_option(node, "--start-timeout"); timeout && timeout->count() > 0)
         spec.start_timeout = *timeout;
+    watch_options(node, cwd, spec);
+    if (!spec.watch.empty()) {
+        // The node's own files never reload it: its pid file, and the logs of its main and pool processes.
+        spec.watch_ignore.push_back(WatchIgnore::path_pattern(spec.pidfile));
+        const auto log = (spec.cwd / node.logfile()).lexically_normal();
+        const std::string file = log.filename().string();
+        std::string name;
+        for (std::size_t i = 0; i < file.size(); ++i) {
+            if (file[i] == '%' && i + 1 < file.size() && (file[i + 1] == 'i' || file[i + 1] == 'I')) {
+                name += '*';
+                ++i;
+                continue;
+            }
+            if (file[i] == '*' || file[i] == '?' || file[i] == '[' || file[i] == '\\') name += '\\';
+            name += file[i];
+        }
+        spec.watch_ignore.push_back(WatchIgnore::path_pattern(log.parent_path(), name));
+    }
     return spec;
 }
 

@@ -10,6 +10,8 @@
 //   --stop-timeout S        warm → SIGKILL for this node (default: none, a warm stop waits for running tasks)
 //   --uid / --gid           as root: the user the node runs as (resolved by the caller, NodeSpec::run_as)
 //   --workdir DIR           the node's cwd, and the base of relative pid/log files (default: the caller's cwd)
+//   --watch PATH            hot reload: replace the node when PATH changes (repeatable; resolved against the
+//                           caller's cwd; must exist); --watch-ignore GLOB (repeatable), --watch-debounce 300ms
 #pragma once
 
 #include <chrono>
@@ -42,6 +44,11 @@ NativeWorker native_worker(const Context& context);
 
 // What `start` executes for the node: the argv of make_node_spec, for `show` and `get`.
 std::vector<std::string> node_command_line(const naming::Node& node, const NativeWorker& native);
+
+// --watch-debounce and [watch] debounce: "300ms", "0.5s" or seconds ("0.5"), 0 to 60 s. UsageError naming
+// `what` otherwise.
+inline constexpr std::chrono::milliseconds max_watch_debounce{60'000};
+std::chrono::milliseconds parse_debounce(const std::string& text, const std::string& what);
 
 // Options a node has that are the supervisor's, not the worker's: not passed to `ccmulti worker`.
 bool is_supervisor_option(const std::string& flag);

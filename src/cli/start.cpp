@@ -13,6 +13,8 @@
 #include "cli/output.hpp"
 #include "platform/daemon.hpp"
 #include "platform/read_file.hpp"
+#include "platform/watch_ignore.hpp"
+#include "supervisor/code_watch.hpp"
 #include "supervisor/control_client.hpp"
 #include "supervisor/group_locks.hpp"
 #include "supervisor/start_report.hpp"
@@ -99,6 +101,29 @@ void prepare_dirs(const Dirs& where, const std::vector<supervisor::NodeSpec>& sp
     if (native && done.insert(where.run.path).second) ensure_private_dir(where.run, owner);  // inspect sockets
 }
 
+// ccmulti's own files never reload a watching node: the run dirs (pid files, sockets), the log dirs and the state
+// dir (the embedded broker's database, written all the time). A dir that holds a watched path (log_dir = ".") is
+// not ignored whole: its ccmulti files are, by name.
+void ignore_own_dirs(supervisor::NodeSpec& spec, const std::vector<std::filesystem::path>& dirs) {
+    auto add = [&](std::string pattern) {
+        if (std::find(spec.watch_ignore.begin(), spec.watch_ignore.end(), pattern) == spec.watch_ignore.end())
+            spec.watch_ignore.push_back(std::move(pattern));
+    };
+    for (const auto& dir : dirs) {
+        const auto base = dir.lexically_normal();
+        const bool holds_watched = std::any_of(spec.watch.begin(), spec.watch.end(), [&](const auto& path) {
+            auto [b, p] = std::mismatch(base.begin(), base.end(), path.begin(), path.end());
+            return b == base.end() || (std::next(b) == base.end() && b->empty());
+        });
+        if (!holds_watched) {
+            add(WatchIgnore::path_pattern(base));
+            continue;
+        }
+        for (const char* glob : {"*.pid", "*.sock", "*.lock", "*.log", "*.log.*", "broker.sqlite3*"})
+            add(WatchIgnore::path_pattern(base, glob));
+    }
+}
+
 }  // namespace
 
 Exit add_to_master(const supervisor::MasterConfig& config, pid_t master_pid) {
@@ -165,6 +190,8 @@ std::optional<supervisor::MasterConfig> plan_start(const Context& context, const
         if (auto problem = log_path_problem(spec.logfile); !problem.empty())
             throw UsageError("log file " + spec.logfile.string() + " of " + spec.name + ": " + problem +
                              "; give --logfile the path of a regular file you can write");
+        if (!spec.watch.empty())
+            ignore_own_dirs(spec, {where.run.path, where.log.path, where.state.path, group.run.path, group.log.path});
         config.nodes.push_back(std::move(spec));
     }
     if (context.verbose || dry_run())
@@ -184,6 +211,14 @@ std::optional<supervisor::MasterConfig> plan_start(const Context& context, const
     config.restart.initial = to_ms(options.backoff_initial);
     config.restart.max = std::max(config.restart.initial, to_ms(options.backoff_max));
     config.restart.reset_after = to_ms(options.backoff_reset);
+    // A watch limit (fs.inotify.max_user_watches) fails `start` here, exit 2, before any master runs.
+    try {
+        supervisor::check_code_watch(config.nodes);
+    } catch (const UsageError&) {
+        throw;
+    } catch (const Error& e) {
+        throw UsageError(e.what());
+    }
     prepare_dirs(where, config.nodes, any_native, owner);
     ensure_private_dir(group.run, owner);  // master.pid, master.sock
     ensure_private_dir(group.log, owner);  // master.log

@@ -37,7 +37,10 @@ nlohmann::json to_json(const NodeSettings& node) {
             {"start_timeout", sourced(node.start_timeout)},
             {"max_tasks_per_child", sourced(node.max_tasks_per_child)},
             {"max_memory_per_child", sourced(node.max_memory_per_child)},
-            {"env", env}};
+            {"env", env},
+            {"watch", sourced(node.watch)},
+            {"watch_ignore", sourced(node.watch_ignore)},
+            {"watch_debounce_ms", sourced(node.watch_debounce_ms)}};
 }
 
 nlohmann::json to_json(const TaskSettings& task) {

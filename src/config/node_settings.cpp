@@ -48,6 +48,21 @@ NodeSettings command_line_settings(const naming::Options& options, ConfigErrors&
             if (std::find(key.flags.begin(), key.flags.end(), option.name) != key.flags.end()) given = &option;
         if (!given) continue;
         Location at{"command line " + given->name, 0, 0};
+        if (naming::is_repeatable(given->name)) {  // --watch A --watch B: an array, each value checked
+            Value list;
+            list.kind = Value::Kind::array;
+            list.at = at;
+            for (const auto& option : options.items()) {
+                if (option.name != given->name) continue;
+                Value item;
+                item.kind = Value::Kind::string;
+                item.string = option.value.value_or("");
+                item.at = at;
+                list.array.push_back(std::move(item));
+            }
+            table.table.push_back({std::string(key.key), at, std::move(list)});
+            continue;
+        }
         if (!given->value) {
             errors.add(at, "needs a value");
             continue;
@@ -59,6 +74,9 @@ NodeSettings command_line_settings(const naming::Options& options, ConfigErrors&
 
 NodeSettings effective_node_settings(const Settings& settings, const naming::Node& node, const NodeSettings& builtin) {
     NodeSettings effective = builtin;
+    effective.watch.overlay(settings.watch.paths);  // [watch]: every node's, below [defaults]
+    effective.watch_ignore.overlay(settings.watch.ignore);
+    effective.watch_debounce_ms.overlay(settings.watch.debounce_ms);
     effective.overlay(settings.defaults);
     if (const std::string* name = node_table_name(settings, node)) effective.overlay(settings.nodes.at(*name));
     effective.overlay(settings.overrides);
@@ -98,6 +116,12 @@ void add_worker_options(const NodeSettings& effective, naming::Options& options)
     add("start_timeout", effective.start_timeout, text_of(effective.start_timeout));
     add("pidfile", effective.pidfile, text_of(effective.pidfile));
     add("logfile", effective.logfile, text_of(effective.logfile));
+    add("watch_debounce", effective.watch_debounce_ms, std::to_string(effective.watch_debounce_ms.value_or(0)) + "ms");
+    // Repeatable: one --watch per path, unless the command line gave its own.
+    for (auto [flag, setting] :
+         {std::pair{"--watch", &effective.watch}, std::pair{"--watch-ignore", &effective.watch_ignore}})
+        if (setting->is_set() && !options.contains(flag))
+            for (const auto& item : **setting) options.set(flag, item);
 }
 
 }  // namespace ccmulti::config

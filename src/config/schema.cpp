@@ -40,6 +40,13 @@ const std::vector<Key<NodeSettings>>& node_table_keys() {
              store(n.max_memory_per_child, r.integer(f, 1, std::int64_t{1} << 40), f);
          }},
         {"env", read_env},
+        {"watch", [](Reader& r, const Field& f, NodeSettings& n) { store(n.watch, read_watch_list(r, f, "path"), f); }},
+        {"watch_ignore", [](Reader& r, const Field& f,
+                            NodeSettings& n) { store(n.watch_ignore, read_watch_list(r, f, "pattern"), f); }},
+        {"watch_debounce",
+         [](Reader& r, const Field& f, NodeSettings& n) {
+             store(n.watch_debounce_ms, read_debounce(r, f, max_debounce_ms), f);
+         }},
     };
     return keys;
 }
@@ -147,6 +154,8 @@ const std::vector<Key<WatchSettings>>& watch_keys() {
     static const std::vector<Key<WatchSettings>> keys = {
         {"paths", [](Reader& r, const Field& f, WatchSettings& w) { store(w.paths, r.strings(f, "path"), f); }},
         {"ignore", [](Reader& r, const Field& f, WatchSettings& w) { store(w.ignore, r.strings(f, "pattern"), f); }},
+        {"debounce", [](Reader& r, const Field& f,
+                        WatchSettings& w) { store(w.debounce_ms, read_debounce(r, f, max_debounce_ms), f); }},
         {"debounce_ms", [](Reader& r, const Field& f,
                            WatchSettings& w) { store(w.debounce_ms, r.integer(f, 0, max_debounce_ms), f); }},
     };
@@ -356,6 +365,9 @@ const std::vector<NodeKey>& node_keys() {
         {"start_timeout", {"--start-timeout"}, true},
         {"max_tasks_per_child", {"--max-tasks-per-child"}, true},
         {"max_memory_per_child", {"--max-memory-per-child"}, true},
+        {"watch", {"--watch"}, false},
+        {"watch_ignore", {"--watch-ignore"}, false},
+        {"watch_debounce", {"--watch-debounce"}, true},
     };
     return keys;
 }

@@ -5,7 +5,7 @@
 //   top level   app run_dir log_dir state_dir workdir user group
 //               [defaults] [nodes.NAME] [broker] [results] [tasks."NAME"] [watch]
 //   per node    concurrency queues loglevel logfile pidfile exec stop_timeout start_timeout
-//               max_tasks_per_child max_memory_per_child env
+//               max_tasks_per_child max_memory_per_child env watch watch_ignore watch_debounce
 //
 // docs/configuration.md documents each key; keep the two in step.
 #pragma once

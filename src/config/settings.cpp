@@ -16,6 +16,9 @@ void NodeSettings::overlay(const NodeSettings& over) {
     max_tasks_per_child.overlay(over.max_tasks_per_child);
     max_memory_per_child.overlay(over.max_memory_per_child);
     for (const auto& [name, value] : over.env) env[name].overlay(value);
+    watch.overlay(over.watch);
+    watch_ignore.overlay(over.watch_ignore);
+    watch_debounce_ms.overlay(over.watch_debounce_ms);
 }
 
 namespace {
@@ -35,7 +38,7 @@ void overlay_task(TaskSettings& base, const TaskSettings& over) {
 Settings builtin_settings() {
     Settings settings;
     settings.results.expires.set(86400, "default");
-    settings.watch.debounce_ms.set(200, "default");
+    settings.watch.debounce_ms.set(300, "default");
     return settings;
 }
 

@@ -52,6 +52,9 @@ struct NodeSettings {
     Setting<std::int64_t> max_tasks_per_child;        // tasks; unset = no limit
     Setting<std::int64_t> max_memory_per_child;       // KiB resident; unset = no limit
     std::map<std::string, Setting<std::string>> env;  // extra environment variables, merged name by name
+    // Hot reload: [watch] gives every node's, these a node's own (supervisor/code_watch.hpp).
+    Setting<std::vector<std::string>> watch, watch_ignore;  // paths; globs (added to the built-in ignores)
+    Setting<std::int64_t> watch_debounce_ms;
 
     void overlay(const NodeSettings& over);
 };
@@ -82,9 +85,10 @@ struct TaskSettings {
     Setting<std::string> queue;
 };
 
+// [watch]: what every node watches unless [defaults]/[nodes.NAME] or the command line say otherwise.
 struct WatchSettings {
     Setting<std::vector<std::string>> paths, ignore;
-    Setting<std::int64_t> debounce_ms;
+    Setting<std::int64_t> debounce_ms;  // `debounce` (a duration) or `debounce_ms`
 };
 
 struct Settings {

@@ -212,4 +212,30 @@ void read_env(Reader& reader, const Field& field, NodeSettings& node) {
     }
 }
 
+std::optional<std::vector<std::string>> read_watch_list(Reader& reader, const Field& field, const std::string& what) {
+    if (field.value.kind != Value::Kind::string) return reader.strings(field, what);
+    auto text = reader.string(field);
+    if (text && text->empty()) {
+        reader.problem(field, "empty " + what);
+        return std::nullopt;
+    }
+    if (!text) return std::nullopt;
+    return std::vector<std::string>{*text};
+}
+
+std::optional<std::int64_t> read_debounce(Reader& reader, const Field& field, std::int64_t max_ms) {
+    std::optional<std::int64_t> ms;
+    const auto& value = field.value;
+    if (value.kind == Value::Kind::integer && value.integer >= 0 && value.integer <= max_ms / 1000)
+        ms = value.integer * 1000;
+    else if (value.kind == Value::Kind::floating)
+        ms = parse_duration_ms(std::to_string(value.floating), max_ms);
+    else if (value.kind == Value::Kind::string)
+        ms = parse_duration_ms(value.string, max_ms);
+    if (!ms)
+        reader.problem(field, "expected a duration from 0 to " + std::to_string(max_ms / 1000) +
+                                  " seconds (0.3, \"300ms\", \"0.3s\"), got " + describe(value));
+    return ms;
+}
+
 }  // namespace ccmulti::config

@@ -161,5 +161,9 @@ std::optional<std::string> read_url(Reader& reader, const Field& field, const st
 std::optional<std::string> read_account(Reader& reader, const Field& field);
 bool valid_env_name(const std::string& name);
 void read_env(Reader& reader, const Field& field, NodeSettings& node);
+// Watch paths or ignore globs: an array of non-empty strings, or one string (a flag's value).
+std::optional<std::vector<std::string>> read_watch_list(Reader& reader, const Field& field, const std::string& what);
+// A debounce: seconds (0.3) or a string with a unit ("300ms", "0.3s"), 0 to max_ms; milliseconds.
+std::optional<std::int64_t> read_debounce(Reader& reader, const Field& field, std::int64_t max_ms);
 
 }  // namespace ccmulti::config

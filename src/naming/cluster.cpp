@@ -86,6 +86,12 @@ std::optional<std::string> Node::option(std::initializer_list<const char*> alter
     return std::nullopt;
 }
 
+std::vector<std::string> Node::option_values(const char* flag) const {
+    std::vector<std::string> out;
+    for (const auto& value : options.values(flag)) out.push_back(expand(value, flag));
+    return out;
+}
+
 std::string Node::pidfile() const {
     return option({"--pidfile", "-p"}).value_or("");
 }

@@ -25,6 +25,8 @@ struct Node {
 
     // The value of the first of `names` present ("--pidfile", "-p"), expanded; nullopt when none is set.
     std::optional<std::string> option(std::initializer_list<const char*> names) const;
+    // Every value of a repeatable option (--watch), expanded, in the order given.
+    std::vector<std::string> option_values(const char* flag) const;
 
     std::string pidfile() const;  // expanded; %i/%I stay
     std::string logfile() const;

@@ -8,7 +8,15 @@
 
 namespace ccmulti::naming {
 
+bool is_repeatable(const std::string& name) {
+    return name == "--watch" || name == "--watch-ignore";
+}
+
 void Options::set(const std::string& name, std::optional<std::string> value) {
+    if (is_repeatable(name)) {
+        items_.push_back({name, std::move(value)});
+        return;
+    }
     auto it = std::find_if(items_.begin(), items_.end(), [&](const Option& o) { return o.name == name; });
     if (it != items_.end())
         it->value = std::move(value);
@@ -17,7 +25,16 @@ void Options::set(const std::string& name, std::optional<std::string> value) {
 }
 
 void Options::update(const Options& other) {
+    for (const auto& option : other.items_)
+        if (is_repeatable(option.name)) std::erase_if(items_, [&](const Option& o) { return o.name == option.name; });
     for (const auto& option : other.items_) set(option.name, option.value);
+}
+
+std::vector<std::string> Options::values(const std::string& name) const {
+    std::vector<std::string> out;
+    for (const auto& option : items_)
+        if (option.name == name) out.push_back(option.value.value_or(""));
+    return out;
 }
 
 const Option* Options::find(const std::string& name) const {
@@ -49,7 +66,7 @@ void Namespaces::erase(const std::string& name) {
 }
 
 bool long_option_takes_value(const std::string& name) {
-    static constexpr std::array<std::string_view, 37> with_value = {
+    static constexpr std::array<std::string_view, 40> with_value = {
         "--app",         "--broker",          "--result-backend",      "--loader",
         "--config",      "--workdir",         "--logfile",             "--pidfile",
         "--loglevel",    "--concurrency",     "--queues",              "--exclude-queues",
@@ -59,6 +76,7 @@ bool long_option_takes_value(const std::string& name) {
         "--scheduler",   "--schedule",        "--uid",                 "--gid",
         "--umask",       "--executable",      "--append",              "--exec",
         "--stop-timeout", "--start-timeout",
+        "--watch",       "--watch-ignore",    "--watch-debounce",  // hot reload (cli/node_spec.hpp)
         "--python",      "--celery",  // the Celery runner's (cli/celery_runner.hpp)
         "--plugin",                   // the native worker's
     };

@@ -21,11 +21,14 @@ struct Option {
 
 // Options in first-seen order where setting an existing name replaces its value in place: the semantics of
 // Python's OrderedDict that Celery relies on ("last repeated option wins", position of the first).
+// ccmulti's repeatable options (--watch PATH --watch PATH2, is_repeatable) are the exception: each occurrence
+// is kept; update() replaces all of a name's values with `other`'s, so `--watch:w1 X` beats a global `--watch Y`.
 class Options {
 public:
     void set(const std::string& name, std::optional<std::string> value);
     void update(const Options& other);  // set() every option of `other`, in its order
-    const Option* find(const std::string& name) const;
+    const Option* find(const std::string& name) const;                        // the first of a repeatable option
+    std::vector<std::string> values(const std::string& name) const;           // every value given ("" for a bare flag)
     std::optional<std::optional<std::string>> take(const std::string& name);  // remove and return
     bool contains(const std::string& name) const { return find(name) != nullptr; }
     const std::vector<Option>& items() const { return items_; }
@@ -53,6 +56,9 @@ struct ParsedArgs {
     Namespaces namespaces;                 // per-node options
     std::vector<std::string> passthrough;  // "--" and everything after it, verbatim
 };
+
+// Options given more than once add up instead of replacing each other: --watch, --watch-ignore.
+bool is_repeatable(const std::string& name);
 
 // Parses a celery-multi argument list. Throws UsageError for input Celery itself would crash on (a lone "-").
 ParsedArgs parse_args(const std::vector<std::string>& args);

@@ -30,7 +30,7 @@ void WatchIgnore::add_glob(const std::string& pattern) {
     rules_.push_back(std::move(rule));
 }
 
-void WatchIgnore::add_path(const std::filesystem::path& path) {
+std::string WatchIgnore::path_pattern(const std::filesystem::path& path, const std::string& glob_in_name) {
     std::error_code error;
     auto resolved = std::filesystem::weakly_canonical(std::filesystem::absolute(path), error);
     if (error) resolved = std::filesystem::absolute(path).lexically_normal();
@@ -39,7 +39,12 @@ void WatchIgnore::add_path(const std::filesystem::path& path) {
         if (c == '*' || c == '?' || c == '[' || c == '\\') escaped += '\\';
         escaped += c;
     }
-    add_glob(escaped);
+    if (!glob_in_name.empty()) escaped += (escaped.ends_with('/') ? "" : "/") + glob_in_name;
+    return escaped;
+}
+
+void WatchIgnore::add_path(const std::filesystem::path& path) {
+    add_glob(path_pattern(path));
 }
 
 bool WatchIgnore::ignored(const std::filesystem::path& relative, const std::filesystem::path& absolute,

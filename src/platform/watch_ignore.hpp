@@ -26,6 +26,9 @@ public:
     // A path taken literally (no glob characters): it and everything below it. Made absolute and resolved
     // (std::filesystem::weakly_canonical) so it compares with the resolved paths FileWatch matches.
     void add_path(const std::filesystem::path& path);
+    // The absolute pattern add_path adds for `path` (resolved, glob characters escaped), and `glob_in_name`
+    // appended unescaped ("*.log" → "/var/log/ccmulti/*.log"): for callers that pass patterns on as text.
+    static std::string path_pattern(const std::filesystem::path& path, const std::string& glob_in_name = "");
 
     // `relative`: an entry below a watched root, lexically normal and not empty; `absolute`: the same entry under
     // the root's resolved path; `is_dir`: whether the entry itself is a directory (its parents are).

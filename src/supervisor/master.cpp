@@ -27,6 +27,7 @@
 #include "platform/read_file.hpp"
 #include "platform/signals.hpp"
 #include "platform/spawn.hpp"
+#include "supervisor/code_watch.hpp"
 #include "supervisor/containment.hpp"
 #include "supervisor/control_server.hpp"
 #include "supervisor/log_watch.hpp"
@@ -139,11 +140,16 @@ public:
         notify_ = std::make_unique<NotifySocket>(notify_socket(config_.run_dir));
         loop_.watch(notify_->fd(), EPOLLIN, [this](std::uint32_t) { on_notify(); });
         control_ = std::make_unique<ControlServer>(loop_, *this, control_socket(config_.run_dir), log_);
+        // Hot reload: a change below a node's --watch paths replaces it (for now: a rolling restart).
+        code_watch_ = std::make_unique<CodeWatch>(
+            loop_, log_, [this](std::vector<std::string> to_replace, std::string) { restart(to_replace, false, {}); });
+        code_watch_->set_nodes(specs());
 
         for (auto& node : nodes_) apply(*node, NodeEvent::start);
         maybe_finish_start_report();
         if (!all_gone()) loop_.run();
 
+        code_watch_.reset();
         control_->flush(std::chrono::milliseconds(1000));
         control_.reset();
         notify_.reset();
@@ -327,6 +333,7 @@ public:
         }
         if (!to_start.empty()) {
             log_->info("control: adding {}", join(result.starting, " "));
+            set_watches();
             update_title();
             // Like restart: events only after the reply.
             loop_.after(std::chrono::milliseconds(0), [this, to_start] {
@@ -936,6 +943,22 @@ private:
                                     : node.status + " before it was ready"});
     }
 
+    std::vector<NodeSpec> specs() const {
+        std::vector<NodeSpec> out;
+        for (const auto& node : nodes_) out.push_back(node->spec);
+        return out;
+    }
+
+    // Nodes added with --watch are watched too; a watch that cannot be set up now (the inotify limit) is logged
+    // and the watches stay as they were: the nodes run, unwatched.
+    void set_watches() {
+        try {
+            code_watch_->set_nodes(specs());
+        } catch (const std::exception& e) {
+            log_->error("watch: {} (the watches stay as they were)", e.what());
+        }
+    }
+
     bool all_gone() const {
         for (const auto& node : nodes_)
             if (active(node->state)) return false;
@@ -954,6 +977,7 @@ private:
     std::shared_ptr<spdlog::logger> log_;
     std::unique_ptr<NotifySocket> notify_;
     std::unique_ptr<ControlServer> control_;
+    std::unique_ptr<CodeWatch> code_watch_;
     std::unique_ptr<Containment> containment_;
     std::vector<std::unique_ptr<Node>> nodes_;
     std::map<int, std::function<void(const json&)>> listeners_;

@@ -29,7 +29,11 @@ void to_json(nlohmann::json& out, const NodeSpec& spec) {
            {"start_secs_ms", spec.start_secs.count()},
            {"notifies", spec.notifies},
            {"start_timeout_ms", spec.start_timeout.count()},
-           {"ready_pattern", spec.ready_pattern}};
+           {"ready_pattern", spec.ready_pattern},
+           {"watch_debounce_ms", spec.watch_debounce.count()}};
+    auto& watch = out["watch"] = nlohmann::json::array();
+    for (const auto& path : spec.watch) watch.push_back(path.string());
+    out["watch_ignore"] = spec.watch_ignore;
     if (spec.run_as)
         out["run_as"] = {{"uid", spec.run_as->uid},
                          {"gid", spec.run_as->gid},
@@ -52,6 +56,10 @@ void from_json(const nlohmann::json& in, NodeSpec& spec) {
     spec.ready_pattern = in.value("ready_pattern", "");
     spec.notifies = in.value("notifies", false);
     spec.start_timeout = std::chrono::milliseconds(in.value("start_timeout_ms", std::int64_t{60'000}));
+    spec.watch.clear();
+    for (const auto& path : in.value("watch", std::vector<std::string>{})) spec.watch.emplace_back(path);
+    spec.watch_ignore = in.value("watch_ignore", std::vector<std::string>{});
+    spec.watch_debounce = std::chrono::milliseconds(in.value("watch_debounce_ms", std::int64_t{300}));
     if (in.contains("run_as")) {
         const auto& user = in.at("run_as");
         spec.run_as = Owner{user.at("uid").get<uid_t>(), user.at("gid").get<gid_t>(),
@@ -60,6 +68,11 @@ void from_json(const nlohmann::json& in, NodeSpec& spec) {
     if (spec.name.empty() || spec.argv.empty() || !spec.cwd.is_absolute() || !spec.pidfile.is_absolute() ||
         !spec.logfile.is_absolute())
         throw std::invalid_argument("node spec of '" + spec.name + "' is incomplete (name, argv, absolute paths)");
+    for (const auto& path : spec.watch)
+        if (!path.is_absolute())
+            throw std::invalid_argument("node spec of '" + spec.name + "' watches a relative path: " + path.string());
+    if (spec.watch_debounce.count() < 0)
+        throw std::invalid_argument("node spec of '" + spec.name + "' has a negative watch debounce");
 }
 
 }  // namespace ccmulti::supervisor

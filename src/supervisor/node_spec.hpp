@@ -33,6 +33,12 @@ struct NodeSpec {
     // "w1@host ready."); start_secs then does not apply.
     std::string ready_pattern;
     std::optional<Owner> run_as;  // root started it with --uid/--gid or `user`: the node runs as this user
+    // Hot reload (supervisor/code_watch.hpp): a change below these absolute paths (directories, recursive, or
+    // files) replaces the node; empty: nothing watched. `watch_ignore` is added to the built-in ignores
+    // (platform/watch_ignore.hpp), ccmulti's own run, log and state files included (as absolute patterns).
+    std::vector<std::filesystem::path> watch;
+    std::vector<std::string> watch_ignore;
+    std::chrono::milliseconds watch_debounce{300};  // quiet time after the last change of a burst
 };
 
 // For the control socket (`start` adding nodes to a running master). from_json throws on a missing field.

@@ -1,6 +1,8 @@
 #include "util/strings.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <numeric>
 
 namespace ccmulti {
@@ -78,6 +80,23 @@ std::string closest_match(std::string_view word, const std::vector<std::string>&
         }
     }
     return best;
+}
+
+std::optional<std::int64_t> parse_duration_ms(std::string_view text, std::int64_t max_ms) {
+    double scale = 1000;  // seconds
+    if (text.ends_with("ms")) {
+        text.remove_suffix(2);
+        scale = 1;
+    } else if (text.ends_with("s")) {
+        text.remove_suffix(1);
+    }
+    if (text.empty() || text.front() == '+') return std::nullopt;
+    double value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || end != text.data() + text.size() || !std::isfinite(value)) return std::nullopt;
+    const double ms = std::round(value * scale);
+    if (ms < 0 || ms > static_cast<double>(max_ms)) return std::nullopt;
+    return static_cast<std::int64_t>(ms);
 }
 
 }  // namespace ccmulti

@@ -1,6 +1,8 @@
 // Small string helpers shared by every module.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,5 +22,9 @@ std::size_t edit_distance(std::string_view a, std::string_view b);
 
 // The candidate closest to `word`, or "" when none is close enough to be a plausible typo.
 std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);
+
+// A duration as the watch options take it: "300ms", "0.5s", or plain seconds ("0.5"). Milliseconds, rounded;
+// nullopt for anything else, a negative or non-finite value, or more than `max_ms`.
+std::optional<std::int64_t> parse_duration_ms(std::string_view text, std::int64_t max_ms);
 
 }  // namespace ccmulti

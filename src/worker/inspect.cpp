@@ -152,8 +152,19 @@ std::optional<json> inspect_reply(const InspectState& state, const std::string& 
     return std::nullopt;
 }
 
-std::filesystem::path inspect_socket_path(const std::filesystem::path& run_dir, const std::string& node) {
-    return run_dir / (std::string(inspect_socket_prefix) + node + ".sock");
+std::filesystem::path inspect_socket_path(const std::filesystem::path& run_dir, const std::string& node, pid_t pid) {
+    return run_dir / (std::string(inspect_socket_prefix) + node + "~" + std::to_string(pid) + ".sock");
+}
+
+std::optional<std::string> inspect_socket_node(const std::string& file) {
+    const std::string_view prefix = inspect_socket_prefix, suffix = ".sock";
+    if (!file.starts_with(prefix) || !file.ends_with(suffix) || file.size() <= prefix.size() + suffix.size())
+        return std::nullopt;
+    std::string node = file.substr(prefix.size(), file.size() - prefix.size() - suffix.size());
+    if (auto tilde = node.rfind('~'); tilde != std::string::npos && tilde + 1 < node.size() &&
+                                      node.find_first_not_of("0123456789", tilde + 1) == std::string::npos)
+        node.erase(tilde);
+    return node;
 }
 
 std::unique_ptr<InspectServer> start_inspect_server(const WorkerOptions& options, const InspectSource& source,

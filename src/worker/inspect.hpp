@@ -2,8 +2,10 @@
 // reserved, stats, registered, in Celery's reply shapes (broker/redis/control_replies.hpp).
 //
 // Where requests come from depends on the broker: on Redis, Celery's pidbox channel (so Python tools see the
-// node); on the embedded broker, a Unix socket in the run dir, `inspect-<node>.sock` (mode 0600), one JSON line
-// {"method": "stats"} in, one JSON line out ({"ok": true, "reply": …} or {"ok": false, "error": …}).
+// node); on the embedded broker, a Unix socket in the run dir, `inspect-<node>~<pid>.sock` (mode 0600), one JSON
+// line {"method": "stats"} in, one JSON line out ({"ok": true, "reply": …} or {"ok": false, "error": …}).
+// One socket per process, not per name: while a node is replaced, its new process runs beside the old one's warm
+// stop under the same name, both answer, and neither removes the other's socket when it exits.
 #pragma once
 
 #include <sys/types.h>
@@ -67,8 +69,11 @@ public:
 std::unique_ptr<InspectServer> start_inspect_server(const WorkerOptions& options, const InspectSource& source,
                                                     EventLoop& loop);
 
-// The socket a node of the embedded broker answers on.
-std::filesystem::path inspect_socket_path(const std::filesystem::path& run_dir, const std::string& node);
+// The socket the process `pid` of a node of the embedded broker answers on.
+std::filesystem::path inspect_socket_path(const std::filesystem::path& run_dir, const std::string& node, pid_t pid);
+// The node of an inspect socket's file name ("inspect-w1@host~123.sock", or "inspect-w1@host.sock" as older
+// versions named it); nullopt for a file that is not one.
+std::optional<std::string> inspect_socket_node(const std::string& file);
 inline constexpr const char* inspect_socket_prefix = "inspect-";
 
 }  // namespace ccmulti::worker

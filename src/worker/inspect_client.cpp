@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <thread>
 
+#include "broker/redis/control_replies.hpp"
 #include "platform/unix_socket.hpp"
 #include "util/error.hpp"
 #include "worker/inspect.hpp"
@@ -54,7 +55,7 @@ bool stale_socket(const std::filesystem::path& socket) {
 }
 
 bool inspect_socket_name(const std::string& file) {
-    return file.starts_with(inspect_socket_prefix) && file.ends_with(".sock");
+    return inspect_socket_node(file).has_value();
 }
 
 }  // namespace
@@ -74,14 +75,12 @@ std::map<std::string, nlohmann::json> ask_local_nodes(const std::filesystem::pat
     std::map<std::string, nlohmann::json> replies;
     std::error_code error;
     for (const auto& entry : std::filesystem::directory_iterator(run_dir, error)) {
-        std::string file = entry.path().filename().string();
-        if (!inspect_socket_name(file)) continue;
-        std::string node = file.substr(std::string_view(inspect_socket_prefix).size(),
-                                       file.size() - std::string_view(inspect_socket_prefix).size() - 5);
-        if (!destination.empty() && std::find(destination.begin(), destination.end(), node) == destination.end())
+        auto node = inspect_socket_node(entry.path().filename().string());
+        if (!node) continue;
+        if (!destination.empty() && std::find(destination.begin(), destination.end(), *node) == destination.end())
             continue;
         if (auto reply = ask(entry.path(), method, timeout))
-            replies[node] = std::move(*reply);
+            broker::redis::add_node_reply(replies, *node, std::move(*reply));  // two processes of one name: one node
         else if (stale_socket(entry.path()))
             ::unlink(entry.path().c_str());  // its node died without removing it
     }

@@ -105,4 +105,27 @@ json stats_reply(const NodeStats& stats, const RedisUrl& broker) {
     };
 }
 
+void add_node_reply(std::map<std::string, nlohmann::json>& replies, const std::string& node, nlohmann::json reply) {
+    auto [it, fresh] = replies.try_emplace(node, reply);
+    if (fresh) return;
+    nlohmann::json& have = it->second;
+    auto is_error = [](const nlohmann::json& value) { return value.is_object() && value.contains("error"); };
+    if (is_error(reply)) return;
+    if (is_error(have)) {
+        have = std::move(reply);
+        return;
+    }
+    if (have.is_array() && reply.is_array()) {
+        for (auto& item : reply)
+            if (std::find(have.begin(), have.end(), item) == have.end()) have.push_back(std::move(item));
+        return;
+    }
+    auto uptime = [](const nlohmann::json& value) {
+        return value.is_object() && value.contains("uptime") && value["uptime"].is_number()
+                   ? value["uptime"].get<double>()
+                   : -1.0;
+    };
+    if (uptime(reply) >= 0 && (uptime(have) < 0 || uptime(reply) < uptime(have))) have = std::move(reply);
+}
+
 }  // namespace ccmulti::broker::redis

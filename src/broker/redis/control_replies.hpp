@@ -44,4 +44,9 @@ struct NodeStats {
 // inspect stats: {"total", "pid", "clock", "uptime", "pool": {...}, "broker": {...}, "prefetch_count", "rusage"}.
 nlohmann::json stats_reply(const NodeStats& stats, const RedisUrl& broker);
 
+// Two processes answering for one node name (a node being replaced: its new process runs beside the old one's
+// warm stop) read as one node: lists (active, reserved, registered, …) are joined without duplicates; of other
+// replies (stats, ping) an error gives way to an answer, and the newest process's wins (the smaller "uptime").
+void add_node_reply(std::map<std::string, nlohmann::json>& replies, const std::string& node, nlohmann::json reply);
+
 }  // namespace ccmulti::broker::redis

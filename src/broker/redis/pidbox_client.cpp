@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "broker/redis/connection.hpp"
+#include "broker/redis/control_replies.hpp"
 #include "broker/redis/keys.hpp"
 #include "broker/redis/pidbox.hpp"
 #include "protocol/base64.hpp"
@@ -15,6 +16,8 @@ namespace {
 
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
+
+constexpr std::chrono::milliseconds duplicate_grace{100};
 
 json request_envelope(const std::string& method, const std::vector<std::string>& destination,
                       const std::string& routing_key, const std::string& exchange, std::chrono::milliseconds timeout) {
@@ -66,13 +69,20 @@ std::map<std::string, json> broadcast(const RedisUrl& url, const std::string& me
         return !destination.empty() && std::all_of(destination.begin(), destination.end(),
                                                    [&](const std::string& node) { return replies.contains(node); });
     };
-    while (!everyone_answered()) {
+    bool grace = false;
+    for (;;) {
+        // Every node named has answered: wait a moment more for a second process of one name (a node being
+        // replaced), whose reply joins the first (add_node_reply).
+        if (!grace && everyone_answered()) {
+            deadline = std::min(deadline, Clock::now() + duplicate_grace);
+            grace = true;
+        }
         auto left = std::chrono::duration<double>(deadline - Clock::now()).count();
         if (left <= 0) break;
         Reply popped = redis.command({"BRPOP", queue, std::to_string(std::max(left, 0.01))});
         if (popped.is_nil()) break;
         json body = reply_body(popped[1].string());  // named: items() of a temporary would dangle in the loop
-        for (auto& [node, value] : body.items()) replies[node] = value;
+        for (auto& [node, value] : body.items()) add_node_reply(replies, node, value);
     }
     redis.try_command({"SREM", binding_key(exchange), binding});
     redis.try_command({"DEL", queue});

@@ -18,6 +18,8 @@
 namespace ccmulti::broker::redis {
 
 // Replies by node name. `destination` empty: every node. Throws ConnectionError when Redis is unreachable.
+// Two processes of one node name (a node being replaced) answer both: their replies are merged (add_node_reply),
+// and once every destination answered, a second reply is waited for 100 ms more.
 std::map<std::string, nlohmann::json> broadcast(const RedisUrl& url, const std::string& method,
                                                 const std::vector<std::string>& destination,
                                                 std::chrono::milliseconds timeout, const std::string& app = "celery");

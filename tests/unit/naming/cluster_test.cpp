@@ -26,6 +26,15 @@ std::optional<std::string> opt(const Node& node, const char* name) {
 
 }  // namespace
 
+TEST(Cluster, WatchPerNodeReplacesTheGlobalList) {
+    auto list =
+        nodes({"w1", "w2", "w3", "--watch", "src", "--watch", "lib", "--watch:w2", "api", "--watch:w3,w2", "x"});
+    EXPECT_EQ(list[0].option_values("--watch"), (std::vector<std::string>{"src", "lib"}));
+    EXPECT_EQ(list[1].option_values("--watch"), std::vector<std::string>{"x"});  // the later namespace wins
+    EXPECT_EQ(list[2].option_values("--watch"), std::vector<std::string>{"x"});
+    EXPECT_EQ(nodes({"w1", "--watch", "%n/src"})[0].option_values("--watch"), std::vector<std::string>{"w1/src"});
+}
+
 TEST(Cluster, CountMakesCeleryNodes) {
     EXPECT_EQ(names(nodes({"3"})), (std::vector<std::string>{"celery1@box", "celery2@box", "celery3@box"}));
     EXPECT_EQ(names(nodes({"2", "--range-prefix=w"})), (std::vector<std::string>{"w1@box", "w2@box"}));

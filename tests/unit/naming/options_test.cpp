@@ -52,6 +52,28 @@ TEST(ParseArgs, LastRepeatedOptionWinsButKeepsFirstPosition) {
     EXPECT_EQ(parsed.options.items()[0].value, "2");
 }
 
+TEST(ParseArgs, WatchOptionsAddUpAndTakeTheirValueAfterASpace) {
+    auto parsed = parse_args({"w1", "--watch", "src", "-c", "2", "--watch=lib", "--watch-ignore", "*.txt",
+                              "--watch-debounce", "50ms", "--watch", "src"});
+    EXPECT_EQ(parsed.names, (std::vector<std::string>{"w1"}));
+    EXPECT_EQ(parsed.options.values("--watch"), (std::vector<std::string>{"src", "lib", "src"}));
+    EXPECT_EQ(parsed.options.values("--watch-ignore"), std::vector<std::string>{"*.txt"});
+    EXPECT_EQ(value_of(parsed.options, "--watch-debounce"), "50ms");
+    EXPECT_EQ(value_of(parsed.options, "--watch"), "src");  // find: the first
+}
+
+TEST(ParseArgs, ARepeatableOptionOfANamespaceReplacesTheGlobalOnes) {
+    Options global;
+    global.set("--watch", "a");
+    global.set("--watch", "b");
+    global.set("-c", "1");
+    Options own;
+    own.set("--watch", "c");
+    global.update(own);
+    EXPECT_EQ(global.values("--watch"), std::vector<std::string>{"c"});
+    EXPECT_EQ(global.values("-c"), std::vector<std::string>{"1"});
+}
+
 TEST(ParseArgs, EmptyArgumentsAreDropped) {
     auto parsed = parse_args({"", "w1", ""});
     EXPECT_EQ(parsed.names, (std::vector<std::string>{"w1"}));

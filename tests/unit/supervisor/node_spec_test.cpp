@@ -112,6 +112,48 @@ TEST(NodeSpec, CeleryRunnerPassesTheOptionsThroughAsCeleryMultiDoes) {
               std::vector<std::string>{"prog"});
 }
 
+TEST(NodeSpec, WatchPathsResolveAgainstTheCwdAndMustExist) {
+    const std::filesystem::path source = CCMULTI_SOURCE_DIR;
+    auto spec = make_node_spec(nodes({"w1", "--watch", "src/", "--watch", "docs", "--watch", "src", "--watch-ignore",
+                                      "*.md", "--watch-debounce", "50ms", "-A", "proj"})[0],
+                               source, std::chrono::seconds(1));
+    EXPECT_EQ(spec.watch, (std::vector<std::filesystem::path>{source / "src", source / "docs"}));
+    ASSERT_GE(spec.watch_ignore.size(), 3u);
+    EXPECT_EQ(spec.watch_ignore[0], "*.md");
+    // Its own files: the pid file, and the logs of the main and pool processes (%I).
+    EXPECT_EQ(spec.watch_ignore[1], "/run/x/w1.pid");
+    EXPECT_EQ(spec.watch_ignore[2], "/log/w1*.log");
+    EXPECT_EQ(spec.watch_debounce, std::chrono::milliseconds(50));
+    for (const auto& word : spec.argv) EXPECT_FALSE(word.starts_with("--watch")) << word;  // not Celery's
+
+    auto plain = make_node_spec(nodes({"w1"})[0], source, std::chrono::seconds(1));
+    EXPECT_TRUE(plain.watch.empty());  // nothing watched by default
+    EXPECT_TRUE(plain.watch_ignore.empty());
+    EXPECT_EQ(plain.watch_debounce, std::chrono::milliseconds(300));
+    EXPECT_EQ(
+        make_node_spec(nodes({"w1", "--watch", "src", "--watch-debounce", "0.5"})[0], source, std::chrono::seconds(1))
+            .watch_debounce,
+        std::chrono::milliseconds(500));
+
+    auto fails = [&](std::vector<std::string> args) -> std::string {
+        try {
+            make_node_spec(nodes(args)[0], source, std::chrono::seconds(1));
+        } catch (const UsageError& e) {
+            return e.what();
+        }
+        return "no error";
+    };
+    EXPECT_EQ(fails({"w1", "--watch", "nowhere"}),
+              "--watch path nowhere of w1@host.example does not exist; watch an existing directory or file");
+    EXPECT_EQ(fails({"w1", "--watch="}),
+              "--watch of w1@host.example needs a path: a directory (watched recursively) or a file");
+    EXPECT_EQ(fails({"w1", "--watch", "src", "--watch-ignore="}),
+              "--watch-ignore of w1@host.example needs a glob, e.g. '*.log' or 'data/'");
+    for (const char* bad : {"-1", "-0.1s", "soon", "61s", "60001ms", "nan", "inf", "1e308", "", "ms", "+1"})
+        EXPECT_NE(fails({"w1", "--watch", "src", std::string("--watch-debounce=") + bad}), "no error") << bad;
+    EXPECT_EQ(fails({"w1", "--watch", "src", "--watch-debounce=60s"}), "no error");
+}
+
 TEST(NodeSpec, JsonRoundTripForTheControlSocket) {
     auto spec =
         make_node_spec(nodes({"w1", "-A", "proj", "-l", "info", "-c", "3"})[0], "/srv", std::chrono::seconds(2));
@@ -123,6 +165,16 @@ TEST(NodeSpec, JsonRoundTripForTheControlSocket) {
     EXPECT_EQ(back.concurrency, 3);
     EXPECT_EQ(back.start_secs, std::chrono::seconds(2));
     EXPECT_EQ(back.ready_pattern, spec.ready_pattern);
+    EXPECT_TRUE(back.watch.empty());
+    spec.watch = {"/srv/proj", "/srv/lib"};
+    spec.watch_ignore = {"*.txt"};
+    spec.watch_debounce = std::chrono::milliseconds(75);
+    auto watching = nlohmann::json(spec).get<supervisor::NodeSpec>();
+    EXPECT_EQ(watching.watch, spec.watch);
+    EXPECT_EQ(watching.watch_ignore, spec.watch_ignore);
+    EXPECT_EQ(watching.watch_debounce, spec.watch_debounce);
+    json.erase("watch");  // from a master of an older version: nothing watched
+    EXPECT_TRUE(json.get<supervisor::NodeSpec>().watch.empty());
     json.erase("argv");
     EXPECT_THROW(json.get<supervisor::NodeSpec>(), std::exception);
 }
