@@ -163,3 +163,72 @@ def test_outage_longer_than_the_visibility_timeout_runs_no_task_twice(env, redis
         assert logs.count(f"ccmulti.sleep[{task_id}] received") == 1, logs
     assert "presumed dead" not in logs
     wait_for(lambda: broker_clean(redis), timeout=5, what="unacked and the queue to be empty")
+
+
+def worker_pids(node):
+    """Pids of the worker processes titled `ccmulti: worker <node>@<host>` (the title replaces the command line)."""
+    title = f"ccmulti: worker {node}@{HOST}".encode()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if f.read().startswith(title):
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def waiting_for_messages(redis):
+    """A connection of the idle node waits for the queue: client-side-caching tracking of the queue keys in
+    broadcast mode (flag B: how ccmulti waits), or a BRPOP blocked on them (flag b: how it waited before)."""
+    for line in redis.cli("CLIENT", "LIST").splitlines():
+        fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
+        if "B" in fields.get("flags", "") or ("b" in fields.get("flags", "") and fields.get("cmd") == "brpop"):
+            return True
+    return False
+
+
+def test_a_worker_killed_while_a_message_arrives_loses_nothing(env, redis, app, nodes):
+    """An idle node waits for its queue; its worker is stopped (SIGSTOP), a Python client sends a task, Redis does
+    all it does for waiting clients (an observer tracking the queue key hears of the push: Redis has served
+    blocked clients and sent invalidations by then), and the worker is SIGKILLed without ever reading it. The task
+    must be in Redis at that moment (queued or claimed) and run exactly once, by the worker the master starts
+    again. A consumer that popped in its blocking wait (BRPOP) lost it here: popped, never recorded."""
+    node = f"lw{os.getpid()}"
+    start_nodes(env, redis.url, node, concurrency=1, prefetch=1)
+    first = app.send_task("ccmulti.sleep", args=[0]).id
+    wait_for(lambda: all_succeeded(redis, [first]), timeout=10, what="a first task (the node is up and idle)")
+    wait_for(lambda: waiting_for_messages(redis), timeout=5, what="the idle node to wait for its queue")
+    [worker] = worker_pids(node)
+
+    listener = redis_py.Connection(port=redis.port)  # invalidations of the queue key come here
+    listener.send_command("CLIENT", "ID")
+    listener_id = listener.read_response()
+    listener.send_command("SUBSCRIBE", "__redis__:invalidate")
+    assert listener.read_response()[0] == b"subscribe"
+    tracker = redis_py.Redis(port=redis.port, single_connection_client=True)
+    tracker.execute_command("CLIENT", "TRACKING", "on", "REDIRECT", listener_id, "BCAST", "PREFIX", "celery")
+    client = redis_py.Redis(port=redis.port)
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        task = app.send_task("ccmulti.sleep", args=[0]).id
+
+        def pushed():
+            if not listener.can_read(timeout=0.1):
+                return False
+            kind, _channel, keys = listener.read_response()
+            return kind == b"message" and b"celery" in (keys or [b"celery"])  # no keys: a flush
+
+        wait_for(pushed, timeout=5, what="Redis to announce the push to the queue")
+        # The invariant itself: the message is in the queue or claimed in `unacked`, never only in a process.
+        assert client.llen("celery") + client.hlen("unacked") == 1, "the message is neither queued nor claimed"
+    finally:
+        os.kill(worker, signal.SIGKILL)
+        tracker.close()
+        listener.disconnect()
+    wait_for(lambda: [p for p in worker_pids(node) if p != worker], timeout=15, what="the master to restart the worker")
+    wait_for(lambda: all_succeeded(redis, [task]), timeout=10, interval=0.05, what="the task's result")
+    wait_for(lambda: broker_clean(redis), timeout=5, what="unacked and the queue to be empty")
+    assert log_of(env, node).count(f"ccmulti.sleep[{task}] received") == 1, log_of(env, node)
