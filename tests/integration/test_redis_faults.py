@@ -2,8 +2,9 @@
 twice by live nodes.
 
 - Error replies (OOM under maxmemory + noeviction, READONLY from a server turned replica) do not end a node: it
-  backs off, reconnects and carries on; a message its parked BRPOP took while the claim could not be recorded
-  is neither dropped nor stranded.
+  backs off, reconnects and carries on; a message that arrives at an idle node meanwhile is neither dropped nor
+  stranded.
+- A worker SIGKILLed while a message arrives for it, idle, loses nothing: waiting pops nothing.
 - A Redis pause longer than the command timeout leaves no claim behind that no node holds (a claim whose reply
   was lost with the connection is adopted on reconnect).
 - An outage longer than the visibility timeout does not restore live nodes' claims: they are re-asserted on
@@ -84,10 +85,12 @@ def readonly_on(redis):
     return ("replicaof", "127.0.0.1", str(free_port()))  # a master that never answers: its data stays
 
 
-# name: (the fault as a step of a transaction, its end, what the nodes log, whether a parked BRPOP still pops)
+# name: (the fault as a step of a transaction, its end, what the nodes log, whether an idle node still claims)
 FAULTS = {
+    # Under OOM the claim script may pop (RPOP is allowed), and a script that has written goes on: the claim
+    # record is written in the same step.
     "oom": (oom_on, lambda r: r.config_set("maxmemory", "0"), "OOM", True),
-    # A replica answers BRPOP with an error: the message stays queued until the server is a master again.
+    # A replica refuses the claim script's RPOP: the message stays queued until the server is a master again.
     "readonly": (readonly_on, lambda r: r.replicaof("NO", "ONE"), "READONLY", False),
 }
 
@@ -95,9 +98,9 @@ FAULTS = {
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_error_replies_do_not_end_nodes_or_lose_tasks(env, redis, app, nodes, fault):
     """Two nodes run tasks; a message is moved into their queue in the same transaction that turns on the fault,
-    so an idle node's parked BRPOP takes it and then cannot record its claim (OOM: BRPOP itself is allowed). The
-    nodes live through the fault (no exit), and once it is over every task has its result and nothing is left in
-    the broker."""
+    so an idle node is rung and claims under the fault (OOM: the claim goes through, its results cannot be
+    stored; READONLY: nothing can be claimed). The nodes live through the fault (no exit), and once it is over
+    every task has its result and nothing is left in the broker."""
     turn_on, turn_off, word, pops = FAULTS[fault]
     start_nodes(env, redis.url + "?visibility_timeout=6", "w1", "w2")
     running = [app.send_task("ccmulti.sleep", args=[2.5]).id for _ in range(2)]
@@ -112,7 +115,7 @@ def test_error_replies_do_not_end_nodes_or_lose_tasks(env, redis, app, nodes, fa
         step.execute()
     try:
         if pops:
-            wait_for(lambda: redis.cli("LLEN", "celery") == "0", timeout=5, what="a parked BRPOP to take the message")
+            wait_for(lambda: redis.cli("LLEN", "celery") == "0", timeout=5, what="an idle node to claim the message")
         # Every node meets the fault (a heartbeat at the latest, every 2 s here), and lives on.
         wait_for(lambda: all(word in log_of(env, n) for n in ("w1", "w2")) or node_exits(env), timeout=10,
                  what=f"both nodes to meet {word}")

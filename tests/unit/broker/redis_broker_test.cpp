@@ -230,7 +230,7 @@ TEST_F(RedisTest, OverlappingQueueNamesAreAllHeard) {
     RedisBroker broker(url());
     auto consumer = broker.consume({"w1@h", {"q2", "q"}});
     EXPECT_TRUE(consumer->reserve(5).empty());
-    for (const std::string key : {std::string("q2"), redis::queue_key("q", 9)}) {
+    for (const std::string& key : {std::string("q2"), redis::queue_key("q", 9)}) {
         cli().command({"LPUSH", key, protocol::encode_string(on(redis::queue_of_key(key)))});
         ASSERT_TRUE(readable(consumer->wakeup_fd(), 5000)) << key;
         consumer->drain_wakeups();
