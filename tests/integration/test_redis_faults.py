@@ -154,7 +154,9 @@ def test_outage_longer_than_the_visibility_timeout_runs_no_task_twice(env, redis
     """Redis stops for 6 s with a visibility timeout of 4 s while both nodes run long tasks: every claim is older
     than the timeout when Redis returns, yet the nodes are alive. They re-assert their claims on reconnect and
     hold off restoring others' claims until every live node had the time to do so: each task runs once."""
-    start_nodes(env, redis.url + "?visibility_timeout=4", "w1", "w2")
+    # Prefetch 1: a node claims no more than it can run at once, so the three tasks start on the four slots
+    # whichever node claims first (with a larger window the first one could hold the third unstarted).
+    start_nodes(env, redis.url + "?visibility_timeout=4", "w1", "w2", prefetch=1)
     ids = [app.send_task("ccmulti.sleep", args=[9]).id for _ in range(3)]
     wait_for(lambda: statuses(redis, ids) == ["STARTED"] * 3, timeout=10, what="the tasks to start")
     redis.proc.send_signal(signal.SIGSTOP)

@@ -645,6 +645,9 @@ std::vector<Delivery> RedisConsumer::reserve(std::size_t max) {
     if (down_) return out;  // what we already hold can run; acks are queued until Redis is back
     if (armed_ && !rung_) return out;  // the queues were dry at the last claim, and no message came since
     rung_ = false;  // a push from now on rings again
+    // Idle until now: the pushes that rang this node rang every idle node of the queues. It takes its window and
+    // leaves the rest to them rather than claiming the next window ahead too.
+    const bool woken = armed_;
     try {
         bool drained = false;
         std::size_t growth = 1;
@@ -678,7 +681,7 @@ std::vector<Delivery> RedisConsumer::reserve(std::size_t max) {
         if (drained) {
             arm_timer(fallback_claim_interval);  // claim now and then even if the doorbell stays silent
         } else {
-            if (!claiming_ahead_)
+            if (!claiming_ahead_ && !woken)
                 claim_ahead(max);  // the queues had enough: claim the next window while the node works on this one
             // Every round brought eta messages only: come back at once (through wakeup_fd) rather than at the
             // next heartbeat, so what waits behind them is reached soon, without holding up the node's loop.

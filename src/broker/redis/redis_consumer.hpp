@@ -22,7 +22,9 @@
 //    fires; then the next reserve() claims as usual: one round trip from the push to the task. Tracking is
 //    turned off lazily when an invalidation reaches a consumer that is not armed (a busy node is not woken by
 //    every push and result write), and on again, followed by one more claim (a push in between rang no bell),
-//    when the queues run dry next. Its own pops ring the doorbell too: at most one empty claim per wake.
+//    when the queues run dry next. Its own pops ring the doorbell too: at most one empty claim per wake. A
+//    doorbell connection that breaks wakes the loop (EOF) and the consumer reconnects, which turns tracking on
+//    again (failovers included); the loop must call drain_wakeups() before reserve(), as broker.hpp says.
 //    Chosen over BLMOVE into a per-consumer landing list (BLMOVE waits on one key; a node waits on 4 priority
 //    lists per queue) and over popping in a blocking call at all (BRPOP, as kombu: Redis pops, and a node killed
 //    before it reads the reply and writes the claim record loses the message).
