@@ -48,12 +48,9 @@ PLUGIN = pathlib.Path(os.environ.get("CHAOS_PLUGIN", BUILD / "tests" / "chaos" /
 HOST = socket.gethostname()
 
 ALL_PHASES = ["pool", "worker", "shim", "master", "redis-restart", "redis-pause", "redis-memory"]
-# What `default` runs on each broker. Left out on Redis (run them with CHAOS_PHASES=all or by name,
-# docs/testing.md): worker/shim/master kills. A node SIGKILLed after Redis popped a message for its parked BRPOP,
-# before it read the reply, loses that message (neither queued nor in unacked): BRPOP and the claim record are two
-# steps, as in kombu; closing that needs BLMOVE into a per-consumer list.
+# What `default` runs on each broker: every phase that applies to it.
 DEFAULT_PHASES = {"sqlite": ["pool", "worker", "shim", "master"],
-                  "redis": ["pool", "redis-restart", "redis-pause", "redis-memory"]}
+                  "redis": ["pool", "worker", "shim", "master", "redis-restart", "redis-pause", "redis-memory"]}
 TASKS = int(os.environ.get("CHAOS_TASKS", "2000"))
 ROUNDS = int(os.environ.get("CHAOS_ROUNDS", str(max(10, TASKS // 125))))
 SEED = int(os.environ.get("CHAOS_SEED", str(random.randrange(1 << 30))))
@@ -494,7 +491,7 @@ def test_nothing_lost_nothing_stuck(chaos):
 
         occurrences[phase] += 1
         if phase.startswith("redis-") and occurrences[phase] % 2 == 0:
-            # Every other Redis fault hits idle nodes, parked in BRPOP (the next batch arrives as it ends).
+            # Every other Redis fault hits idle nodes, waiting for their doorbell (the next batch arrives as it ends).
             chaos.settle(timeout=60, what=f"round {round_no}'s tasks to finish before the fault")
         else:
             # The fault hits nodes at work: wait until this batch's tasks are being run.

@@ -148,7 +148,7 @@ int run(char** argv) {
             ++done;
         }
         if (done >= count) break;
-        if (!deliveries.empty()) continue;  // the queue may hold more: only an empty reserve parks a BRPOP
+        if (!deliveries.empty()) continue;  // the queue may hold more: only an empty reserve waits for the doorbell
         int wait_ms = 200;
         if (auto eta = consumer->next_eta())
             wait_ms =

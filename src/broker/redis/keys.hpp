@@ -9,6 +9,8 @@
 //   _ccmulti.consumers       hash consumer id -> {"node", "queues", "expires"}: who consumes what (`ccmulti queues`)
 //   _ccmulti.parked.<id>     zset claim tag -> eta: a consumer's claims of eta messages not due for a while, whose
 //                            payloads it does not keep in memory (redis_consumer.hpp); expires with the consumer
+// And Redis's own channel of client-side-caching invalidations, a consumer's doorbell (redis_consumer.hpp):
+//   __redis__:invalidate     names the keys written under the prefixes a connection tracks
 #pragma once
 
 #include <array>
@@ -25,6 +27,7 @@ inline constexpr const char* unacked_mutex_key = "unacked_mutex";
 inline constexpr const char* consumers_key = "_ccmulti.consumers";
 inline constexpr const char* binding_prefix = "_kombu.binding.";
 inline constexpr const char* result_prefix = "celery-task-meta-";
+inline constexpr const char* invalidation_channel = "__redis__:invalidate";
 
 // The largest step <= priority, after clamping to 0..9 (kombu's _q_for_pri).
 int priority_step(int priority);

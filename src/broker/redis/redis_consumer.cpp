@@ -75,6 +75,14 @@ RedisConsumer::RedisConsumer(RedisUrl url, const ConsumerInfo& info)
       epoll_(::epoll_create1(EPOLL_CLOEXEC)),
       timer_(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) {
     if (info_.queues.empty()) throw UsageError("a consumer needs at least one queue");
+    // Broadcast tracking takes prefixes none of which starts another: "celery" covers "celery\x06\x163" and a
+    // queue "celery2" too. The doorbell then filters by exact key.
+    std::vector<std::string> names(info_.queues.begin(), info_.queues.end());
+    std::sort(names.begin(), names.end());
+    for (const auto& name : names)
+        if (prefixes_.empty() || !name.starts_with(prefixes_.back())) prefixes_.push_back(name);
+    for (int step : priority_steps)
+        for (const auto& queue : info_.queues) queue_keys_.insert(queue_key(queue, step));
     // Live claims are refreshed every heartbeat and restored once older than the visibility timeout: beat at
     // least three times per timeout, or a short ?visibility_timeout= lets live nodes restore each other's tasks.
     interval_ = std::clamp(url_.visibility_timeout / 3, std::chrono::seconds(1), std::chrono::seconds(10));
@@ -103,10 +111,16 @@ RedisConsumer::~RedisConsumer() {
 
 void RedisConsumer::connect() {
     auto command = std::make_unique<Connection>(url_);
-    auto blocking = std::make_unique<Connection>(url_);
-    long long blocking_id = blocking->command({"CLIENT", "ID"}).integer();
-    blocking->set_nonblocking();
+    auto doorbell = std::make_unique<Connection>(url_);
+    doorbell_id_ = doorbell->command({"CLIENT", "ID"}).integer();
+    if (Reply subscribed = doorbell->try_command({"SUBSCRIBE", invalidation_channel}); subscribed.is_error())
+        doorbell->refuse("subscribing to " + std::string(invalidation_channel), subscribed);
+    doorbell->set_nonblocking();
 
+    // Tracking first: the first claim comes after it, so every message pushed later rings the doorbell.
+    if (Reply tracking = command->try_command(tracking_command()); tracking.is_error())
+        command->refuse("turning on client tracking of the queues (CLIENT TRACKING needs Redis 6 or later)",
+                        tracking);
     // As a Celery worker declares its queues: the default exchange of a direct queue is named after it.
     std::vector<Command> setup;
     for (const auto& queue : info_.queues) setup.push_back({"SADD", binding_key(queue), binding_member(queue, queue)});
@@ -122,13 +136,14 @@ void RedisConsumer::connect() {
     const bool moved = !server_.empty() && server_ != command->server();
 
     command_ = std::move(command);
-    blocking_ = std::move(blocking);
-    blocking_id_ = blocking_id;
-    armed_ = false;
+    doorbell_ = std::move(doorbell);
+    tracking_ = true;
+    armed_ = false;  // the next reserve() claims
+    rung_ = false;
     epoll_event event{};
     event.events = EPOLLIN;
-    event.data.fd = blocking_->fd();
-    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, blocking_->fd(), &event) != 0) throw SystemError("epoll_ctl", errno);
+    event.data.fd = doorbell_->fd();
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, doorbell_->fd(), &event) != 0) throw SystemError("epoll_ctl", errno);
 
     // Claims first, then anything else: after an outage they are old, and other nodes may restore old claims.
     reassert_claims();
@@ -170,7 +185,6 @@ void RedisConsumer::reassert_claims() {
     commands.push_back({"EXEC"});
     for (const auto& reply : command_->pipeline(commands))
         if (reply.is_error()) command_->refuse("re-asserting claims", reply);
-    for (auto& [tag, held] : held_) held.recorded = true;
 }
 
 // Claim requests whose replies were lost with the connection (timed out, reset) may have run on the server all
@@ -205,10 +219,10 @@ void RedisConsumer::adopt_orphans() {
 }
 
 void RedisConsumer::go_down(const Error& error) {
-    if (blocking_ && blocking_->fd() >= 0) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, blocking_->fd(), nullptr);
-    blocking_.reset();
+    if (doorbell_ && doorbell_->fd() >= 0) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, doorbell_->fd(), nullptr);
+    doorbell_.reset();
     command_.reset();
-    armed_ = false;
+    tracking_ = armed_ = rung_ = false;
     if (claiming_ahead_ && ahead_) {
         // Its reply is lost with the connection, but Redis may run it yet: look for what it claimed on reconnect.
         orphans_.insert(orphans_.end(), ahead_->args.begin() + static_cast<std::ptrdiff_t>(ahead_->first_tag),
@@ -527,46 +541,35 @@ void RedisConsumer::claim_ahead(std::size_t want) {
     });
 }
 
-void RedisConsumer::arm_brpop() {
-    Command command{"BRPOP"};
-    for (int step : priority_steps)
-        for (const auto& queue : rotation_) command.push_back(queue_key(queue, step));
-    command.push_back(std::to_string(brpop_timeout_seconds));
-    blocking_->send(command);
-    armed_ = true;
+Command RedisConsumer::tracking_command() const {
+    Command command{"CLIENT", "TRACKING", "on", "REDIRECT", std::to_string(doorbell_id_), "BCAST"};
+    for (const auto& prefix : prefixes_) {
+        command.push_back("PREFIX");
+        command.push_back(prefix);
+    }
+    return command;
 }
 
-void RedisConsumer::read_brpop() {
-    while (armed_ && blocking_) {
-        auto reply = blocking_->read_available();
-        if (!reply) return;
-        armed_ = false;
-        if (reply->is_error()) blocking_->refuse("waiting for messages (BRPOP)", *reply);
-        if (!reply->is_array() || reply->size() != 2) return;  // nil: the BRPOP timed out
-        std::string queue = queue_of_key((*reply)[0].text());
-        std::string payload = (*reply)[1].string();
-        rotate(queue);
-        // BRPOP and the claim record are two steps, as in kombu; until the record is written the message lives
-        // only here: it is recorded on reconnect if the write fails (OOM, READONLY, the connection lost), and
-        // given back whatever Redis holds for it if the node stops before that.
-        const std::string tag = protocol::new_uuid();
-        std::string record = unacked_value(payload, "", queue);
-        admit(queue, std::move(payload), tag, nullptr);
-        // A message due much later waits in to_park_ for park_pending(), which needs its record written: should
-        // the record fail, it is held in memory like any other unrecorded claim.
-        try {
-            auto replies = command_->pipeline({{"MULTI"},
-                                               {"ZADD", unacked_index_key, score(unix_now()), tag},
-                                               {"HSET", unacked_key, tag, std::move(record)},
-                                               {"EXEC"}});
-            if (auto error = first_error(replies))
-                throw ConnectionError(command_->prefix() + "recording the claim of a message: " + *error);
-        } catch (const Error&) {
-            for (auto& parking : std::exchange(to_park_, {})) hold(std::move(parking));
-            held_.at(tag).recorded = false;
-            throw;
-        }
-        park_pending();
+void RedisConsumer::listen_to_doorbell() {
+    bool heard = false, ours = false;
+    while (doorbell_) {
+        auto reply = doorbell_->read_available();
+        if (!reply) break;
+        if (reply->is_error()) doorbell_->refuse("waiting for messages", *reply);
+        // ["message", "__redis__:invalidate", [keys...]]; no keys: the database was flushed
+        if (!reply->is_array() || reply->size() != 3 || (*reply)[0].text() != "message") continue;
+        heard = true;
+        ReplyView keys = (*reply)[2];
+        if (!keys.is_array()) ours = true;
+        for (std::size_t i = 0; i < keys.size() && !ours; ++i) ours = queue_keys_.count(std::string(keys[i].text())) > 0;
+    }
+    if (armed_) {
+        rung_ = rung_ || ours;
+    } else if (heard && tracking_) {
+        // Busy (the last claim found messages): no bell is needed until the queues run dry again, and a busy
+        // node should not be woken by every push and result write. Turned on again then (reserve()).
+        command_->send_deferred({{"CLIENT", "TRACKING", "off"}}, [](const std::vector<Reply>&) {});
+        tracking_ = false;
     }
 }
 
@@ -578,12 +581,11 @@ void RedisConsumer::drain_wakeups() {
         try {
             if (auto to = watch_->switched(); to && *to != server_) {
                 if (!down_) {
-                    // The old master still answers: take in the replies on their way (a window claimed ahead, a
-                    // BRPOP's message), so those claims are held and recorded again on the new master rather than
-                    // left in `unacked` there until the visibility timeout.
+                    // The old master still answers: take in the replies on their way (a window claimed ahead), so
+                    // those claims are held and recorded again on the new master rather than left in `unacked`
+                    // there until the visibility timeout.
                     try {
                         command_->read_deferred();
-                        read_brpop();
                     } catch (const ConnectionError&) {
                     }
                     go_down(ConnectionError("redis " + server_ + ": the sentinels switched master " + url_.master_name +
@@ -606,8 +608,9 @@ void RedisConsumer::drain_wakeups() {
         }
         return;
     }
+    if (timer_fired && armed_) rung_ = true;  // the fallback claim
     try {
-        read_brpop();
+        listen_to_doorbell();
     } catch (const Error& error) {
         go_down(error);
     }
@@ -640,6 +643,11 @@ std::vector<Delivery> RedisConsumer::reserve(std::size_t max) {
         ready_.pop_front();
     }
     if (down_) return out;  // what we already hold can run; acks are queued until Redis is back
+    if (armed_ && !rung_) return out;  // the queues were dry at the last claim, and no message came since
+    rung_ = false;  // a push from now on rings again
+    // Idle until now: the pushes that rang this node rang every idle node of the queues. It takes its window and
+    // leaves the rest to them rather than claiming the next window ahead too.
+    const bool woken = armed_;
     try {
         bool drained = false;
         std::size_t growth = 1;
@@ -654,13 +662,26 @@ std::vector<Delivery> RedisConsumer::reserve(std::size_t max) {
             }
             if (out.size() == before) growth = std::min(growth * 2, eta_claim_growth);  // only eta messages
         }
+        if (drained && !tracking_) {
+            // Tracking was turned off while busy: on again, and one more claim for what was pushed meanwhile.
+            // Sent together: one round trip.
+            command_->send_deferred({tracking_command()}, [this](const std::vector<Reply>& replies) {
+                if (replies.front().is_error())
+                    command_->refuse("turning on client tracking of the queues", replies.front());
+            });
+            tracking_ = true;
+            std::size_t want = std::max<std::size_t>(1, max > out.size() ? max - out.size() : 0);
+            drained = claim(want, out) < want;
+            park_pending();
+        }
         // A grown batch may bring more ready messages than asked for: the next reserve() hands them out.
         for (std::size_t i = max; i < out.size(); ++i) ready_.push_back(std::move(out[i]));
         if (out.size() > max) out.resize(max);
+        armed_ = drained;
         if (drained) {
-            if (!armed_) arm_brpop();
+            arm_timer(fallback_claim_interval);  // claim now and then even if the doorbell stays silent
         } else {
-            if (!claiming_ahead_)
+            if (!claiming_ahead_ && !woken)
                 claim_ahead(max);  // the queues had enough: claim the next window while the node works on this one
             // Every round brought eta messages only: come back at once (through wakeup_fd) rather than at the
             // next heartbeat, so what waits behind them is reached soon, without holding up the node's loop.
@@ -675,18 +696,6 @@ std::vector<Delivery> RedisConsumer::reserve(std::size_t max) {
 bool RedisConsumer::give_back(const std::string& tag, const Held& held) {
     json parsed = json::parse(held.payload, nullptr, false);
     std::string payload = parsed.is_object() ? redelivered_payload(parsed) : held.payload;
-    if (!held.recorded) {
-        // Taken by BRPOP and maybe never recorded: no claim record to go by. Back to the queue, and whatever
-        // record there is goes, in one step.
-        auto replies = command_->pipeline({{"MULTI"},
-                                           {"ZREM", unacked_index_key, tag},
-                                           {"HDEL", unacked_key, tag},
-                                           {"RPUSH", held.return_key, payload},
-                                           {"EXEC"}});
-        if (auto error = first_error(replies))
-            throw ConnectionError(command_->prefix() + "giving a message back: " + *error);
-        return true;
-    }
     Reply done =
         eval(*command_, restore_script, {unacked_key, unacked_index_key, held.return_key}, {tag, payload, "", ""});
     return done.integer() == 1;
@@ -780,23 +789,6 @@ void RedisConsumer::heartbeat() {
     }
 }
 
-void RedisConsumer::release_brpop() {
-    if (!armed_ || !blocking_) return;
-    // A parked BRPOP may pop a message at any moment: end it, read its answer, and put any message back.
-    // CLIENT UNBLOCK answers 0 when the BRPOP has not reached the server yet (or has just been answered), so
-    // keep asking until the reply is in; without CLIENT UNBLOCK (Redis < 5) give it a moment and let go.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    std::optional<Reply> reply;
-    while (!reply && std::chrono::steady_clock::now() < deadline) {
-        Reply unblock = command_->try_command({"CLIENT", "UNBLOCK", std::to_string(blocking_id_)});
-        reply = blocking_->read(std::chrono::milliseconds(unblock.is_error() ? 500 : 50));
-        if (unblock.is_error()) break;
-    }
-    armed_ = false;
-    if (reply && reply->is_array() && reply->size() == 2)
-        command_->command({"RPUSH", (*reply)[0].string(), (*reply)[1].string()});
-}
-
 void RedisConsumer::close() {
     if (!open_) return;
     open_ = false;
@@ -805,17 +797,10 @@ void RedisConsumer::close() {
         try {
             connect();  // Redis may be back by now: giving the messages back beats waiting for the timeout
         } catch (const Error& error) {
-            std::size_t lost = 0;
-            std::string ids;
-            for (const auto& [tag, held] : held_)
-                if (!held.recorded) ids += (lost++ ? ", " : "") + task_id_of(held.payload);
             spdlog::warn(
                 "{} at shutdown; {} message(s) held by {} go back to their queues after the visibility timeout "
                 "({}s)",
-                error.what(), held_.size() - lost, info_.node, url_.visibility_timeout.count());
-            if (lost)
-                spdlog::error("{} message(s) taken by {} were never recorded in Redis and are lost: task id(s) {}",
-                              lost, info_.node, ids);
+                error.what(), held_.size(), info_.node, url_.visibility_timeout.count());
             return;
         }
     }
@@ -823,7 +808,6 @@ void RedisConsumer::close() {
     std::size_t restored = 0, gone = 0;
     try {
         command_->read_deferred();  // a window claimed ahead joins held_ first, to be given back with the rest
-        release_brpop();
         for (auto it = held_.begin(); it != held_.end(); it = held_.erase(it))
             ++(give_back(it->first, it->second) ? restored : gone);
         ready_.clear();
@@ -848,8 +832,8 @@ void RedisConsumer::close() {
     if (gone)
         spdlog::warn("redis {}: {} message(s) held by {} had been restored by another node meanwhile", url_.address(),
                      gone, info_.node);
-    if (blocking_ && blocking_->fd() >= 0) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, blocking_->fd(), nullptr);
-    blocking_.reset();
+    if (doorbell_ && doorbell_->fd() >= 0) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, doorbell_->fd(), nullptr);
+    doorbell_.reset();
     command_.reset();
     drop_watch();
 }

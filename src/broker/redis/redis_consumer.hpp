@@ -8,14 +8,26 @@
 //    one message can never collide. While the queues have more than the node asks for, the next window is
 //    claimed ahead, without waiting for the reply (read at the next reserve()): Redis works while the node
 //    does, and a node holds at most two windows.
-//  - When the queues run dry while the node still has room, it parks a `BRPOP <keys> 30` on a second
-//    connection and returns. The server answers when a message arrives (from any producer: Python's LPUSH wakes
-//    it too, which no pub/sub doorbell would) or after 30 s. That connection's socket sits in a small private
-//    epoll set, which is what wakeup_fd() returns, so the fd the node loop watches stays the same across
-//    reconnects. drain_wakeups() reads the BRPOP reply, records the claim (MULTI ZADD/HSET, as kombu does) and
-//    keeps the message for the next reserve().
-//    Chosen over the hiredis async API (it would need its own adapter to drive writes through the node loop for
-//    one tiny command) and over a BRPOP thread (pool children are forked from the node: no threads there).
+//  - No message ever lives only in the node's memory, whatever moment it is SIGKILLed at: every pop is the claim
+//    script's, which records the claim in the same atomic step. So waiting for messages pops nothing; it is a
+//    doorbell. At connect the command connection turns on client-side-caching tracking in broadcast mode
+//    (`CLIENT TRACKING on REDIRECT <doorbell> BCAST PREFIX <queue>...`, one prefix per queue name that no other
+//    one starts with: Redis refuses overlapping prefixes) with its invalidations sent to a second connection,
+//    the doorbell, SUBSCRIBEd to `__redis__:invalidate` (RESP2: Debian's hiredis 0.14 has no RESP3). Any write
+//    to a key under those prefixes, by anyone (Python's LPUSH too, and restores), sends the doorbell the key's
+//    name within the same turn of Redis's event loop. The doorbell's socket sits in a small private epoll set,
+//    which is what wakeup_fd() returns, so the fd the node loop watches stays the same across reconnects.
+//    When a claim finds the queues dry the consumer is *armed*: reserve() claims nothing more (no round trip)
+//    until drain_wakeups() hears one of the exact queue keys named (or a flush), or the 30 s fallback timer
+//    fires; then the next reserve() claims as usual: one round trip from the push to the task. Tracking is
+//    turned off lazily when an invalidation reaches a consumer that is not armed (a busy node is not woken by
+//    every push and result write), and on again, followed by one more claim (a push in between rang no bell),
+//    when the queues run dry next. Its own pops ring the doorbell too: at most one empty claim per wake. A
+//    doorbell connection that breaks wakes the loop (EOF) and the consumer reconnects, which turns tracking on
+//    again (failovers included); the loop must call drain_wakeups() before reserve(), as broker.hpp says.
+//    Chosen over BLMOVE into a per-consumer landing list (BLMOVE waits on one key; a node waits on 4 priority
+//    lists per queue) and over popping in a blocking call at all (BRPOP, as kombu: Redis pops, and a node killed
+//    before it reads the reply and writes the claim record loses the message).
 //  - Messages with a future eta are claimed, as Celery workers do (the Redis transport has no delayed delivery):
 //    the claim stays in `unacked` until the task is done. Those due within park_after are held here and handed
 //    out by reserve() once due; next_eta() tells the loop when. One due later is *parked* rather than held, so
@@ -47,6 +59,7 @@
 
 #include <deque>
 #include <map>
+#include <set>
 #include <memory>
 
 #include "broker/broker.hpp"
@@ -84,7 +97,8 @@ public:
     std::optional<std::string> unavailable() const override { return down_; }
     std::size_t held() const noexcept { return held_.size(); }  // claims this consumer holds
 
-    static constexpr int brpop_timeout_seconds = 30;
+    // While armed, a claim is tried this often even if the doorbell stays silent.
+    static constexpr std::chrono::seconds fallback_claim_interval{30};
     static constexpr std::chrono::seconds park_after{60};
     static constexpr std::chrono::seconds restore_margin{30};
     std::size_t parked() const noexcept { return parked_count_; }  // parked by this consumer so far (for tests)
@@ -95,14 +109,13 @@ private:
         std::string queue;       // where it came from: its routing key in `unacked`
         std::string return_key;  // the list it goes back to
         bool requeue_pending = false;
-        bool recorded = true;  // false: taken by BRPOP, its claim record not (known to be) written yet
     };
 
     void connect();
     void go_down(const Error& error);
     void arm_timer(std::chrono::milliseconds delay);
-    void arm_brpop();
-    void read_brpop();
+    Command tracking_command() const;  // CLIENT TRACKING on ... for the command connection
+    void listen_to_doorbell();         // reads what the doorbell heard; rings (rung_) when armed
     // One claim script call: its keys and arguments, and the claim tags it hands out.
     struct Claim {
         std::vector<std::string> order;  // the rotation it was sent with
@@ -141,16 +154,19 @@ private:
     void resend_recent();
     void watch_failovers();
     void drop_watch();
-    void release_brpop();
 
     RedisUrl url_;
     ConsumerInfo info_;
     std::vector<std::string> rotation_;
     std::string id_;
     std::chrono::seconds interval_{10};
-    std::unique_ptr<Connection> command_, blocking_;
-    long long blocking_id_ = 0;
-    bool armed_ = false;
+    std::unique_ptr<Connection> command_, doorbell_;
+    long long doorbell_id_ = 0;
+    std::vector<std::string> prefixes_;  // tracked: the queue names no other one is a prefix of
+    std::set<std::string> queue_keys_;   // the list keys of the queues, every priority step
+    bool tracking_ = false;              // the command connection has tracking on
+    bool armed_ = false;                 // the queues were dry at the last claim: claim again once rung
+    bool rung_ = false;                  // a queue key was written (or the fallback timer fired) since
     bool open_ = true;
     UniqueFd epoll_, timer_;
     Backoff backoff_;

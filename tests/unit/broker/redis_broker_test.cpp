@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <cstdlib>
 #include <set>
 
 #include "broker/connect.hpp"
@@ -193,20 +194,50 @@ TEST_F(RedisTest, HigherPriorityListsFirst) {
 TEST_F(RedisTest, IdleConsumerIsWokenByAnyProducer) {
     RedisBroker broker(url());
     auto consumer = broker.consume({"w1@h", {"q"}});
-    EXPECT_TRUE(consumer->reserve(5).empty());  // parks a BRPOP
+    auto claims = [&] {  // claim script calls so far
+        std::string stats = cli().command({"INFO", "commandstats"}).string();
+        auto at = stats.find("cmdstat_evalsha:calls=");
+        return at == std::string::npos ? 0L : std::atol(stats.c_str() + at + 22);
+    };
+    EXPECT_TRUE(consumer->reserve(5).empty());  // the queue is dry: waits for the doorbell
     EXPECT_FALSE(readable(consumer->wakeup_fd(), 200));
+    const long before = claims();
+    EXPECT_TRUE(consumer->reserve(5).empty());  // nothing rang: no claim, no round trip
+    cli().command({"SET", "q-unrelated", "x"});  // under the tracked prefix "q", but no queue key
+    ASSERT_TRUE(readable(consumer->wakeup_fd(), 5000));
+    consumer->drain_wakeups();
+    EXPECT_TRUE(consumer->reserve(5).empty());
+    EXPECT_EQ(claims(), before) << "a claim was made though no queue key was written";
     // A producer that knows nothing of ccmulti (as Python's kombu): a plain LPUSH.
     std::string envelope = protocol::encode_string(on("q", "proj.add"));
     cli().command({"LPUSH", "q", envelope});
     ASSERT_TRUE(readable(consumer->wakeup_fd(), 5000));
     consumer->drain_wakeups();
     EXPECT_FALSE(readable(consumer->wakeup_fd(), 0));
-    EXPECT_EQ(cli().command({"HLEN", "unacked"}).integer(), 1);  // claimed as it arrived
+    // The doorbell pops nothing: the message stays queued (safe from a SIGKILL of the node) until claimed.
+    EXPECT_EQ(cli().command({"LLEN", "q"}).integer(), 1);
+    EXPECT_EQ(cli().command({"HLEN", "unacked"}).integer(), 0);
     auto got = consumer->reserve(5);
     ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(cli().command({"HLEN", "unacked"}).integer(), 1);
     EXPECT_EQ(got[0].message.task, "proj.add");
     consumer->ack(got[0]);
     EXPECT_EQ(cli().command({"HLEN", "unacked"}).integer(), 0);
+}
+
+TEST_F(RedisTest, OverlappingQueueNamesAreAllHeard) {
+    // Redis refuses tracking prefixes of which one starts another: "q" covers "q2" and every priority list.
+    RedisBroker broker(url());
+    auto consumer = broker.consume({"w1@h", {"q2", "q"}});
+    EXPECT_TRUE(consumer->reserve(5).empty());
+    for (const std::string& key : {std::string("q2"), redis::queue_key("q", 9)}) {
+        cli().command({"LPUSH", key, protocol::encode_string(on(redis::queue_of_key(key)))});
+        ASSERT_TRUE(readable(consumer->wakeup_fd(), 5000)) << key;
+        consumer->drain_wakeups();
+        auto got = consumer->reserve(5);
+        ASSERT_EQ(got.size(), 1u) << key;
+        consumer->ack(got[0]);
+    }
 }
 
 TEST_F(RedisTest, EtaMessagesAreHeldUntilDue) {
@@ -244,7 +275,7 @@ TEST_F(RedisTest, RequeueAndCloseGiveMessagesBack) {
         EXPECT_TRUE(again[0].message.redelivered);
         consumer->ack(got[0]);  // the old claim is gone: a stale ack changes nothing
         EXPECT_EQ(cli().command({"HLEN", "unacked"}).integer(), 2);
-        consumer->reserve(1);  // parks a BRPOP, which close() must end without losing anything
+        consumer->reserve(1);  // the queue is dry: waits for the doorbell
     }
     EXPECT_EQ(cli().command({"HLEN", "unacked"}).integer(), 0);
     EXPECT_EQ(cli().command({"LLEN", "q"}).integer(), 2);
@@ -476,10 +507,10 @@ TEST_F(RedisTest, ConsumerRidesOutAnOutage) {
     auto consumer = std::make_unique<RedisConsumer>(url(), ConsumerInfo{"w1@h", {"q"}});
     auto got = consumer->reserve(1);
     ASSERT_EQ(got.size(), 1u);
-    consumer->reserve(1);  // parked BRPOP
+    consumer->reserve(1);  // the queue is dry: waits for the doorbell
 
     server_->stop();
-    // The broken BRPOP connection wakes the loop; the consumer notices, and keeps going without Redis.
+    // The broken doorbell connection wakes the loop; the consumer notices, and keeps going without Redis.
     ASSERT_TRUE(readable(consumer->wakeup_fd(), 5000));
     consumer->drain_wakeups();
     EXPECT_TRUE(consumer->unavailable());
