@@ -230,8 +230,17 @@ GroupEntry enter_group(const supervisor::MasterConfig& config) {
 }  // namespace
 
 void start_command(Context& context, const StartOptions& options) {
+    if (const char* only_plan = std::getenv(supervisor::reload_plan_env); only_plan && *only_plan) {
+        // A master reloading this group (supervisor/master_reload_plan.cpp): the specs, nothing started.
+        auto plan = plan_start(context, options);
+        nlohmann::json out = {{"nodes", plan ? nlohmann::json(plan->nodes) : nlohmann::json::array()}};
+        std::cout << out.dump() << std::endl;
+        return;
+    }
     auto plan = plan_start(context, options);
     if (!plan) return;  // a dry run
+    plan->invocation = context.invocation;
+    plan->invocation_cwd = std::filesystem::current_path();
     const supervisor::MasterConfig& config = *plan;
     auto entry = enter_group(config);
     if (entry.master) {

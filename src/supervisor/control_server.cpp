@@ -160,6 +160,10 @@ void ControlServer::dispatch(Client& client, const std::string& line) {
         handle_add(client, request);
         return;
     }
+    if (cmd == "reload") {
+        handle_reload(client, request);
+        return;
+    }
     if (cmd == "ping") {
         send(client, {{"ok", true}, {"v", control_protocol_version}, {"pid", ::getpid()}});
         return;
@@ -246,6 +250,37 @@ void ControlServer::handle_restart(Client& client, const ControlRequest& request
             done.erase("event");
             done["done"] = true;
             done["not_running"] = not_running;
+            send(c, done);
+            c.close_when_flushed = true;
+        }
+        settle(fd);
+    });
+}
+
+void ControlServer::handle_reload(Client& client, const ControlRequest& request) {
+    const int fd = client.fd.get();
+    // Subscribed before the job exists: its events only begin from the loop, after this reply.
+    const bool wait = request.wait;
+    auto result = master_.reload(request.nodes, "requested by pid " + std::to_string(client.pid), true);
+    send(client, {{"event", "accepted"}, {"job", result.job}});
+    if (!wait) {
+        send(client, {{"ok", true}, {"done", true}, {"job", result.job}});
+        client.close_when_flushed = true;
+        return;
+    }
+    const int job = result.job;
+    client.subscription = master_.subscribe([this, fd, job](const json& event) {
+        auto it = clients_.find(fd);
+        if (it == clients_.end() || event.value("job", 0) != job) return;
+        Client& c = *it->second;
+        if (event.value("event", "") != "reload_done") {
+            send(c, event);
+        } else {
+            master_.unsubscribe(c.subscription);
+            c.subscription = 0;
+            json done = event;
+            done.erase("event");
+            done["done"] = true;
             send(c, done);
             c.close_when_flushed = true;
         }

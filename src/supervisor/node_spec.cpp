@@ -29,7 +29,8 @@ void to_json(nlohmann::json& out, const NodeSpec& spec) {
            {"start_secs_ms", spec.start_secs.count()},
            {"notifies", spec.notifies},
            {"start_timeout_ms", spec.start_timeout.count()},
-           {"ready_pattern", spec.ready_pattern}};
+           {"ready_pattern", spec.ready_pattern},
+           {"can_overlap", spec.can_overlap}};
     if (spec.run_as)
         out["run_as"] = {{"uid", spec.run_as->uid},
                          {"gid", spec.run_as->gid},
@@ -52,6 +53,7 @@ void from_json(const nlohmann::json& in, NodeSpec& spec) {
     spec.ready_pattern = in.value("ready_pattern", "");
     spec.notifies = in.value("notifies", false);
     spec.start_timeout = std::chrono::milliseconds(in.value("start_timeout_ms", std::int64_t{60'000}));
+    spec.can_overlap = in.value("can_overlap", false);
     if (in.contains("run_as")) {
         const auto& user = in.at("run_as");
         spec.run_as = Owner{user.at("uid").get<uid_t>(), user.at("gid").get<gid_t>(),
@@ -60,6 +62,11 @@ void from_json(const nlohmann::json& in, NodeSpec& spec) {
     if (spec.name.empty() || spec.argv.empty() || !spec.cwd.is_absolute() || !spec.pidfile.is_absolute() ||
         !spec.logfile.is_absolute())
         throw std::invalid_argument("node spec of '" + spec.name + "' is incomplete (name, argv, absolute paths)");
+}
+
+bool same_spec(const NodeSpec& a, const NodeSpec& b) {
+    nlohmann::json left = a, right = b;
+    return left == right;
 }
 
 }  // namespace ccmulti::supervisor

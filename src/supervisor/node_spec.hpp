@@ -33,7 +33,13 @@ struct NodeSpec {
     // "w1@host ready."); start_secs then does not apply.
     std::string ready_pattern;
     std::optional<Owner> run_as;  // root started it with --uid/--gid or `user`: the node runs as this user
+    // A second process of this node may run beside the first for a moment: a reload starts the replacement
+    // before it stops the old one (docs/supervisor.md, Reload). False: stop, then start, as a restart does.
+    bool can_overlap = false;
 };
+
+// Whether two specs run the same node the same way (a reload replaces a node only when its spec changed).
+bool same_spec(const NodeSpec& a, const NodeSpec& b);
 
 // For the control socket (`start` adding nodes to a running master). from_json throws on a missing field.
 void to_json(nlohmann::json& out, const NodeSpec& spec);
