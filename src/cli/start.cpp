@@ -154,7 +154,9 @@ std::optional<supervisor::MasterConfig> plan_start(const Context& context, const
     // environment) starts them: `CCMULTI_BROKER_URL=… ccmulti start w3` adding w3 to a running group.
     std::vector<std::string> settings_env;
     for (char** e = environ; *e; ++e)
-        if (std::string_view(*e).starts_with("CCMULTI_")) settings_env.emplace_back(*e);
+        if (std::string_view(*e).starts_with("CCMULTI_") &&
+            !std::string_view(*e).starts_with(std::string(supervisor::reload_plan_env) + "="))
+            settings_env.emplace_back(*e);
     bool any_native = false;
     for (const auto& node : nodes) {
         auto spec = make_node_spec(node, cwd, to_ms(options.start_secs), native);
