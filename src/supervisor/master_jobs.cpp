@@ -209,7 +209,8 @@ void Master::finish_job_if_done(int id) {
     jobs_.erase(it);
     json done = {{"event", job.reload ? "reload_done" : "restart_done"},
                  {"job", id},
-                 {"ok", job.failed.empty() && job.skipped.empty() && !job.extra.contains("config_errors")},
+                 {"ok", job.failed.empty() && job.skipped.empty() && !job.extra.contains("config_errors") &&
+                            job.extra.value("unknown", json::array()).empty()},
                  {job.reload ? "replaced" : "restarted", job.restarted},
                  {"failed", job.failed},
                  {"skipped", job.skipped}};
