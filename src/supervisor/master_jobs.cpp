@@ -82,6 +82,11 @@ MasterControl::ReloadResult Master::reload(const std::vector<std::string>& names
     result.job = new_job(true, false);
     jobs_[result.job].extra["reason"] = reason;
     reloading_begins();
+    if (shutdown_level_ != "none") {  // nothing starts any more
+        jobs_[result.job].extra["config_errors"] = json::array({"the group is shutting down: nothing was changed"});
+        queue_nodes(result.job, {});
+        return result;
+    }
     if (reread_config && !config_.invocation.empty()) {
         // The specs come back from the planner; the job's nodes are known then.
         PendingReload request{result.job, names, reason};

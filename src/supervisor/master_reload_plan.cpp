@@ -150,6 +150,7 @@ void Master::fail_plan(const PendingReload& request, const std::vector<std::stri
 // stop warm, changed ones (and named ones) are replaced one at a time. Only nodes named in the request, when
 // it names any; a node added to the group by a later `start` is never removed by a reload.
 void Master::apply_plan(const PendingReload& request, const json& plan) {
+    if (shutdown_level_ != "none") return fail_plan(request, {"the group is shutting down: nothing was changed"});
     const auto specs = plan.at("nodes").get<std::vector<NodeSpec>>();
     RestartJob& job = jobs_[request.job];
     auto short_name = [](const std::string& name) { return name.substr(0, name.find('@')); };

@@ -80,6 +80,21 @@ def test_a_broken_replacement_leaves_the_node_serving_and_a_fix_recovers(sup):
     assert "reload" not in status(sup)["w1"]
 
 
+def test_a_replacement_not_ready_by_its_start_timeout_is_killed(sup):
+    """An --exec node is ready after --start-secs (1 s) unless it says READY=1: with start_timeout 0.4 s, a
+    replacement that does not say so is not ready in time."""
+    text = f"[nodes.w1]\nstart_timeout = 0.4\nexec = {json.dumps(sup.fake('--notify'))}\n"
+    (sup.root / "group.toml").write_text(text)
+    sup.check("-C", "group.toml", "start")
+    old = sup.pid("w1")
+    (sup.root / "group.toml").write_text(text.replace(" --notify", " --notify=5"))
+    out = sup.run("reload")
+    assert out.returncode == 1 and "reload failed: not ready after 0.4s" in out.stderr
+    assert sup.pid("w1") == old and status(sup)["w1"]["state"] == "ready"
+    wait_for(lambda: not set(processes_mentioning(f"CCMULTI_UNIT=w1@{HOST}~1")) & set(processes_mentioning(str(sup.root))),
+             timeout=5, what="the replacement's processes to be gone")
+
+
 def test_sighup_reads_the_configuration_again(sup):
     config(sup, {"w1": ["--notify"], "w2": ["--notify"]})
     sup.check("-C", "group.toml", "start")
