@@ -234,14 +234,18 @@ void ControlServer::handle_restart(Client& client, const ControlRequest& request
         client.close_when_flushed = true;
         return;
     }
+    relay_job(client, result.job, "restart_done", {{"not_running", result.not_running}});
+}
+
+// The events of job `job` to the client, until `done_event`: that one is the final line ("done": true, plus
+// `extra`), and the connection closes after it.
+void ControlServer::relay_job(Client& client, int job, const std::string& done_event, const json& extra) {
     const int fd = client.fd.get();
-    const int job = result.job;
-    const json not_running = result.not_running;
-    client.subscription = master_.subscribe([this, fd, job, not_running](const json& event) {
+    client.subscription = master_.subscribe([this, fd, job, done_event, extra](const json& event) {
         auto it = clients_.find(fd);
         if (it == clients_.end() || event.value("job", 0) != job) return;
         Client& c = *it->second;
-        if (event.value("event", "") != "restart_done") {
+        if (event.value("event", "") != done_event) {
             send(c, event);
         } else {
             master_.unsubscribe(c.subscription);
@@ -249,7 +253,7 @@ void ControlServer::handle_restart(Client& client, const ControlRequest& request
             json done = event;
             done.erase("event");
             done["done"] = true;
-            done["not_running"] = not_running;
+            done.update(extra);
             send(c, done);
             c.close_when_flushed = true;
         }
@@ -258,8 +262,7 @@ void ControlServer::handle_restart(Client& client, const ControlRequest& request
 }
 
 void ControlServer::handle_reload(Client& client, const ControlRequest& request) {
-    const int fd = client.fd.get();
-    // Subscribed before the job exists: its events only begin from the loop, after this reply.
+    // The job's events only begin from the loop, after this reply and the subscription.
     const bool wait = request.wait;
     auto result = master_.reload(request.nodes, "requested by pid " + std::to_string(client.pid), true);
     send(client, {{"event", "accepted"}, {"job", result.job}});
@@ -268,24 +271,7 @@ void ControlServer::handle_reload(Client& client, const ControlRequest& request)
         client.close_when_flushed = true;
         return;
     }
-    const int job = result.job;
-    client.subscription = master_.subscribe([this, fd, job](const json& event) {
-        auto it = clients_.find(fd);
-        if (it == clients_.end() || event.value("job", 0) != job) return;
-        Client& c = *it->second;
-        if (event.value("event", "") != "reload_done") {
-            send(c, event);
-        } else {
-            master_.unsubscribe(c.subscription);
-            c.subscription = 0;
-            json done = event;
-            done.erase("event");
-            done["done"] = true;
-            send(c, done);
-            c.close_when_flushed = true;
-        }
-        settle(fd);
-    });
+    relay_job(client, result.job, "reload_done", json::object());
 }
 
 void ControlServer::handle_add(Client& client, const ControlRequest& request) {

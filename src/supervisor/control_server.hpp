@@ -85,6 +85,7 @@ private:
     void handle_restart(Client& client, const ControlRequest& request);
     void handle_add(Client& client, const ControlRequest& request);
     void handle_reload(Client& client, const ControlRequest& request);
+    void relay_job(Client& client, int job, const std::string& done_event, const nlohmann::json& extra);
     void send(Client& client, const nlohmann::json& message);
     void on_writable(Client& client);
     void settle(int fd);  // closes a finished or broken client, else watches for what it needs

@@ -4,12 +4,11 @@ then READY=1. Real processes: nodes run tests/helpers/fake_node, or the native w
 import json
 import os
 import signal
-import socket
 import time
 
 import pytest
 
-from conftest import wait_for
+from conftest import FakeSystemdNotify, wait_for
 from test_supervisor import HOST, alive, make_sup, processes_mentioning  # noqa: F401  (make_sup backs the fixture below)
 
 
@@ -158,21 +157,9 @@ def test_a_task_running_during_the_reload_of_a_native_node_completes_once(sup):
 
 
 def test_systemd_hears_reloading_then_ready(sup):
-    path = sup.root / "systemd-notify.sock"
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    listener.bind(str(path))
-    listener.settimeout(0.05)
-    received = []
-
-    def drain():
-        try:
-            while True:
-                received.append(listener.recv(4096).decode())
-        except (socket.timeout, BlockingIOError):
-            pass
-        return received
-
-    sup.env["NOTIFY_SOCKET"] = str(path)
+    listener = FakeSystemdNotify(sup.root / "systemd-notify.sock")
+    received, drain = listener.received, listener.drain
+    sup.env["NOTIFY_SOCKET"] = str(listener.path)
     master = sup.popen("start", "w1", "--foreground", "--exec", sup.fake("--notify=0.2"))
     try:
         wait_for(lambda: any("READY=1" in m for m in drain()), what="READY=1 from the master")
