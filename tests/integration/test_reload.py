@@ -4,11 +4,14 @@ then READY=1. Real processes: nodes run tests/helpers/fake_node, or the native w
 import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
 
-from conftest import FakeSystemdNotify, wait_for
+from conftest import PYTHON, FakeSystemdNotify, wait_for
+from test_ops import CELERYAPP
+from test_worker import sanitized_build
 from test_supervisor import HOST, alive, make_sup, processes_mentioning  # noqa: F401  (make_sup backs the fixture below)
 
 
@@ -42,7 +45,8 @@ def test_reload_starts_the_replacement_before_it_stops_the_old_process(sup):
     new = sup.pid("w1")
     assert new != old and f"w1@{HOST}  replaced pid {old} → pid {new}" in out.stdout
     assert sup.pid("w2") == other, "reload w1 touched only w1"
-    wait_for(lambda: not alive(old), timeout=5, what="the old w1 to stop")
+    wait_for(lambda: f"old pid {old} stopped" in master_log(sup), timeout=5, what="the old w1 to stop")
+    assert not alive(old)
     log = master_log(sup)
     # The order: the replacement starts beside the old one, is ready, and only then the old one gets SIGTERM.
     started = log.index(f"replacement started beside pid {old}: pid {new}")
@@ -182,3 +186,19 @@ def test_systemd_hears_reloading_then_ready(sup):
         if master.poll() is None:
             os.killpg(master.pid, signal.SIGKILL)
             master.wait()
+
+
+@pytest.mark.skipif(sanitized_build(), reason="two Celery workers' start-up (~5 s) prove nothing more under ASan")
+def test_a_celery_node_is_replaced_start_before_stop(sup, redis):
+    """Two Celery workers of one node name coexist for the overlap; the new one answers tasks."""
+    sup.env.update(CCMULTI_TEST_BROKER=redis.url, CCMULTI_PYTHON=PYTHON, PYTHONDONTWRITEBYTECODE="1")
+    sup.check("start", "w1", "-A", "proj", "-c", "1", "-l", "info", "--workdir", str(CELERYAPP), timeout=90)
+    old = sup.pid("w1")
+    out = sup.run("reload", "w1", timeout=90)
+    assert out.returncode == 0, out.stdout + out.stderr
+    new = sup.pid("w1")
+    assert new != old and "replacement started beside" in master_log(sup)
+    wait_for(lambda: not alive(old), timeout=30, what="the old Celery worker's warm stop")
+    send = subprocess.run([PYTHON, "-c", "from proj import add; print(add.delay(2, 3).get(timeout=20))"],
+                          capture_output=True, text=True, cwd=CELERYAPP, env=dict(sup.env), timeout=40)
+    assert send.returncode == 0 and send.stdout.strip() == "5", send.stderr
