@@ -289,7 +289,12 @@ void Master::cancel_timers(NodeRun& run) {
         if (*timer) loop_.cancel(*timer);
         *timer = 0;
     }
-    run.log_watch.reset();
+    if (run.log_watch) {
+        // Perhaps called from inside the watch's own callback (a ready line promoting a successor): dropped from
+        // the loop on its next turn, not from under its own feet. A watch that matched never calls back again.
+        std::shared_ptr<LogWatch> done(std::move(run.log_watch));
+        loop_.after(std::chrono::milliseconds(0), [done] {});
+    }
 }
 
 void Master::send_signal(MasterNode& node, NodeRun& run, int sig, bool whole_group) {
