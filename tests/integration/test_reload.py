@@ -98,6 +98,37 @@ def test_a_replacement_not_ready_by_its_start_timeout_is_killed(sup):
              timeout=5, what="the replacement's processes to be gone")
 
 
+def replacing(sup, short, options):
+    """Starts a replacement of `short` that becomes ready only after a while (the fake's own --notify delay), and
+    returns the node's pid and its replacement's once the master says it is replacing."""
+    config(sup, {short: options})
+    assert sup.run("reload", "--no-wait").returncode == 0
+    node = wait_for(lambda: (lambda n: n if n.get("state") == "replacing" and "replacement" in n else None)(
+        status(sup)[short]), timeout=5, what="the replacement to start")
+    return node["pid"], node["replacement"]["pid"]
+
+
+def test_a_stop_during_a_replacement_ends_both(sup):
+    config(sup, {"w1": ["--notify"]})
+    sup.check("-C", "group.toml", "start")
+    old, new = replacing(sup, "w1", ["--notify=30"])
+    out = sup.run("stop", "--wait")
+    assert out.returncode == 0, out.stdout + out.stderr
+    wait_for(lambda: not alive(old) and not alive(new), timeout=5, what="both processes to be gone")
+    wait_for(lambda: not processes_mentioning(str(sup.root)), timeout=5, what="the master to exit")
+
+
+def test_the_old_process_dying_mid_replacement_hands_the_node_over(sup):
+    config(sup, {"w1": ["--notify"]})
+    sup.check("-C", "group.toml", "start")
+    old, new = replacing(sup, "w1", ["--notify=1"])
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: status(sup)["w1"]["state"] == "ready" and status(sup)["w1"]["pid"] == new, timeout=5,
+             what="the replacement to be the node")
+    assert sup.pid("w1") == new, "the pid file names the live process"
+    assert "takes over" in master_log(sup)
+
+
 def test_sighup_reads_the_configuration_again(sup):
     config(sup, {"w1": ["--notify"], "w2": ["--notify"]})
     sup.check("-C", "group.toml", "start")
