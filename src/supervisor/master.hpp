@@ -3,8 +3,10 @@
 // request (control socket), on SIGTERM/SIGINT/SIGQUIT, escalating by the stop plan, and exits when its last
 // node is gone. It is a child subreaper, so orphans of its nodes come back to it and are reaped.
 //
-// A node's lifecycle (starting, ready, stopping, backoff…) is one table in supervisor/node_lifecycle.hpp: the
-// master turns what happens into events and carries out the actions the table returns.
+// A node's lifecycle (starting, ready, replacing, stopping, backoff…) is one table in supervisor/node_lifecycle.hpp:
+// the master turns what happens into events and carries out the actions the table returns. A reload (`ccmulti
+// reload`, SIGHUP, a code change) replaces nodes start-before-stop (MasterControl::reload). The master's code is
+// split by concept over master*.cpp (supervisor/master_impl.hpp says which file holds what).
 // A node in backoff keeps its pid-file lock (held by the master) so nobody else takes its name meanwhile.
 #pragma once
 
