@@ -29,14 +29,16 @@ void print_outcome(const nlohmann::json& done) {
     for (const auto& failed : done.value("failed", nlohmann::json::array())) {
         print_error(failed.value("node", std::string()) + " reload failed: " + failed.value("error", std::string()) +
                     " (the old process serves on; fix it and reload again)");
-        for (const auto& line : failed.value("log_tail", std::vector<std::string>{})) std::cerr << "    " << line << "\n";
+        for (const auto& line : failed.value("log_tail", std::vector<std::string>{}))
+            std::cerr << "    " << line << "\n";
     }
     for (const auto& name : done.value("skipped", std::vector<std::string>{}))
         std::cout << name << "  not replaced (the reload stopped at the failure)" << std::endl;
     for (const auto& name : done.value("unknown", std::vector<std::string>{}))
         print_error(name + " is not a node of this group or its configuration");
     for (const auto& line : done.value("config_errors", std::vector<std::string>{})) print_error(line);
-    if (done.contains("config_errors")) print_error("the configuration is not valid: the group keeps running as it was");
+    if (done.contains("config_errors"))
+        print_error("the configuration is not valid: the group keeps running as it was");
 }
 
 void reload_command(Context& context, const ReloadOptions& options) {

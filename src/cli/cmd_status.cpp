@@ -89,8 +89,9 @@ void print_status(const json& reply, const std::vector<std::string>& only) {
             const json& reload = (*node)["reload"];
             const std::string error = reload.value("error", std::string());
             std::cout << '\n'
-                      << paint(node->value("name", ""), Color::bold) << ": reload failed: "
-                      << error.substr(0, error.find('\n')) << " (pid " << node->value("pid", json(0)).dump()
+                      << paint(node->value("name", ""), Color::bold)
+                      << ": reload failed: " << error.substr(0, error.find('\n')) << " (pid "
+                      << node->value("pid", json(0)).dump()
                       << " serves on with the previous spec; fix it and reload again)\n";
             auto tail = reload.value("log_tail", std::vector<std::string>{});
             if (!tail.empty()) {

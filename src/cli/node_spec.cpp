@@ -138,7 +138,7 @@ supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cw
         for (const auto& word : shell_split(*exec->value, "--exec of " + node.name))
             spec.argv.push_back(main_process_template(node.expand(word, "--exec")));
         if (spec.argv.empty()) throw UsageError("--exec of " + node.name + " names no program");
-        spec.can_overlap = true;  // a program of the user's: a reload starts the new one first (docs/supervisor.md)
+        spec.can_overlap = true;     // a program of the user's: a reload starts the new one first (docs/supervisor.md)
     } else if (runs_celery(node)) {  // -A/--app without --exec: a Celery worker (cli/celery_runner.hpp)
         spec.argv = celery_argv(node);
         spec.ready_pattern = celery_ready_pattern(node);

@@ -82,7 +82,11 @@ void Master::announce_ready(MasterNode& node, const std::string& how) {
             if (node.state == NodeState::ready && !node.restart_job) restart({node.spec.name}, false, {});
         });
     }
-    emit({{"event", "ready"}, {"node", node.spec.name}, {"pid", node.run.pid}, {"log", node.spec.logfile}, {"how", how}});
+    emit({{"event", "ready"},
+          {"node", node.spec.name},
+          {"pid", node.run.pid},
+          {"log", node.spec.logfile},
+          {"how", how}});
     if (node.restart_job) job_node_done(node, true, "");
     if (!node.start_reported) {
         node.start_reported = true;

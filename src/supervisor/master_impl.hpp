@@ -6,6 +6,7 @@
 // master includes this.
 #pragma once
 
+#include <spdlog/logger.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -19,7 +20,6 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
-#include <spdlog/logger.h>
 
 #include "platform/event_loop.hpp"
 #include "platform/fd.hpp"
@@ -46,7 +46,7 @@ struct NodeRun {
     std::optional<StopPlan> plan;
     bool quit_sent = false, kill_sent = false;
     EventLoop::TimerId ready_timer = 0, start_timer = 0, quit_timer = 0, kill_timer = 0, give_up_timer = 0;
-    std::unique_ptr<LogWatch> log_watch;           // readiness from the log (spec.ready_pattern)
+    std::unique_ptr<LogWatch> log_watch;          // readiness from the log (spec.ready_pattern)
     std::optional<PidFile::Replacement> pidfile;  // a successor's pid file, committed when it becomes the node
 };
 
@@ -79,7 +79,7 @@ struct MasterNode {
 
 struct RestartJob {
     bool all_at_once = false;
-    bool reload = false;  // a reload: start before stop where the node can overlap; "reload_done" at the end
+    bool reload = false;            // a reload: start before stop where the node can overlap; "reload_done" at the end
     std::deque<MasterNode*> queue;  // not begun yet (one at a time unless all_at_once)
     std::set<MasterNode*> in_flight;
     nlohmann::json restarted = nlohmann::json::array(), failed = nlohmann::json::array(),
@@ -99,7 +99,7 @@ struct ReloadPlanner {
     pid_t pid = 0;
     UniqueFd out, err;
     std::string out_text, err_text;
-    std::optional<int> status;  // once reaped
+    std::optional<int> status;     // once reaped
     EventLoop::TimerId timer = 0;  // it takes too long: SIGKILL
     PendingReload request;
 };
@@ -115,8 +115,7 @@ public:
                     std::optional<std::chrono::milliseconds> timeout) override;
     RestartResult restart(const std::vector<std::string>& names, bool all_at_once,
                           const std::vector<NodeSpec>& specs) override;
-    ReloadResult reload(const std::vector<std::string>& names, const std::string& reason,
-                        bool reread_config) override;
+    ReloadResult reload(const std::vector<std::string>& names, const std::string& reason, bool reread_config) override;
     AddResult add(const std::vector<NodeSpec>& specs) override;
     int subscribe(std::function<void(const nlohmann::json&)> listener) override;
     void unsubscribe(int id) override;

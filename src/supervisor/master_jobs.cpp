@@ -231,8 +231,8 @@ void Master::reloading_begins() {
     if (reloads_under_way_++ > 0) return;
     timespec now{};
     ::clock_gettime(CLOCK_MONOTONIC, &now);
-    const unsigned long long usec =
-        static_cast<unsigned long long>(now.tv_sec) * 1'000'000ULL + static_cast<unsigned long long>(now.tv_nsec) / 1000;
+    const unsigned long long usec = static_cast<unsigned long long>(now.tv_sec) * 1'000'000ULL +
+                                    static_cast<unsigned long long>(now.tv_nsec) / 1000;
     ::sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading", usec);
 }
 
@@ -278,8 +278,7 @@ void Master::promote_successor(MasterNode& node) {
     node.backoff.reset();
     update_title();
     NodeRun& old = node.retiring.back();
-    log_->info("{}: pid {} is ready ({}); warm stop of the old pid {}", node.spec.name, node.run.pid, "replacement",
-               old.pid);
+    log_->info("{}: pid {} is ready (replacement); warm stop of the old pid {}", node.spec.name, node.run.pid, old.pid);
     begin_stop(node, old, plan_stop(MasterClock::now(), node.spec.stop_timeout, StopMode::warm), StopMode::warm, true);
     if (node.restart_job) job_node_done(node, true, "");
 }
@@ -291,7 +290,7 @@ void Master::end_successor(MasterNode& node) {
     NodeRun run = std::move(*node.successor);
     node.successor.reset();
     cancel_timers(run);
-    run.pidfile.reset();  // its ".pid.new" goes: the node's pid file never named it
+    run.pidfile.reset();   // its ".pid.new" goes: the node's pid file never named it
     if (!run.pid) return;  // reaped already
     log_->info("{}: killing its replacement pid {}", node.spec.name, run.pid);
     run.stop_began = MasterClock::now();

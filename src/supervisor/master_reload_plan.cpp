@@ -97,7 +97,7 @@ void Master::on_planner_output(bool err) {
             text.append(buffer, static_cast<std::size_t>(n));
             continue;
         }
-        if (n > 0) continue;  // far too much: read and dropped
+        if (n > 0) continue;      // far too much: read and dropped
         loop_.unwatch(fd.get());  // EOF or an error: this pipe is done
         fd.reset();
         maybe_finish_plan();
@@ -218,13 +218,14 @@ void Master::apply_plan(const PendingReload& request, const json& plan) {
     json unknown = json::array();
     for (const auto& wanted : request.names)
         if (!matched.count(wanted)) unknown.push_back(wanted);
-    log_->info("reload ({}): configuration read again: {} added, {} removed, {} changed, {} unchanged{}",
-               request.reason, added.size(), removed.size(), changed.size(), unchanged.size(),
-               to_replace.empty() ? std::string() : "; replacing " + [&] {
-                   std::vector<std::string> names;
-                   for (MasterNode* node : to_replace) names.push_back(node->spec.name);
-                   return join(names, " ");
-               }());
+    log_->info(
+        "reload ({}): configuration read again: {} added, {} removed, {} changed, {} unchanged{}", request.reason,
+        added.size(), removed.size(), changed.size(), unchanged.size(),
+        to_replace.empty() ? std::string() : "; replacing " + [&] {
+            std::vector<std::string> names;
+            for (MasterNode* node : to_replace) names.push_back(node->spec.name);
+            return join(names, " ");
+        }());
     job.extra["added"] = added;
     job.extra["removed"] = removed;
     job.extra["unchanged"] = unchanged;

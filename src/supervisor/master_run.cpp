@@ -382,7 +382,7 @@ void Master::reap() {
         const pid_t pid = info.si_pid;
         Found found = find_by_pid(pid);
         if (found.node) {
-            ::kill(-pid, SIGKILL);                   // stragglers of the group (a task's subprocesses)
+            ::kill(-pid, SIGKILL);                    // stragglers of the group (a task's subprocesses)
             containment_->end(found.run->unit, pid);  // and whatever left the group (setsid, double fork)
         }
         int status = 0;

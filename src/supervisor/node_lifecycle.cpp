@@ -104,8 +104,8 @@ std::optional<NodeStep> transition(NodeState state, NodeEvent event, const NodeF
             return NodeStep{NodeState::ready, act_promote | act_count_restart};
         case NodeEvent::successor_failed:  // the old process is untouched: it serves on
             if (state != NodeState::replacing) return std::nullopt;
-            return NodeStep{NodeState::ready, if_(facts.restarting, act_job_failed) | act_end_successor |
-                                                  act_reload_failed};
+            return NodeStep{NodeState::ready,
+                            if_(facts.restarting, act_job_failed) | act_end_successor | act_reload_failed};
     }
     return std::nullopt;
 }

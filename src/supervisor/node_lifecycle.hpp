@@ -39,13 +39,13 @@ namespace ccmulti::supervisor {
 enum class NodeState { starting, ready, stopping, stopped, failed, exited, backoff, replacing };
 
 enum class NodeEvent {
-    start,         // add: a node not running is started (again)
-    spawn_failed,  // its shim could not be started (log file, fork, exec)
-    ready,         // READY=1, the log's ready line, or start_secs up
-    stop,          // a stop request: control socket, a shutdown signal
-    restart,       // a restart job reaches this node
-    restart_due,   // the backoff delay is over
-    exited,        // its shim is gone (NodeFacts::clean_exit says how)
+    start,             // add: a node not running is started (again)
+    spawn_failed,      // its shim could not be started (log file, fork, exec)
+    ready,             // READY=1, the log's ready line, or start_secs up
+    stop,              // a stop request: control socket, a shutdown signal
+    restart,           // a restart job reaches this node
+    restart_due,       // the backoff delay is over
+    exited,            // its shim is gone (NodeFacts::clean_exit says how)
     replace,           // a reload job reaches this node: start its successor (or restart it, see can_overlap)
     successor_ready,   // the successor said it is ready
     successor_failed,  // the successor could not be spawned, exited, or was not ready by its start_timeout
@@ -53,10 +53,10 @@ enum class NodeEvent {
 
 // What the table needs to know beyond the state.
 struct NodeFacts {
-    bool reported = false;    // its start was reported (ready or failed): this is not its first start
-    bool restarting = false;  // part of a restart job
-    bool clean_exit = false;  // for `exited`: exit code 0, or SIGTERM/SIGINT
-    bool can_overlap = false; // for `replace`: the node's kind may run twice under one name (NodeSpec::can_overlap)
+    bool reported = false;     // its start was reported (ready or failed): this is not its first start
+    bool restarting = false;   // part of a restart job
+    bool clean_exit = false;   // for `exited`: exit code 0, or SIGTERM/SIGINT
+    bool can_overlap = false;  // for `replace`: the node's kind may run twice under one name (NodeSpec::can_overlap)
 };
 
 // Side effects, carried out by the master in this order.

@@ -8,13 +8,12 @@ namespace ccmulti::supervisor {
 
 namespace {
 
-constexpr NodeState all_states[] = {NodeState::starting, NodeState::ready,   NodeState::stopping,
-                                    NodeState::stopped,  NodeState::failed,  NodeState::exited,
-                                    NodeState::backoff,  NodeState::replacing};
-constexpr NodeEvent all_events[] = {NodeEvent::start,           NodeEvent::spawn_failed,    NodeEvent::ready,
-                                    NodeEvent::stop,            NodeEvent::restart,         NodeEvent::restart_due,
-                                    NodeEvent::exited,          NodeEvent::replace,         NodeEvent::successor_ready,
-                                    NodeEvent::successor_failed};
+constexpr NodeState all_states[] = {NodeState::starting, NodeState::ready,  NodeState::stopping, NodeState::stopped,
+                                    NodeState::failed,   NodeState::exited, NodeState::backoff,  NodeState::replacing};
+constexpr NodeEvent all_events[] = {
+    NodeEvent::start,           NodeEvent::spawn_failed,    NodeEvent::ready,  NodeEvent::stop,
+    NodeEvent::restart,         NodeEvent::restart_due,     NodeEvent::exited, NodeEvent::replace,
+    NodeEvent::successor_ready, NodeEvent::successor_failed};
 
 const NodeFacts first_start{.reported = false, .restarting = false, .clean_exit = false};
 const NodeFacts ran_before{.reported = true, .restarting = false, .clean_exit = false};
@@ -176,8 +175,8 @@ TEST(NodeLifecycle, TableInvariants) {
                     // promoted, ended or adopted, exactly one of them.
                     const bool in = state == NodeState::replacing, out = step->next == NodeState::replacing;
                     EXPECT_EQ(step->has(act_spawn_successor), !in && out) << where;
-                    const int ways_out = step->has(act_promote) + step->has(act_end_successor) +
-                                         step->has(act_adopt_successor);
+                    const int ways_out =
+                        step->has(act_promote) + step->has(act_end_successor) + step->has(act_adopt_successor);
                     EXPECT_EQ(ways_out, in && !out ? 1 : 0) << where;
                     EXPECT_TRUE(implies(step->has(act_spawn_successor), state == NodeState::ready && facts.can_overlap))
                         << where << ": only a serving node gets a successor";
