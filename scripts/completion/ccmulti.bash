@@ -68,7 +68,7 @@ _ccmulti() {
         words=$(_ccmulti_options "$bin" "${path[@]}")
     else
         case $sub in
-            start | stop | stopwait | restart | kill | status | show | names | expand | get | dirs | config)
+            start | stop | stopwait | restart | reload | kill | status | show | names | expand | get | dirs | config)
                 # Short node names (w1, not w1@host) of the configuration.
                 words=$("$bin" "${global[@]}" names 2>/dev/null | sed 's/@.*//')
                 ;;

@@ -66,6 +66,7 @@ private:
 
 int run(const std::vector<std::string>& args) {
     Context context;
+    context.invocation = args;
     CLI::App app{"ccmulti: start, stop and watch task-queue worker nodes (celery multi, done right)", "ccmulti"};
     app.require_subcommand(1);
     app.fallthrough();
@@ -83,6 +84,7 @@ int run(const std::vector<std::string>& args) {
     add_queue_commands(app, context);
     add_supervise_commands(app, context);
     add_restart_command(app, context);
+    add_reload_command(app, context);
     add_status_command(app, context);
     add_ps_command(app, context);
     add_reopen_command(app, context);

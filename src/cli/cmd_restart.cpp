@@ -4,6 +4,7 @@
 //   ccmulti restart w1 w2 -c 4 ...       as celery multi restart: the command line given is what runs afterwards
 //                                        (ExecReload after editing CELERYD_OPTS takes effect), nodes that are
 //                                        not running are started, and with no master running it is a start
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 
@@ -63,6 +64,9 @@ bool restart_through(supervisor::ControlClient& client, pid_t master_pid, const 
 }
 
 void restart_command(Context& context, const RestartOptions& options) {
+    // A master started by `restart` (none ran) re-reads its configuration through this command line: the specs.
+    if (const char* only_plan = std::getenv(supervisor::reload_plan_env); only_plan && *only_plan)
+        return start_command(context, StartOptions{});
     const auto run_dir = context.group_dirs().run.path;
     auto master = supervisor::check_master(run_dir);
     auto client = master.running() ? supervisor::ControlClient::connect(run_dir) : std::nullopt;

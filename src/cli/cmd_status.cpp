@@ -82,9 +82,23 @@ void print_status(const json& reply, const std::vector<std::string>& only) {
     print_table(rows, [&](std::size_t row, std::size_t column) {
         return column == 2 ? state_color(rows[row][2]) : Color::none;
     });
-    // Why a node is not running, where a crash loop would otherwise hide.
+    // Why a node is not running, where a crash loop would otherwise hide; and a reload that failed.
     for (const json* node : shown) {
         const std::string state = node->value("state", "");
+        if (node->contains("reload")) {
+            const json& reload = (*node)["reload"];
+            const std::string error = reload.value("error", std::string());
+            std::cout << '\n'
+                      << paint(node->value("name", ""), Color::bold)
+                      << ": reload failed: " << error.substr(0, error.find('\n')) << " (pid "
+                      << node->value("pid", json(0)).dump()
+                      << " serves on with the previous spec; fix it and reload again)\n";
+            auto tail = reload.value("log_tail", std::vector<std::string>{});
+            if (!tail.empty()) {
+                std::cout << "  last lines of its replacement in " << node->value("logfile", "") << ":\n";
+                for (const auto& line : tail) std::cout << "    " << line << '\n';
+            }
+        }
         if (state == "ready" || state == "starting" || state == "stopping") continue;
         std::cout << '\n' << paint(node->value("name", ""), Color::bold) << ": " << state;
         if (node->contains("status")) std::cout << ", last run " << node->value("status", "");

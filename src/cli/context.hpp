@@ -30,6 +30,7 @@ struct Context {
     bool json = false;                    // --json, offered by every listing command
     bool verbose = false;                 // --verbose (celery multi's): say what each node runs
     Exit exit = Exit::ok;
+    std::vector<std::string> invocation;  // the arguments ccmulti was run with (a master re-reads its config so)
 
     Dirs dirs() const;  // --run-dir … > CCMULTI_*_DIR > config file > defaults, relative to workdir()
     // Where the group's master lives (master.pid, master.sock) and logs (master.log): --run-dir/--log-dir on the
@@ -67,6 +68,7 @@ void add_result_command(CLI::App& app, Context& context);      // result
 void add_queue_commands(CLI::App& app, Context& context);      // queues, purge
 void add_supervise_commands(CLI::App& app, Context& context);  // start, stop, stopwait, kill
 void add_restart_command(CLI::App& app, Context& context);     // restart
+void add_reload_command(CLI::App& app, Context& context);      // reload
 void add_status_command(CLI::App& app, Context& context);      // status
 void add_ps_command(CLI::App& app, Context& context);          // ps
 void add_reopen_command(CLI::App& app, Context& context);      // reopen

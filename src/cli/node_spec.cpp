@@ -171,9 +171,13 @@ supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cw
         for (const auto& word : shell_split(*exec->value, "--exec of " + node.name))
             spec.argv.push_back(main_process_template(node.expand(word, "--exec")));
         if (spec.argv.empty()) throw UsageError("--exec of " + node.name + " names no program");
+        spec.can_overlap = true;     // a program of the user's: a reload starts the new one first (docs/supervisor.md)
     } else if (runs_celery(node)) {  // -A/--app without --exec: a Celery worker (cli/celery_runner.hpp)
         spec.argv = celery_argv(node);
         spec.ready_pattern = celery_ready_pattern(node);
+        // Two Celery workers of one node name coexist for the overlap (Celery warns of the duplicate nodename,
+        // and its pidbox queue is shared by both until the old one's warm stop ends).
+        spec.can_overlap = true;
     } else {
         // The worker would refuse a result backend it cannot store in, after start had said the node runs.
         auto results = node.option({"--result-backend"});
@@ -184,6 +188,9 @@ supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cw
             broker::check_broker_url(broker::redis::with_transport_options(url, native.broker_transport));
         spec.argv = native_worker_argv(node, native);
         spec.notifies = true;  // READY=1 once it consumes: the start_secs fallback is for programs that cannot
+        // Two native workers of one name coexist (each its own inspect socket and consumer id; inspect merges
+        // their replies): a reload starts the new one first.
+        spec.can_overlap = true;
     }
     spec.cwd = node_cwd(node, cwd);
     // "./bin/worker" means relative to the node's cwd, where it runs, not to the master's.

@@ -179,7 +179,9 @@ std::optional<supervisor::MasterConfig> plan_start(const Context& context, const
     // environment) starts them: `CCMULTI_BROKER_URL=… ccmulti start w3` adding w3 to a running group.
     std::vector<std::string> settings_env;
     for (char** e = environ; *e; ++e)
-        if (std::string_view(*e).starts_with("CCMULTI_")) settings_env.emplace_back(*e);
+        if (std::string_view(*e).starts_with("CCMULTI_") &&
+            !std::string_view(*e).starts_with(std::string(supervisor::reload_plan_env) + "="))
+            settings_env.emplace_back(*e);
     bool any_native = false;
     for (const auto& node : nodes) {
         auto spec = make_node_spec(node, cwd, to_ms(options.start_secs), native);
@@ -265,8 +267,17 @@ GroupEntry enter_group(const supervisor::MasterConfig& config) {
 }  // namespace
 
 void start_command(Context& context, const StartOptions& options) {
+    if (const char* only_plan = std::getenv(supervisor::reload_plan_env); only_plan && *only_plan) {
+        // A master reloading this group (supervisor/master_reload_plan.cpp): the specs, nothing started.
+        auto plan = plan_start(context, options);
+        nlohmann::json out = {{"nodes", plan ? nlohmann::json(plan->nodes) : nlohmann::json::array()}};
+        std::cout << out.dump() << std::endl;
+        return;
+    }
     auto plan = plan_start(context, options);
     if (!plan) return;  // a dry run
+    plan->invocation = context.invocation;
+    plan->invocation_cwd = std::filesystem::current_path();
     const supervisor::MasterConfig& config = *plan;
     auto entry = enter_group(config);
     if (entry.master) {

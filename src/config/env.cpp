@@ -74,6 +74,8 @@ const std::vector<EnvVar>& environment_variables() {
         {"CCMULTI_QUEUES", "node.queues", "queues of every node, comma-separated"},
         {"CCMULTI_LOGLEVEL", "node.loglevel", "log level of every node"},
         {"CCMULTI_NODE", "", "set by the master in each node's environment: the node's name"},
+        {"CCMULTI_UNIT", "", "set by the master in each node's environment: this run of the node (containment)"},
+        {"CCMULTI_RELOAD_PLAN", "", "set by a reloading master: `start` prints the nodes' specs, starts nothing"},
         {"CCMULTI_BIN", "", "tests: the ccmulti binary under test"},
         {"CCMULTI_BUILD_DIR", "", "tests: the build directory"},
         {"CCMULTI_PYTHON", "", "tests: the Python interpreter with Celery"},

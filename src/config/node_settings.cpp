@@ -114,6 +114,7 @@ void add_worker_options(const NodeSettings& effective, naming::Options& options)
     add("max_memory_per_child", effective.max_memory_per_child, text_of(effective.max_memory_per_child));
     add("stop_timeout", effective.stop_timeout, text_of(effective.stop_timeout));
     add("start_timeout", effective.start_timeout, text_of(effective.start_timeout));
+    add("exec", effective.exec, text_of(effective.exec));
     add("pidfile", effective.pidfile, text_of(effective.pidfile));
     add("logfile", effective.logfile, text_of(effective.logfile));
     add("watch_debounce", effective.watch_debounce_ms, std::to_string(effective.watch_debounce_ms.value_or(0)) + "ms");

@@ -136,7 +136,14 @@ Leftovers end_leftovers_in(const fs::path& run_dir, const std::vector<std::strin
             for (const auto& entry : fs::directory_iterator(group, ec))
                 if (entry.is_directory(ec) && !entry.is_symlink(ec)) targets.push_back(entry.path());
         } else {
-            for (const auto& node : nodes) targets.push_back(group / cgroup_name(node));
+            for (const auto& node : nodes) {
+                targets.push_back(group / cgroup_name(node));
+                // and the node's other runs ("w1@host~1", a reload's replacement)
+                for (const auto& entry : fs::directory_iterator(group, ec))
+                    if (entry.path().filename().string().starts_with(cgroup_name(node) + "~") &&
+                        entry.is_directory(ec) && !entry.is_symlink(ec))
+                        targets.push_back(entry.path());
+            }
         }
         for (const auto& target : targets) {
             if (!fs::is_directory(target, ec)) continue;
@@ -236,8 +243,8 @@ json Containment::describe() const {
             {"memory", memory_controller_ ? "memory.current" : "rss of cgroup.procs"}};
 }
 
-std::vector<std::string> Containment::environment() const {
-    return {std::string(group_env_name) + "=" + key_};
+std::vector<std::string> Containment::environment(const std::string& unit) const {
+    return {std::string(group_env_name) + "=" + key_, std::string(unit_env_name) + "=" + unit};
 }
 
 fs::path Containment::node_dir(const std::string& node) const {
@@ -287,7 +294,8 @@ void Containment::end(const std::string& node, pid_t shim) {
 }
 
 void Containment::end_by_marker(const std::string& node) {
-    const std::size_t count = kill_marked({std::string(group_env_name) + "=" + key_, "CCMULTI_NODE=" + node}, nullptr);
+    const std::size_t count =
+        kill_marked({std::string(group_env_name) + "=" + key_, std::string(unit_env_name) + "=" + node}, nullptr);
     if (count)
         log_->info("{}: killed {} process(es) that had left its process group (found by {} in /proc)", node, count,
                    group_env_name);

@@ -40,6 +40,7 @@ namespace ccmulti::supervisor {
 
 inline constexpr const char* group_env_name = "CCMULTI_GROUP";
 inline constexpr const char* containment_env_name = "CCMULTI_CONTAINMENT";  // "subreaper" forces the fallback
+inline constexpr const char* unit_env_name = "CCMULTI_UNIT";                // one run of a node (environment())
 
 // The value of CCMULTI_GROUP for the group of `run_dir` (the run dir, absolute and normal).
 std::string group_key(const std::filesystem::path& run_dir);
@@ -64,8 +65,11 @@ public:
     // {"mode":"subreaper","reason":…,"memory":"rss of process group"}
     nlohmann::json describe() const;
 
-    // "KEY=VALUE" entries every process of the node inherits (the marker; CCMULTI_NODE is the master's).
-    std::vector<std::string> environment() const;
+    // "KEY=VALUE" entries every process of the unit inherits (the markers; CCMULTI_NODE is the master's).
+    // A unit is one run of a node: its name, or "name~N" for a run beside another one of the same node (a
+    // reload's replacement starting while the old process serves): each run has its own cgroup and marker
+    // (CCMULTI_UNIT), so ending one never touches the other. The calls below take units.
+    std::vector<std::string> environment(const std::string& unit) const;
 
     // Before the node's shim is spawned: the node's cgroup exists, and this is its cgroup.procs for the child to
     // write "0" into (SpawnOptions::cgroup_procs_fd). An empty fd: the node is contained by the fallback.

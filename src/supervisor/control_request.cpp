@@ -64,6 +64,9 @@ ControlRequest parse_control_request(const std::string& line) {
             out.wait = request_flag(request, "wait", true);
             if (request.contains("specs"))
                 for (const auto& item : request["specs"]) out.specs.push_back(item.get<NodeSpec>());
+        } else if (out.cmd == "reload") {
+            out.nodes = requested_nodes(request);
+            out.wait = request_flag(request, "wait", true);
         } else if (out.cmd == "add") {
             for (const auto& item : request.at("nodes")) out.specs.push_back(item.get<NodeSpec>());
             if (out.specs.empty()) throw std::runtime_error("no nodes to add");

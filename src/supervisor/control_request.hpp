@@ -18,10 +18,10 @@ namespace ccmulti::supervisor {
 
 struct ControlRequest {
     std::string cmd;                                   // as sent; an unknown one is the server's to answer
-    std::vector<std::string> nodes;                    // stop, restart
+    std::vector<std::string> nodes;                    // stop, restart, reload
     StopMode mode = StopMode::warm;                    // stop
     std::optional<std::chrono::milliseconds> timeout;  // stop
-    bool wait = false;                                 // stop: default false; restart: default true
+    bool wait = false;                                 // stop: default false; restart, reload: default true
     bool all = false;                                  // restart
     std::vector<NodeSpec> specs;                       // restart ("specs"), add ("nodes")
 };

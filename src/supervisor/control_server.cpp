@@ -160,6 +160,10 @@ void ControlServer::dispatch(Client& client, const std::string& line) {
         handle_add(client, request);
         return;
     }
+    if (cmd == "reload") {
+        handle_reload(client, request);
+        return;
+    }
     if (cmd == "ping") {
         send(client, {{"ok", true}, {"v", control_protocol_version}, {"pid", ::getpid()}});
         return;
@@ -230,14 +234,18 @@ void ControlServer::handle_restart(Client& client, const ControlRequest& request
         client.close_when_flushed = true;
         return;
     }
+    relay_job(client, result.job, "restart_done", {{"not_running", result.not_running}});
+}
+
+// The events of job `job` to the client, until `done_event`: that one is the final line ("done": true, plus
+// `extra`), and the connection closes after it.
+void ControlServer::relay_job(Client& client, int job, const std::string& done_event, const json& extra) {
     const int fd = client.fd.get();
-    const int job = result.job;
-    const json not_running = result.not_running;
-    client.subscription = master_.subscribe([this, fd, job, not_running](const json& event) {
+    client.subscription = master_.subscribe([this, fd, job, done_event, extra](const json& event) {
         auto it = clients_.find(fd);
         if (it == clients_.end() || event.value("job", 0) != job) return;
         Client& c = *it->second;
-        if (event.value("event", "") != "restart_done") {
+        if (event.value("event", "") != done_event) {
             send(c, event);
         } else {
             master_.unsubscribe(c.subscription);
@@ -245,12 +253,25 @@ void ControlServer::handle_restart(Client& client, const ControlRequest& request
             json done = event;
             done.erase("event");
             done["done"] = true;
-            done["not_running"] = not_running;
+            done.update(extra);
             send(c, done);
             c.close_when_flushed = true;
         }
         settle(fd);
     });
+}
+
+void ControlServer::handle_reload(Client& client, const ControlRequest& request) {
+    // The job's events only begin from the loop, after this reply and the subscription.
+    const bool wait = request.wait;
+    auto result = master_.reload(request.nodes, "requested by pid " + std::to_string(client.pid), true);
+    send(client, {{"event", "accepted"}, {"job", result.job}});
+    if (!wait) {
+        send(client, {{"ok", true}, {"done", true}, {"job", result.job}});
+        client.close_when_flushed = true;
+        return;
+    }
+    relay_job(client, result.job, "reload_done", json::object());
 }
 
 void ControlServer::handle_add(Client& client, const ControlRequest& request) {

@@ -18,6 +18,14 @@
 //                                                  ← {"event":"restarted","job":1,"node":"w1@host","pid":1240}
 //                                                  ← {"ok":true,"done":true,"restarted":[...],"failed":[{"node",
 //                                                     "error"}],"skipped":[...],"not_running":[...]}
+//   → {"v":1,"cmd":"reload","nodes":[...],"wait":true}   the configuration read again, nodes replaced
+//                                                  ← {"event":"accepted","job":2}
+//                                                  ← {"event":"replacing","job":2,"node":"w1@host","pid":1234}
+//                                                  ← {"event":"replaced","job":2,"node":"w1@host","old_pid":1234,
+//                                                     "pid":1250}
+//                                                  ← {"ok":true,"done":true,"job":2,"replaced":[...],"failed":[{"node",
+//                                                     "error","log_tail"}],"skipped","added","removed","unchanged",
+//                                                     "unknown","config_errors"?}  (MasterControl::reload)
 //   → {"v":1,"cmd":"add","nodes":[NodeSpec as JSON]}   (a second `ccmulti start` in the same run dir)
 //                                                  ← {"event":"accepted","starting":[...],"refused":[{"node","error"}]}
 //                                                  ← start-report events: {"event":"ready"|"failed",...}
@@ -76,6 +84,8 @@ private:
     void dispatch(Client& client, const std::string& line);
     void handle_restart(Client& client, const ControlRequest& request);
     void handle_add(Client& client, const ControlRequest& request);
+    void handle_reload(Client& client, const ControlRequest& request);
+    void relay_job(Client& client, int job, const std::string& done_event, const nlohmann::json& extra);
     void send(Client& client, const nlohmann::json& message);
     void on_writable(Client& client);
     void settle(int fd);  // closes a finished or broken client, else watches for what it needs

@@ -3,8 +3,10 @@
 // request (control socket), on SIGTERM/SIGINT/SIGQUIT, escalating by the stop plan, and exits when its last
 // node is gone. It is a child subreaper, so orphans of its nodes come back to it and are reaped.
 //
-// A node's lifecycle (starting, ready, stopping, backoff…) is one table in supervisor/node_lifecycle.hpp: the
-// master turns what happens into events and carries out the actions the table returns.
+// A node's lifecycle (starting, ready, replacing, stopping, backoff…) is one table in supervisor/node_lifecycle.hpp:
+// the master turns what happens into events and carries out the actions the table returns. A reload (`ccmulti
+// reload`, SIGHUP, a code change) replaces nodes start-before-stop (MasterControl::reload). The master's code is
+// split by concept over master*.cpp (supervisor/master_impl.hpp says which file holds what).
 // A node in backoff keeps its pid-file lock (held by the master) so nobody else takes its name meanwhile.
 #pragma once
 
@@ -34,7 +36,15 @@ struct MasterConfig {
     bool foreground = false;         // print to the terminal; Ctrl+C semantics
     RestartPolicy restart;           // after a crash
     std::string app;                 // the `app` setting: the title's "[app]"; empty shows the node names
+    // How the group was started (`ccmulti ARGS…` run in `invocation_cwd`), for a reload to build the nodes'
+    // specs again from the same command line and configuration file: empty, a reload replaces nodes as they are.
+    std::vector<std::string> invocation;
+    std::filesystem::path invocation_cwd;
 };
+
+// The planner's switch: `ccmulti start …` with this set in its environment prints the nodes' specs as one JSON
+// line ({"nodes":[…]}) and exits, starting nothing (a reload re-reads the configuration this way).
+inline constexpr const char* reload_plan_env = "CCMULTI_RELOAD_PLAN";
 
 // Receives the start report (supervisor/start_report.hpp); "done" comes last, once.
 using ReportSink = std::function<void(const nlohmann::json& event)>;
@@ -77,6 +87,24 @@ public:
     };
     virtual RestartResult restart(const std::vector<std::string>& names, bool all_at_once,
                                   const std::vector<NodeSpec>& specs) = 0;
+
+    // Reloads nodes, the careful way (docs/supervisor.md, Reload): one at a time, each replacement started
+    // beside the node and the old process stopped warm only once the replacement is ready (stop, then start,
+    // for a node that cannot overlap); a replacement that fails is killed, the node serves on untouched, and the
+    // job stops there. With `reread_config` (`ccmulti reload`, SIGHUP) the group's configuration is read again
+    // first: nodes added to it start, nodes removed from it stop warm, nodes whose spec changed are replaced,
+    // unchanged nodes are left alone unless named; an invalid configuration changes nothing. Without it (a code
+    // change: supervisor/code_watch) the named nodes (all when none) are replaced with the spec they run.
+    // `reason` is logged ("SIGHUP", "change: proj/tasks.py (+3 more)"). Events carry "job":
+    // {"event":"replacing","job","node","pid"}, {"event":"replaced","job","node","old_pid","pid"}, and last
+    // {"event":"reload_done","job","ok","replaced":[{"node","old_pid","pid"}],"failed":[{"node","error",
+    // "log_tail"}],"skipped":[...],"added":[...],"removed":[...],"config_errors":[...]}.
+    struct ReloadResult {
+        int job = 0;  // reload_done always follows (after the configuration was read again, when it is)
+        std::vector<std::string> unknown;  // names this master does not have
+    };
+    virtual ReloadResult reload(const std::vector<std::string>& names, const std::string& reason,
+                                bool reread_config) = 0;
 
     // Adds nodes to the running group (a second `ccmulti start` in the same run dir). Started nodes emit
     // {"event":"ready",...} or {"event":"failed",...} as in the start report.

@@ -22,6 +22,8 @@ std::optional<NodeStep> on_start(NodeState state) {
 std::optional<NodeStep> on_stop(NodeState state, const NodeFacts& facts) {
     const unsigned job = if_(facts.restarting, act_job_failed);
     switch (state) {
+        case NodeState::replacing:  // the successor never served: it goes at once, the node stops as asked
+            return NodeStep{NodeState::stopping, job | act_end_successor | act_begin_stop};
         case NodeState::starting:
         case NodeState::ready:
         case NodeState::stopping:  // a second request: the plans merge, escalation only comes earlier
@@ -45,9 +47,17 @@ std::optional<NodeStep> on_restart(NodeState state) {
     }
 }
 
+// A reload job reaches the node. Start before stop where the node can overlap and serves; else as a restart.
+std::optional<NodeStep> on_replace(NodeState state, const NodeFacts& facts) {
+    if (state == NodeState::ready && facts.can_overlap) return NodeStep{NodeState::replacing, act_spawn_successor};
+    return on_restart(state);
+}
+
 std::optional<NodeStep> on_exited(NodeState state, const NodeFacts& facts) {
     const unsigned job = if_(facts.restarting, act_job_failed);
     switch (state) {
+        case NodeState::replacing:  // the old process died (crash or not): the successor, starting, is the node
+            return NodeStep{NodeState::starting, act_emit_gone | act_adopt_successor};
         case NodeState::stopping:
             if (facts.restarting)  // the old run of a restart is gone: the new one begins
                 return NodeStep{NodeState::starting, act_emit_gone | act_count_restart | act_spawn};
@@ -87,6 +97,15 @@ std::optional<NodeStep> transition(NodeState state, NodeEvent event, const NodeF
             return NodeStep{NodeState::starting, act_count_restart | act_spawn};
         case NodeEvent::exited:
             return on_exited(state, facts);
+        case NodeEvent::replace:
+            return on_replace(state, facts);
+        case NodeEvent::successor_ready:
+            if (state != NodeState::replacing) return std::nullopt;
+            return NodeStep{NodeState::ready, act_promote | act_count_restart};
+        case NodeEvent::successor_failed:  // the old process is untouched: it serves on
+            if (state != NodeState::replacing) return std::nullopt;
+            return NodeStep{NodeState::ready,
+                            if_(facts.restarting, act_job_failed) | act_end_successor | act_reload_failed};
     }
     return std::nullopt;
 }
@@ -107,6 +126,8 @@ std::string_view state_name(NodeState state) {
             return "exited";
         case NodeState::backoff:
             return "backoff";
+        case NodeState::replacing:
+            return "replacing";
     }
     return "?";
 }
@@ -127,12 +148,19 @@ std::string_view event_name(NodeEvent event) {
             return "restart_due";
         case NodeEvent::exited:
             return "exited";
+        case NodeEvent::replace:
+            return "replace";
+        case NodeEvent::successor_ready:
+            return "successor_ready";
+        case NodeEvent::successor_failed:
+            return "successor_failed";
     }
     return "?";
 }
 
 bool alive(NodeState state) {
-    return state == NodeState::starting || state == NodeState::ready || state == NodeState::stopping;
+    return state == NodeState::starting || state == NodeState::ready || state == NodeState::stopping ||
+           state == NodeState::replacing;
 }
 
 bool active(NodeState state) {

@@ -11,6 +11,21 @@
 //    failed (first start) ▼
 //                      backoff
 //
+// Replacing (a reload: `ccmulti reload`, SIGHUP, a code change) starts before it stops. A ready node whose kind
+// can run twice under one name (NodeFacts::can_overlap) gets a successor, a second process with the new spec,
+// beside it:
+//
+//   ready ──replace──► replacing ──successor_ready──► ready   (the successor is the node now: the pid file names
+//                          │                                   it, and the old process gets its warm stop)
+//                          │ successor_failed ──► ready       (the old process serves on, untouched; the
+//                          │                                   successor's process group/cgroup is killed)
+//                          │ exited (the old one died) ──► starting   (the successor goes on as the node)
+//                          │ stop ──► stopping                 (the successor is killed, the old one stops)
+//
+// A node that cannot overlap, or is not ready (starting, backoff), is replaced as a restart is: stop, then start.
+// Once promoted, the old process is no longer the node: it is a retiring process the master stops and reaps
+// (its escalation is the stop plan's), outside this table.
+//
 // A clean exit (code 0, or SIGTERM/SIGINT ccmulti did not send) is someone stopping the node on purpose
 // (`celery control shutdown`, `kill`): not restarted, like systemd's Restart=on-failure. A crash of a node that
 // was ever ready, or of a restart, goes to backoff and is retried for ever.
@@ -21,23 +36,27 @@
 
 namespace ccmulti::supervisor {
 
-enum class NodeState { starting, ready, stopping, stopped, failed, exited, backoff };
+enum class NodeState { starting, ready, stopping, stopped, failed, exited, backoff, replacing };
 
 enum class NodeEvent {
-    start,         // add: a node not running is started (again)
-    spawn_failed,  // its shim could not be started (log file, fork, exec)
-    ready,         // READY=1, the log's ready line, or start_secs up
-    stop,          // a stop request: control socket, a shutdown signal
-    restart,       // a restart job reaches this node
-    restart_due,   // the backoff delay is over
-    exited,        // its shim is gone (NodeFacts::clean_exit says how)
+    start,             // add: a node not running is started (again)
+    spawn_failed,      // its shim could not be started (log file, fork, exec)
+    ready,             // READY=1, the log's ready line, or start_secs up
+    stop,              // a stop request: control socket, a shutdown signal
+    restart,           // a restart job reaches this node
+    restart_due,       // the backoff delay is over
+    exited,            // its shim is gone (NodeFacts::clean_exit says how)
+    replace,           // a reload job reaches this node: start its successor (or restart it, see can_overlap)
+    successor_ready,   // the successor said it is ready
+    successor_failed,  // the successor could not be spawned, exited, or was not ready by its start_timeout
 };
 
 // What the table needs to know beyond the state.
 struct NodeFacts {
-    bool reported = false;    // its start was reported (ready or failed): this is not its first start
-    bool restarting = false;  // part of a restart job
-    bool clean_exit = false;  // for `exited`: exit code 0, or SIGTERM/SIGINT
+    bool reported = false;     // its start was reported (ready or failed): this is not its first start
+    bool restarting = false;   // part of a restart job
+    bool clean_exit = false;   // for `exited`: exit code 0, or SIGTERM/SIGINT
+    bool can_overlap = false;  // for `replace`: the node's kind may run twice under one name (NodeSpec::can_overlap)
 };
 
 // Side effects, carried out by the master in this order.
@@ -53,6 +72,11 @@ enum NodeAction : unsigned {
     act_spawn = 1U << 7,             // start its shim
     act_schedule_restart = 1U << 8,  // after the backoff delay
     act_begin_stop = 1U << 9,        // signal it and arm the stop plan's escalation (merged when stopping already)
+    act_spawn_successor = 1U << 10,  // start a second process with the new spec beside the running one
+    act_promote = 1U << 11,          // the successor becomes the node (pid file, status); the old one retires warm
+    act_end_successor = 1U << 12,    // kill the successor's whole process group/cgroup; the node keeps its process
+    act_adopt_successor = 1U << 13,  // the old process is gone: the (still starting) successor is the node's now
+    act_reload_failed = 1U << 14,    // remember why the successor failed (status: "reload failed: …")
 };
 
 struct NodeStep {
@@ -68,7 +92,8 @@ std::optional<NodeStep> transition(NodeState state, NodeEvent event, const NodeF
 std::string_view state_name(NodeState state);
 std::string_view event_name(NodeEvent event);
 
-// Has a process: its pid is the master's unreaped child, safe to signal.
+// Has a process: its pid is the master's unreaped child, safe to signal. (`replacing` has two: the node's and
+// its successor.)
 bool alive(NodeState state);
 // Still the master's business: alive, or waiting to be restarted.
 bool active(NodeState state);

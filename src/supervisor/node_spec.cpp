@@ -30,7 +30,8 @@ void to_json(nlohmann::json& out, const NodeSpec& spec) {
            {"notifies", spec.notifies},
            {"start_timeout_ms", spec.start_timeout.count()},
            {"ready_pattern", spec.ready_pattern},
-           {"watch_debounce_ms", spec.watch_debounce.count()}};
+           {"watch_debounce_ms", spec.watch_debounce.count()},
+           {"can_overlap", spec.can_overlap}};
     auto& watch = out["watch"] = nlohmann::json::array();
     for (const auto& path : spec.watch) watch.push_back(path.string());
     out["watch_ignore"] = spec.watch_ignore;
@@ -60,6 +61,7 @@ void from_json(const nlohmann::json& in, NodeSpec& spec) {
     for (const auto& path : in.value("watch", std::vector<std::string>{})) spec.watch.emplace_back(path);
     spec.watch_ignore = in.value("watch_ignore", std::vector<std::string>{});
     spec.watch_debounce = std::chrono::milliseconds(in.value("watch_debounce_ms", std::int64_t{300}));
+    spec.can_overlap = in.value("can_overlap", false);
     if (in.contains("run_as")) {
         const auto& user = in.at("run_as");
         spec.run_as = Owner{user.at("uid").get<uid_t>(), user.at("gid").get<gid_t>(),
@@ -73,6 +75,11 @@ void from_json(const nlohmann::json& in, NodeSpec& spec) {
             throw std::invalid_argument("node spec of '" + spec.name + "' watches a relative path: " + path.string());
     if (spec.watch_debounce.count() < 0)
         throw std::invalid_argument("node spec of '" + spec.name + "' has a negative watch debounce");
+}
+
+bool same_spec(const NodeSpec& a, const NodeSpec& b) {
+    nlohmann::json left = a, right = b;
+    return left == right;
 }
 
 }  // namespace ccmulti::supervisor

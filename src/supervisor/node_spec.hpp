@@ -39,7 +39,13 @@ struct NodeSpec {
     std::vector<std::filesystem::path> watch;
     std::vector<std::string> watch_ignore;
     std::chrono::milliseconds watch_debounce{300};  // quiet time after the last change of a burst
+    // A second process of this node may run beside the first for a moment: a reload starts the replacement
+    // before it stops the old one (docs/supervisor.md, Reload). False: stop, then start, as a restart does.
+    bool can_overlap = false;
 };
+
+// Whether two specs run the same node the same way (a reload replaces a node only when its spec changed).
+bool same_spec(const NodeSpec& a, const NodeSpec& b);
 
 // For the control socket (`start` adding nodes to a running master). from_json throws on a missing field.
 void to_json(nlohmann::json& out, const NodeSpec& spec);

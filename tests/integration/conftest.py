@@ -103,6 +103,29 @@ def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+class FakeSystemdNotify:
+    """A NOTIFY_SOCKET as systemd's (Type=notify) for a master started with `NOTIFY_SOCKET=listener.path`: the
+    datagrams it received, in order."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.05)
+        self.received = []
+
+    def drain(self):
+        try:
+            while True:
+                self.received.append(self.sock.recv(4096).decode())
+        except (socket.timeout, BlockingIOError):
+            pass
+        return self.received
+
+    def close(self):
+        self.sock.close()
+
+
 def sigkill_until_gone(find_pids):
     """Last resort after a test: SIGKILL whatever `find_pids()` still lists, a few rounds (children appear)."""
     for _ in range(3):

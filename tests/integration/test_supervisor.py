@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import CCMULTI, for_other_users, other_uid, sigkill_until_gone, wait_for
+from conftest import CCMULTI, FakeSystemdNotify, for_other_users, other_uid, sigkill_until_gone, wait_for
 
 FAKE = pathlib.Path(os.environ.get("CCMULTI_BUILD_DIR", "")) / "tests" / "fake_node"
 HOST = socket.gethostname()
@@ -453,21 +453,9 @@ def test_sigterm_to_a_foreground_master_is_a_warm_shutdown(sup):
 def test_a_foreground_master_tells_its_own_supervisor_when_every_node_is_ready(sup):
     """systemd's Type=notify (systemd/ccmulti.service): READY=1 on the master's own NOTIFY_SOCKET once the nodes
     are ready, never before; STOPPING=1 when a warm shutdown begins. The nodes get the master's socket instead."""
-    path = sup.root / "systemd-notify.sock"
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    listener.bind(str(path))
-    listener.settimeout(0.05)
-    received = []
-
-    def drain():
-        try:
-            while True:
-                received.append(listener.recv(4096).decode())
-        except (socket.timeout, BlockingIOError):
-            pass
-        return received
-
-    sup.env["NOTIFY_SOCKET"] = str(path)
+    listener = FakeSystemdNotify(sup.root / "systemd-notify.sock")
+    received, drain = listener.received, listener.drain
+    sup.env["NOTIFY_SOCKET"] = str(listener.path)
     master = sup.popen("start", "w1", "w2", "--foreground", "--exec", sup.fake("--notify=0.5"))
     try:
         wait_for(lambda: any("READY=1" in m for m in drain()), what="READY=1 from the master")

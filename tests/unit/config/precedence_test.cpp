@@ -180,8 +180,10 @@ TEST(WorkerOptions, ConfiguredValuesBecomeFlagsUnlessGivenOnTheCommandLine) {
     NodeSettings builtin = builtin_node_settings("/r", "/l");
     auto node = nodes({"w1", "-Q", "cli"})[0];
     add_worker_options(effective_node_settings(settings, node, builtin), node.options);
-    EXPECT_EQ(node.worker_args(), (std::vector<std::string>{"-Q", "cli", "-n", "w1@host.example", "--concurrency=3",
-                                                            "--pidfile=/r/w1.pid", "--logfile=/l/w1%I.log"}));
+    // `exec` becomes --exec (what the node runs; never passed on to a worker: cli/node_spec.cpp).
+    EXPECT_EQ(node.worker_args(),
+              (std::vector<std::string>{"-Q", "cli", "-n", "w1@host.example", "--concurrency=3", "--exec=prog",
+                                        "--pidfile=/r/w1.pid", "--logfile=/l/w1%I.log"}));
 }
 
 }  // namespace

@@ -38,6 +38,11 @@ TEST(ControlRequest, ReadsEachCommand) {
     auto add = parse_control_request(std::string(R"({"cmd":"add","nodes":[)") + spec + "]}");
     ASSERT_EQ(add.specs.size(), 1U);
     EXPECT_EQ(add.specs[0].name, "w1@h");
+    auto reload = parse_control_request(R"({"cmd":"reload","nodes":["w2"]})");
+    EXPECT_EQ(reload.nodes, std::vector<std::string>{"w2"});
+    EXPECT_TRUE(reload.wait);  // reload waits unless told not to
+    EXPECT_FALSE(parse_control_request(R"({"cmd":"reload","wait":false})").wait);
+    EXPECT_EQ(refusal(R"({"cmd":"reload","nodes":"w2"})").second, true) << "nodes must be a list";
     EXPECT_EQ(parse_control_request(R"({"cmd":"frobnicate","extra":1})").cmd, "frobnicate");  // the server's to refuse
 }
 

@@ -9,13 +9,16 @@ namespace ccmulti::supervisor {
 namespace {
 
 constexpr NodeState all_states[] = {NodeState::starting, NodeState::ready,  NodeState::stopping, NodeState::stopped,
-                                    NodeState::failed,   NodeState::exited, NodeState::backoff};
-constexpr NodeEvent all_events[] = {NodeEvent::start,   NodeEvent::spawn_failed, NodeEvent::ready, NodeEvent::stop,
-                                    NodeEvent::restart, NodeEvent::restart_due,  NodeEvent::exited};
+                                    NodeState::failed,   NodeState::exited, NodeState::backoff,  NodeState::replacing};
+constexpr NodeEvent all_events[] = {
+    NodeEvent::start,           NodeEvent::spawn_failed,    NodeEvent::ready,  NodeEvent::stop,
+    NodeEvent::restart,         NodeEvent::restart_due,     NodeEvent::exited, NodeEvent::replace,
+    NodeEvent::successor_ready, NodeEvent::successor_failed};
 
 const NodeFacts first_start{.reported = false, .restarting = false, .clean_exit = false};
 const NodeFacts ran_before{.reported = true, .restarting = false, .clean_exit = false};
 const NodeFacts in_restart{.reported = true, .restarting = true, .clean_exit = false};
+const NodeFacts in_reload{.reported = true, .restarting = true, .clean_exit = false, .can_overlap = true};
 
 NodeStep must(NodeState state, NodeEvent event, const NodeFacts& facts) {
     auto step = transition(state, event, facts);
@@ -98,12 +101,59 @@ TEST(NodeLifecycle, EventsThatMeanNothingChangeNothing) {
     EXPECT_FALSE(transition(NodeState::ready, NodeEvent::restart_due, ran_before)) << "a stale backoff timer";
 }
 
+TEST(NodeLifecycle, AReplaceStartsTheSuccessorBesideTheServingNode) {
+    auto step = must(NodeState::ready, NodeEvent::replace, in_reload);
+    EXPECT_EQ(step.next, NodeState::replacing);
+    EXPECT_TRUE(step.has(act_spawn_successor));
+    EXPECT_FALSE(step.has(act_begin_stop)) << "nothing stops before the successor is ready";
+    EXPECT_TRUE(alive(NodeState::replacing));
+    auto ready = must(NodeState::replacing, NodeEvent::successor_ready, in_reload);
+    EXPECT_EQ(ready.next, NodeState::ready);
+    EXPECT_TRUE(ready.has(act_promote));
+    EXPECT_FALSE(ready.has(act_release)) << "the name moves to the successor, it is never free";
+    EXPECT_FALSE(transition(NodeState::replacing, NodeEvent::ready, in_reload)) << "the old one is ready already";
+    EXPECT_FALSE(transition(NodeState::replacing, NodeEvent::restart, in_reload)) << "one job at a time";
+    EXPECT_FALSE(transition(NodeState::ready, NodeEvent::successor_ready, in_reload)) << "a late successor event";
+}
+
+TEST(NodeLifecycle, ABrokenSuccessorNeverTakesTheNodeDown) {
+    auto step = must(NodeState::replacing, NodeEvent::successor_failed, in_reload);
+    EXPECT_EQ(step.next, NodeState::ready) << "the old process serves on";
+    EXPECT_TRUE(step.has(act_end_successor) && step.has(act_reload_failed) && step.has(act_job_failed));
+    EXPECT_FALSE(step.has(act_begin_stop) || step.has(act_release) || step.has(act_emit_gone));
+}
+
+TEST(NodeLifecycle, WhatCannotOverlapIsReplacedStopThenStart) {
+    NodeFacts no_overlap = in_reload;
+    no_overlap.can_overlap = false;
+    auto step = must(NodeState::ready, NodeEvent::replace, no_overlap);
+    EXPECT_EQ(step.next, NodeState::stopping);
+    EXPECT_TRUE(step.has(act_begin_stop));
+    EXPECT_EQ(must(NodeState::starting, NodeEvent::replace, in_reload).next, NodeState::stopping)
+        << "a node that does not serve yet is restarted";
+    EXPECT_TRUE(must(NodeState::backoff, NodeEvent::replace, in_reload).has(act_spawn));
+}
+
+TEST(NodeLifecycle, TheOldProcessDyingMidReplaceHandsTheNodeToItsSuccessor) {
+    for (bool clean : {false, true}) {
+        NodeFacts facts = in_reload;
+        facts.clean_exit = clean;
+        auto step = must(NodeState::replacing, NodeEvent::exited, facts);
+        EXPECT_EQ(step.next, NodeState::starting);
+        EXPECT_TRUE(step.has(act_adopt_successor));
+        EXPECT_FALSE(step.has(act_release) || step.has(act_spawn) || step.has(act_job_failed));
+    }
+    auto stop = must(NodeState::replacing, NodeEvent::stop, in_reload);
+    EXPECT_EQ(stop.next, NodeState::stopping);
+    EXPECT_TRUE(stop.has(act_end_successor) && stop.has(act_begin_stop));
+}
+
 // Whole-table invariants: what is not alive never gets a signal; leaving `active` always frees the name; the
 // master never loses track of a live process.
 TEST(NodeLifecycle, TableInvariants) {
     for (NodeState state : all_states)
         for (NodeEvent event : all_events)
-            for (const NodeFacts& base : {first_start, ran_before, in_restart})
+            for (const NodeFacts& base : {first_start, ran_before, in_restart, in_reload})
                 for (bool clean : {false, true}) {
                     NodeFacts facts = base;
                     facts.clean_exit = clean;
@@ -121,6 +171,18 @@ TEST(NodeLifecycle, TableInvariants) {
                                         alive(step->next)))
                         << where << ": only its exit ends a live process";
                     EXPECT_TRUE(implies(step->has(act_job_failed), facts.restarting)) << where;
+                    // A successor exists exactly in `replacing`: begun on the way in, and on every way out
+                    // promoted, ended or adopted, exactly one of them.
+                    const bool in = state == NodeState::replacing, out = step->next == NodeState::replacing;
+                    EXPECT_EQ(step->has(act_spawn_successor), !in && out) << where;
+                    const int ways_out =
+                        step->has(act_promote) + step->has(act_end_successor) + step->has(act_adopt_successor);
+                    EXPECT_EQ(ways_out, in && !out ? 1 : 0) << where;
+                    EXPECT_TRUE(implies(step->has(act_spawn_successor), state == NodeState::ready && facts.can_overlap))
+                        << where << ": only a serving node gets a successor";
+                    EXPECT_TRUE(implies(in, !step->has(act_release) && !step->has(act_spawn)))
+                        << where << ": the name never goes free mid-replace, and no second spawn";
+                    EXPECT_TRUE(implies(step->has(act_reload_failed), step->has(act_end_successor))) << where;
                 }
 }
 

@@ -175,6 +175,15 @@ TEST(NodeSpec, JsonRoundTripForTheControlSocket) {
     EXPECT_EQ(watching.watch_debounce, spec.watch_debounce);
     json.erase("watch");  // from a master of an older version: nothing watched
     EXPECT_TRUE(json.get<supervisor::NodeSpec>().watch.empty());
+    EXPECT_TRUE(back.can_overlap) << "a Celery node is replaced start-before-stop";
+    EXPECT_TRUE(supervisor::same_spec(back, spec));
+    back.env.push_back("X=1");
+    EXPECT_FALSE(supervisor::same_spec(back, spec)) << "a changed environment is a changed spec";
+    EXPECT_TRUE(make_node_spec(nodes({"w1"})[0], "/srv", std::chrono::seconds(1)).can_overlap)
+        << "two native workers of one name coexist";
+    EXPECT_TRUE(make_node_spec(nodes({"w1", "--exec", "prog"})[0], "/srv", std::chrono::seconds(1)).can_overlap);
+    json.erase("can_overlap");
+    EXPECT_FALSE(json.get<supervisor::NodeSpec>().can_overlap) << "an older client's spec: stop, then start";
     json.erase("argv");
     EXPECT_THROW(json.get<supervisor::NodeSpec>(), std::exception);
 }
