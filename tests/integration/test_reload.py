@@ -173,19 +173,25 @@ def test_reload_of_one_node_touches_only_it(sup):
 
 
 def test_a_task_running_during_the_reload_of_a_native_node_completes_once(sup):
-    """Native nodes cannot run twice under one name yet: stop (warm: the task finishes), then start."""
+    """A native node is replaced start-before-stop: the new worker serves (a task sent after the reload is done by
+    it) while the old one's warm stop lets its running task finish; each task runs once."""
     sup.check("start", "w1", "-c", "1")
     old = sup.pid("w1")
-    task_id = sup.check("call", "ccmulti.sleep", "[1.0]").stdout.strip()
+    task_id = sup.check("call", "ccmulti.sleep", "[4.0]").stdout.strip()
     log = sup.log_dir / "w1.log"
 
-    def task_status():
-        return json.loads(sup.run("result", task_id, "--json").stdout or "{}").get("status")
-    wait_for(lambda: task_status() == "STARTED", timeout=10, what="the task to run")
+    def task_status(tid):
+        return json.loads(sup.run("result", tid, "--json").stdout or "{}").get("status")
+    wait_for(lambda: task_status(task_id) == "STARTED", timeout=10, what="the task to run")
     out = sup.run("reload", "w1")
     assert out.returncode == 0, out.stderr
-    assert sup.pid("w1") != old
-    assert task_status() == "SUCCESS", "the warm stop let the task finish before the node was started again"
+    new = sup.pid("w1")
+    assert new != old
+    assert task_status(task_id) == "STARTED", "the replacement was ready before the old process's task ended"
+    after = sup.check("call", "ccmulti.echo", '["after"]', "--wait", "--timeout", "20").stdout
+    assert '"after"' in after, after
+    wait_for(lambda: task_status(task_id) == "SUCCESS", timeout=20, what="the old process's task to finish")
+    wait_for(lambda: not os.path.exists(f"/proc/{old}"), timeout=20, what="the old process to end")
     text = log.read_text(errors="replace")
     assert text.count(f"Task ccmulti.sleep[{task_id}] received") == 1
     assert text.count(f"Task ccmulti.sleep[{task_id}] succeeded") == 1

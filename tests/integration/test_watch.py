@@ -50,7 +50,8 @@ def node_pid(env, short):
 def change_lines(env):
     log = env.log_dir / "master.log"
     text = log.read_text() if log.exists() else ""
-    return [line[line.index("change: "):] for line in text.splitlines() if "change: " in line]
+    # The watch's own line, not the reload's "reload (change: …): replacing …" that follows it.
+    return [line[line.index("change: "):] for line in text.splitlines() if "change: " in line and "reload (" not in line]
 
 
 def call(env, *args):

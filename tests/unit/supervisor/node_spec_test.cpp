@@ -173,12 +173,13 @@ TEST(NodeSpec, JsonRoundTripForTheControlSocket) {
     EXPECT_EQ(watching.watch, spec.watch);
     EXPECT_EQ(watching.watch_ignore, spec.watch_ignore);
     EXPECT_EQ(watching.watch_debounce, spec.watch_debounce);
+    EXPECT_TRUE(watching.can_overlap) << "a Celery node is replaced start-before-stop";
+    EXPECT_TRUE(supervisor::same_spec(watching, spec));
+    EXPECT_FALSE(supervisor::same_spec(back, spec)) << "other watches make another spec";
     json.erase("watch");  // from a master of an older version: nothing watched
     EXPECT_TRUE(json.get<supervisor::NodeSpec>().watch.empty());
-    EXPECT_TRUE(back.can_overlap) << "a Celery node is replaced start-before-stop";
-    EXPECT_TRUE(supervisor::same_spec(back, spec));
-    back.env.push_back("X=1");
-    EXPECT_FALSE(supervisor::same_spec(back, spec)) << "a changed environment is a changed spec";
+    watching.env.push_back("X=1");
+    EXPECT_FALSE(supervisor::same_spec(watching, spec)) << "a changed environment is a changed spec";
     EXPECT_TRUE(make_node_spec(nodes({"w1"})[0], "/srv", std::chrono::seconds(1)).can_overlap)
         << "two native workers of one name coexist";
     EXPECT_TRUE(make_node_spec(nodes({"w1", "--exec", "prog"})[0], "/srv", std::chrono::seconds(1)).can_overlap);
