@@ -1,17 +1,23 @@
 """Reload (`ccmulti reload`, SIGHUP): a node is replaced start-before-stop, a broken replacement never takes the
 node down, the configuration is read again (added, removed and changed nodes), and systemd hears RELOADING=1
-then READY=1. Real processes: nodes run tests/helpers/fake_node, or the native worker on the embedded broker."""
+then READY=1; 500 tasks sent while three native nodes are replaced all run exactly once (embedded broker and
+Redis); a broken change (a plugin that throws at load, a Celery module with a syntax error, a broken save under
+--watch) leaves the old process serving and the fix recovers. Real processes: nodes run tests/helpers/fake_node,
+the native worker, or Debian's Celery."""
+import collections
 import json
 import os
+import shutil
 import signal
+import sqlite3
 import subprocess
 import time
 
 import pytest
 
-from conftest import PYTHON, FakeSystemdNotify, wait_for
+from conftest import PYTHON, FakeSystemdNotify, Redis, wait_for
 from test_ops import CELERYAPP
-from test_worker import sanitized_build
+from test_worker import BUILD, PROBE, SUCCEEDED, pool_pids, sanitized_build
 from test_supervisor import HOST, alive, make_sup, processes_mentioning  # noqa: F401  (make_sup backs the fixture below)
 
 
@@ -239,3 +245,183 @@ def test_a_celery_node_is_replaced_start_before_stop(sup, redis):
     send = subprocess.run([PYTHON, "-c", "from proj import add; print(add.delay(2, 3).get(timeout=20))"],
                           capture_output=True, text=True, cwd=CELERYAPP, env=dict(sup.env), timeout=40)
     assert send.returncode == 0 and send.stdout.strip() == "5", send.stderr
+
+
+# --- no task lost or run twice ----------------------------------------------------------------------------------
+
+CHAOS_PLUGIN = BUILD / "tests" / "chaos" / "libccmulti_chaos_plugin.so"
+EXAMPLE_PLUGIN = BUILD / "examples" / "plugin" / "libccmulti_example_plugin.so"
+BROKEN_PLUGIN = BUILD / "tests" / "libccmulti_broken_plugin.so"
+
+
+def need_built(*paths):
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        pytest.fail(f"not built: {', '.join(missing)} (CCMULTI_BUILD_DIR)")
+
+
+def publish(url, task, args, count):
+    """`count` calls of `task` on queue celery, fast (broker_probe, one connection); their ids."""
+    out = subprocess.run([PROBE, "publish-many", url, task, json.dumps(args), "celery", str(count)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def stored_statuses(sup, url, ids):
+    """{task id: the status its stored result says, or None}."""
+    if url.startswith("redis://"):
+        import redis as redis_py  # python3-redis, a kombu dependency
+        client = redis_py.Redis.from_url(url)
+        try:
+            values = client.mget([f"celery-task-meta-{i}" for i in ids])
+        finally:
+            client.close()
+        return {i: json.loads(v)["status"] if v else None for i, v in zip(ids, values)}
+    with sqlite3.connect(sup.root / "state" / "broker.sqlite3", timeout=30) as conn:
+        rows = dict(conn.execute("SELECT task_id, status FROM results").fetchall())
+    return {i: rows.get(i) for i in ids}
+
+
+@pytest.mark.parametrize("broker_kind", ["embedded", "redis"])
+def test_500_tasks_sent_during_a_reload_of_three_native_nodes_run_exactly_once(sup, broker_kind):
+    """Three nodes (two pool processes each) with the chaos plugin, whose tasks write "S id pid" when they start
+    and "E id pid" when they end: 250 short tasks are queued, `ccmulti reload` replaces the three nodes one after
+    the other while 250 more are sent, and then every task has one SUCCESS, one start, one end and one
+    "succeeded" line across the nodes' logs. Premise: the reload overlapped running tasks (a task began in an old
+    pool process and ended after a new process had begun running tasks)."""
+    need_built(PROBE, CHAOS_PLUGIN)
+    redis = Redis(sup.root / "redis") if broker_kind == "redis" else None
+    url = redis.url if redis else f"sqlite://{sup.root / 'state' / 'broker.sqlite3'}"
+    runs = sup.root / "runs.log"
+    try:
+        broker = ["--broker", url] if redis else []
+        sup.check("start", "w1", "w2", "w3", "-c", "2", f"--plugin={CHAOS_PLUGIN}", *broker)
+        old_pools = {pid for short in ("w1", "w2", "w3") for pids in pool_pids(sup, short).values() for pid in pids}
+        assert len(old_pools) == 6, old_pools
+        ids = []
+        for seconds in (0.01, 0.02, 0.03, 0.04, 0.05):
+            ids += publish(url, "chaos.sleep", [seconds, str(runs)], 50)
+        wait_for(lambda: runs.exists() and runs.read_text().count("S ") >= 6, timeout=20, what="tasks to run")
+        reload = sup.popen("reload", "w1", "w2", "w3", "--json")  # named: replaced though unchanged
+        for seconds in (0.05, 0.03, 0.01):
+            ids += publish(url, "chaos.sleep", [seconds, str(runs)], 50)
+        ids += publish(url, "chaos.echo", ["x", str(runs)], 100)
+        out, err = reload.communicate(timeout=60)
+        assert reload.returncode == 0, out + err
+        report = json.loads(out)
+        assert sorted(r["node"].split("@")[0] for r in report["replaced"]) == ["w1", "w2", "w3"], report
+        assert len(ids) == len(set(ids)) == 500
+
+        def ends():
+            return runs.read_text().count("\nE ") + runs.read_text().startswith("E ")
+        wait_for(lambda: ends() >= 500, timeout=60, interval=0.1, what="500 tasks to end")
+        wait_for(lambda: list(stored_statuses(sup, url, ids).values()).count("SUCCESS") == 500, timeout=20,
+                 what="500 results")
+        time.sleep(0.2)  # nothing more may run: a task run twice would have written its lines by now
+        lines = [line.split() for line in runs.read_text().splitlines()]
+        starts = collections.Counter(task_id for kind, task_id, _ in lines if kind == "S")
+        finishes = collections.Counter(task_id for kind, task_id, _ in lines if kind == "E")
+        assert set(starts) == set(finishes) == set(ids)
+        assert [i for i in ids if starts[i] != 1 or finishes[i] != 1] == [], "each task ran exactly once"
+        succeeded = collections.Counter()
+        for short in ("w1", "w2", "w3"):
+            for m in SUCCEEDED.finditer((sup.log_dir / f"{short}.log").read_text(errors="replace")):
+                succeeded[m.group(2)] += 1
+        assert [i for i in ids if succeeded[i] != 1] == [], "one 'succeeded' line per task across the logs"
+        # The premise: some task began in an old pool process and ended after a new one had begun a task.
+        first_new = next(n for n, (kind, _, pid) in enumerate(lines) if kind == "S" and int(pid) not in old_pools)
+        began_old = {task_id for kind, task_id, pid in lines[:first_new] if kind == "S" and int(pid) in old_pools}
+        overlapped = {task_id for kind, task_id, _ in lines[first_new:] if kind == "E"} & began_old
+        assert overlapped, "no task was running in an old process while a new one ran tasks"
+    finally:
+        if redis:
+            sup.run("kill", timeout=30)
+            redis.stop()
+
+
+# --- a broken change never takes the node down -------------------------------------------------------------------
+
+
+def call_wait(sup, task, args, timeout=20):
+    out = sup.run("call", task, json.dumps(args), "--wait", "--timeout", timeout, timeout=timeout + 10)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return json.loads(out.stdout)
+
+
+def test_a_plugin_that_throws_at_load_leaves_the_node_serving_and_a_fixed_build_recovers(sup):
+    need_built(CHAOS_PLUGIN, EXAMPLE_PLUGIN, BROKEN_PLUGIN)
+    plugin, runs = sup.root / "tasks.so", str(sup.root / "runs.log")
+    shutil.copyfile(CHAOS_PLUGIN, plugin)
+    sup.check("start", "w1", "-c", "1", f"--plugin={plugin}")
+    old = sup.pid("w1")
+    shutil.copyfile(BROKEN_PLUGIN, plugin)
+    out = sup.run("reload", "w1")  # a named node is replaced even though its command line did not change
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert f"w1@{HOST}" in out.stderr and "reload failed: " in out.stderr, out.stderr
+    assert "failed to register its tasks: broken build: registration throws" in out.stderr, out.stderr
+    assert sup.pid("w1") == old and alive(old)
+    node = status(sup)["w1"]
+    assert node["state"] == "ready" and node["pid"] == old and "reload" in node
+    assert any("broken build" in line for line in node["reload"]["log_tail"]), node["reload"]
+    assert f"w1@{HOST}: reload failed: " in sup.run("status").stdout
+    assert call_wait(sup, "chaos.echo", ["old build", runs]) == "old build", "the old process serves its build"
+    shutil.copyfile(EXAMPLE_PLUGIN, plugin)  # the fix: another build, whose tasks tell it apart
+    out = sup.run("reload", "w1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert sup.pid("w1") != old and "reload" not in status(sup)["w1"]
+    assert call_wait(sup, "example.add", [2, 3]) == 5
+
+
+def test_a_broken_save_under_watch_leaves_the_node_serving_and_the_fixing_save_recovers(sup):
+    """--watch on the plugin's directory: the save of a broken build replaces nothing (the replacement fails, the
+    old process serves on, status says why), and the next save, a good build, replaces the node by itself."""
+    need_built(CHAOS_PLUGIN, EXAMPLE_PLUGIN, BROKEN_PLUGIN)
+    (sup.root / "plugins").mkdir()
+    plugin, runs = sup.root / "plugins" / "tasks.so", str(sup.root / "runs.log")
+    shutil.copyfile(CHAOS_PLUGIN, plugin)
+    sup.check("start", "w1", "-c", "1", f"--plugin={plugin}", "--watch", "plugins", "--watch-debounce", "100ms")
+    old = sup.pid("w1")
+    shutil.copyfile(BROKEN_PLUGIN, plugin)
+    node = wait_for(lambda: status(sup)["w1"].get("reload"), timeout=15, what="the failed replacement")
+    assert any("broken build" in line for line in node["log_tail"]), node
+    assert "change: plugins/tasks.so → replacing w1" in master_log(sup)
+    assert sup.pid("w1") == old and status(sup)["w1"]["state"] == "ready"
+    assert f"w1@{HOST}: reload failed: " in sup.run("status").stdout
+    assert call_wait(sup, "chaos.echo", ["old build", runs]) == "old build"
+    shutil.copyfile(EXAMPLE_PLUGIN, plugin)
+    wait_for(lambda: sup.pid("w1") != old and "reload" not in status(sup)["w1"], timeout=15,
+             what="the fixing save to replace w1")
+    assert call_wait(sup, "example.add", [2, 3]) == 5
+    wait_for(lambda: not alive(old), timeout=15, what="the old w1 to stop")
+
+
+@pytest.mark.skipif(sanitized_build(), reason="three Celery workers' start-up (~8 s) prove nothing more under ASan")
+def test_a_celery_module_with_a_syntax_error_leaves_the_node_serving_and_the_fix_recovers(sup, redis):
+    app = sup.root / "app"
+    shutil.copytree(CELERYAPP, app)
+    good = (app / "proj.py").read_text()
+    sup.env.update(CCMULTI_TEST_BROKER=redis.url, CCMULTI_PYTHON=PYTHON, PYTHONDONTWRITEBYTECODE="1")
+    sup.check("start", "w1", "-A", "proj", "-c", "1", "-l", "info", "--workdir", str(app), timeout=90)
+    old = sup.pid("w1")
+
+    def add(x, y):
+        send = subprocess.run([PYTHON, "-c", f"from proj import add; print(add.delay({x}, {y}).get(timeout=20))"],
+                              capture_output=True, text=True, cwd=CELERYAPP, env=dict(sup.env), timeout=40)
+        assert send.returncode == 0, send.stderr
+        return send.stdout.strip()
+
+    (app / "proj.py").write_text(good.replace("def add(x, y):", "def add(x, y)"))  # the colon forgotten
+    out = sup.run("reload", "w1", timeout=90)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "reload failed: " in out.stderr and "SyntaxError" in out.stderr, out.stderr
+    assert sup.pid("w1") == old and alive(old)
+    node = status(sup)["w1"]
+    assert node["state"] == "ready" and any("SyntaxError" in line for line in node["reload"]["log_tail"]), node
+    assert add(2, 3) == "5", "the old worker serves"
+    (app / "proj.py").write_text(good.replace("return x + y", "return x + y + 100"))  # fixed, and new code
+    out = sup.run("reload", "w1", timeout=90)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert sup.pid("w1") != old and "reload" not in status(sup)["w1"]
+    wait_for(lambda: not alive(old), timeout=30, what="the old Celery worker's warm stop")
+    assert add(2, 3) == "105", "the new code answers"
