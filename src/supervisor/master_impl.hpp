@@ -215,6 +215,7 @@ private:
     std::unique_ptr<ControlServer> control_;
     std::unique_ptr<CodeWatch> code_watch_;
     nlohmann::json watched_;  // what code_watch_ was last set up with, per node
+    int watch_job_ = 0;       // the reload job of the latest change (more changed nodes join it while it runs)
     std::unique_ptr<Containment> containment_;
     std::vector<std::unique_ptr<MasterNode>> nodes_;
     std::map<int, std::function<void(const nlohmann::json&)>> listeners_;
