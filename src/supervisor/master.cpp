@@ -77,7 +77,7 @@ int Master::run() {
             return;
         }
         log_->info("SIGHUP: reloading the group");
-        reload({}, "SIGHUP", true);
+        reload({}, "SIGHUP", ReloadKind::configuration);
     });
     loop_.on_signal(SIGPIPE, [](const auto&) {});
     master_lock_.write(::getpid());
@@ -276,7 +276,7 @@ void Master::on_code_change(const std::vector<std::string>& names, const std::st
         log_->info("reload ({}): replacing {} after the nodes before it", reason, join(joined, " "));
         queue_nodes(watch_job_, joining);
     }
-    if (!now.empty()) watch_job_ = reload(now, reason, false).job;
+    if (!now.empty()) watch_job_ = reload(now, reason, ReloadKind::code).job;
 }
 
 MasterNode* Master::find(const std::string& name) {

@@ -94,6 +94,7 @@ struct PendingReload {
     int job = 0;
     std::vector<std::string> names;
     std::string reason;
+    bool everything = false;  // unchanged nodes are replaced too
 };
 
 // The planner: `ccmulti` run again with the command line that started the group and CCMULTI_RELOAD_PLAN=1.
@@ -117,7 +118,7 @@ public:
                     std::optional<std::chrono::milliseconds> timeout) override;
     RestartResult restart(const std::vector<std::string>& names, bool all_at_once,
                           const std::vector<NodeSpec>& specs) override;
-    ReloadResult reload(const std::vector<std::string>& names, const std::string& reason, bool reread_config) override;
+    ReloadResult reload(const std::vector<std::string>& names, const std::string& reason, ReloadKind kind) override;
     AddResult add(const std::vector<NodeSpec>& specs) override;
     int subscribe(std::function<void(const nlohmann::json&)> listener) override;
     void unsubscribe(int id) override;

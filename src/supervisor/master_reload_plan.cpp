@@ -193,7 +193,7 @@ void Master::apply_plan(const PendingReload& request, const json& plan) {
             node->next_spec = spec;
             changed.push_back(spec.name);
             to_replace.push_back(node);
-        } else if (!request.names.empty()) {
+        } else if (!request.names.empty() || request.everything) {
             to_replace.push_back(node);
         } else {
             unchanged.push_back(spec.name);

@@ -172,6 +172,22 @@ def test_reload_of_one_node_touches_only_it(sup):
     assert done["replaced"][0] == {"node": f"w2@{HOST}", "old_pid": before["w2"], "pid": after["w2"]}
 
 
+def test_reload_leaves_unchanged_nodes_and_all_replaces_every_one(sup):
+    """With nothing changed, `reload` says so per node and replaces nothing; `reload --all` (new code deployed
+    without --watch) replaces every node, one at a time."""
+    sup.check("start", "w1", "w2", "--exec", sup.fake("--notify"))
+    before = {name: sup.pid(name) for name in ("w1", "w2")}
+    out = sup.run("reload")
+    assert out.returncode == 0, out.stderr
+    assert f"w1@{HOST}  unchanged" in out.stdout and f"w2@{HOST}  unchanged" in out.stdout, out.stdout
+    assert {name: sup.pid(name) for name in ("w1", "w2")} == before
+    out = sup.run("reload", "--all", "--json")
+    assert out.returncode == 0, out.stderr
+    done = json.loads(out.stdout)
+    assert sorted(r["node"] for r in done["replaced"]) == [f"w1@{HOST}", f"w2@{HOST}"], done
+    assert all(sup.pid(name) != before[name] for name in ("w1", "w2"))
+
+
 def test_a_task_running_during_the_reload_of_a_native_node_completes_once(sup):
     """A native node is replaced start-before-stop: the new worker serves (a task sent after the reload is done by
     it) while the old one's warm stop lets its running task finish; each task runs once."""
