@@ -113,6 +113,22 @@ TEST(SqliteBroker, PublishReserveAck) {
     EXPECT_EQ(conn.broker->queue_stats()[0].reserved, 0u);
 }
 
+TEST(SqliteBroker, PublishManyKeepsOrderAndWakesEachQueuesConsumers) {
+    TempDir dir;
+    auto conn = open_in(dir);
+    auto high = conn.broker->consume({"w1@h", {"high"}});
+    auto low = conn.broker->consume({"w2@h", {"low"}});
+    high->drain_wakeups();
+    low->drain_wakeups();
+    conn.broker->publish_many({on("high", "h0"), on("low", "l0"), on("high", "h1")});
+    EXPECT_TRUE(readable(high->wakeup_fd(), 1000));
+    EXPECT_TRUE(readable(low->wakeup_fd(), 1000));
+    std::vector<std::string> order;
+    for (const auto& d : high->reserve(10)) order.push_back(d.message.task);
+    EXPECT_EQ(order, (std::vector<std::string>{"h0", "h1"}));
+    ASSERT_EQ(low->reserve(10).size(), 1u);
+}
+
 TEST(SqliteBroker, ReservesFairlyAcrossQueues) {
     TempDir dir;
     auto conn = open_in(dir);
