@@ -26,7 +26,7 @@ export CCMULTI_STATE_DIR=$dir CCMULTI_RUN_DIR=$dir CCMULTI_LOG_DIR=$dir
 
 "$ccmulti" call ccmulti.echo '[1]' -Q bench --count "$tasks" --broker "$url" >/dev/null
 start=$(date +%s.%N)
-perf record -q -g -F 2000 -o "$out/perf.data" -- \
+perf record -q ${PERF_CALL_GRAPH:--g} -F ${PERF_FREQ:-2000} -o "$out/perf.data" -- \
     "$ccmulti" worker -n bench@h -Q bench -c 2 -l WARNING --broker "$url" 2>/dev/null &
 perf_pid=$!
 sleep 0.2

@@ -252,11 +252,17 @@ def main():
     parser.add_argument("--celery-tasks", type=int, default=3000, help="Celery's Redis task count")
     parser.add_argument("--latency-calls", type=int, default=300)
     parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle measured")
-    parser.add_argument("--out", type=pathlib.Path, default=ROOT / "docs" / "benchmarks.md")
-    parser.add_argument("--img", type=pathlib.Path, default=ROOT / "docs" / "img")
+    parser.add_argument("--out", type=pathlib.Path, help="default: docs/benchmarks.md (--quick: build/bench-quick/)")
+    parser.add_argument("--img", type=pathlib.Path, help="default: docs/img (--quick: build/bench-quick/img)")
     args = parser.parse_args()
-    if args.quick:
+    if args.quick:  # never over the committed report
         args.rounds, args.tasks, args.celery_tasks, args.latency_calls, args.idle = 1, 2000, 300, 30, 1.0
+        quick = ROOT / "build" / "bench-quick"
+        quick.mkdir(parents=True, exist_ok=True)
+        args.out = args.out or quick / "benchmarks.md"
+        args.img = args.img or quick / "img"
+    args.out = args.out or ROOT / "docs" / "benchmarks.md"
+    args.img = args.img or ROOT / "docs" / "img"
     args.ccmulti = os.path.abspath(args.ccmulti)
     if not os.access(args.ccmulti, os.X_OK):
         sys.exit(f"bench: no ccmulti binary at {args.ccmulti}: run bench/run, which builds it")
