@@ -47,7 +47,11 @@ def versions(ccmulti):
         except (OSError, IndexError, subprocess.TimeoutExpired):
             return "?"
     import celery
-    commit = first_line(["git", "-C", str(ROOT), "describe", "--always", "--dirty"])
+    commit = first_line(["git", "-C", str(ROOT), "describe", "--always"])
+    changed = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src", "include", "cmake",
+                              "CMakeLists.txt"], capture_output=True, text=True).stdout.strip()
+    if changed:
+        commit += " + uncommitted source changes"
     return {
         "ccmulti": first_line([ccmulti, "--version"]).replace("ccmulti ", "") + f" (Release, {commit})",
         "celery": celery.__version__ + " (Debian, prefork)",
@@ -183,7 +187,7 @@ def plots(rows, results, img_dir):
 
 def write_report(args, results, rows, started, finished, load_before):
     info, _ = machine()
-    ver = versions(args.ccmulti)
+    ver = args.versions
     lines = [
         "# Benchmarks: ccmulti vs Celery, side by side",
         "",
@@ -268,6 +272,7 @@ def main():
         sys.exit(f"bench: no ccmulti binary at {args.ccmulti}: run bench/run, which builds it")
 
     _, load_before = machine()
+    args.versions = versions(args.ccmulti)
     started = datetime.datetime.now(datetime.timezone.utc)
     results = run_rounds(args)
     finished = datetime.datetime.now(datetime.timezone.utc)
