@@ -159,6 +159,20 @@ void SqliteConsumer::ack(const Delivery& delivery) {
     remove.bind(1, handle.id).bind(2, id_).bind(3, handle.deliveries).run();
 }
 
+void SqliteConsumer::ack_many(const std::vector<Delivery>& deliveries) {
+    if (deliveries.empty()) return;
+    follow_database();
+    WriteTransaction transaction(*db_);
+    Statement remove(*db_, "DELETE FROM messages WHERE id = ? AND consumer = ? AND deliveries = ?");
+    for (const auto& delivery : deliveries) {
+        auto handle = parse_tag(delivery.tag);
+        if (handle.generation != generation_) continue;  // its file is gone, and the message with it
+        remove.reset();
+        remove.bind(1, handle.id).bind(2, id_).bind(3, handle.deliveries).run();
+    }
+    transaction.commit();
+}
+
 void SqliteConsumer::requeue(const Delivery& delivery) {
     try {
         follow_database();

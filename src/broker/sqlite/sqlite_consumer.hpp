@@ -20,6 +20,7 @@ public:
 
     std::vector<Delivery> reserve(std::size_t max) override;
     void ack(const Delivery& delivery) override;
+    void ack_many(const std::vector<Delivery>& deliveries) override;  // one transaction
     void requeue(const Delivery& delivery) override;
     int wakeup_fd() const override { return wake_.fd(); }
     void drain_wakeups() override { wake_.drain(); }

@@ -15,12 +15,15 @@ public:
     SqliteResultStore(std::shared_ptr<Database> db, std::chrono::seconds expires);
 
     bool store(const ResultMeta& meta) override;
+    void store_many(const std::vector<ResultMeta>& metas) override;  // one transaction
     std::optional<ResultMeta> get(const std::string& task_id) override;
     std::optional<ResultMeta> wait(const std::string& task_id,
                                    std::optional<std::chrono::milliseconds> timeout) override;
 
 private:
     void sweep(double now);  // deletes expired results and abandoned waiters, at most once a minute
+    struct Writer;  // the statements of a transaction that stores results, prepared once for all of them
+    bool store_in(Writer& writer, const ResultMeta& meta, double now);
 
     std::shared_ptr<Database> db_;
     std::chrono::seconds expires_;

@@ -129,6 +129,20 @@ TEST(SqliteBroker, PublishManyKeepsOrderAndWakesEachQueuesConsumers) {
     ASSERT_EQ(low->reserve(10).size(), 1u);
 }
 
+TEST(SqliteBroker, AckManyRemovesEveryMessageItHolds) {
+    TempDir dir;
+    auto conn = open_in(dir);
+    conn.broker->publish_many({on("celery", "a"), on("celery", "b"), on("celery", "c")});
+    auto consumer = conn.broker->consume({"w1@h", {"celery"}});
+    auto got = consumer->reserve(2);
+    ASSERT_EQ(got.size(), 2u);
+    consumer->ack_many(got);
+    for (const auto& delivery : got) EXPECT_FALSE(conn.broker->locate(delivery.message.id));
+    EXPECT_EQ(conn.broker->queue_stats()[0].ready, 1u);
+    EXPECT_EQ(conn.broker->queue_stats()[0].reserved, 0u);
+    consumer->ack_many({});
+}
+
 TEST(SqliteBroker, ReservesFairlyAcrossQueues) {
     TempDir dir;
     auto conn = open_in(dir);
