@@ -63,13 +63,18 @@ bool SqliteResultStore::store(const ResultMeta& meta) {
 void SqliteResultStore::store_many(const std::vector<ResultMeta>& metas) {
     if (metas.empty()) return;
     db_->revalidate();
-    const double now = unix_now();
     WriteTransaction transaction(*db_);
+    auto wakes = store_within(metas);
+    transaction.commit();
+    ring(wakes);
+}
+
+std::vector<std::string> SqliteResultStore::store_within(const std::vector<ResultMeta>& metas) {
+    const double now = unix_now();
     Writer writer(*db_);
     for (const auto& meta : metas) store_in(writer, meta, now);
     sweep(now);
-    transaction.commit();
-    ring(writer.wakes);
+    return std::move(writer.wakes);
 }
 
 void SqliteResultStore::sweep(double now) {

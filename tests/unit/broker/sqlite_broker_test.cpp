@@ -143,6 +143,19 @@ TEST(SqliteBroker, AckManyRemovesEveryMessageItHolds) {
     consumer->ack_many({});
 }
 
+TEST(SqliteBroker, SettleStoresResultsAndAcksInTheSameDatabase) {
+    TempDir dir;
+    auto conn = open_in(dir);
+    conn.broker->publish_many({on("celery", "a"), on("celery", "b")});
+    auto consumer = conn.broker->consume({"w1@h", {"celery"}});
+    auto got = consumer->reserve(2);
+    ASSERT_EQ(got.size(), 2u);
+    consumer->settle(*conn.results, {protocol::success_result(got[0].message.id, 1)}, got);
+    EXPECT_EQ(conn.results->get(got[0].message.id)->result, 1);
+    EXPECT_FALSE(conn.broker->locate(got[0].message.id));
+    EXPECT_FALSE(conn.broker->locate(got[1].message.id));
+}
+
 TEST(SqliteBroker, ReservesFairlyAcrossQueues) {
     TempDir dir;
     auto conn = open_in(dir);
