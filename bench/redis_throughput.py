@@ -14,11 +14,11 @@ both with late acks, results on and log level WARNING, each on its own queue. On
   - end to end: with the worker up and idle, sends --tasks tasks and waits until every result is in Redis
     (tasks/s from the first send to the last result; the client polls EXISTS, cheap next to get() per result);
   - round trip: --latency-calls single calls one at a time, send_task + AsyncResult.get(): p50 and p99.
-Prints a Markdown table with the ratio.
+Prints a Markdown table with the ratio. bench/run measures this and more (lifecycle, memory, idle cost, SQLite)
+in alternating rounds and writes docs/benchmarks.md.
 """
 import argparse
 import datetime
-import gc
 import json
 import os
 import pathlib
@@ -33,43 +33,10 @@ import time
 
 from celery import Celery
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from lib import PY_APP, ROOT, close_celery_app, free_port, percentile, wait_for  # noqa: E402
+
 HOST = socket.gethostname()
-
-PY_APP = '''
-from celery import Celery
-import os
-url = os.environ["BENCH_BROKER"]
-app = Celery("benchapp", broker=url, backend=url)
-app.conf.update(task_acks_late=True, broker_connection_retry_on_startup=True, worker_hijack_root_logger=False)
-
-
-@app.task(name="ccmulti.echo")
-def echo(*args, **kwargs):
-    # As ccmulti.echo: one positional argument comes back as it is, anything else as {"args", "kwargs"}.
-    if len(args) == 1 and not kwargs:
-        return args[0]
-    return {"args": list(args), "kwargs": kwargs}
-'''
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            sys.exit(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
 def wait_results(app, ids, timeout=300):
@@ -196,12 +163,7 @@ def main():
                 python_worker.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(python_worker.pid, signal.SIGKILL)
-        gc.collect()  # AsyncResult.__del__ unsubscribes: let it happen while Redis still runs
-        consumer = getattr(app.backend, "result_consumer", None)
-        if consumer is not None and getattr(consumer, "_pubsub", None) is not None:
-            consumer._pubsub.close()
-            consumer._pubsub = None
-        app.close()
+        close_celery_app(app)
         redis.terminate()
         redis.wait(timeout=10)
         shutil.rmtree(root, ignore_errors=True)

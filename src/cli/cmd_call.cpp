@@ -1,6 +1,9 @@
 // call: publish a task, print its id; or with --wait, its result (exit 1 on FAILURE, "Type: message" on stderr).
+// With --count N: N such tasks (each its own id, printed one a line), published pipelined over one connection
+// (Broker::publish_many), so that a benchmark measures the workers rather than the client (bench/run).
 #include <algorithm>
 #include <iostream>
+#include <vector>
 
 #include "cli/broker_client.hpp"
 #include "cli/output.hpp"
@@ -10,11 +13,14 @@ namespace ccmulti::cli {
 
 namespace {
 
+constexpr std::size_t max_count = 10'000'000;  // ids and envelopes are held in memory until sent
+
 struct CallOptions {
     std::string task;
     std::optional<std::string> args, kwargs, countdown, eta, expires, timeout, time_limit, soft_time_limit;
     std::optional<std::string> queue;  // else the task's [tasks."name"] queue, else "celery"
     bool wait = false, ignore_result = false;
+    std::size_t count = 1;
     BrokerFlag broker;
 };
 
@@ -51,6 +57,20 @@ protocol::TaskMessage build_message(const CallOptions& o) {
     return message;
 }
 
+// `count` copies of `first`, each with its own id (also its root id and correlation id) and delivery tag.
+std::vector<protocol::TaskMessage> copies(const protocol::TaskMessage& first, std::size_t count) {
+    std::vector<protocol::TaskMessage> messages;
+    messages.reserve(count);
+    messages.push_back(first);
+    while (messages.size() < count) {
+        auto& message = messages.emplace_back(first);
+        message.id = protocol::new_uuid();
+        message.root_id = message.id;
+        message.delivery_tag = protocol::new_uuid();
+    }
+    return messages;
+}
+
 }  // namespace
 
 void add_call_command(CLI::App& app, Context& context) {
@@ -69,6 +89,10 @@ void add_call_command(CLI::App& app, Context& context) {
     call->add_flag("--ignore-result", options->ignore_result, "Ask the worker to store no result");
     auto* wait = call->add_flag("--wait", options->wait, "Wait for the result and print it as JSON");
     call->add_option("--timeout", options->timeout, "With --wait: give up after S seconds (exit 1)")->needs(wait);
+    call->add_option("--count", options->count,
+                     "Send N such tasks (each its own id, printed one a line), pipelined over one connection")
+        ->check(CLI::Range(std::size_t{1}, max_count))
+        ->excludes(wait);
     add_broker_option(*call, options->broker);
     add_result_backend_option(*call, options->broker);
     call->callback([&context, options] {
@@ -85,6 +109,15 @@ void add_call_command(CLI::App& app, Context& context) {
         connection.broker->restore_orphans();  // so a dead node does not count as a consumer
         if (connection.broker->consumers_of(message.queue).empty())
             print_warning("no running node consumes queue '" + message.queue + "': the task waits until one does");
+        if (options->count > 1) {
+            auto messages = copies(message, options->count);
+            connection.broker->publish_many(messages);
+            std::string ids;
+            ids.reserve(messages.size() * (message.id.size() + 1));
+            for (const auto& sent : messages) ids.append(sent.id).push_back('\n');
+            std::cout << ids << std::flush;
+            return;
+        }
         connection.broker->publish(message);
         if (!options->wait) {
             std::cout << message.id << '\n' << std::flush;

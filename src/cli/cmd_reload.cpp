@@ -19,6 +19,7 @@ namespace {
 
 struct ReloadOptions {
     bool no_wait = false;
+    bool all = false;
 };
 
 void print_outcome(const nlohmann::json& done) {
@@ -32,6 +33,9 @@ void print_outcome(const nlohmann::json& done) {
         for (const auto& line : failed.value("log_tail", std::vector<std::string>{}))
             std::cerr << "    " << line << "\n";
     }
+    for (const auto& name : done.value("unchanged", std::vector<std::string>{}))
+        std::cout << name << "  unchanged: left as it runs (to replace it with new code: ccmulti reload "
+                  << name.substr(0, name.find('@')) << ", or --all)" << std::endl;
     for (const auto& name : done.value("skipped", std::vector<std::string>{}))
         std::cout << name << "  not replaced (the reload stopped at the failure)" << std::endl;
     for (const auto& name : done.value("unknown", std::vector<std::string>{}))
@@ -49,7 +53,7 @@ void reload_command(Context& context, const ReloadOptions& options) {
         throw Error("no ccmulti master is running in " + run_dir.string() +
                     "; nothing to reload: start the nodes with `ccmulti start NODES ...`");
     std::vector<std::string> names = naming::parse_args(context.node_args).names;
-    client->send({{"cmd", "reload"}, {"nodes", names}, {"wait", !options.no_wait}});
+    client->send({{"cmd", "reload"}, {"nodes", names}, {"all", options.all}, {"wait", !options.no_wait}});
     nlohmann::json reply;
     if (client->receive(reply, std::chrono::seconds(5)) != supervisor::ControlClient::Status::message)
         throw Error("the ccmulti master (pid " + std::to_string(master.pid) + ") does not answer");
@@ -89,6 +93,8 @@ void add_reload_command(CLI::App& app, Context& context) {
         "start, removed ones stop warm, changed ones (or the NODES named) are replaced one at a time, the new "
         "process started before the old one stops; a replacement that fails leaves the old process serving");
     reload->add_flag("--json", context.json, "Print the master's final report as JSON");
+    reload->add_flag("--all", options->all,
+                     "Replace every node, changed or not (new code deployed, no --watch): one at a time, as above");
     reload->add_flag("--no-wait", options->no_wait, "Return once the master has accepted the request");
     reload->callback([&context, options] { reload_command(context, *options); });
 }

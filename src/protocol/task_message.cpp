@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "protocol/base64.hpp"
+#include "protocol/fast_decode.hpp"
 #include "protocol/json_fields.hpp"
 
 namespace ccmulti::protocol {
@@ -290,6 +291,7 @@ TaskMessage decode(const json& envelope) {
 }
 
 TaskMessage decode_string(std::string_view text) {
+    if (auto message = detail::fast_decode(text)) return std::move(*message);  // the common case, without a DOM
     json envelope;
     try {
         envelope = json::parse(text);

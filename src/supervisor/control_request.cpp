@@ -66,6 +66,7 @@ ControlRequest parse_control_request(const std::string& line) {
                 for (const auto& item : request["specs"]) out.specs.push_back(item.get<NodeSpec>());
         } else if (out.cmd == "reload") {
             out.nodes = requested_nodes(request);
+            out.all = request_flag(request, "all", false);
             out.wait = request_flag(request, "wait", true);
         } else if (out.cmd == "add") {
             for (const auto& item : request.at("nodes")) out.specs.push_back(item.get<NodeSpec>());

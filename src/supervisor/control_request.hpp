@@ -22,7 +22,7 @@ struct ControlRequest {
     StopMode mode = StopMode::warm;                    // stop
     std::optional<std::chrono::milliseconds> timeout;  // stop
     bool wait = false;                                 // stop: default false; restart, reload: default true
-    bool all = false;                                  // restart
+    bool all = false;                                  // restart: all at once; reload: unchanged nodes too
     std::vector<NodeSpec> specs;                       // restart ("specs"), add ("nodes")
 };
 

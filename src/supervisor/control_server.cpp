@@ -264,7 +264,9 @@ void ControlServer::relay_job(Client& client, int job, const std::string& done_e
 void ControlServer::handle_reload(Client& client, const ControlRequest& request) {
     // The job's events only begin from the loop, after this reply and the subscription.
     const bool wait = request.wait;
-    auto result = master_.reload(request.nodes, "requested by pid " + std::to_string(client.pid), true);
+    auto result = master_.reload(request.nodes, "requested by pid " + std::to_string(client.pid),
+                                 request.all ? MasterControl::ReloadKind::everything
+                                             : MasterControl::ReloadKind::configuration);
     send(client, {{"event", "accepted"}, {"job", result.job}});
     if (!wait) {
         send(client, {{"ok", true}, {"done", true}, {"job", result.job}});

@@ -77,7 +77,7 @@ int Master::run() {
             return;
         }
         log_->info("SIGHUP: reloading the group");
-        reload({}, "SIGHUP", true);
+        reload({}, "SIGHUP", ReloadKind::configuration);
     });
     loop_.on_signal(SIGPIPE, [](const auto&) {});
     master_lock_.write(::getpid());
@@ -250,19 +250,33 @@ void Master::set_watches() {
     }
 }
 
-// A saved file concerns these nodes: replace them, one at a time. A node already in a restart or reload (its
-// replacement may have read the code before this change) is replaced again once that is over.
+// A saved file concerns these nodes: replace them, one at a time. Changes seen by several watches (nodes with
+// other ignores or debounce) join the reload job of the first, so the group is still replaced one node at a time;
+// a node already waiting in it is not queued twice. A node already in a restart or reload (its replacement may
+// have read the code before this change) is replaced again once that is over.
 void Master::on_code_change(const std::vector<std::string>& names, const std::string& reason) {
+    auto job = jobs_.find(watch_job_);
     std::vector<std::string> now;
+    std::vector<MasterNode*> joining;
     for (const auto& name : names) {
         MasterNode* node = find(name);
         if (!node || !active(node->state) || node->state == NodeState::stopping) continue;
-        if (node->restart_job)
+        if (node->restart_job) {
             node->reload_again = reason;
-        else
+        } else if (job != jobs_.end()) {
+            if (std::find(job->second.queue.begin(), job->second.queue.end(), node) == job->second.queue.end())
+                joining.push_back(node);
+        } else {
             now.push_back(name);
+        }
     }
-    if (!now.empty()) reload(now, reason, false);
+    if (!joining.empty()) {
+        std::vector<std::string> joined;
+        for (MasterNode* node : joining) joined.push_back(node->spec.name);
+        log_->info("reload ({}): replacing {} after the nodes before it", reason, join(joined, " "));
+        queue_nodes(watch_job_, joining);
+    }
+    if (!now.empty()) watch_job_ = reload(now, reason, ReloadKind::code).job;
 }
 
 MasterNode* Master::find(const std::string& name) {

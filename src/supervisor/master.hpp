@@ -91,10 +91,11 @@ public:
     // Reloads nodes, the careful way (docs/supervisor.md, Reload): one at a time, each replacement started
     // beside the node and the old process stopped warm only once the replacement is ready (stop, then start,
     // for a node that cannot overlap); a replacement that fails is killed, the node serves on untouched, and the
-    // job stops there. With `reread_config` (`ccmulti reload`, SIGHUP) the group's configuration is read again
-    // first: nodes added to it start, nodes removed from it stop warm, nodes whose spec changed are replaced,
-    // unchanged nodes are left alone unless named; an invalid configuration changes nothing. Without it (a code
-    // change: supervisor/code_watch) the named nodes (all when none) are replaced with the spec they run.
+    // job stops there. `configuration` (`ccmulti reload`, SIGHUP) reads the group's configuration again first:
+    // nodes added to it start, nodes removed from it stop warm, nodes whose spec changed are replaced,
+    // unchanged nodes are left alone unless named (or `everything`: `reload --all`); an invalid configuration
+    // changes nothing. `code` (a code change: supervisor/code_watch) replaces the named nodes (all when none)
+    // with the spec they run.
     // `reason` is logged ("SIGHUP", "change: proj/tasks.py (+3 more)"). Events carry "job":
     // {"event":"replacing","job","node","pid"}, {"event":"replaced","job","node","old_pid","pid"}, and last
     // {"event":"reload_done","job","ok","replaced":[{"node","old_pid","pid"}],"failed":[{"node","error",
@@ -103,8 +104,13 @@ public:
         int job = 0;  // reload_done always follows (after the configuration was read again, when it is)
         std::vector<std::string> unknown;  // names this master does not have
     };
+    enum class ReloadKind {
+        code,           // a code change: the named nodes (all when none) with the spec they run
+        configuration,  // the configuration read again: added, removed and changed nodes (and those named)
+        everything,     // the same, and every other node replaced too (new code deployed: `reload --all`)
+    };
     virtual ReloadResult reload(const std::vector<std::string>& names, const std::string& reason,
-                                bool reread_config) = 0;
+                                ReloadKind kind) = 0;
 
     // Adds nodes to the running group (a second `ccmulti start` in the same run dir). Started nodes emit
     // {"event":"ready",...} or {"event":"failed",...} as in the start report.

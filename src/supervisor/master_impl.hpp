@@ -94,6 +94,7 @@ struct PendingReload {
     int job = 0;
     std::vector<std::string> names;
     std::string reason;
+    bool everything = false;  // unchanged nodes are replaced too
 };
 
 // The planner: `ccmulti` run again with the command line that started the group and CCMULTI_RELOAD_PLAN=1.
@@ -117,7 +118,7 @@ public:
                     std::optional<std::chrono::milliseconds> timeout) override;
     RestartResult restart(const std::vector<std::string>& names, bool all_at_once,
                           const std::vector<NodeSpec>& specs) override;
-    ReloadResult reload(const std::vector<std::string>& names, const std::string& reason, bool reread_config) override;
+    ReloadResult reload(const std::vector<std::string>& names, const std::string& reason, ReloadKind kind) override;
     AddResult add(const std::vector<NodeSpec>& specs) override;
     int subscribe(std::function<void(const nlohmann::json&)> listener) override;
     void unsubscribe(int id) override;
@@ -215,6 +216,7 @@ private:
     std::unique_ptr<ControlServer> control_;
     std::unique_ptr<CodeWatch> code_watch_;
     nlohmann::json watched_;  // what code_watch_ was last set up with, per node
+    int watch_job_ = 0;       // the reload job of the latest change (more changed nodes join it while it runs)
     std::unique_ptr<Containment> containment_;
     std::vector<std::unique_ptr<MasterNode>> nodes_;
     std::map<int, std::function<void(const nlohmann::json&)>> listeners_;

@@ -78,7 +78,7 @@ MasterControl::RestartResult Master::restart(const std::vector<std::string>& nam
 }
 
 MasterControl::ReloadResult Master::reload(const std::vector<std::string>& names, const std::string& reason,
-                                           bool reread_config) {
+                                           ReloadKind kind) {
     ReloadResult result;
     result.job = new_job(true, false);
     jobs_[result.job].extra["reason"] = reason;
@@ -88,9 +88,9 @@ MasterControl::ReloadResult Master::reload(const std::vector<std::string>& names
         queue_nodes(result.job, {});
         return result;
     }
-    if (reread_config && !config_.invocation.empty()) {
+    if (kind != ReloadKind::code && !config_.invocation.empty()) {
         // The specs come back from the planner; the job's nodes are known then.
-        PendingReload request{result.job, names, reason};
+        PendingReload request{result.job, names, reason, kind == ReloadKind::everything};
         if (planner_)
             plans_waiting_.push_back(std::move(request));
         else

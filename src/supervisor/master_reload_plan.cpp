@@ -193,7 +193,7 @@ void Master::apply_plan(const PendingReload& request, const json& plan) {
             node->next_spec = spec;
             changed.push_back(spec.name);
             to_replace.push_back(node);
-        } else if (!request.names.empty()) {
+        } else if (!request.names.empty() || request.everything) {
             to_replace.push_back(node);
         } else {
             unchanged.push_back(spec.name);
@@ -215,9 +215,19 @@ void Master::apply_plan(const PendingReload& request, const json& plan) {
         }
         for (const auto& refused : result.refused) job.failed.push_back(refused);
     }
+    // A node named that is not the configuration's (added by a later `start`) is replaced as it runs.
     json unknown = json::array();
-    for (const auto& wanted : request.names)
-        if (!matched.count(wanted)) unknown.push_back(wanted);
+    for (const auto& wanted : request.names) {
+        if (matched.count(wanted)) continue;
+        MasterNode* node = find(wanted);
+        if (node && active(node->state) &&
+            std::find(to_replace.begin(), to_replace.end(), node) == to_replace.end())
+            to_replace.push_back(node);
+        else if (!node)
+            unknown.push_back(wanted);
+        else if (!active(node->state))
+            job.skipped.push_back(node->spec.name);  // known, but not running: start it
+    }
     log_->info(
         "reload ({}): configuration read again: {} added, {} removed, {} changed, {} unchanged{}", request.reason,
         added.size(), removed.size(), changed.size(), unchanged.size(),

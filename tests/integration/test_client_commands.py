@@ -49,6 +49,17 @@ def test_call_prints_an_id_and_warns_without_consumer(env):
     assert "no running node consumes queue 'celery'" in out.stderr
 
 
+def test_call_count_publishes_n_tasks_each_with_its_own_id(env):
+    out = env.run("call", "ccmulti.echo", "[1]", "-Q", "many", "--count", "250", check=True)
+    ids = out.stdout.split()
+    assert len(ids) == 250 and len(set(ids)) == 250 and all(UUID.match(i) for i in ids)
+    queues = {q["name"]: q for q in json.loads(env.run("queues", "--json", check=True).stdout)}
+    assert queues["many"]["ready"] == 250
+    assert env.run("result", ids[-1], "--json", check=True).stdout.count("PENDING") == 1
+    assert env.run("call", "t", "--count", "0").returncode == 2
+    assert env.run("call", "t", "--count", "2", "--wait").returncode == 2  # one result to wait for, not N
+
+
 def test_result_tells_pending_from_unknown(env):
     task_id = env.run("call", "tasks.add", "[2, 3]", "-Q", "high", check=True).stdout.strip()
     pending = env.run("result", task_id)

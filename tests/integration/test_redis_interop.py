@@ -184,6 +184,20 @@ def test_results_from_ccmulti_result_and_call(shared, nodes, app):
     assert json.loads(call.stdout) == "cli"
 
 
+def test_call_count_publishes_many_that_the_nodes_run(shared, nodes):
+    """call --count N: N envelopes over one connection (pipelined), each its own id, all run by the nodes."""
+    env, _ = shared
+    out = env.run("call", "ccmulti.echo", '["many"]', "-Q", "high", "--count", "300", "--broker", nodes.url,
+                  check=True)
+    ids = out.stdout.split()
+    assert len(ids) == 300 and len(set(ids)) == 300
+    wait_broker_clean(nodes, "high")
+    keys = [f"celery-task-meta-{task_id}" for task_id in ids]
+    metas = [json.loads(text) for text in nodes.cli("MGET", *keys).splitlines() if text]
+    assert len(metas) == 300
+    assert {(m["status"], m["result"]) for m in metas} == {("SUCCESS", "many")}
+
+
 def test_priorities_land_in_kombus_lists_and_are_consumed_highest_first(redis):
     """The consumer's pop order, shown by broker_probe (no node consumes this private Redis)."""
     if not PROBE.exists():

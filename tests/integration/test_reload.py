@@ -178,6 +178,42 @@ def test_reload_of_one_node_touches_only_it(sup):
     assert done["replaced"][0] == {"node": f"w2@{HOST}", "old_pid": before["w2"], "pid": after["w2"]}
 
 
+def test_reload_leaves_unchanged_nodes_and_all_replaces_every_one(sup):
+    """With nothing changed, `reload` says so per node and replaces nothing; `reload --all` (new code deployed
+    without --watch) replaces every node, one at a time."""
+    sup.check("start", "w1", "w2", "--exec", sup.fake("--notify"))
+    before = {name: sup.pid(name) for name in ("w1", "w2")}
+    out = sup.run("reload")
+    assert out.returncode == 0, out.stderr
+    assert f"w1@{HOST}  unchanged" in out.stdout and f"w2@{HOST}  unchanged" in out.stdout, out.stdout
+    assert {name: sup.pid(name) for name in ("w1", "w2")} == before
+    out = sup.run("reload", "--all", "--json")
+    assert out.returncode == 0, out.stderr
+    done = json.loads(out.stdout)
+    assert sorted(r["node"] for r in done["replaced"]) == [f"w1@{HOST}", f"w2@{HOST}"], done
+    assert all(sup.pid(name) != before[name] for name in ("w1", "w2"))
+
+
+def test_a_node_added_by_a_later_start_is_reloaded_as_it_runs(sup):
+    """`reload api` of a node that a second `start` added (not in the group's configuration or command line) is
+    replaced with the spec it runs, and a broken replacement leaves it serving, with the reason in status."""
+    sup.check("start", "w1", "--exec", sup.fake("--notify"))
+    script = sup.root / "api.sh"
+    script.write_text(f"#!/bin/sh\nexec {sup.fake('--notify')}\n")
+    script.chmod(0o755)
+    sup.check("start", "api", "--exec", str(script))
+    old = sup.pid("api")
+    out = sup.run("reload", "api")
+    assert out.returncode == 0 and f"api@{HOST}  replaced pid {old}" in out.stdout, out.stdout + out.stderr
+    serving = sup.pid("api")
+    script.write_text("#!/bin/sh\necho 'api: cannot import settings' >&2\nexit 1\n")
+    out = sup.run("reload", "api")
+    assert out.returncode == 1 and "reload failed" in out.stderr, out.stdout + out.stderr
+    assert "cannot import settings" in out.stderr, out.stderr
+    assert sup.pid("api") == serving and alive(serving)
+    assert "reload failed" in sup.run("status").stdout
+
+
 def test_a_task_running_during_the_reload_of_a_native_node_completes_once(sup):
     """A native node is replaced start-before-stop: the new worker serves (a task sent after the reload is done by
     it) while the old one's warm stop lets its running task finish; each task runs once."""

@@ -112,6 +112,23 @@ def test_show_does_not_pass_watch_options_to_the_worker(own):
     assert "--watch" not in out.stdout, out.stdout
 
 
+def test_nodes_watching_one_project_are_replaced_one_at_a_time(own):
+    """w1, w2 and w3 all watch proj (each with watches of its own: their own log and pid files are ignored): one save
+    replaces all three, one after the other, never two at once."""
+    (own.root / "proj").mkdir()
+    (own.root / "proj" / "tasks.py").write_text("x = 0\n")
+    own.run("start", "w1", "w2", "w3", "-c", "1", "--watch", "proj", "--watch-debounce", "50ms", check=True)
+    before = {name: node_pid(own, name) for name in ("w1", "w2", "w3")}
+    (own.root / "proj" / "tasks.py").write_text("x = 1\n")
+    wait_for(lambda: all(node_pid(own, n) not in (None, before[n]) for n in before), timeout=30,
+             what="every node to be replaced")
+    log = (own.log_dir / "master.log").read_text()
+    events = re.findall(r"(w\d)@\S+: (replacing pid|replaced pid)", log)
+    assert len(events) == 6, log
+    for i in range(0, 6, 2):  # each replacement ends before the next begins
+        assert events[i][1] == "replacing pid" and events[i + 1] == (events[i][0], "replaced pid"), events
+
+
 def test_a_change_replaces_only_the_watching_node_once(own):
     """w1 watches the whole test dir, which holds the run, log and state dirs the nodes write to all the time:
     only the change to tasks.py replaces it, once for a burst of 20 writes, and w2 (not watching) stays."""

@@ -63,6 +63,25 @@ void RedisBroker::publish(const TaskMessage& message) {
     });
 }
 
+void RedisBroker::publish_many(const std::vector<TaskMessage>& messages) {
+    constexpr std::size_t window = 1000;  // commands per round trip: replies stay small, the pipe stays full
+    for (std::size_t first = 0; first < messages.size(); first += window) {
+        std::vector<Command> commands;
+        std::set<std::string> declaring;
+        for (std::size_t i = first; i < std::min(messages.size(), first + window); ++i) {
+            const TaskMessage& message = messages[i];
+            if (!declared_.count(message.queue) && declaring.insert(message.queue).second)
+                commands.push_back({"SADD", binding_key(message.queue), binding_member(message.queue, message.queue)});
+            commands.push_back({"LPUSH", queue_key(message.queue, message.priority), protocol::encode_string(message)});
+        }
+        connection_.with([&](Connection& connection) {
+            for (const auto& reply : connection.pipeline(commands))
+                if (reply.is_error()) connection.refuse("publish", reply);
+        });
+        declared_.merge(declaring);
+    }
+}
+
 std::unique_ptr<Consumer> RedisBroker::consume(const ConsumerInfo& info) {
     return std::make_unique<RedisConsumer>(url_, info);  // restores dead nodes' claims as it connects
 }

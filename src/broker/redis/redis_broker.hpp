@@ -25,6 +25,7 @@ public:
 
     std::string url() const override { return url_.display(); }
     void publish(const TaskMessage& message) override;
+    void publish_many(const std::vector<TaskMessage>& messages) override;  // pipelined, 1000 a round trip
     std::unique_ptr<Consumer> consume(const ConsumerInfo& info) override;
     std::size_t restore_orphans() override;
     std::size_t purge(const std::string& queue) override;

@@ -378,17 +378,19 @@ void RedisConsumer::rotate(const std::string& queue) {
 }
 
 void RedisConsumer::admit(const std::string& queue, std::string payload, std::string tag, std::vector<Delivery>* out) {
-    json parsed = json::parse(payload, nullptr, false);
     Held held;
     held.queue = queue;
-    held.return_key = parsed.is_object() ? restore_key(parsed, queue) : queue_key(queue, 0);
-
     Delivery delivery;
     delivery.tag = tag;
     try {
-        if (parsed.is_discarded()) throw protocol::ProtocolError("the message is not JSON");
-        delivery.message = protocol::decode(parsed);
+        // The fast path: the envelope's fields read straight from the text, no JSON tree (protocol/fast_decode).
+        delivery.message = protocol::decode_string(payload);
+        held.return_key = queue_key(queue, delivery.message.priority);
     } catch (const protocol::ProtocolError& error) {
+        // A message that cannot run: its task name and priority, where it has them, for the FAILURE and the way
+        // back to its queue.
+        json parsed = json::parse(payload, nullptr, false);
+        held.return_key = parsed.is_object() ? restore_key(parsed, queue) : queue_key(queue, 0);
         delivery.decode_error = error.what();
         delivery.message.id = error.task_id();
         if (parsed.is_object() && parsed.contains("headers") && parsed["headers"].is_object())

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <map>
+#include <set>
 
 #include "broker/sqlite/schema.hpp"
 #include "broker/sqlite/sqlite_consumer.hpp"
@@ -25,17 +26,28 @@ std::string SqliteBroker::url() const {
 }
 
 void SqliteBroker::publish(const TaskMessage& message) {
-    std::string envelope = protocol::encode_string(message);
+    publish_many({message});
+}
+
+void SqliteBroker::publish_many(const std::vector<TaskMessage>& messages) {
     db_->revalidate();
     WriteTransaction transaction(*db_);
     Statement insert(*db_,
                      "INSERT INTO messages (queue, task_id, task_name, eta, envelope, published_at) "
                      "VALUES (?, ?, ?, ?, ?, ?)");
-    std::optional<double> eta;
-    if (message.eta) eta = protocol::to_unix(*message.eta);
-    insert.bind(1, message.queue).bind(2, message.id).bind(3, message.task).bind(4, eta).bind(5, envelope);
-    insert.bind(6, unix_now()).run();
-    auto wakes = queue_wakes(*db_, message.queue);
+    std::set<std::string> queues;
+    const double now = unix_now();
+    for (const auto& message : messages) {
+        std::optional<double> eta;
+        if (message.eta) eta = protocol::to_unix(*message.eta);
+        insert.bind(1, message.queue).bind(2, message.id).bind(3, message.task).bind(4, eta);
+        insert.bind(5, protocol::encode_string(message)).bind(6, now).run();
+        insert.reset();
+        queues.insert(message.queue);
+    }
+    std::vector<std::string> wakes;
+    for (const auto& queue : queues)
+        for (auto& wake : queue_wakes(*db_, queue)) wakes.push_back(std::move(wake));
     transaction.commit();
     ring(wakes);
 }

@@ -28,6 +28,7 @@ public:
 
     std::string url() const override;
     void publish(const TaskMessage& message) override;
+    void publish_many(const std::vector<TaskMessage>& messages) override;  // one transaction
     std::unique_ptr<Consumer> consume(const ConsumerInfo& info) override;
     std::size_t restore_orphans() override;
     std::size_t purge(const std::string& queue) override;

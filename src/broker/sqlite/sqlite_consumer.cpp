@@ -6,6 +6,7 @@
 #include <charconv>
 #include <map>
 
+#include "broker/sqlite/sqlite_result_store.hpp"
 #include "broker/sqlite/wakeups.hpp"
 
 namespace ccmulti::broker::sqlite {
@@ -157,6 +158,39 @@ void SqliteConsumer::ack(const Delivery& delivery) {
     if (handle.generation != generation_) return;  // its file is gone, and the message with it
     Statement remove(*db_, "DELETE FROM messages WHERE id = ? AND consumer = ? AND deliveries = ?");
     remove.bind(1, handle.id).bind(2, id_).bind(3, handle.deliveries).run();
+}
+
+void SqliteConsumer::remove_acked(const std::vector<Delivery>& deliveries) {
+    Statement remove(*db_, "DELETE FROM messages WHERE id = ? AND consumer = ? AND deliveries = ?");
+    for (const auto& delivery : deliveries) {
+        auto handle = parse_tag(delivery.tag);
+        if (handle.generation != generation_) continue;  // its file is gone, and the message with it
+        remove.reset();
+        remove.bind(1, handle.id).bind(2, id_).bind(3, handle.deliveries).run();
+    }
+}
+
+void SqliteConsumer::ack_many(const std::vector<Delivery>& deliveries) {
+    if (deliveries.empty()) return;
+    follow_database();
+    WriteTransaction transaction(*db_);
+    remove_acked(deliveries);
+    transaction.commit();
+}
+
+void SqliteConsumer::settle(ResultStore& store, const std::vector<ResultMeta>& results,
+                            const std::vector<Delivery>& deliveries) {
+    auto* local = dynamic_cast<SqliteResultStore*>(&store);
+    if (!local || local->database() != db_) {  // results elsewhere: stored first, then acked
+        Consumer::settle(store, results, deliveries);
+        return;
+    }
+    follow_database();
+    WriteTransaction transaction(*db_);
+    auto wakes = local->store_within(results);  // a result lands with its ack, or neither does
+    remove_acked(deliveries);
+    transaction.commit();
+    ring(wakes);
 }
 
 void SqliteConsumer::requeue(const Delivery& delivery) {

@@ -20,6 +20,10 @@ public:
 
     std::vector<Delivery> reserve(std::size_t max) override;
     void ack(const Delivery& delivery) override;
+    void ack_many(const std::vector<Delivery>& deliveries) override;  // one transaction
+    // With a result store in the same database: the results and the acks in one transaction.
+    void settle(ResultStore& store, const std::vector<ResultMeta>& results,
+                const std::vector<Delivery>& deliveries) override;
     void requeue(const Delivery& delivery) override;
     int wakeup_fd() const override { return wake_.fd(); }
     void drain_wakeups() override { wake_.drain(); }
@@ -32,6 +36,7 @@ public:
 
 private:
     void register_row();
+    void remove_acked(const std::vector<Delivery>& deliveries);  // inside the caller's write transaction
     void follow_database();    // the database file was deleted or replaced: register in the new one
     void requeue_held_back();  // what requeue() could not write at the time
     void release(const Delivery& delivery);

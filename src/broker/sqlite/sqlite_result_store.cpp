@@ -17,34 +17,64 @@ constexpr double abandoned_waiter_age = 3600;
 SqliteResultStore::SqliteResultStore(std::shared_ptr<Database> db, std::chrono::seconds expires)
     : db_(std::move(db)), expires_(expires) {}
 
+struct SqliteResultStore::Writer {
+    explicit Writer(Database& db)
+        : existing(db, "SELECT status FROM results WHERE task_id = ? AND (expires_at IS NULL OR expires_at > ?)"),
+          write(db,
+                "INSERT OR REPLACE INTO results (task_id, status, meta, stored_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?)"),
+          waiters(db, "SELECT wake FROM result_waiters WHERE task_id = ?") {}
+    Statement existing, write, waiters;
+    std::vector<std::string> wakes;  // rung after the commit
+};
+
+// Inside the caller's write transaction.
+bool SqliteResultStore::store_in(Writer& writer, const ResultMeta& meta, double now) {
+    writer.existing.reset();
+    writer.existing.bind(1, meta.task_id).bind(2, now);
+    // A final state stays: a task run twice keeps the outcome stored first.
+    if (writer.existing.step() && (writer.existing.text(0) == "SUCCESS" || writer.existing.text(0) == "FAILURE" ||
+                                   writer.existing.text(0) == "REVOKED"))
+        return false;
+    std::optional<double> expires_at;
+    if (expires_.count() > 0) expires_at = now + static_cast<double>(expires_.count());
+    writer.write.reset();
+    writer.write.bind(1, meta.task_id).bind(2, protocol::to_string(meta.status)).bind(3, protocol::to_json(meta).dump());
+    writer.write.bind(4, now).bind(5, expires_at).run();
+    writer.waiters.reset();
+    writer.waiters.bind(1, meta.task_id);
+    while (writer.waiters.step()) writer.wakes.push_back(writer.waiters.text(0));
+    return true;
+}
+
 bool SqliteResultStore::store(const ResultMeta& meta) {
     db_->revalidate();
     const double now = unix_now();
     WriteTransaction transaction(*db_);
-    {
-        Statement existing(*db_,
-                           "SELECT status FROM results WHERE task_id = ? AND (expires_at IS NULL OR expires_at > ?)");
-        existing.bind(1, meta.task_id).bind(2, now);
-        // A final state stays: a task run twice keeps the outcome stored first. Rolls back: nothing written.
-        if (existing.step() &&
-            (existing.text(0) == "SUCCESS" || existing.text(0) == "FAILURE" || existing.text(0) == "REVOKED"))
-            return false;
-    }
-    std::optional<double> expires_at;
-    if (expires_.count() > 0) expires_at = now + static_cast<double>(expires_.count());
-    Statement write(*db_,
-                    "INSERT OR REPLACE INTO results (task_id, status, meta, stored_at, expires_at) "
-                    "VALUES (?, ?, ?, ?, ?)");
-    write.bind(1, meta.task_id).bind(2, protocol::to_string(meta.status)).bind(3, protocol::to_json(meta).dump());
-    write.bind(4, now).bind(5, expires_at).run();
-    std::vector<std::string> wakes;
-    Statement waiters(*db_, "SELECT wake FROM result_waiters WHERE task_id = ?");
-    waiters.bind(1, meta.task_id);
-    while (waiters.step()) wakes.push_back(waiters.text(0));
+    Writer writer(*db_);
+    if (!store_in(writer, meta, now)) return false;  // rolls back: nothing written
     sweep(now);
     transaction.commit();
-    ring(wakes);
+    ring(writer.wakes);
     return true;
+}
+
+// A busy node settles what one turn of its loop finished together: one transaction (one WAL commit) for all.
+void SqliteResultStore::store_many(const std::vector<ResultMeta>& metas) {
+    if (metas.empty()) return;
+    db_->revalidate();
+    WriteTransaction transaction(*db_);
+    auto wakes = store_within(metas);
+    transaction.commit();
+    ring(wakes);
+}
+
+std::vector<std::string> SqliteResultStore::store_within(const std::vector<ResultMeta>& metas) {
+    const double now = unix_now();
+    Writer writer(*db_);
+    for (const auto& meta : metas) store_in(writer, meta, now);
+    sweep(now);
+    return std::move(writer.wakes);
 }
 
 void SqliteResultStore::sweep(double now) {

@@ -113,6 +113,49 @@ TEST(SqliteBroker, PublishReserveAck) {
     EXPECT_EQ(conn.broker->queue_stats()[0].reserved, 0u);
 }
 
+TEST(SqliteBroker, PublishManyKeepsOrderAndWakesEachQueuesConsumers) {
+    TempDir dir;
+    auto conn = open_in(dir);
+    auto high = conn.broker->consume({"w1@h", {"high"}});
+    auto low = conn.broker->consume({"w2@h", {"low"}});
+    high->drain_wakeups();
+    low->drain_wakeups();
+    conn.broker->publish_many({on("high", "h0"), on("low", "l0"), on("high", "h1")});
+    EXPECT_TRUE(readable(high->wakeup_fd(), 1000));
+    EXPECT_TRUE(readable(low->wakeup_fd(), 1000));
+    std::vector<std::string> order;
+    for (const auto& d : high->reserve(10)) order.push_back(d.message.task);
+    EXPECT_EQ(order, (std::vector<std::string>{"h0", "h1"}));
+    ASSERT_EQ(low->reserve(10).size(), 1u);
+}
+
+TEST(SqliteBroker, AckManyRemovesEveryMessageItHolds) {
+    TempDir dir;
+    auto conn = open_in(dir);
+    conn.broker->publish_many({on("celery", "a"), on("celery", "b"), on("celery", "c")});
+    auto consumer = conn.broker->consume({"w1@h", {"celery"}});
+    auto got = consumer->reserve(2);
+    ASSERT_EQ(got.size(), 2u);
+    consumer->ack_many(got);
+    for (const auto& delivery : got) EXPECT_FALSE(conn.broker->locate(delivery.message.id));
+    EXPECT_EQ(conn.broker->queue_stats()[0].ready, 1u);
+    EXPECT_EQ(conn.broker->queue_stats()[0].reserved, 0u);
+    consumer->ack_many({});
+}
+
+TEST(SqliteBroker, SettleStoresResultsAndAcksInTheSameDatabase) {
+    TempDir dir;
+    auto conn = open_in(dir);
+    conn.broker->publish_many({on("celery", "a"), on("celery", "b")});
+    auto consumer = conn.broker->consume({"w1@h", {"celery"}});
+    auto got = consumer->reserve(2);
+    ASSERT_EQ(got.size(), 2u);
+    consumer->settle(*conn.results, {protocol::success_result(got[0].message.id, 1)}, got);
+    EXPECT_EQ(conn.results->get(got[0].message.id)->result, 1);
+    EXPECT_FALSE(conn.broker->locate(got[0].message.id));
+    EXPECT_FALSE(conn.broker->locate(got[1].message.id));
+}
+
 TEST(SqliteBroker, ReservesFairlyAcrossQueues) {
     TempDir dir;
     auto conn = open_in(dir);

@@ -39,6 +39,18 @@ TEST(SqliteResultStore, NeverReplacesAFinalState) {
     EXPECT_EQ(conn.results->get("c")->status, TaskState::success);
 }
 
+TEST(SqliteResultStore, StoreManyIsStoreInOrderInOneTransaction) {
+    TempDir dir;
+    auto conn = open_in(dir);
+    EXPECT_TRUE(conn.results->store(success_result("done", "first")));
+    conn.results->store_many({started_result("a", 1, "w1@h"), success_result("a", 4), success_result("done", "again"),
+                              success_result("b", 5), started_result("b", 1, "w1@h")});
+    EXPECT_EQ(conn.results->get("a")->result, 4);        // a later state of the same batch wins...
+    EXPECT_EQ(conn.results->get("b")->status, TaskState::success);  // ...unless the earlier one is final
+    EXPECT_EQ(conn.results->get("done")->result, "first");
+    conn.results->store_many({});
+}
+
 TEST(SqliteResultStore, ResultsExpire) {
     TempDir dir;
     auto conn = open_in(dir, std::chrono::seconds(1));

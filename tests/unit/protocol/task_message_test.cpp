@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "protocol/base64.hpp"
+#include "protocol/fast_decode.hpp"
 
 using namespace ccmulti::protocol;
 using nlohmann::json;
@@ -184,4 +185,87 @@ TEST(TaskMessage, FuzzRegressions) {
         ++seen;
     }
     EXPECT_GT(seen, 0);
+}
+
+// --- the fast path (protocol/fast_decode.hpp): same message as the DOM way, or it steps aside ---------------
+
+namespace {
+
+// decode_string() without its fast path.
+std::optional<TaskMessage> dom_decode(std::string_view text) {
+    try {
+        return decode(json::parse(text));
+    } catch (const json::exception&) {
+    } catch (const ProtocolError&) {
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+TEST(FastDecode, AgreesWithTheDomWayOnWhatCeleryAndCcmultiWrite) {
+    auto fast = detail::fast_decode(captured);
+    ASSERT_TRUE(fast);
+    EXPECT_EQ(*fast, *dom_decode(captured));
+
+    TaskMessage full = make_message("tasks.add", json::array({1, "two", json::object({{"x", 3.5}})}),
+                                    json::object({{"k", json::array({nullptr, true})}}));
+    full.eta = parse_iso8601("2030-01-31T12:00:00.250000+00:00");
+    full.expires = parse_iso8601("2030-02-01T00:00:00Z");
+    full.retries = 3;
+    full.group = "g";
+    full.group_index = 2;
+    full.parent_id = "p";
+    full.timelimit = {30, 10.5};
+    full.ignore_result = true;
+    full.queue = "high";
+    full.priority = 6;
+    full.redelivered = true;
+    std::string text = encode_string(full);
+    fast = detail::fast_decode(text);
+    ASSERT_TRUE(fast);
+    EXPECT_EQ(*fast, *dom_decode(text));
+    EXPECT_EQ(*fast, full);
+}
+
+TEST(FastDecode, StepsAsideForAnythingUnusualAndTheDomWayDecides) {
+    // v1, a kombu 5.3 datetime object, a duplicate header, a wrong type, compression: nullopt, and decode_string()
+    // gives what the DOM way gives.
+    json v1 = {{"body", base64_encode(json({{"task", "t"}, {"id", "i"}, {"args", json::array()}}).dump())},
+               {"content-type", "application/json"},
+               {"properties", {{"body_encoding", "base64"}}}};
+    json typed = envelope_with_body(json::array({json::array(), json::object()}),
+                                    {{"task", "t"}, {"id", "i"},
+                                     {"eta", {{"__type__", "datetime"}, {"__value__", "2030-01-01T00:00:00"}}}});
+    json wrong = envelope_with_body(json::array({json::array(), json::object()}), {{"task", "t"}, {"id", 5}});
+    json compressed = envelope_with_body(json::array({json::array(), json::object()}),
+                                         {{"task", "t"}, {"id", "i"}, {"compression", "zlib"}});
+    std::string duplicate = R"({"body": "W1tdLCB7fV0=", "headers": {"task": "a", "id": "i", "task": "b"},
+                                "properties": {"body_encoding": "base64"}})";
+    for (const std::string& text : {v1.dump(), typed.dump(), wrong.dump(), compressed.dump(), duplicate}) {
+        EXPECT_FALSE(detail::fast_decode(text)) << text;
+        auto dom = dom_decode(text);
+        try {
+            EXPECT_EQ(decode_string(text), *dom) << text;
+        } catch (const ProtocolError&) {
+            EXPECT_FALSE(dom) << text;
+        }
+    }
+    EXPECT_EQ(decode_string(duplicate).task, "b");  // nlohmann keeps the last
+
+    // An empty header id is not replaced by the correlation id (the DOM way: "message has no task id").
+    json empty_id = envelope_with_body(json::array({json::array(), json::object()}), {{"task", "t"}, {"id", ""}});
+    empty_id["properties"]["correlation_id"] = "c";
+    EXPECT_THROW(decode_string(empty_id.dump()), ProtocolError);
+}
+
+TEST(FastDecode, DeepNestingInALargeEnvelopeIsStillRefused) {
+    // Past the fast parser's first buffer (4096 bytes), so it has grown: its depth limit must have stayed.
+    json deep = nullptr;
+    for (int i = 0; i < 300; ++i) deep = json::array({deep});
+    json envelope = envelope_with_body(json::array({json::array(), json::object()}),
+                                       {{"task", "t"}, {"id", "i"}, {"argsrepr", std::string(8000, 'x')}});
+    envelope["headers"]["unread"] = deep;
+    EXPECT_FALSE(detail::fast_decode(envelope.dump()));
+    EXPECT_THROW(decode_string(envelope.dump()), ProtocolError);
 }

@@ -1,0 +1,287 @@
+#!/usr/bin/python3
+"""Runs every benchmark of bench/run against Celery, alternately, in rounds, and writes docs/benchmarks.md and
+the plots under docs/img/. Run it through bench/run (which installs what is missing and builds Release).
+
+Each round runs the Celery side and the ccmulti side one after the other, never together (the order swaps from
+round to round, so neither always runs on a machine the other just warmed up); each figure is shown as the
+median of the rounds with their min and max, and the ratio of the medians is the result: absolute figures move
+with the machine and whatever else runs on it, ratios from the same run much less."""
+import argparse
+import datetime
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import lifecycle  # noqa: E402
+import throughput  # noqa: E402
+from lib import ROOT, Workspace, close_celery_app, summary  # noqa: E402
+
+# key, label, unit, scale (raw value -> shown unit), format, higher is better
+ROWS = [
+    ("start", "start 3 nodes × `-c 2` until all ready", "ms", 1e3, "{:.0f}", False),
+    ("restart", "restart 3 nodes (rolling) until all ready", "ms", 1e3, "{:.0f}", False),
+    ("stopwait", "stopwait 3 idle nodes", "ms", 1e3, "{:.0f}", False),
+    ("rss", "memory of 3 nodes × `-c 2`: RSS", "MB", 1e-6, "{:.1f}", False),
+    ("pss", "memory of 3 nodes × `-c 2`: PSS", "MB", 1e-6, "{:.1f}", False),
+    ("idle_cpu", "idle CPU of 3 nodes", "% of a CPU", 100, "{:.3f}", False),
+    ("wakeups", "idle wakeups of 3 nodes (context switches)", "per s", 1, "{:.1f}", False),
+    ("drain", "Redis drain, N queued, `-c 2`, results + late acks", "tasks/s", 1, "{:.0f}", True),
+    ("e2e", "Redis end to end: publish N, until the last result", "tasks/s", 1, "{:.0f}", True),
+    ("publish", "  the publisher's rate meanwhile (`ccmulti call --count`)", "tasks/s", 1, "{:.0f}", True),
+    ("p50", "Redis round trip of one call, p50", "ms", 1, "{:.2f}", False),
+    ("p99", "Redis round trip of one call, p99", "ms", 1, "{:.2f}", False),
+    ("sqlite_drain", "embedded SQLite drain, `-c 2` (Celery: its Redis drain)", "tasks/s", 1, "{:.0f}", True),
+    ("sqlite_publish", "embedded SQLite publish, one transaction (Celery: —)", "tasks/s", 1, "{:.0f}", True),
+]
+REFERENCE = {"sqlite_drain": "drain"}  # ccmulti's SQLite figure against Celery's Redis one
+
+
+def versions(ccmulti):
+    def first_line(cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.splitlines()[0].strip()
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "?"
+    import celery
+    commit = first_line(["git", "-C", str(ROOT), "describe", "--always"])
+    changed = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src", "include", "cmake",
+                              "CMakeLists.txt"], capture_output=True, text=True).stdout.strip()
+    if changed:
+        commit += " + uncommitted source changes"
+    return {
+        "ccmulti": first_line([ccmulti, "--version"]).replace("ccmulti ", "") + f" (Release, {commit})",
+        "celery": celery.__version__ + " (Debian, prefork)",
+        "redis": first_line(["redis-server", "--version"]).split()[2].removeprefix("v="),
+        "python": platform.python_version(),
+    }
+
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_gb = int(f.readline().split()[1]) / 1024 / 1024
+    with open("/proc/loadavg") as f:
+        load = " ".join(f.read().split()[:3])
+    return f"{os.cpu_count()} CPUs ({model}), {mem_gb:.1f} GB, Linux {platform.release()}", load
+
+
+def run_rounds(args):
+    results = {"celery": {}, "ccmulti": {}}
+
+    def add(side, values):
+        for key, value in values.items():
+            results[side].setdefault(key, []).append(value)
+
+    from celery import Celery
+    with Workspace(args.ccmulti) as ws:
+        app = Celery("bench", broker=ws.url, backend=ws.url)
+        app.conf.update(broker_connection_retry_on_startup=True)
+        try:
+            for n in range(args.rounds):
+                order = ["celery", "ccmulti"] if n % 2 == 0 else ["ccmulti", "celery"]
+                for side in order:
+                    print(f"round {n + 1}/{args.rounds}: {side}: lifecycle, memory, idle", flush=True)
+                    group = lifecycle.CeleryGroup(ws) if side == "celery" else lifecycle.CcmultiGroup(ws)
+                    add(side, lifecycle.session(group, args.idle))
+                for side in order:
+                    print(f"round {n + 1}/{args.rounds}: {side}: Redis throughput and latency", flush=True)
+                    worker = throughput.CeleryWorker(ws) if side == "celery" else throughput.CcmultiWorker(ws)
+                    tasks = args.celery_tasks if side == "celery" else args.tasks
+                    add(side, throughput.measure_redis(ws, app, worker, tasks, args.latency_calls))
+                print(f"round {n + 1}/{args.rounds}: ccmulti: embedded SQLite", flush=True)
+                add("ccmulti", throughput.measure_sqlite(ws, args.tasks))
+        finally:
+            close_celery_app(app)
+    return {side: {key: summary(values) for key, values in figures.items()} for side, figures in results.items()}
+
+
+def ratio(key, higher_better, celery, ccmulti):
+    if celery is None or ccmulti is None:
+        return None
+    a, b = (ccmulti, celery) if higher_better else (celery, ccmulti)
+    return a / b if b else float("inf")
+
+
+def table_rows(results):
+    rows = []
+    for key, label, unit, scale, fmt, higher in ROWS:
+        ours = results["ccmulti"].get(key)
+        theirs = results["celery"].get(REFERENCE.get(key, key))
+        if key == "sqlite_publish":
+            theirs = None
+        if key == "publish":  # the same publisher on both sides: a check on the row above, not a comparison
+            rows.append((key, label, unit, scale, fmt, higher, theirs, ours, None))
+            continue
+        if ours is None:
+            continue
+        rows.append((key, label, unit, scale, fmt, higher, theirs, ours,
+                     ratio(key, higher, theirs and theirs["median"], ours["median"])))
+    return rows
+
+
+def cell(figure, scale, fmt):
+    if figure is None:
+        return "—"
+    med, lo, hi = (fmt.format(figure[k] * scale) for k in ("median", "min", "max"))
+    return med if len(figure["values"]) == 1 else f"{med} ({lo}–{hi})"
+
+
+def ratio_text(value):
+    if value is None:
+        return "—"
+    if value == float("inf"):
+        return "∞ (ccmulti: 0)"
+    return f"{value:.1f}×" if value < 100 else f"{value:.0f}×"
+
+
+def plots(rows, results, img_dir):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    img_dir.mkdir(parents=True, exist_ok=True)
+
+    # How many times better ccmulti is, per metric (log scale).
+    shown = [(label.replace("`", ""), r) for key, label, *_, r in rows if r not in (None, float("inf"))]
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(shown) + 1.2))
+    ax.barh([s[0] for s in shown][::-1], [s[1] for s in shown][::-1], color="#2a7ab0")
+    ax.set_xscale("log")
+    ax.axvline(1, color="black", linewidth=0.8)
+    ax.set_xlabel("ccmulti's advantage over Celery (× better, log scale; 1 = equal)")
+    for y, (_, r) in enumerate(shown[::-1]):
+        ax.text(r, y, f" {ratio_text(r)}", va="center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(img_dir / "bench-ratios.png", dpi=110)
+    plt.close(fig)
+
+    # Tasks/s, side by side.
+    keys = [("drain", "Redis drain"), ("e2e", "Redis end to end"), ("sqlite_drain", "SQLite drain")]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    width = 0.38
+    for i, (key, _) in enumerate(keys):
+        ours = results["ccmulti"].get(key)
+        theirs = results["celery"].get(key)
+        for offset, figure, colour, name in ((-width / 2, theirs, "#b0502a", "Celery"),
+                                             (width / 2, ours, "#2a7ab0", "ccmulti")):
+            if figure is None:
+                continue
+            err = [[figure["median"] - figure["min"]], [figure["max"] - figure["median"]]]
+            ax.bar(i + offset, figure["median"], width, yerr=err, color=colour, capsize=3,
+                   label=name if i == 0 else None)
+            ax.text(i + offset, figure["max"], f"{figure['median']:,.0f}", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(range(len(keys)), [k[1] for k in keys])
+    ax.set_ylabel("tasks/s (median, bars: min–max)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(img_dir / "bench-throughput.png", dpi=110)
+    plt.close(fig)
+
+
+def write_report(args, results, rows, started, finished, load_before):
+    info, _ = machine()
+    ver = args.versions
+    lines = [
+        "# Benchmarks: ccmulti vs Celery, side by side",
+        "",
+        "Generated by `bench/run` (do not edit by hand: run it again; the profile section comes from",
+        "`bench/profile.md`). Every figure is the median of the rounds, with min–max in brackets; **the ratio of",
+        "the medians is the result**: absolute figures move with the machine and whatever else runs on it.",
+        "",
+        f"- machine: {info}; load average before the run: {load_before}",
+        f"- date: {started:%Y-%m-%d %H:%M} – {finished:%H:%M} UTC; {args.rounds} round(s), Celery and ccmulti "
+        "alternately (the order swaps every round)",
+        f"- versions: ccmulti {ver['ccmulti']}; Celery {ver['celery']}; redis-server {ver['redis']}; "
+        f"Python {ver['python']}",
+        f"- counts: Redis drain and end to end {args.tasks} tasks for ccmulti, {args.celery_tasks} for Celery "
+        f"(it is about 20 times slower: the same count would take minutes); {args.latency_calls} single calls; "
+        f"idle over {args.idle} s; SQLite {args.tasks} tasks",
+        "",
+        "![ccmulti's advantage per metric](img/bench-ratios.png)",
+        "",
+        "| metric | unit | Celery | ccmulti | ccmulti's advantage |",
+        "|---|---|--:|--:|--:|",
+    ]
+    for key, label, unit, scale, fmt, higher, theirs, ours, r in rows:
+        lines.append(f"| {label} | {unit} | {cell(theirs, scale, fmt)} | {cell(ours, scale, fmt)} | {ratio_text(r)} |")
+    lines += [
+        "",
+        "![tasks per second](img/bench-throughput.png)",
+        "",
+        "## What each row measures",
+        "",
+        "- **start, restart, stopwait**: `ccmulti start w1 w2 w3 -c 2 --broker redis://…` (returns when every",
+        "  node is ready), `ccmulti restart` (rolling: each replacement ready before the next), `ccmulti",
+        "  stopwait`; against `celery multi start|restart|stopwait w1 w2 w3 -A benchapp -c 2 --pool=prefork",
+        "  --without-mingle --without-gossip --without-heartbeat`, where ready is each node's log saying",
+        "  `ready.` (celery multi returns before that). Wall clock, timed by the harness.",
+        "- **memory**: RSS and PSS summed over every process of the group (ccmulti: its master, the nodes and",
+        "  their pool processes; Celery: each node and its pool processes), from `/proc/PID/smaps_rollup`, half",
+        "  a second after all are ready. PSS divides shared pages among the processes sharing them: it is what",
+        "  the group really costs the machine.",
+        "- **idle CPU and wakeups**: CPU time (`/proc/PID/task/TID/schedstat`) and context switches (voluntary +",
+        "  involuntary, `/proc/PID/task/TID/status`) of every thread of the group, over the idle interval.",
+        "- **Redis drain**: N tasks published with `ccmulti call --count N` (one connection, pipelined) before",
+        "  the worker starts: one `ccmulti` node or one `celery worker`, both `-c 2` prefork, late acks, results",
+        "  on, prefetch multiplier 4, log level WARNING; tasks/s from the first to the last result's `date_done`.",
+        "- **Redis end to end**: the worker up and idle, N tasks published the same way; tasks/s from the start",
+        "  of the publish until the queue and the `unacked` hash are empty (every result is stored before its",
+        "  ack); every result is checked. The publisher's own rate is shown below it: when the two are close,",
+        "  the publisher is the limit, not the worker.",
+        "- **round trip**: single calls one at a time from a Python Celery client, `send_task(...).get()`.",
+        "- **embedded SQLite**: `ccmulti call --count N` into the embedded broker (one transaction), then one",
+        "  node `-c 2` drains it (from the first to the last result's `date_done`). Celery has no embedded",
+        "  broker: its Redis drain is the reference.",
+        "",
+    ]
+    profile = ROOT / "bench" / "profile.md"
+    if profile.exists():
+        lines += [profile.read_text().rstrip(), ""]
+    args.out.write_text("\n".join(lines))
+
+
+def main():
+    parser = argparse.ArgumentParser(description="ccmulti vs Celery: writes docs/benchmarks.md and docs/img/*.png")
+    parser.add_argument("--ccmulti", default=str(ROOT / "build/release/src/ccmulti"))
+    parser.add_argument("--quick", action="store_true", help="a smoke run: small counts, one round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tasks", type=int, default=30000, help="ccmulti's Redis and SQLite task count")
+    parser.add_argument("--celery-tasks", type=int, default=3000, help="Celery's Redis task count")
+    parser.add_argument("--latency-calls", type=int, default=300)
+    parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle measured")
+    parser.add_argument("--out", type=pathlib.Path, help="default: docs/benchmarks.md (--quick: build/bench-quick/)")
+    parser.add_argument("--img", type=pathlib.Path, help="default: docs/img (--quick: build/bench-quick/img)")
+    args = parser.parse_args()
+    if args.quick:  # never over the committed report
+        args.rounds, args.tasks, args.celery_tasks, args.latency_calls, args.idle = 1, 2000, 300, 30, 1.0
+        quick = ROOT / "build" / "bench-quick"
+        quick.mkdir(parents=True, exist_ok=True)
+        args.out = args.out or quick / "benchmarks.md"
+        args.img = args.img or quick / "img"
+    args.out = args.out or ROOT / "docs" / "benchmarks.md"
+    args.img = args.img or ROOT / "docs" / "img"
+    args.ccmulti = os.path.abspath(args.ccmulti)
+    if not os.access(args.ccmulti, os.X_OK):
+        sys.exit(f"bench: no ccmulti binary at {args.ccmulti}: run bench/run, which builds it")
+
+    _, load_before = machine()
+    args.versions = versions(args.ccmulti)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    results = run_rounds(args)
+    finished = datetime.datetime.now(datetime.timezone.utc)
+    rows = table_rows(results)
+    plots(rows, results, args.img)
+    write_report(args, results, rows, started, finished, load_before)
+    print(args.out.read_text().split("\n## ")[0])
+    print(f"bench: wrote {args.out} and {args.img}/bench-*.png")
+
+
+if __name__ == "__main__":
+    main()
