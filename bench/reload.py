@@ -27,7 +27,6 @@ Prints a Markdown table.
 """
 import argparse
 import collections
-import gc
 import json
 import os
 import pathlib
@@ -42,6 +41,8 @@ import threading
 import time
 
 from celery import Celery
+
+from lib import close_celery_app
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 HOST = socket.gethostname()
@@ -198,16 +199,6 @@ class Group:
             self.ccmulti("kill", check=False)
 
 
-def release(app):
-    """Closes a client app while Redis still runs (its result subscription would reconnect and complain)."""
-    gc.collect()
-    consumer = getattr(app.backend, "result_consumer", None)
-    if consumer is not None and getattr(consumer, "_pubsub", None) is not None:
-        consumer._pubsub.close()
-        consumer._pubsub = None
-    app.close()
-
-
 def call_version(app, timeout=10):
     try:
         return app.send_task("bench.version").get(timeout=timeout)
@@ -308,7 +299,7 @@ def under_load(group, app, broker, reloads, rate, version):
         print(f"{group.kind}: lost {lost_ids[:10]}, duplicated {[i for i in ids if starts[i] > 1][:10]}",
               file=sys.stderr)
     interrupted = sum(max(0, starts[i] - ends[i]) for i in ids)
-    release(load.app)
+    close_celery_app(load.app)
     return {"sent": len(ids), "lost": lost, "in_unacked": in_unacked, "duplicated": duplicated,
             "interrupted": interrupted}, version
 
@@ -351,7 +342,7 @@ def main():
                 print(f"{kind}: latencies {[round(x * 1000) for x in latencies]} ms; {counts}", file=sys.stderr)
             finally:
                 group.stop()
-                release(app)
+                close_celery_app(app)
     finally:
         redis.terminate()
         redis.wait(timeout=30)
