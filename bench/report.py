@@ -11,12 +11,14 @@ import datetime
 import os
 import pathlib
 import platform
+import statistics
 import subprocess
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import lifecycle  # noqa: E402
+import scaling  # noqa: E402
 import throughput  # noqa: E402
 from lib import ROOT, Workspace, close_celery_app, summary  # noqa: E402
 
@@ -34,10 +36,16 @@ ROWS = [
     ("publish", "  the publisher's rate meanwhile (`ccmulti call --count`)", "tasks/s", 1, "{:.0f}", True),
     ("p50", "Redis round trip of one call, p50", "ms", 1, "{:.2f}", False),
     ("p99", "Redis round trip of one call, p99", "ms", 1, "{:.2f}", False),
+    ("load_p50", "Redis round trip at 50% load, p50", "ms", 1, "{:.2f}", False),
+    ("load_p99", "Redis round trip at 50% load, p99", "ms", 1, "{:.2f}", False),
+    ("idle_rss", "memory of one idle node `-c 2`: RSS", "MB", 1e-6, "{:.1f}", False),
+    ("idle_pss", "memory of one idle node `-c 2`: PSS", "MB", 1e-6, "{:.1f}", False),
+    ("growth_rss", "RSS growth of one node over the memory run (Celery: —)", "MB", 1e-6, "{:.2f}", False),
     ("sqlite_drain", "embedded SQLite drain, `-c 2` (Celery: its Redis drain)", "tasks/s", 1, "{:.0f}", True),
     ("sqlite_publish", "embedded SQLite publish, one transaction (Celery: —)", "tasks/s", 1, "{:.0f}", True),
 ]
 REFERENCE = {"sqlite_drain": "drain"}  # ccmulti's SQLite figure against Celery's Redis one
+ONLY_OURS = {"sqlite_publish", "growth_rss"}  # no Celery counterpart
 
 
 def versions(ccmulti):
@@ -97,11 +105,21 @@ def run_rounds(args):
                     worker = throughput.CeleryWorker(ws) if side == "celery" else throughput.CcmultiWorker(ws)
                     tasks = args.celery_tasks if side == "celery" else args.tasks
                     add(side, throughput.measure_redis(ws, app, worker, tasks, args.latency_calls))
+                for side in order:
+                    print(f"round {n + 1}/{args.rounds}: {side}: latency at half its drain rate", flush=True)
+                    measure = (scaling.celery_latency_under_load if side == "celery"
+                               else scaling.ccmulti_latency_under_load)
+                    add(side, measure(ws, app, results[side]["drain"][-1], args.load_seconds))
                 print(f"round {n + 1}/{args.rounds}: ccmulti: embedded SQLite", flush=True)
                 add("ccmulti", throughput.measure_sqlite(ws, args.tasks))
+            extra = scaling.run(ws, app, args)
         finally:
             close_celery_app(app)
-    return {side: {key: summary(values) for key, values in figures.items()} for side, figures in results.items()}
+    for side, (rss, pss) in extra["idle_node"].items():
+        add(side, {"idle_rss": rss, "idle_pss": pss})
+    growth = extra["memory"]
+    add("ccmulti", {"growth_rss": growth[-1][1] - growth[0][1]})
+    return {side: {key: summary(values) for key, values in figures.items()} for side, figures in results.items()}, extra
 
 
 def ratio(key, higher_better, celery, ccmulti):
@@ -116,7 +134,7 @@ def table_rows(results):
     for key, label, unit, scale, fmt, higher in ROWS:
         ours = results["ccmulti"].get(key)
         theirs = results["celery"].get(REFERENCE.get(key, key))
-        if key == "sqlite_publish":
+        if key in ONLY_OURS:
             theirs = None
         if key == "publish":  # the same publisher on both sides: a check on the row above, not a comparison
             rows.append((key, label, unit, scale, fmt, higher, theirs, ours, None))
@@ -185,7 +203,66 @@ def plots(rows, results, img_dir):
     plt.close(fig)
 
 
-def write_report(args, results, rows, started, finished, load_before):
+def scaling_lines(args, extra):
+    figures, bench = extra["scaling"], extra["redis_benchmark"]
+    ceiling = statistics.median(1e6 / f["redis_us"] for f in figures.values())
+    best_key = max(figures, key=lambda k: figures[k]["rate"])
+    best = figures[best_key]
+    calls = statistics.median(f["redis_calls"] for f in figures.values())
+    lines = [
+        "## Scaling: nodes × concurrency on one Redis",
+        "",
+        f"The drain of {args.tasks} pre-queued tasks (results + late acks, prefetch multiplier 4) by 1, 2 and 4",
+        "nodes at `-c` 1, 2 and 4, all on this machine's 2 CPUs beside the one redis-server; each configuration",
+        "once. \"Redis µs/task\" is redis-server's CPU time over the drain divided by the tasks; 1 s divided by it is",
+        "the rate at which Redis's single thread would be busy all the time, whatever the workers did.",
+        "",
+        "![drain by nodes and concurrency](img/bench-scaling.png)",
+        "",
+        "| nodes \\ `-c` | " + " | ".join(str(c) for c in scaling.CONCURRENCY) + " |",
+        "|---|" + "--:|" * len(scaling.CONCURRENCY),
+    ]
+    for nodes in scaling.NODES:
+        lines.append(f"| {nodes} | " + " | ".join(
+            f"{figures[(nodes, c)]['rate']:,.0f} ({figures[(nodes, c)]['redis_us']:.1f} µs)"
+            for c in scaling.CONCURRENCY) + " |")
+    lines += [
+        "",
+        "Cells: tasks/s (redis-server's CPU µs per task). "
+        f"The fastest: {best_key[0]} node(s) × `-c {best_key[1]}`, {best['rate']:,.0f} tasks/s, "
+        f"at which redis-server used {best['rate'] * best['redis_us'] / 1e4:.0f}% of a CPU.",
+        f"Redis commands per task: {calls:.1f} (INFO commandstats; the claim script's own commands included).",
+        f"Redis's one thread would saturate at about {ceiling:,.0f} tasks/s (the median µs/task of the configurations).",
+        "`redis-benchmark -P 32` on the same server: " + ", ".join(
+            f"{name} {rate:,.0f}/s" for name, rate in bench.items()) +
+        f": at {calls:.1f} commands per task, plain commands alone would allow about "
+        f"{statistics.median(bench.values()) / calls:,.0f} tasks/s.",
+        "On 2 CPUs the workers and Redis share the machine: past 2 busy processes every configuration competes",
+        "with redis-server for the same CPUs, so more nodes or pool processes cannot add throughput here.",
+        "",
+    ]
+    return lines
+
+
+def memory_lines(extra):
+    series = extra["memory"]
+    first, last = series[0], series[-1]
+    lines = [
+        f"## Memory over {last[0]:,} tasks",
+        "",
+        "One node `-c 2` (master, node and both pool processes, `/proc/PID/smaps_rollup`), results stored in their",
+        "own Redis database that is flushed between chunks; read after a warm-up and after every chunk.",
+        "",
+        "![memory by tasks run](img/bench-memory.png)",
+        "",
+        f"RSS {first[1] / 1e6:.1f} MB after {first[0]:,} tasks, {last[1] / 1e6:.1f} MB after {last[0]:,} "
+        f"({(last[1] - first[1]) / 1e6:+.2f} MB); PSS {first[2] / 1e6:.1f} → {last[2] / 1e6:.1f} MB.",
+        "",
+    ]
+    return lines
+
+
+def write_report(args, results, extra, rows, started, finished, load_before):
     info, _ = machine()
     ver = args.versions
     lines = [
@@ -239,8 +316,15 @@ def write_report(args, results, rows, started, finished, load_before):
         "- **embedded SQLite**: `ccmulti call --count N` into the embedded broker (one transaction), then one",
         "  node `-c 2` drains it (from the first to the last result's `date_done`). Celery has no embedded",
         "  broker: its Redis drain is the reference.",
+        "- **round trip at 50% load**: single calls (50 a second) while a paced publisher moves tasks into the",
+        f"  same queue at half the rate that side drained at in the same round, for {args.load_seconds:g} s",
+        "  (each side at half its own capacity: the same relative load).",
+        "- **one idle node**: `ccmulti start w1 -c 2` (master, node, 2 pool processes) against one",
+        "  `celery worker -c 2` (main process, 2 pool processes), after start-up.",
         "",
     ]
+    lines += scaling_lines(args, extra)
+    lines += memory_lines(extra)
     profile = ROOT / "bench" / "profile.md"
     if profile.exists():
         lines += [profile.read_text().rstrip(), ""]
@@ -256,11 +340,14 @@ def main():
     parser.add_argument("--celery-tasks", type=int, default=3000, help="Celery's Redis task count")
     parser.add_argument("--latency-calls", type=int, default=300)
     parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle measured")
+    parser.add_argument("--load-seconds", type=float, default=10.0, help="seconds of each 50%% load run")
+    parser.add_argument("--memory-tasks", type=int, default=1000000, help="tasks of the memory growth run")
     parser.add_argument("--out", type=pathlib.Path, help="default: docs/benchmarks.md (--quick: build/bench-quick/)")
     parser.add_argument("--img", type=pathlib.Path, help="default: docs/img (--quick: build/bench-quick/img)")
     args = parser.parse_args()
     if args.quick:  # never over the committed report
         args.rounds, args.tasks, args.celery_tasks, args.latency_calls, args.idle = 1, 2000, 300, 30, 1.0
+        args.load_seconds, args.memory_tasks = 2.0, 20000
         quick = ROOT / "build" / "bench-quick"
         quick.mkdir(parents=True, exist_ok=True)
         args.out = args.out or quick / "benchmarks.md"
@@ -274,11 +361,13 @@ def main():
     _, load_before = machine()
     args.versions = versions(args.ccmulti)
     started = datetime.datetime.now(datetime.timezone.utc)
-    results = run_rounds(args)
+    results, extra = run_rounds(args)
     finished = datetime.datetime.now(datetime.timezone.utc)
     rows = table_rows(results)
     plots(rows, results, args.img)
-    write_report(args, results, rows, started, finished, load_before)
+    scaling.plot_scaling(extra["scaling"], extra["redis_benchmark"], args.img)
+    scaling.plot_memory(extra["memory"], args.img)
+    write_report(args, results, extra, rows, started, finished, load_before)
     print(args.out.read_text().split("\n## ")[0])
     print(f"bench: wrote {args.out} and {args.img}/bench-*.png")
 
