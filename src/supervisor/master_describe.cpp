@@ -140,12 +140,19 @@ void Master::on_notify() {
     while (auto message = notify_->receive()) {
         if (message->uid != ::geteuid() && message->uid != 0) continue;
         Found found = find_by_pid(message->pid);
+        bool gone = false;
         if (!found.node) {  // a process inside a node's group (the program, or one of its children)
             auto stat = read_proc_stat(message->pid);
             if (stat) found = find_by_pid(stat->pgrp);
+            gone = !stat;
         }
         if (!found.node) {
-            log_->warn("notify: message from pid {} which belongs to no node, ignored", message->pid);
+            // A process that has ended since it wrote (a node's last STOPPING=1, read after its reap) is routine
+            // at a stop; a live stranger using the socket is not.
+            if (gone)
+                log_->debug("notify: message from pid {}, which has exited, ignored", message->pid);
+            else
+                log_->warn("notify: message from pid {} which belongs to no node, ignored", message->pid);
             continue;
         }
         MasterNode* node = found.node;
