@@ -21,18 +21,6 @@ def sup():
     yield from make_sup(None)
 
 
-def status(sup):
-    proc = sup.run("status", "--json")
-    return proc.returncode, json.loads(proc.stdout)
-
-
-def node_status(sup, short):
-    for node in status(sup)[1]["nodes"]:
-        if node["name"] == f"{short}@{HOST}":
-            return node
-    return None
-
-
 def log_of(sup, short):
     path = sup.log_dir / f"{short}.log"
     return path.read_text(errors="replace") if path.exists() else ""
@@ -53,12 +41,12 @@ def test_unreachable_broker_is_not_ready_and_becomes_ready_when_the_broker_comes
     assert re.search(r"broker unavailable.*(refused|connect)", err, re.I), err  # the reason: its log's last lines
 
     # The master keeps the node starting; a broker that comes up later makes it ready.
-    node = node_status(sup, "w1")
+    node = sup.node_status("w1")
     assert node["state"] == "starting" and alive(node["pid"]), node
     server = Redis(sup.root / "redis", port=port)
     try:
-        wait_for(lambda: node_status(sup, "w1")["state"] == "ready", timeout=30, what="w1 ready once Redis is up")
-        assert node_status(sup, "w1")["restarts"] == 0
+        wait_for(lambda: sup.node_status("w1")["state"] == "ready", timeout=30, what="w1 ready once Redis is up")
+        assert sup.node_status("w1")["restarts"] == 0
         assert sup.run("status").returncode == 0
         sup.check("stop", "--wait")
     finally:
@@ -69,7 +57,7 @@ def test_start_timeout_applies_to_programs_that_never_say_ready(sup):
     started = sup.run("start", "w1", "--start-secs", "300", "--start-timeout", "1", "--exec", sup.fake(), timeout=60)
     assert started.returncode == 3, f"exit {started.returncode}\n{started.stdout}\n{started.stderr}"
     assert "not ready after 1.0s" in started.stderr, started.stderr
-    node = node_status(sup, "w1")
+    node = sup.node_status("w1")
     assert node["state"] == "starting" and alive(node["pid"]), node
     assert sup.run("status").returncode == 3
     sup.check("stop", "--wait")
@@ -88,7 +76,7 @@ def test_concurrent_starts_share_one_master_and_report_their_own_nodes(sup):
             lines = out.splitlines()
             assert len(lines) == 1 and lines[0].startswith(f"{name}@{HOST}  pid ") and "  ready  " in lines[0], \
                 f"round {round_}: start {name} must report exactly its own node:\n{out}"
-        code, reply = status(sup)
+        code, reply = sup.status()
         assert code == 0 and sorted(n["name"] for n in reply["nodes"]) == sorted(f"{n}@{HOST}" for n in names), reply
         master = reply["master"]["pid"]
         assert cmdline(master).startswith("ccmulti: master")
@@ -154,13 +142,13 @@ def test_a_full_disk_under_the_database_does_not_end_the_node(sup, small_disk):
         # The sleep ends on a full disk: its result, the next claims and the heartbeat all fail, and are retried.
         wait_for(lambda: "database or disk is full" in log_of(sup, "w1"), timeout=30, what="the full disk in the log")
         wait_for(lambda: log_of(sup, "w1").count("Task ccmulti.sleep") >= 2, timeout=10, what="the sleep to end")
-        node = node_status(sup, "w1")
+        node = sup.node_status("w1")
         assert node["state"] == "ready" and node["restarts"] == 0 and node["pid"] == pid, node
     finally:
         (small_disk / "filler").unlink()
     wait_for(lambda: all(result_state(sup, db, t) == "SUCCESS" for t in [sleeper, *echoes]), timeout=60,
              what="every task done once there is room again")
-    node = node_status(sup, "w1")
+    node = sup.node_status("w1")
     assert node["restarts"] == 0 and node["pid"] == pid, node
     log = log_of(sup, "w1")
     # Logged once per episode (the claim path and the result writes each say it), not once per retry.
@@ -184,6 +172,6 @@ def test_a_deleted_database_is_noticed_and_recreated(sup):
     assert after.returncode == 0 and '"after"' in after.stdout, after.stdout + after.stderr
     log = log_of(sup, "w1")
     assert re.search(r"broker database \S+ was deleted.* while this process used it", log), log
-    node = node_status(sup, "w1")
+    node = sup.node_status("w1")
     assert node["pid"] == pid and node["restarts"] == 0, node
     sup.check("stop", "--wait")

@@ -23,19 +23,6 @@ def sup():
     yield from make_sup(None)
 
 
-def status(sup):
-    proc = sup.run("status", "--json")
-    return proc.returncode, json.loads(proc.stdout)
-
-
-def node_status(sup, short):
-    code, reply = status(sup)
-    for node in reply["nodes"]:
-        if node["name"] == f"{short}@{HOST}":
-            return node
-    raise AssertionError(f"{short} not in {reply}")
-
-
 # --- crash restart -----------------------------------------------------------------------------------------
 
 
@@ -44,7 +31,7 @@ def test_crashed_nodes_are_restarted_with_growing_backoff(sup):
               "--exec", sup.fake("--notify", "--crash-after", "0.3", "--message", "'boom: lost the broker'"),
               "--exec:w2", sup.fake("--notify", "--crash-after", "0.3", "--crash-signal", "SEGV"))
     master = sup.master_pid()
-    wait_for(lambda: all(node_status(sup, s)["restarts"] >= 3 for s in ("w1", "w2")), timeout=15,
+    wait_for(lambda: all(sup.node_status(s)["restarts"] >= 3 for s in ("w1", "w2")), timeout=15,
              what="three restarts of each node")
     assert sup.master_pid() == master and alive(master)
     pids = [int(line.split()[1]) for line in sup.records("w1") if line.startswith("start ")]
@@ -60,7 +47,7 @@ def test_crashed_nodes_are_restarted_with_growing_backoff(sup):
 
     # status shows the crash loop: state backoff (caught at some point), how it ended, and its log.
     def in_backoff():
-        code, reply = status(sup)
+        code, reply = sup.status()
         node = next(n for n in reply["nodes"] if n["name"] == f"w1@{HOST}")
         return (code, node) if node["state"] == "backoff" else None
 
@@ -69,7 +56,7 @@ def test_crashed_nodes_are_restarted_with_growing_backoff(sup):
     assert node["pid"] is None and node["status"] == "exited with code 3"
     assert node["backoff"]["attempt"] >= 1 and 0 <= node["backoff"]["restart_in"] <= 1.0
     assert "boom: lost the broker" in node["log_tail"]
-    w2 = node_status(sup, "w2")
+    w2 = sup.node_status("w2")
     assert w2["status"].startswith("killed by SIGSEGV")
     if IS_ROOT:  # fake_node raises its own core limit; root can
         assert "(core dumped)" in w2["status"]
@@ -84,7 +71,7 @@ def test_crashed_nodes_are_restarted_with_growing_backoff(sup):
 def test_stop_cancels_a_pending_restart(sup):
     sup.check("start", "w1", "--backoff-initial", "30", "--exec", sup.fake("--notify", "--crash-after", "0.2"))
     master = sup.master_pid()
-    wait_for(lambda: node_status(sup, "w1")["state"] == "backoff", what="backoff")
+    wait_for(lambda: sup.node_status("w1")["state"] == "backoff", what="backoff")
     text = sup.run("status")
     assert text.returncode == 3
     assert "backoff" in text.stdout and "next start in" in text.stdout and "fake_node: crashing with 3" in text.stdout
@@ -97,8 +84,8 @@ def test_stop_cancels_a_pending_restart(sup):
 def test_a_clean_stop_by_someone_else_is_not_a_crash(sup):
     sup.check("start", "w1", "w2", "--backoff-initial", "0.1", "--exec", sup.fake("--notify"))
     os.kill(sup.program_pid("w1"), signal.SIGTERM)  # e.g. `celery control shutdown`: exits 0
-    wait_for(lambda: node_status(sup, "w1")["state"] == "exited", what="w1 to be seen as exited")
-    code, reply = status(sup)
+    wait_for(lambda: sup.node_status("w1")["state"] == "exited", what="w1 to be seen as exited")
+    code, reply = sup.status()
     assert code == 3
     w1 = next(n for n in reply["nodes"] if n["name"] == f"w1@{HOST}")
     assert w1["status"] == "exited with code 0" and w1["restarts"] == 0
@@ -118,7 +105,7 @@ def test_status_table_json_and_exit_codes(sup):
     assert none_json.returncode == 3 and json.loads(none_json.stdout)["master"] is None
 
     sup.check("start", "w1", "w2", "-Q", "high,low", "-c", "2", "-c:w2", "3", "--exec", sup.fake("--notify"))
-    code, reply = status(sup)
+    code, reply = sup.status()
     assert code == 0 and reply["ready"] is True
     master = reply["master"]
     assert master["pid"] == sup.master_pid() and master["uptime"] >= 0 and master["rss"] > 0
@@ -207,7 +194,7 @@ def test_rolling_restart_keeps_all_but_one_ready(sup):
     seen_ready_counts = set()
     try:
         while restart.poll() is None:
-            code, reply = status(sup)
+            code, reply = sup.status()
             ready = sum(1 for n in reply["nodes"] if n["state"] == "ready")
             seen_ready_counts.add(ready)
             assert ready >= len(nodes) - 1, reply
@@ -220,7 +207,7 @@ def test_rolling_restart_keeps_all_but_one_ready(sup):
     for short in nodes:
         assert f"{short}@{HOST}  restarting" in out and f"{short}@{HOST}  pid {sup.pid(short)}  ready" in out
         assert sup.pid(short) != old[short] and not alive(old[short])
-        assert node_status(sup, short)["restarts"] == 1
+        assert sup.node_status(short)["restarts"] == 1
         assert "signal TERM" in sup.records(short), "the old run got a warm stop"
     # One at a time: each node began only once the previous one was ready again.
     order = [line.split()[0] for line in out.splitlines()]
@@ -263,7 +250,7 @@ def test_a_rolling_restart_stops_at_a_node_that_does_not_come_back(sup):
     assert f"w1@{HOST} did not come back: exited with code 4" in proc.stderr
     assert f"w2@{HOST}  not restarted" in proc.stdout
     assert sup.pid("w2") == old_w2 and alive(old_w2), "w2 keeps running the old code"
-    assert node_status(sup, "w1")["state"] == "backoff"
+    assert sup.node_status("w1")["state"] == "backoff"
     sup.check("stop", "--wait")
 
 
@@ -277,7 +264,7 @@ def test_second_start_adds_nodes_to_the_running_master(sup):
     assert f"w2@{HOST}  pid {sup.pid('w2')}  ready" in added.stdout
     assert f"w3@{HOST}  pid {sup.pid('w3')}  ready" in added.stdout
     assert sup.master_pid() == master
-    code, reply = status(sup)
+    code, reply = sup.status()
     assert code == 0 and [n["name"] for n in reply["nodes"]] == [f"w{i}@{HOST}" for i in (1, 2, 3)]
     assert cmdline(master) == f"ccmulti: master [w1@{HOST} w2@{HOST} w3@{HOST}]"
 
@@ -332,7 +319,7 @@ def test_garbage_on_the_control_socket_gets_errors_and_the_master_carries_on(sup
         assert talk(path, b'{"v":1,"cmd":"ping"}\n')["ok"] is True
     finally:
         idle.close()
-    assert node_status(sup, "w1")["state"] == "ready"
+    assert sup.node_status("w1")["state"] == "ready"
     sup.check("stop", "--wait")
 
 
@@ -357,7 +344,7 @@ def test_a_request_from_another_uid_is_refused(sup):
     assert proc.returncode == 0, proc.stderr
     reply = json.loads(proc.stdout.splitlines()[0])
     assert reply["ok"] is False and "permission denied: uid 65534" in reply["error"]
-    assert node_status(sup, "w1")["state"] == "ready", "the refused request did nothing"
+    assert sup.node_status("w1")["state"] == "ready", "the refused request did nothing"
     assert "refused a connection from uid 65534" in (sup.log_dir / "master.log").read_text()
     sup.check("stop", "--wait")
 

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import PYTHON, FakeSystemdNotify, Redis, wait_for
+from conftest import PYTHON, Redis, wait_for
 from test_ops import CELERYAPP
 from test_worker import BUILD, PROBE, SUCCEEDED, pool_pids, sanitized_build
 from test_supervisor import HOST, alive, make_sup, processes_mentioning  # noqa: F401  (make_sup backs the fixture below)
@@ -240,11 +240,8 @@ def test_a_task_running_during_the_reload_of_a_native_node_completes_once(sup):
 
 
 def test_systemd_hears_reloading_then_ready(sup):
-    listener = FakeSystemdNotify(sup.root / "systemd-notify.sock")
-    received, drain = listener.received, listener.drain
-    sup.env["NOTIFY_SOCKET"] = str(listener.path)
-    master = sup.popen("start", "w1", "--foreground", "--exec", sup.fake("--notify=0.2"))
-    try:
+    with sup.foreground_under_systemd("w1", "--exec", sup.fake("--notify=0.2")) as (master, listener):
+        received, drain = listener.received, listener.drain
         wait_for(lambda: any("READY=1" in m for m in drain()), what="READY=1 from the master")
         received.clear()
         old = sup.pid("w1")
@@ -259,12 +256,6 @@ def test_systemd_hears_reloading_then_ready(sup):
         assert sup.pid("w1") == old, "an unchanged configuration replaces nothing"
         master.send_signal(signal.SIGTERM)
         master.communicate(timeout=15)
-    finally:
-        del sup.env["NOTIFY_SOCKET"]
-        listener.close()
-        if master.poll() is None:
-            os.killpg(master.pid, signal.SIGKILL)
-            master.wait()
 
 
 @pytest.mark.skipif(sanitized_build(), reason="two Celery workers' start-up (~5 s) prove nothing more under ASan")

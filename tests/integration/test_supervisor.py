@@ -2,6 +2,8 @@
 and what a SIGKILLed master leaves behind. Nodes run tests/helpers/fake_node (a stand-in worker that records
 the signals it gets). Every process a test starts is killed at teardown, found by the test's private directory
 in its environment, so a failing test leaves nothing running."""
+import contextlib
+import json
 import os
 import re
 import pathlib
@@ -115,6 +117,22 @@ class Sup:
         return subprocess.Popen(self.command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=self.env, cwd=self.root, start_new_session=True)
 
+    @contextlib.contextmanager
+    def foreground_under_systemd(self, *args):
+        """`ccmulti start ARGS --foreground` as systemd runs it (Type=notify): yields (master, listener), the
+        listener holding what the master told its NOTIFY_SOCKET. The master is SIGKILLed if still up at the end."""
+        listener = FakeSystemdNotify(self.root / "systemd-notify.sock")
+        self.env["NOTIFY_SOCKET"] = str(listener.path)
+        master = self.popen("start", *args, "--foreground")
+        try:
+            yield master, listener
+        finally:
+            del self.env["NOTIFY_SOCKET"]
+            listener.close()
+            if master.poll() is None:
+                os.killpg(master.pid, signal.SIGKILL)
+                master.wait()
+
     def fake(self, *options):
         """An --exec value running fake_node with a record file per node."""
         fake = FAKE if self.uid is None else for_other_users(FAKE)
@@ -128,6 +146,19 @@ class Sup:
         text = ((run_dir or self.run_dir) / f"{short}.pid").read_text()
         assert re.fullmatch(r"[1-9][0-9]*\n", text), f"a pid file holds the pid and a newline, not {text!r}"
         return int(text)
+
+    def status(self):
+        """`ccmulti status --json`: (exit code, reply)."""
+        proc = self.run("status", "--json")
+        return proc.returncode, json.loads(proc.stdout)
+
+    def node_status(self, short):
+        """The node `short@HOST` of `status --json`."""
+        code, reply = self.status()
+        for node in reply["nodes"]:
+            if node["name"] == f"{short}@{HOST}":
+                return node
+        raise AssertionError(f"{short} not in {reply}")
 
     def master_pid(self):
         return int((self.run_dir / "master.pid").read_text().split()[0])
@@ -453,11 +484,8 @@ def test_sigterm_to_a_foreground_master_is_a_warm_shutdown(sup):
 def test_a_foreground_master_tells_its_own_supervisor_when_every_node_is_ready(sup):
     """systemd's Type=notify (systemd/ccmulti.service): READY=1 on the master's own NOTIFY_SOCKET once the nodes
     are ready, never before; STOPPING=1 when a warm shutdown begins. The nodes get the master's socket instead."""
-    listener = FakeSystemdNotify(sup.root / "systemd-notify.sock")
-    received, drain = listener.received, listener.drain
-    sup.env["NOTIFY_SOCKET"] = str(listener.path)
-    master = sup.popen("start", "w1", "w2", "--foreground", "--exec", sup.fake("--notify=0.5"))
-    try:
+    with sup.foreground_under_systemd("w1", "w2", "--exec", sup.fake("--notify=0.5")) as (master, listener):
+        received, drain = listener.received, listener.drain
         wait_for(lambda: any("READY=1" in m for m in drain()), what="READY=1 from the master")
         assert all("notified READY=1" in sup.records(s) for s in ("w1", "w2")), "READY=1 before the nodes were"
         ready = next(m for m in received if "READY=1" in m)
@@ -465,12 +493,6 @@ def test_a_foreground_master_tells_its_own_supervisor_when_every_node_is_ready(s
         master.send_signal(signal.SIGTERM)
         wait_for(lambda: any("STOPPING=1" in m for m in drain()), what="STOPPING=1 from the master")
         master.communicate(timeout=15)
-    finally:
-        del sup.env["NOTIFY_SOCKET"]
-        listener.close()
-        if master.poll() is None:
-            os.killpg(master.pid, signal.SIGKILL)
-            master.wait()
 
 
 # --- a SIGKILLed master --------------------------------------------------------------------------------------
