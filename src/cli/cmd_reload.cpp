@@ -23,13 +23,14 @@ struct ReloadOptions {
 };
 
 void print_outcome(const nlohmann::json& done) {
-    for (const auto& name : done.value("added", std::vector<std::string>{}))
-        std::cout << name << "  added to the configuration: started" << std::endl;
     for (const auto& name : done.value("removed", std::vector<std::string>{}))
         std::cout << name << "  removed from the configuration: stopping warm" << std::endl;
     for (const auto& failed : done.value("failed", nlohmann::json::array())) {
-        print_error(failed.value("node", std::string()) + " reload failed: " + failed.value("error", std::string()) +
-                    " (the old process serves on; fix it and reload again)");
+        const std::string node = failed.value("node", std::string()), error = failed.value("error", std::string());
+        if (failed.value("added", false))
+            print_error(node + " added to the configuration, but " + error + " (see `ccmulti status`)");
+        else
+            print_error(node + " reload failed: " + error + " (the old process serves on; fix it and reload again)");
         for (const auto& line : failed.value("log_tail", std::vector<std::string>{}))
             std::cerr << "    " << line << "\n";
     }
@@ -72,6 +73,9 @@ void reload_command(Context& context, const ReloadOptions& options) {
         else if (event == "replaced")
             std::cout << reply.value("node", "") << "  replaced pid " << reply.value("old_pid", 0) << " → pid "
                       << reply.value("pid", 0) << std::endl;
+        else if (event == "added")
+            std::cout << reply.value("node", "") << "  added to the configuration: ready, pid " << reply.value("pid", 0)
+                      << std::endl;
     }
     if (context.json)
         std::cout << reply.dump(2) << std::endl;

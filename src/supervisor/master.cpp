@@ -213,7 +213,7 @@ void Master::unsubscribe(int id) {
 
 bool Master::is_gone(const std::string& name) const {
     for (const auto& node : nodes_)
-        if (node->spec.name == name) return !alive(node->state);
+        if (node->spec.name == name) return !alive(node->state) && node->retiring.empty();
     return true;
 }
 

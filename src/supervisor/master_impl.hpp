@@ -77,6 +77,10 @@ struct MasterNode {
     std::string reload_error;                // the last reload's failure ("" after a successful one)
     std::vector<std::string> reload_log_tail;
     std::string reload_again;  // a watched file changed while it was in a job: replace it once more after it
+    // Its process has ended but replaced ones are still on their warm stop: "gone" is emitted (and `stop --wait`
+    // answered) when the last of them is, with how long the whole stop took from `gone_stop_began`.
+    bool gone_pending = false;
+    MasterClock::time_point gone_stop_began;
 };
 
 struct RestartJob {
@@ -84,6 +88,7 @@ struct RestartJob {
     bool reload = false;            // a reload: start before stop where the node can overlap; "reload_done" at the end
     std::deque<MasterNode*> queue;  // not begun yet (one at a time unless all_at_once)
     std::set<MasterNode*> in_flight;
+    std::set<MasterNode*> adding;  // a reload's added nodes, in flight until ready (or failed)
     nlohmann::json restarted = nlohmann::json::array(), failed = nlohmann::json::array(),
                    skipped = nlohmann::json::array();
     nlohmann::json extra = nlohmann::json::object();  // a reload's "added", "removed", "config_errors", "reason"
@@ -175,6 +180,7 @@ private:
     void on_node_exit(MasterNode& node, int status);
     void on_successor_exit(MasterNode& node, int status);
     void on_retired_exit(MasterNode& node, NodeRun& run, int status);
+    void emit_gone(MasterNode& node, MasterClock::time_point stop_began, bool stopping);
 
     // master_jobs.cpp
     void promote_successor(MasterNode& node);

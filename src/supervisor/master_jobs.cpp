@@ -171,6 +171,20 @@ void Master::job_node_done(MasterNode& node, bool ok, const std::string& error) 
     if (it == jobs_.end()) return;
     RestartJob& job = it->second;
     job.in_flight.erase(&node);
+    if (job.adding.erase(&node)) {  // a node the reload added: nothing of it was replaced
+        if (ok) {
+            log_->info("{}: added by the reload: ready (pid {})", node.spec.name, node.run.pid);
+            emit({{"event", "added"}, {"job", id}, {"node", node.spec.name}, {"pid", node.run.pid}});
+        } else {
+            log_->error("{}: added by the reload, but not ready: {}", node.spec.name, error);
+            job.failed.push_back({{"node", node.spec.name},
+                                  {"error", error},
+                                  {"added", true},
+                                  {"log_tail", log_tail(node.spec.logfile, node.run.log_start)}});
+        }
+        loop_.after(std::chrono::milliseconds(0), [this, id] { advance_job(id); });
+        return;
+    }
     if (ok) {
         if (job.reload) {
             node.reload_error.clear();

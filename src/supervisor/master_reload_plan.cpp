@@ -211,7 +211,14 @@ void Master::apply_plan(const PendingReload& request, const json& plan) {
         auto result = add(to_add);
         for (const auto& name : result.starting) {
             added.push_back(name);
-            if (MasterNode* node = exact(name)) node->from_plan = true;
+            MasterNode* node = exact(name);
+            if (!node) continue;
+            node->from_plan = true;
+            // The reload is done when they are ready too (or have failed): part of the job from their start.
+            node->restart_job = request.job;
+            node->job_old_pid = 0;
+            job.in_flight.insert(node);
+            job.adding.insert(node);
         }
         for (const auto& refused : result.refused) job.failed.push_back(refused);
     }

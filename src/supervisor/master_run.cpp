@@ -53,11 +53,7 @@ void Master::perform(MasterNode& node, const NodeStep& step, const EventDetail& 
         if (node.lock) node.lock->remove();
         node.lock.reset();
     }
-    if (step.has(act_emit_gone))
-        emit({{"event", "gone"},
-              {"node", node.spec.name},
-              {"status", node.status},
-              {"seconds", was == NodeState::stopping ? seconds_since(node.run.stop_began) : 0.0}});
+    if (step.has(act_emit_gone)) emit_gone(node, node.run.stop_began, was == NodeState::stopping);
     if (step.has(act_cancel_restart)) {
         loop_.cancel(node.restart_timer);
         node.restart_timer = 0;
@@ -464,7 +460,23 @@ void Master::on_retired_exit(MasterNode& node, NodeRun& run, int status) {
                fmt_seconds(seconds_since(run.stop_began)));
     emit({{"event", "retired"}, {"node", node.spec.name}, {"pid", run.pid}, {"status", how}});
     node.retiring.remove_if([&run](const NodeRun& r) { return &r == &run; });
+    if (node.gone_pending && node.retiring.empty() && !alive(node.state))
+        emit_gone(node, node.gone_stop_began, true);
     if (all_gone()) loop_.stop();
+}
+
+// The node is gone once its own process and every replaced one are: until then a `stop --wait` keeps waiting.
+void Master::emit_gone(MasterNode& node, MasterClock::time_point stop_began, bool stopping) {
+    if (!node.retiring.empty()) {
+        node.gone_pending = true;
+        node.gone_stop_began = stop_began;
+        return;
+    }
+    node.gone_pending = false;
+    emit({{"event", "gone"},
+          {"node", node.spec.name},
+          {"status", node.status},
+          {"seconds", stopping ? seconds_since(stop_began) : 0.0}});
 }
 
 }  // namespace ccmulti::supervisor

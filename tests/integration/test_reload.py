@@ -124,6 +124,24 @@ def test_a_stop_during_a_replacement_ends_both(sup):
     wait_for(lambda: not processes_mentioning(str(sup.root)), timeout=5, what="the master to exit")
 
 
+def test_stop_wait_waits_for_a_replaced_process_still_finishing_its_task(sup):
+    """`stop --wait` returns when every process of the node is gone, the replaced one on its warm stop included."""
+    config(sup, {"w1": ["--task", "30", "--notify"]})
+    sup.check("-C", "group.toml", "start")
+    old = sup.pid("w1")
+    config(sup, {"w1": ["--notify"]})  # the replacement runs no task: it stops at once
+    out = sup.run("reload", "w1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    # The premise: the old process is still on its warm stop, its task unfinished, when the stop comes.
+    assert alive(old) and "task done" not in sup.records("w1") and status(sup)["w1"].get("retiring") == [old]
+    stop = sup.popen("stop", "--wait", "--timeout", "3")
+    wait_for(lambda: sup.node_status("w1")["state"] == "stopped", timeout=10, what="the node's own process to stop")
+    assert stop.poll() is None and alive(old), "stop --wait returned while the replaced process still ran"
+    out, err = stop.communicate(timeout=20)
+    assert stop.returncode == 0, out + err
+    assert not alive(old), "stop --wait returned before the replaced process was gone"
+
+
 def test_the_old_process_dying_mid_replacement_hands_the_node_over(sup):
     config(sup, {"w1": ["--notify"]})
     sup.check("-C", "group.toml", "start")
@@ -150,6 +168,19 @@ def test_sighup_reads_the_configuration_again(sup):
     assert not alive(w2)
     wait_for(lambda: not alive(w1), timeout=5, what="the old w1 to stop")
     assert "configuration read again: 1 added, 1 removed, 1 changed, 0 unchanged" in master_log(sup)
+
+
+def test_reload_returns_when_the_nodes_it_added_are_ready_or_have_failed(sup):
+    config(sup, {"w1": ["--notify"]})
+    sup.check("-C", "group.toml", "start")
+    config(sup, {"w1": ["--notify"], "w2": ["--notify=1"], "w3": ["--exit", "3"]})
+    out = sup.run("reload")
+    nodes = status(sup)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert nodes["w2"]["state"] == "ready", "reload returned before the node it added (ready after 1 s) was ready"
+    assert f"w2@{HOST}  added to the configuration: ready, pid {nodes['w2']['pid']}" in out.stdout, out.stdout
+    assert f"w3@{HOST} added to the configuration, but" in out.stderr, out.stderr
+    assert "fake_node: exiting with 3" in out.stderr, "the failed node's last log lines"
 
 
 def test_sighup_with_a_broken_configuration_keeps_the_group(sup):
