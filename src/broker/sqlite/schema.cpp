@@ -58,6 +58,13 @@ CREATE TABLE result_waiters (
 ) WITHOUT ROWID;
 )sql";
 
+// Ready messages without an eta, in id order, without stepping over scheduled ones: with (queue, consumer, id)
+// a queue holding 50,000 tasks due tomorrow in front of today's was scanned at every claim (15 ms, not 70 µs).
+constexpr const char* version_2 = R"sql(
+DROP INDEX messages_by_queue;
+CREATE INDEX messages_by_queue ON messages (queue, consumer, eta, id);
+)sql";
+
 int user_version(Database& db) {
     Statement query(db, "PRAGMA user_version");
     return query.step() ? static_cast<int>(query.integer(0)) : 0;
@@ -72,7 +79,8 @@ void migrate(Database& db) {
     if (version > schema_version)
         throw Error("broker database " + db.path().string() + " has schema version " + std::to_string(version) +
                     ", newer than this ccmulti understands (" + std::to_string(schema_version) + ")");
-    if (version == 0) db.exec(version_1);
+    if (version < 1) db.exec(version_1);
+    if (version < 2) db.exec(version_2);
     db.exec("PRAGMA user_version = " + std::to_string(schema_version));
     transaction.commit();
 }

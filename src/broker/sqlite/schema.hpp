@@ -13,7 +13,7 @@
 
 namespace ccmulti::broker::sqlite {
 
-inline constexpr int schema_version = 1;
+inline constexpr int schema_version = 2;
 
 // Creates the tables when missing; refuses a database made by a newer ccmulti.
 void migrate(Database& db);

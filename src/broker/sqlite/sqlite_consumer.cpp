@@ -107,9 +107,16 @@ std::vector<Delivery> SqliteConsumer::reserve(std::size_t max) {
     const double now = unix_now();
     // The first `max` ready messages of every queue, then taken round-robin from the rotation.
     std::map<std::string, std::deque<Candidate>> candidates;
+    // Two ranges of messages_by_queue, never a scan over scheduled ones: the ready ones without an eta and the
+    // scheduled ones now due; the first `max` of both by id.
     Statement ready(*db_,
-                    "SELECT id, deliveries, queue, task_id, task_name, envelope FROM messages "
-                    "WHERE queue = ? AND consumer IS NULL AND (eta IS NULL OR eta <= ?) ORDER BY id LIMIT ?");
+                    "SELECT * FROM ("
+                    " SELECT id, deliveries, queue, task_id, task_name, envelope FROM messages"
+                    " WHERE queue = ?1 AND consumer IS NULL AND eta IS NULL ORDER BY id LIMIT ?3) "
+                    "UNION ALL SELECT * FROM ("
+                    " SELECT id, deliveries, queue, task_id, task_name, envelope FROM messages"
+                    " WHERE queue = ?1 AND consumer IS NULL AND eta IS NOT NULL AND eta <= ?2 ORDER BY eta LIMIT ?3) "
+                    "ORDER BY id LIMIT ?3");
     for (const auto& queue : rotation_) {
         ready.reset();
         ready.bind(1, queue).bind(2, now).bind(3, static_cast<std::int64_t>(max));

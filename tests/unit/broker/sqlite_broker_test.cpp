@@ -211,6 +211,27 @@ TEST(SqliteBroker, EtaHoldsMessagesBack) {
     EXPECT_EQ(stats[0].reserved, 1u);
 }
 
+TEST(SqliteBroker, DueAndImmediateMessagesAreClaimedInPublishOrderPastScheduledOnes) {
+    TempDir dir;
+    auto conn = open_in(dir);
+    auto with_eta = [](const char* task, std::chrono::seconds from_now) {
+        TaskMessage message = on("q", task);
+        message.eta = protocol::now() + from_now;
+        return message;
+    };
+    for (int i = 0; i < 20; ++i) conn.broker->publish(with_eta("tomorrow", std::chrono::hours(24)));
+    conn.broker->publish(on("q", "a"));
+    conn.broker->publish(with_eta("b", -std::chrono::seconds(1)));
+    conn.broker->publish(on("q", "c"));
+    conn.broker->publish(with_eta("d", -std::chrono::seconds(5)));
+    auto consumer = conn.broker->consume({"w1@h", {"q"}});
+    std::vector<std::string> order;
+    for (auto& delivery : consumer->reserve(3)) order.push_back(delivery.message.task);
+    for (auto& delivery : consumer->reserve(10)) order.push_back(delivery.message.task);
+    EXPECT_EQ(order, (std::vector<std::string>{"a", "b", "c", "d"}));
+    EXPECT_EQ(conn.broker->queue_stats()[0].scheduled, 20u);
+}
+
 TEST(SqliteBroker, CloseReturnsHeldMessages) {
     TempDir dir;
     auto conn = open_in(dir);
