@@ -95,6 +95,23 @@ std::optional<ResultMeta> SqliteResultStore::get(const std::string& task_id) {
     return protocol::result_from_json(nlohmann::json::parse(text));
 }
 
+std::vector<ResultMeta> SqliteResultStore::recent(std::size_t limit) {
+    db_->revalidate();
+    Statement query(*db_,
+                    "SELECT meta FROM results WHERE expires_at IS NULL OR expires_at > ? ORDER BY stored_at DESC "
+                    "LIMIT ?");
+    query.bind(1, unix_now()).bind(2, static_cast<std::int64_t>(limit));
+    std::vector<ResultMeta> out;
+    while (query.step()) {
+        try {
+            out.push_back(protocol::result_from_json(nlohmann::json::parse(query.text(0))));
+        } catch (const std::exception&) {
+            // a row another program wrote in another shape: not a result this list can show
+        }
+    }
+    return out;
+}
+
 std::optional<ResultMeta> SqliteResultStore::wait(const std::string& task_id,
                                                   std::optional<std::chrono::milliseconds> timeout) {
     using std::chrono::steady_clock;
