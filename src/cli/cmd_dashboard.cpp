@@ -66,7 +66,8 @@ void dashboard_command(Context& context, const DashboardOptions& options) {
 void add_dashboard_command(CLI::App& app, Context& context) {
     auto options = std::make_shared<DashboardOptions>();
     auto* dashboard = app.add_subcommand(
-        "dashboard", "Serve the web dashboard, its JSON API and Prometheus /metrics (loopback unless a token guards it)");
+        "dashboard",
+        "Serve the web dashboard, its JSON API and Prometheus /metrics (loopback unless a token guards it)");
     dashboard->add_option("--bind", options->bind,
                           "HOST:PORT to listen on (default 127.0.0.1:5555, or the configuration's [dashboard] bind; "
                           "port 0: any free one)");

@@ -55,8 +55,8 @@ void run(Context& context, const InspectOptions& options) {
     for (const auto& name : options.destination)  // "w1" means w1@this-host, as Celery's -d does not, but users expect
         destination.push_back(name.find('@') == std::string::npos ? name + "@" + hostname() : name);
 
-    auto replies = inspect_report(broker_options(context, options.broker).url, context.dirs().run.path,
-                                  options.method, destination, timeout);
+    auto replies = inspect_report(broker_options(context, options.broker).url, context.dirs().run.path, options.method,
+                                  destination, timeout);
     if (context.json) {
         print_json(replies);
     } else {

@@ -26,8 +26,8 @@ void add_queue_commands(CLI::App& app, Context& context) {
                 orphaned.push_back(queue["name"]);
                 shown = paint("none (messages wait)", Color::red);
             }
-            rows.push_back({queue["name"], queue["ready"].dump(), queue["scheduled"].dump(), queue["reserved"].dump(),
-                            shown});
+            rows.push_back(
+                {queue["name"], queue["ready"].dump(), queue["scheduled"].dump(), queue["reserved"].dump(), shown});
         }
         if (context.json) return print_json(out);
         if (out.empty()) {

@@ -38,8 +38,8 @@ StatusReport status_report(const std::filesystem::path& run_dir, const std::vect
     }
     auto client = supervisor::ControlClient::connect(run_dir);
     if (!client)
-        return no_master_report(run_dir, "the master (pid " + std::to_string(master.pid) +
-                                             ") does not listen on its control socket");
+        return no_master_report(
+            run_dir, "the master (pid " + std::to_string(master.pid) + ") does not listen on its control socket");
     client->send({{"cmd", "status"}});
     json reply;
     if (client->receive(reply, std::chrono::seconds(5)) != supervisor::ControlClient::Status::message ||

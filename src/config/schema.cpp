@@ -174,8 +174,8 @@ const std::vector<Key<DashboardSettings>>& dashboard_keys() {
 // Where a key would have been valid, for "unknown key 'concurrency' at the top level — it belongs in …".
 std::string home_of(const std::string& key, std::string_view section) {
     static const std::vector<std::pair<std::string_view, std::string_view>> sections = {
-        {"", "the top level"},    {"node", "[defaults] or [nodes.NAME]"}, {"broker", "[broker]"},
-        {"results", "[results]"}, {"task", "[tasks.\"NAME\"]"},           {"watch", "[watch]"},
+        {"", "the top level"},        {"node", "[defaults] or [nodes.NAME]"}, {"broker", "[broker]"},
+        {"results", "[results]"},     {"task", "[tasks.\"NAME\"]"},           {"watch", "[watch]"},
         {"dashboard", "[dashboard]"},
     };
     std::vector<std::string> homes;

@@ -84,23 +84,26 @@ json Api::tasks(const TaskFilter& filter) const {
 }
 
 json Api::about() const {
-    return masked({{"version", CCMULTI_VERSION},
-                   {"run_dir", source_.run_dir},
-                   {"broker", broker::display_url(source_.broker.url)},
-                   {"results", source_.broker.results_url.empty() ? json(nullptr)
-                                                                  : json(broker::display_url(source_.broker.results_url))}});
+    return masked(
+        {{"version", CCMULTI_VERSION},
+         {"run_dir", source_.run_dir},
+         {"broker", broker::display_url(source_.broker.url)},
+         {"results",
+          source_.broker.results_url.empty() ? json(nullptr) : json(broker::display_url(source_.broker.results_url))}});
 }
 
 Outcome Api::to_master(json request) const {
     auto master = supervisor::check_master(source_.run_dir);
     auto client = master.running() ? supervisor::ControlClient::connect(source_.run_dir) : std::nullopt;
-    if (!client) return {503, {{"ok", false}, {"error", "no ccmulti master is running in " + source_.run_dir.string()}}};
+    if (!client)
+        return {503, {{"ok", false}, {"error", "no ccmulti master is running in " + source_.run_dir.string()}}};
     client->send(std::move(request));
     json reply;
     // "accepted", then (without wait) the final line at once.
     for (int line = 0; line < 2; ++line) {
         if (client->receive(reply, std::chrono::seconds(5)) != supervisor::ControlClient::Status::message)
-            return {504, {{"ok", false}, {"error", "the master (pid " + std::to_string(master.pid) + ") does not answer"}}};
+            return {504,
+                    {{"ok", false}, {"error", "the master (pid " + std::to_string(master.pid) + ") does not answer"}}};
         if (!reply.value("ok", true)) return {409, masked(reply)};
         if (reply.value("done", false)) break;
     }

@@ -25,9 +25,9 @@ struct Source {
 };
 
 struct TaskFilter {
-    std::string state;   // "FAILURE"...; empty: any
-    std::string name;    // substring of the task name; empty: any
-    std::string id;      // substring of the task id; a whole id not among the recent ones is looked up
+    std::string state;  // "FAILURE"...; empty: any
+    std::string name;   // substring of the task name; empty: any
+    std::string id;     // substring of the task id; a whole id not among the recent ones is looked up
     std::size_t limit = 100;
 };
 
@@ -41,8 +41,8 @@ class Api {
 public:
     explicit Api(Source source) : source_(std::move(source)) {}
 
-    nlohmann::json status() const;  // `status --json`
-    nlohmann::json queues() const;  // `queues --json`
+    nlohmann::json status() const;                                                               // `status --json`
+    nlohmann::json queues() const;                                                               // `queues --json`
     nlohmann::json inspect(const std::string& method, std::chrono::milliseconds timeout) const;  // `inspect --json`
     nlohmann::json result(const std::string& task_id) const;                                     // `result --json`
     // {"tasks":[`result --json` of each],"store":"…"}: the recent results, newest first, filtered.

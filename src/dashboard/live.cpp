@@ -30,7 +30,8 @@ std::map<std::string, long> finished_per_node(const json& stats) {
 }  // namespace
 
 json to_json(const Point& point) {
-    return {{"time", point.time}, {"throughput", point.throughput}, {"failures", point.failures}, {"depth", point.depth}};
+    return {
+        {"time", point.time}, {"throughput", point.throughput}, {"failures", point.failures}, {"depth", point.depth}};
 }
 
 Live::Live(const Api& api, std::chrono::milliseconds interval) : api_(api), interval_(interval) {
@@ -125,8 +126,7 @@ void Live::round() {
 
     Point point;
     point.time = snapshot.time;
-    for (const auto& queue : snapshot.queues)
-        point.depth += queue.value("ready", 0L) + queue.value("scheduled", 0L);
+    for (const auto& queue : snapshot.queues) point.depth += queue.value("ready", 0L) + queue.value("scheduled", 0L);
     auto totals = finished_per_node(snapshot.stats);
     std::lock_guard lock(mutex_);
     if (have_previous_) {

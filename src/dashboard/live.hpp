@@ -24,12 +24,12 @@
 namespace ccmulti::dashboard {
 
 struct Snapshot {
-    double time = 0;                               // unix seconds
-    bool master = false, broker = false;           // reached this round
-    nlohmann::json status;                         // Api::status()
+    double time = 0;                                  // unix seconds
+    bool master = false, broker = false;              // reached this round
+    nlohmann::json status;                            // Api::status()
     nlohmann::json queues = nlohmann::json::array();  // Api::queues()
     nlohmann::json stats = nlohmann::json::object();  // Api::inspect("stats"): {node: stats}
-    std::map<std::string, long> results_by_state;  // among the last recent_window stored results
+    std::map<std::string, long> results_by_state;     // among the last recent_window stored results
     std::vector<std::string> errors;
 };
 

@@ -30,8 +30,7 @@ public:
     void family(const std::string& name, const char* type, const std::string& help) {
         text_ += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
     }
-    void sample(const std::string& name, const std::vector<std::pair<std::string, std::string>>& labels,
-                double value) {
+    void sample(const std::string& name, const std::vector<std::pair<std::string, std::string>>& labels, double value) {
         text_ += name;
         if (!labels.empty()) {
             text_ += '{';

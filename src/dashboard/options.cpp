@@ -23,8 +23,7 @@ Bind parse_bind(const std::string& text, const std::string& what) {
     auto [end, error] = std::from_chars(port.data(), port.data() + port.size(), value);
     if (port.empty() || error != std::errc() || end != port.data() + port.size() || value < 0 || value > 65535 ||
         bind.host.find_first_of(" /") != std::string::npos)
-        throw UsageError(what + " takes HOST:PORT (e.g. 127.0.0.1:5555, [::1]:5555, 0.0.0.0:5555), not '" + text +
-                         "'");
+        throw UsageError(what + " takes HOST:PORT (e.g. 127.0.0.1:5555, [::1]:5555, 0.0.0.0:5555), not '" + text + "'");
     bind.port = value;
     return bind;
 }

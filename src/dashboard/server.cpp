@@ -1,10 +1,9 @@
 #include "dashboard/server.hpp"
 
+#include <fmt/format.h>
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 #include <sys/random.h>
-
-#include <fmt/format.h>
 
 #include "cli/reports.hpp"
 #include "dashboard/assets.hpp"
@@ -88,26 +87,30 @@ httplib::Server::Handler guarded(F body) {
 }  // namespace
 
 Server::Server(const Api& api, Live& live, AccessOptions access)
-    : api_(api), live_(live), access_(std::move(access)), csrf_(random_hex(16)),
+    : api_(api),
+      live_(live),
+      access_(std::move(access)),
+      csrf_(random_hex(16)),
       http_(std::make_unique<httplib::Server>()) {
     http_->new_task_queue = [] { return new httplib::ThreadPool(16); };
     http_->set_payload_max_length(64 * 1024);
     http_->set_read_timeout(std::chrono::seconds(10));
-    http_->set_default_headers({{"X-Content-Type-Options", "nosniff"},
-                                {"X-Frame-Options", "DENY"},
-                                {"Referrer-Policy", "no-referrer"},
-                                {"Content-Security-Policy",
-                                 "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'none'"},
-                                {"Cache-Control", "no-store"}});
+    http_->set_default_headers(
+        {{"X-Content-Type-Options", "nosniff"},
+         {"X-Frame-Options", "DENY"},
+         {"Referrer-Policy", "no-referrer"},
+         {"Content-Security-Policy",
+          "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'none'"},
+         {"Cache-Control", "no-store"}});
     routes();
 }
 
 Server::~Server() = default;
 
 int Server::bind() {
-    int port = access_.bind.port == 0 ? http_->bind_to_any_port(access_.bind.host)
-                                      : (http_->bind_to_port(access_.bind.host, access_.bind.port) ? access_.bind.port
-                                                                                                   : -1);
+    int port = access_.bind.port == 0
+                   ? http_->bind_to_any_port(access_.bind.host)
+                   : (http_->bind_to_port(access_.bind.host, access_.bind.port) ? access_.bind.port : -1);
     if (port <= 0)
         throw Error("cannot listen on " + access_.bind.host + ":" + std::to_string(access_.bind.port) +
                     " (in use, or not an address of this machine); choose another with --bind HOST:PORT");
@@ -134,14 +137,15 @@ void Server::routes() {
             return httplib::Server::HandlerResponse::Unhandled;
         if (request.method == "GET" && request.path == "/" && request.has_param("token") &&
             same_secret(request.get_param_value("token"), token)) {
-            response.set_header("Set-Cookie", std::string(token_cookie) + "=" + token +
-                                                  "; Path=/; HttpOnly; SameSite=Strict");
+            response.set_header("Set-Cookie",
+                                std::string(token_cookie) + "=" + token + "; Path=/; HttpOnly; SameSite=Strict");
             response.set_redirect("/");
             return httplib::Server::HandlerResponse::Handled;
         }
-        send_json_error(response, 401,
-                   "this dashboard needs its token: send `Authorization: Bearer TOKEN`, or open /?token=TOKEN once "
-                   "in the browser");
+        send_json_error(
+            response, 401,
+            "this dashboard needs its token: send `Authorization: Bearer TOKEN`, or open /?token=TOKEN once "
+            "in the browser");
         return httplib::Server::HandlerResponse::Handled;
     });
 
@@ -177,7 +181,8 @@ void Server::routes() {
     http_->Get("/api/queues", guarded([this](const httplib::Request&, httplib::Response& response) {
                    send_json_body(response, api_.queues());
                }));
-    http_->Get(R"(/api/inspect/([a-z_]+))", guarded([this](const httplib::Request& request, httplib::Response& response) {
+    http_->Get(R"(/api/inspect/([a-z_]+))",
+               guarded([this](const httplib::Request& request, httplib::Response& response) {
                    const std::string method = request.matches[1].str();
                    if (std::find(cli::inspect_methods.begin(), cli::inspect_methods.end(), method) ==
                        cli::inspect_methods.end())
@@ -195,7 +200,8 @@ void Server::routes() {
                    filter.id = request.get_param_value("id");
                    if (request.has_param("limit")) {
                        try {
-                           filter.limit = std::clamp<std::size_t>(std::stoul(request.get_param_value("limit")), 1, 1000);
+                           filter.limit =
+                               std::clamp<std::size_t>(std::stoul(request.get_param_value("limit")), 1, 1000);
                        } catch (const std::exception&) {
                            return send_json_error(response, 400, "limit takes a number from 1 to 1000");
                        }
@@ -236,7 +242,8 @@ void Server::routes() {
     auto action = [this](auto body) {
         return [this, body](const httplib::Request& request, httplib::Response& response) {
             if (!same_secret(request.get_header_value("X-CSRF-Token"), csrf_))
-                return send_json_error(response, 403, "missing or wrong X-CSRF-Token (reload the page; GET /api/session)");
+                return send_json_error(response, 403,
+                                       "missing or wrong X-CSRF-Token (reload the page; GET /api/session)");
             if (request.has_header("Origin") &&
                 origin_host(request.get_header_value("Origin")) != request.get_header_value("Host"))
                 return send_json_error(response, 403, "cross-origin request refused");
@@ -258,8 +265,7 @@ void Server::routes() {
                     return api_.stop_node(request.matches[1].str());
                 }));
     http_->Post(R"(/api/queues/([^/]+)/purge)", action([this](const httplib::Request& request) {
-                    spdlog::info("dashboard: purge {} requested by {}", request.matches[1].str(),
-                                 request.remote_addr);
+                    spdlog::info("dashboard: purge {} requested by {}", request.matches[1].str(), request.remote_addr);
                     return api_.purge_queue(request.matches[1].str());
                 }));
 }

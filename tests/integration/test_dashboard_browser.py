@@ -23,9 +23,9 @@ from dashboard_lib import Dashboard, node_pid, start_nodes
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
 PROMETHEUS = shutil.which("prometheus")
-# Where the screenshot goes: docs/img/dashboard.png when asked (CCMULTI_DASHBOARD_SCREENSHOT=docs), else the build dir.
+# Where the screenshot goes: docs/img/dashboard.png when asked (SAVE_DASHBOARD_SCREENSHOT=docs), else the build dir.
 SCREENSHOT = (pathlib.Path(__file__).resolve().parents[2] / "docs/img/dashboard.png"
-              if os.environ.get("CCMULTI_DASHBOARD_SCREENSHOT") == "docs"
+              if os.environ.get("SAVE_DASHBOARD_SCREENSHOT") == "docs"
               else pathlib.Path(os.environ.get("CCMULTI_BUILD_DIR", tempfile.gettempdir())) / "dashboard.png")
 
 

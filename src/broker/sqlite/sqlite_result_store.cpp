@@ -39,7 +39,9 @@ bool SqliteResultStore::store_in(Writer& writer, const ResultMeta& meta, double 
     std::optional<double> expires_at;
     if (expires_.count() > 0) expires_at = now + static_cast<double>(expires_.count());
     writer.write.reset();
-    writer.write.bind(1, meta.task_id).bind(2, protocol::to_string(meta.status)).bind(3, protocol::to_json(meta).dump());
+    writer.write.bind(1, meta.task_id)
+        .bind(2, protocol::to_string(meta.status))
+        .bind(3, protocol::to_json(meta).dump());
     writer.write.bind(4, now).bind(5, expires_at).run();
     writer.waiters.reset();
     writer.waiters.bind(1, meta.task_id);
@@ -97,9 +99,10 @@ std::optional<ResultMeta> SqliteResultStore::get(const std::string& task_id) {
 
 std::vector<ResultMeta> SqliteResultStore::recent(std::size_t limit) {
     db_->revalidate();
-    Statement query(*db_,
-                    "SELECT meta FROM results WHERE expires_at IS NULL OR expires_at > ? ORDER BY stored_at DESC "
-                    "LIMIT ?");
+    Statement query(
+        *db_,
+        "SELECT meta FROM results WHERE expires_at IS NULL OR expires_at > ? ORDER BY stored_at DESC, rowid DESC "
+        "LIMIT ?");
     query.bind(1, unix_now()).bind(2, static_cast<std::int64_t>(limit));
     std::vector<ResultMeta> out;
     while (query.step()) {

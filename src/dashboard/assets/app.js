@@ -183,8 +183,10 @@ function drawChart() {
   canvas.dataset.points = String(points.length);
   const now = points.length ? points[points.length - 1].time : Date.now() / 1000;
   const left = 48 * ratio, right = 48 * ratio, top = 10 * ratio, bottom = 22 * ratio;
-  const x = (t) => left + (width - left - right) * (1 - (now - t) / chartSeconds);
-  const shown = points.filter((p) => now - p.time <= chartSeconds);
+  // The last five minutes, or less while the page has seen less (at least one minute).
+  const span = Math.min(chartSeconds, Math.max(60, points.length ? now - points[0].time : 0));
+  const x = (t) => left + (width - left - right) * (1 - (now - t) / span);
+  const shown = points.filter((p) => now - p.time <= span);
   const rateMax = Math.max(1, ...shown.map((p) => Math.max(p.throughput, p.failures)));
   const depthMax = Math.max(1, ...shown.map((p) => p.depth));
   const yRate = (v) => height - bottom - (height - top - bottom) * v / rateMax;
@@ -200,7 +202,9 @@ function drawChart() {
     g.textAlign = "left"; g.fillText(Math.round(depthMax * (1 - i / 4)), width - right + 4 * ratio, y + 4 * ratio);
   }
   g.textAlign = "center";
-  for (let s = 0; s <= chartSeconds; s += 60) g.fillText(s ? "-" + s / 60 + "m" : "now", x(now - s), height - 6 * ratio);
+  const step = span > 120 ? 60 : 10;
+  for (let s = 0; s <= span; s += step)
+    g.fillText(s ? "-" + (step === 60 ? s / 60 + "m" : s + "s") : "now", x(now - s), height - 6 * ratio);
   const line = (value, y, color) => {
     g.strokeStyle = color; g.lineWidth = 2 * ratio; g.beginPath();
     shown.forEach((p, i) => (i ? g.lineTo(x(p.time), y(value(p))) : g.moveTo(x(p.time), y(value(p)))));
