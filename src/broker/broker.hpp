@@ -144,6 +144,12 @@ public:
         for (const auto& meta : metas) store(meta);
     }
     virtual std::optional<ResultMeta> get(const std::string& task_id) = 0;
+    // The most recently stored (unexpired) results, newest first, at most `limit`: the dashboard's task list. A
+    // store that cannot list them returns none. Costs a scan of the store: for monitoring, not for task paths.
+    virtual std::vector<ResultMeta> recent(std::size_t limit) {
+        (void)limit;
+        return {};
+    }
 
     // Blocks until the task's result is ready (SUCCESS, FAILURE, REVOKED) or `timeout` passes (then returns the
     // latest non-ready result, or nullopt). No timeout waits for ever. Waiters are woken, not polling.

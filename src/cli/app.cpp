@@ -91,6 +91,7 @@ int run(const std::vector<std::string>& args) {
     add_config_commands(app, context);
     add_worker_command(app, context);
     add_inspect_command(app, context);
+    add_dashboard_command(app, context);
 
     // Celery's words in front of the subcommand (`celery -A proj multi start ...`): cli/celery_front.hpp.
     CeleryFront front = read_celery_front(args, [&](const std::string& flag) {

@@ -2,19 +2,14 @@
 // mailbox (so Python workers answer too), on the embedded broker through the nodes' sockets in the run dir.
 #include <iostream>
 
-#include "broker/redis/pidbox_client.hpp"
-#include "broker/redis/url.hpp"
 #include "cli/broker_client.hpp"
 #include "cli/output.hpp"
+#include "cli/reports.hpp"
 #include "platform/host.hpp"
-#include "worker/inspect_client.hpp"
 
 namespace ccmulti::cli {
 
 namespace {
-
-const std::vector<std::string> methods = {"ping",  "active",     "reserved",     "scheduled",
-                                          "stats", "registered", "active_queues"};
 
 struct InspectOptions {
     std::string method;
@@ -60,20 +55,12 @@ void run(Context& context, const InspectOptions& options) {
     for (const auto& name : options.destination)  // "w1" means w1@this-host, as Celery's -d does not, but users expect
         destination.push_back(name.find('@') == std::string::npos ? name + "@" + hostname() : name);
 
-    auto broker = broker_options(context, options.broker);
-    std::map<std::string, nlohmann::json> replies;
-    if (broker::redis::is_redis_url(broker.url))
-        replies =
-            broker::redis::broadcast(broker::redis::parse_redis_url(broker.url), options.method, destination, timeout);
-    else
-        replies = worker::ask_local_nodes(context.dirs().run.path, options.method, destination, timeout);
-
+    auto replies = inspect_report(broker_options(context, options.broker).url, context.dirs().run.path, options.method,
+                                  destination, timeout);
     if (context.json) {
-        nlohmann::json out = nlohmann::json::object();
-        for (const auto& [node, reply] : replies) out[node] = reply;
-        print_json(out);
+        print_json(replies);
     } else {
-        for (const auto& [node, reply] : replies) {
+        for (const auto& [node, reply] : replies.items()) {
             bool failed = reply.is_object() && reply.contains("error");
             std::cout << "-> " << node << ": " << paint(failed ? "ERROR" : "OK", failed ? Color::red : Color::green)
                       << "\n";
@@ -99,7 +86,7 @@ void run(Context& context, const InspectOptions& options) {
 void add_inspect_command(CLI::App& app, Context& context) {
     auto options = std::make_shared<InspectOptions>();
     auto* inspect = app.add_subcommand("inspect", "Ask running nodes: ping, active, reserved, stats, registered, ...");
-    inspect->add_option("METHOD", options->method, "What to ask")->required()->check(CLI::IsMember(methods));
+    inspect->add_option("METHOD", options->method, "What to ask")->required()->check(CLI::IsMember(inspect_methods));
     inspect->add_option("-d,--destination", options->destination, "Only these nodes (w1 or w1@host); repeatable")
         ->delimiter(',');
     inspect->add_option("-t,--timeout", options->timeout, "Seconds to wait for replies")->capture_default_str();

@@ -4,6 +4,7 @@
 
 #include "cli/broker_client.hpp"
 #include "cli/output.hpp"
+#include "cli/reports.hpp"
 #include "util/strings.hpp"
 
 namespace ccmulti::cli {
@@ -15,27 +16,21 @@ void add_queue_commands(CLI::App& app, Context& context) {
     add_broker_option(*queues, *queues_broker);
     queues->callback([&context, queues_broker] {
         auto connection = open_broker(context, *queues_broker);
-        connection.broker->restore_orphans();  // dead nodes are neither consumers nor holders of messages
-        auto stats = connection.broker->queue_stats();
+        auto out = queues_report(*connection.broker);
         std::vector<std::string> orphaned;
-        nlohmann::json out = nlohmann::json::array();
         std::vector<std::vector<std::string>> rows{{"QUEUE", "READY", "SCHEDULED", "RESERVED", "CONSUMERS"}};
-        for (const auto& queue : stats) {
-            bool no_consumer = queue.consumers.empty() && queue.ready + queue.scheduled > 0;
-            if (no_consumer) orphaned.push_back(queue.name);
-            out.push_back({{"name", queue.name},
-                           {"ready", queue.ready},
-                           {"scheduled", queue.scheduled},
-                           {"reserved", queue.reserved},
-                           {"consumers", queue.consumers},
-                           {"no_consumer", no_consumer}});
-            std::string consumers = queue.consumers.empty() ? "-" : join(queue.consumers, ",");
-            if (no_consumer) consumers = paint("none (messages wait)", Color::red);
-            rows.push_back({queue.name, std::to_string(queue.ready), std::to_string(queue.scheduled),
-                            std::to_string(queue.reserved), consumers});
+        for (const auto& queue : out) {
+            auto consumers = queue["consumers"].get<std::vector<std::string>>();
+            std::string shown = consumers.empty() ? "-" : join(consumers, ",");
+            if (queue["no_consumer"].get<bool>()) {
+                orphaned.push_back(queue["name"]);
+                shown = paint("none (messages wait)", Color::red);
+            }
+            rows.push_back(
+                {queue["name"], queue["ready"].dump(), queue["scheduled"].dump(), queue["reserved"].dump(), shown});
         }
         if (context.json) return print_json(out);
-        if (stats.empty()) {
+        if (out.empty()) {
             std::cout << "no queues in " << connection.broker->url() << '\n';
             return;
         }

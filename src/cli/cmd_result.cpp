@@ -4,6 +4,7 @@
 
 #include "cli/broker_client.hpp"
 #include "cli/output.hpp"
+#include "cli/reports.hpp"
 
 namespace ccmulti::cli {
 
@@ -60,34 +61,20 @@ void add_result_command(CLI::App& app, Context& context) {
         } else {
             meta = connection.results->get(options->id);
         }
-        if (meta) {
-            if (meta->status == protocol::TaskState::failure || meta->status == protocol::TaskState::revoked)
-                context.exit = Exit::failure;
-            if (context.json) {
-                auto out = protocol::to_json(*meta);
-                out["task_id"] = options->id;
-                return print_json(out);
-            }
-            return print_text(*meta);
-        }
-        auto location = connection.broker->locate(options->id);
-        nlohmann::json out = {{"task_id", options->id}, {"status", location ? "PENDING" : "UNKNOWN"}};
-        if (location) {
-            out["queue"] = location->queue;
-            out["reserved"] = location->reserved;
-        } else {
+        auto out = result_document(meta, *connection.broker, options->id);
+        if (out["status"] == "UNKNOWN" || out["status"] == "FAILURE" || out["status"] == "REVOKED")
             context.exit = Exit::failure;
-        }
         if (context.json) return print_json(out);
-        if (!location) {
+        if (meta) return print_text(*meta);
+        if (out["status"] == "UNKNOWN") {
             std::cout << paint("UNKNOWN", Color::red) << '\n' << std::flush;
             print_error("no task " + options->id + " in " + connection.broker->url() +
                         " (never sent, or its result expired)");
             return;
         }
         std::cout << paint("PENDING", Color::yellow) << '\n'
-                  << (location->reserved ? "reserved by a node from queue '" : "waiting in queue '") << location->queue
-                  << "'\n"
+                  << (out["reserved"].get<bool>() ? "reserved by a node from queue '" : "waiting in queue '")
+                  << out["queue"].get<std::string>() << "'\n"
                   << std::flush;
     });
 }

@@ -7,9 +7,7 @@
 
 #include "cli/context.hpp"
 #include "cli/output.hpp"
-#include "platform/proc_table.hpp"
-#include "supervisor/control_client.hpp"
-#include "supervisor/group_locks.hpp"
+#include "cli/reports.hpp"
 #include "util/strings.hpp"
 
 namespace ccmulti::cli {
@@ -29,21 +27,13 @@ std::string or_dash(const std::string& text) {
     return text.empty() ? "-" : text;
 }
 
-void no_master(Context& context, const std::filesystem::path& run_dir, const std::string& why) {
+void no_master(Context& context, const StatusReport& report) {
     context.exit = Exit::not_ready;
-    std::vector<std::string> elsewhere;
-    for (const auto& dir : supervisor::running_master_dirs(run_dir)) elsewhere.push_back(dir.string());
-    if (context.json) {
-        print_json({{"master", nullptr},
-                    {"nodes", json::array()},
-                    {"run_dir", run_dir},
-                    {"error", why},
-                    {"masters_elsewhere", elsewhere}});
-        return;
-    }
+    if (context.json) return print_json(report.document);
+    auto elsewhere = report.document.value("masters_elsewhere", std::vector<std::string>{});
     std::string hint = elsewhere.empty() ? "(`ccmulti ps` finds every running ccmulti process)"
                                          : "(masters run in: " + join(elsewhere, ", ") + ")";
-    print_error(why +
+    print_error(report.error +
                 "; start nodes with `ccmulti start NODES ...`, or pass the --run-dir or --pidfile they were "
                 "started with " +
                 hint);
@@ -119,45 +109,15 @@ void print_status(const json& reply, const std::vector<std::string>& only) {
 }
 
 void status_command(Context& context) {
-    const auto run_dir = context.group_dirs().run.path;
     std::vector<std::string> only;
     if (context.names_nodes())
         for (const auto& node : context.nodes()) only.push_back(node.name);
-    auto master = supervisor::check_master(run_dir);
-    if (!master.running()) {
-        std::string why = "no ccmulti master is running in " + run_dir.string();
-        if (master.state == PidCheck::State::stale) why += " (stale master.pid: " + master.reason + ")";
-        return no_master(context, run_dir, why);
-    }
-    auto client = supervisor::ControlClient::connect(run_dir);
-    if (!client)
-        return no_master(context, run_dir,
-                         "the master (pid " + std::to_string(master.pid) + ") does not listen on its control socket");
-    client->send({{"cmd", "status"}});
-    json reply;
-    if (client->receive(reply, std::chrono::seconds(5)) != supervisor::ControlClient::Status::message ||
-        !reply.value("ok", false))
-        return no_master(context, run_dir, "the master (pid " + std::to_string(master.pid) + ") does not answer");
-    bool all_ready = true;
-    json nodes = json::array();
-    for (const auto& node : reply["nodes"]) {
-        if (!only.empty() && std::find(only.begin(), only.end(), node.value("name", "")) == only.end()) continue;
-        if (node.value("state", "") != "ready") all_ready = false;
-        nodes.push_back(node);
-    }
-    for (const auto& name : only)
-        if (std::none_of(nodes.begin(), nodes.end(), [&](const json& n) { return n.value("name", "") == name; })) {
-            all_ready = false;
-            print_warning(name + " is not a node of this master");
-        }
-    context.exit = all_ready ? Exit::ok : Exit::not_ready;
-    if (context.json) {
-        reply.erase("ok");
-        reply["nodes"] = nodes;
-        reply["ready"] = all_ready;
-        return print_json(reply);
-    }
-    print_status(reply, only);
+    auto report = status_report(context.group_dirs().run.path, only);
+    if (!report.master) return no_master(context, report);
+    for (const auto& name : report.unknown) print_warning(name + " is not a node of this master");
+    context.exit = report.ready ? Exit::ok : Exit::not_ready;
+    if (context.json) return print_json(report.document);
+    print_status(report.document, only);
 }
 
 }  // namespace

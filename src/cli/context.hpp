@@ -75,5 +75,6 @@ void add_reopen_command(CLI::App& app, Context& context);      // reopen
 void add_config_commands(CLI::App& app, Context& context);     // config check, config show
 void add_worker_command(CLI::App& app, Context& context);      // worker
 void add_inspect_command(CLI::App& app, Context& context);     // inspect
+void add_dashboard_command(CLI::App& app, Context& context);   // dashboard
 
 }  // namespace ccmulti::cli

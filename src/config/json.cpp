@@ -79,7 +79,10 @@ nlohmann::json to_json(const Settings& settings) {
             {"watch",
              {{"paths", sourced(settings.watch.paths)},
               {"ignore", sourced(settings.watch.ignore)},
-              {"debounce_ms", sourced(settings.watch.debounce_ms)}}}};
+              {"debounce_ms", sourced(settings.watch.debounce_ms)}}},
+            {"dashboard",
+             {{"bind", sourced(settings.dashboard.bind)},
+              {"auth_token_file", sourced(settings.dashboard.auth_token_file)}}}};
 }
 
 nlohmann::json values_only(const nlohmann::json& document) {

@@ -162,11 +162,21 @@ const std::vector<Key<WatchSettings>>& watch_keys() {
     return keys;
 }
 
+const std::vector<Key<DashboardSettings>>& dashboard_keys() {
+    static const std::vector<Key<DashboardSettings>> keys = {
+        {"bind", [](Reader& r, const Field& f, DashboardSettings& d) { store(d.bind, r.nonempty(f), f); }},
+        {"auth_token_file",
+         [](Reader& r, const Field& f, DashboardSettings& d) { store(d.auth_token_file, r.nonempty(f), f); }},
+    };
+    return keys;
+}
+
 // Where a key would have been valid, for "unknown key 'concurrency' at the top level — it belongs in …".
 std::string home_of(const std::string& key, std::string_view section) {
     static const std::vector<std::pair<std::string_view, std::string_view>> sections = {
-        {"", "the top level"},    {"node", "[defaults] or [nodes.NAME]"}, {"broker", "[broker]"},
-        {"results", "[results]"}, {"task", "[tasks.\"NAME\"]"},           {"watch", "[watch]"},
+        {"", "the top level"},        {"node", "[defaults] or [nodes.NAME]"}, {"broker", "[broker]"},
+        {"results", "[results]"},     {"task", "[tasks.\"NAME\"]"},           {"watch", "[watch]"},
+        {"dashboard", "[dashboard]"},
     };
     std::vector<std::string> homes;
     for (const auto& [id, display] : sections) {
@@ -332,6 +342,8 @@ const std::vector<Key<Settings>>& top_keys() {
          [](Reader& r, const Field& f, Settings& s) { read_section(r, f, "results", result_keys(), s.results); }},
         {"tasks", read_tasks},
         {"watch", [](Reader& r, const Field& f, Settings& s) { read_section(r, f, "watch", watch_keys(), s.watch); }},
+        {"dashboard", [](Reader& r, const Field& f,
+                         Settings& s) { read_section(r, f, "dashboard", dashboard_keys(), s.dashboard); }},
     };
     return keys;
 }
@@ -349,6 +361,7 @@ std::vector<std::string> known_keys(std::string_view section) {
     if (section == "results") return names_of(result_keys());
     if (section == "task") return names_of(task_keys());
     if (section == "watch") return names_of(watch_keys());
+    if (section == "dashboard") return names_of(dashboard_keys());
     if (section == "transport_options") return names_of(transport_keys());
     return {};
 }

@@ -91,6 +91,12 @@ struct WatchSettings {
     Setting<std::int64_t> debounce_ms;  // `debounce` (a duration) or `debounce_ms`
 };
 
+// [dashboard]: `ccmulti dashboard`'s defaults (its options win).
+struct DashboardSettings {
+    Setting<std::string> bind;             // HOST:PORT
+    Setting<std::string> auth_token_file;  // the token's file (a token itself does not belong in a config file)
+};
+
 struct Settings {
     std::string file;  // the configuration file read, as named in messages; empty when there is none
 
@@ -108,6 +114,7 @@ struct Settings {
     ResultSettings results;
     std::map<std::string, TaskSettings> tasks;  // [tasks."NAME"]
     WatchSettings watch;
+    DashboardSettings dashboard;
 };
 
 // Built-in values of the settings that have one outside a node (results.expires, watch.debounce_ms), with

@@ -1,5 +1,6 @@
 #include "broker/redis/redis_result_store.hpp"
 
+#include <algorithm>
 #include <thread>
 
 #include "broker/redis/backoff.hpp"
@@ -90,6 +91,41 @@ std::optional<ResultMeta> RedisResultStore::get(const std::string& task_id) {
         Reply value = connection.command({"GET", result_key(task_id)});
         if (value.is_nil()) return std::nullopt;
         return parse_meta(value.text());
+    });
+}
+
+std::vector<ResultMeta> RedisResultStore::recent(std::size_t limit) {
+    return connection_.with([&](Connection& connection) {
+        std::vector<std::string> keys;
+        std::string cursor = "0";
+        const std::string pattern = std::string(result_prefix) + "*";
+        do {
+            Reply page = connection.command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
+            cursor = page[0].string();
+            for (std::size_t i = 0; i < page[1].size(); ++i) keys.push_back(page[1][i].string());
+        } while (cursor != "0" && keys.size() < max_recent_scan);
+        std::vector<ResultMeta> out;
+        constexpr std::size_t chunk = 500;
+        for (std::size_t first = 0; first < keys.size(); first += chunk) {
+            Command mget{"MGET"};
+            for (std::size_t i = first; i < std::min(keys.size(), first + chunk); ++i) mget.push_back(keys[i]);
+            Reply values = connection.command(mget);
+            for (std::size_t i = 0; i < values.size(); ++i) {
+                if (values[i].is_nil()) continue;  // expired since the SCAN
+                try {
+                    if (auto meta = parse_meta(values[i].text())) out.push_back(std::move(*meta));
+                } catch (const std::exception&) {
+                    // another program's key under Celery's prefix: not a result this list can show
+                }
+            }
+        }
+        auto newest_first = [](const ResultMeta& a, const ResultMeta& b) {
+            if (a.date_done.has_value() != b.date_done.has_value()) return !a.date_done.has_value();
+            return a.date_done && *a.date_done > *b.date_done;
+        };
+        std::sort(out.begin(), out.end(), newest_first);
+        if (out.size() > limit) out.resize(limit);
+        return out;
     });
 }
 

@@ -26,6 +26,10 @@ public:
     bool store(const ResultMeta& meta) override;
     void store_many(const std::vector<ResultMeta>& metas) override;
     std::optional<ResultMeta> get(const std::string& task_id) override;
+    // SCANs at most max_recent_scan result keys (Redis keeps no order of them) and sorts what it read by
+    // date_done, not-yet-finished ones first.
+    std::vector<ResultMeta> recent(std::size_t limit) override;
+    static constexpr std::size_t max_recent_scan = 10000;
     std::optional<ResultMeta> wait(const std::string& task_id,
                                    std::optional<std::chrono::milliseconds> timeout) override;
 

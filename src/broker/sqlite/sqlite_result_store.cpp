@@ -39,7 +39,9 @@ bool SqliteResultStore::store_in(Writer& writer, const ResultMeta& meta, double 
     std::optional<double> expires_at;
     if (expires_.count() > 0) expires_at = now + static_cast<double>(expires_.count());
     writer.write.reset();
-    writer.write.bind(1, meta.task_id).bind(2, protocol::to_string(meta.status)).bind(3, protocol::to_json(meta).dump());
+    writer.write.bind(1, meta.task_id)
+        .bind(2, protocol::to_string(meta.status))
+        .bind(3, protocol::to_json(meta).dump());
     writer.write.bind(4, now).bind(5, expires_at).run();
     writer.waiters.reset();
     writer.waiters.bind(1, meta.task_id);
@@ -93,6 +95,24 @@ std::optional<ResultMeta> SqliteResultStore::get(const std::string& task_id) {
     if (!query.step()) return std::nullopt;
     auto text = query.text(0);
     return protocol::result_from_json(nlohmann::json::parse(text));
+}
+
+std::vector<ResultMeta> SqliteResultStore::recent(std::size_t limit) {
+    db_->revalidate();
+    Statement query(
+        *db_,
+        "SELECT meta FROM results WHERE expires_at IS NULL OR expires_at > ? ORDER BY stored_at DESC, rowid DESC "
+        "LIMIT ?");
+    query.bind(1, unix_now()).bind(2, static_cast<std::int64_t>(limit));
+    std::vector<ResultMeta> out;
+    while (query.step()) {
+        try {
+            out.push_back(protocol::result_from_json(nlohmann::json::parse(query.text(0))));
+        } catch (const std::exception&) {
+            // a row another program wrote in another shape: not a result this list can show
+        }
+    }
+    return out;
 }
 
 std::optional<ResultMeta> SqliteResultStore::wait(const std::string& task_id,

@@ -21,6 +21,7 @@ public:
     std::vector<std::string> store_within(const std::vector<ResultMeta>& metas);
     const std::shared_ptr<Database>& database() const noexcept { return db_; }
     std::optional<ResultMeta> get(const std::string& task_id) override;
+    std::vector<ResultMeta> recent(std::size_t limit) override;  // by stored_at
     std::optional<ResultMeta> wait(const std::string& task_id,
                                    std::optional<std::chrono::milliseconds> timeout) override;
 

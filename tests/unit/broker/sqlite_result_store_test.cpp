@@ -89,3 +89,18 @@ TEST(SqliteResultStore, WaitIsWokenByAnotherProcess) {
     ::close(go[0]);
     ::close(go[1]);
 }
+
+TEST(SqliteResultStore, RecentListsTheLatestStoredFirst) {
+    TempDir dir;
+    auto conn = open_in(dir);
+    EXPECT_TRUE(conn.results->recent(10).empty());
+    conn.results->store(success_result("a", 1));
+    conn.results->store(failure_result("b", ExceptionInfo::of("ValueError", "x"), "tb"));
+    conn.results->store(started_result("c", 1, "w1@h"));
+    conn.results->store(success_result("c", 3));  // stored again: now the latest
+    std::vector<std::string> ids;
+    for (const auto& meta : conn.results->recent(10)) ids.push_back(meta.task_id);
+    EXPECT_EQ(ids, (std::vector<std::string>{"c", "b", "a"}));
+    ASSERT_EQ(conn.results->recent(2).size(), 2u);
+    EXPECT_EQ(conn.results->recent(2)[1].status, TaskState::failure);
+}
