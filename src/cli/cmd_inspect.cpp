@@ -4,7 +4,7 @@
 
 #include "cli/broker_client.hpp"
 #include "cli/output.hpp"
-#include "cli/reports.hpp"
+#include "reports/reports.hpp"
 #include "platform/host.hpp"
 
 namespace ccmulti::cli {
@@ -55,7 +55,7 @@ void run(Context& context, const InspectOptions& options) {
     for (const auto& name : options.destination)  // "w1" means w1@this-host, as Celery's -d does not, but users expect
         destination.push_back(name.find('@') == std::string::npos ? name + "@" + hostname() : name);
 
-    auto replies = inspect_report(broker_options(context, options.broker).url, context.dirs().run.path, options.method,
+    auto replies = reports::inspect_report(broker_options(context, options.broker).url, context.dirs().run.path, options.method,
                                   destination, timeout);
     if (context.json) {
         print_json(replies);
@@ -86,7 +86,7 @@ void run(Context& context, const InspectOptions& options) {
 void add_inspect_command(CLI::App& app, Context& context) {
     auto options = std::make_shared<InspectOptions>();
     auto* inspect = app.add_subcommand("inspect", "Ask running nodes: ping, active, reserved, stats, registered, ...");
-    inspect->add_option("METHOD", options->method, "What to ask")->required()->check(CLI::IsMember(inspect_methods));
+    inspect->add_option("METHOD", options->method, "What to ask")->required()->check(CLI::IsMember(reports::inspect_methods));
     inspect->add_option("-d,--destination", options->destination, "Only these nodes (w1 or w1@host); repeatable")
         ->delimiter(',');
     inspect->add_option("-t,--timeout", options->timeout, "Seconds to wait for replies")->capture_default_str();

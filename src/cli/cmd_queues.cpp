@@ -4,7 +4,7 @@
 
 #include "cli/broker_client.hpp"
 #include "cli/output.hpp"
-#include "cli/reports.hpp"
+#include "reports/reports.hpp"
 #include "util/strings.hpp"
 
 namespace ccmulti::cli {
@@ -16,7 +16,7 @@ void add_queue_commands(CLI::App& app, Context& context) {
     add_broker_option(*queues, *queues_broker);
     queues->callback([&context, queues_broker] {
         auto connection = open_broker(context, *queues_broker);
-        auto out = queues_report(*connection.broker);
+        auto out = reports::queues_report(*connection.broker);
         std::vector<std::string> orphaned;
         std::vector<std::vector<std::string>> rows{{"QUEUE", "READY", "SCHEDULED", "RESERVED", "CONSUMERS"}};
         for (const auto& queue : out) {

@@ -4,7 +4,7 @@
 
 #include "cli/broker_client.hpp"
 #include "cli/output.hpp"
-#include "cli/reports.hpp"
+#include "reports/reports.hpp"
 
 namespace ccmulti::cli {
 
@@ -61,7 +61,7 @@ void add_result_command(CLI::App& app, Context& context) {
         } else {
             meta = connection.results->get(options->id);
         }
-        auto out = result_document(meta, *connection.broker, options->id);
+        auto out = reports::result_document(meta, *connection.broker, options->id);
         if (out["status"] == "UNKNOWN" || out["status"] == "FAILURE" || out["status"] == "REVOKED")
             context.exit = Exit::failure;
         if (context.json) return print_json(out);

@@ -7,7 +7,7 @@
 
 #include "cli/context.hpp"
 #include "cli/output.hpp"
-#include "cli/reports.hpp"
+#include "reports/reports.hpp"
 #include "util/strings.hpp"
 
 namespace ccmulti::cli {
@@ -27,7 +27,7 @@ std::string or_dash(const std::string& text) {
     return text.empty() ? "-" : text;
 }
 
-void no_master(Context& context, const StatusReport& report) {
+void no_master(Context& context, const reports::StatusReport& report) {
     context.exit = Exit::not_ready;
     if (context.json) return print_json(report.document);
     auto elsewhere = report.document.value("masters_elsewhere", std::vector<std::string>{});
@@ -112,7 +112,7 @@ void status_command(Context& context) {
     std::vector<std::string> only;
     if (context.names_nodes())
         for (const auto& node : context.nodes()) only.push_back(node.name);
-    auto report = status_report(context.group_dirs().run.path, only);
+    auto report = reports::status_report(context.group_dirs().run.path, only);
     if (!report.master) return no_master(context, report);
     for (const auto& name : report.unknown) print_warning(name + " is not a node of this master");
     context.exit = report.ready ? Exit::ok : Exit::not_ready;

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <regex>
 
-#include "cli/reports.hpp"
+#include "reports/reports.hpp"
 #include "supervisor/control_client.hpp"
 #include "supervisor/group_locks.hpp"
 
@@ -42,21 +42,21 @@ json masked(json value) {
 }  // namespace
 
 json Api::status() const {
-    return masked(cli::status_report(source_.run_dir).document);
+    return masked(reports::status_report(source_.run_dir).document);
 }
 
 json Api::queues() const {
     auto connection = broker::connect(source_.broker);
-    return masked(cli::queues_report(*connection.broker));
+    return masked(reports::queues_report(*connection.broker));
 }
 
 json Api::inspect(const std::string& method, std::chrono::milliseconds timeout) const {
-    return masked(cli::inspect_report(source_.broker.url, source_.run_dir, method, {}, timeout));
+    return masked(reports::inspect_report(source_.broker.url, source_.run_dir, method, {}, timeout));
 }
 
 json Api::result(const std::string& task_id) const {
     auto connection = broker::connect(source_.broker);
-    return masked(cli::result_report(connection, task_id));
+    return masked(reports::result_report(connection, task_id));
 }
 
 json Api::tasks(const TaskFilter& filter) const {
@@ -71,11 +71,11 @@ json Api::tasks(const TaskFilter& filter) const {
         if (!filter.state.empty() && protocol::to_string(meta.status) != filter.state) continue;
         if (!filter.name.empty() && meta.name.value_or("").find(filter.name) == std::string::npos) continue;
         if (!filter.id.empty() && meta.task_id.find(filter.id) == std::string::npos) continue;
-        tasks.push_back(cli::result_document(meta, *connection.broker, meta.task_id));
+        tasks.push_back(reports::result_document(meta, *connection.broker, meta.task_id));
     }
     // A whole id that is not among the recent results (older, or still queued): ask for it alone.
     if (tasks.empty() && filter.id.size() >= 32) {
-        json one = cli::result_report(connection, filter.id);
+        json one = reports::result_report(connection, filter.id);
         if (one.value("status", "") != "UNKNOWN") tasks.push_back(std::move(one));
     }
     return masked({{"tasks", std::move(tasks)},

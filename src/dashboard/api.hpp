@@ -1,4 +1,4 @@
-// What the dashboard shows and does, as JSON: the same documents the CLI prints with --json (cli/reports.hpp:
+// What the dashboard shows and does, as JSON: the same documents the CLI prints with --json (reports/reports.hpp:
 // one producer for both), plus the task list and the actions (restart, stop, purge). The HTTP layer
 // (dashboard/server.hpp) only routes to these.
 //

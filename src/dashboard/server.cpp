@@ -5,7 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/random.h>
 
-#include "cli/reports.hpp"
+#include "reports/reports.hpp"
 #include "dashboard/assets.hpp"
 #include "dashboard/metrics.hpp"
 #include "util/error.hpp"
@@ -184,8 +184,8 @@ void Server::routes() {
     http_->Get(R"(/api/inspect/([a-z_]+))",
                guarded([this](const httplib::Request& request, httplib::Response& response) {
                    const std::string method = request.matches[1].str();
-                   if (std::find(cli::inspect_methods.begin(), cli::inspect_methods.end(), method) ==
-                       cli::inspect_methods.end())
+                   if (std::find(reports::inspect_methods.begin(), reports::inspect_methods.end(), method) ==
+                       reports::inspect_methods.end())
                        return send_json_error(response, 404, "no inspect method '" + method + "'");
                    send_json_body(response, api_.inspect(method, std::chrono::milliseconds(1000)));
                }));

@@ -14,7 +14,7 @@
 
 #include "broker/connect.hpp"
 
-namespace ccmulti::cli {
+namespace ccmulti::reports {
 
 // `status --json`: {"master":{...},"nodes":[...],"ready":bool} from the master of `run_dir` (only the nodes
 // named in `only`, all when empty), or {"master":null,"nodes":[],"run_dir","error","masters_elsewhere"} when no
@@ -49,4 +49,4 @@ inline nlohmann::json result_report(broker::Connection& connection, const std::s
     return result_document(connection.results->get(task_id), *connection.broker, task_id);
 }
 
-}  // namespace ccmulti::cli
+}  // namespace ccmulti::reports

@@ -1,4 +1,4 @@
-#include "cli/reports.hpp"
+#include "reports/reports.hpp"
 
 #include <algorithm>
 
@@ -8,7 +8,7 @@
 #include "supervisor/group_locks.hpp"
 #include "worker/inspect_client.hpp"
 
-namespace ccmulti::cli {
+namespace ccmulti::reports {
 
 using nlohmann::json;
 
@@ -109,4 +109,4 @@ json result_document(const std::optional<protocol::ResultMeta>& meta, broker::Br
     return out;
 }
 
-}  // namespace ccmulti::cli
+}  // namespace ccmulti::reports
