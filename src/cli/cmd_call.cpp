@@ -1,11 +1,11 @@
 // call: publish a task, print its id; or with --wait, its result (exit 1 on FAILURE, "Type: message" on stderr).
 // With --count N: N such tasks (each its own id, printed one a line), published pipelined over one connection
 // (Broker::publish_many), so that a benchmark measures the workers rather than the client (bench/run).
+#include <unistd.h>
+
 #include <algorithm>
 #include <iostream>
 #include <vector>
-
-#include <unistd.h>
 
 #include "cli/broker_client.hpp"
 #include "cli/output.hpp"
@@ -82,8 +82,9 @@ void send_sent_events(broker::Broker& broker, const std::vector<protocol::TaskMe
     std::string sender_name = "gen" + std::to_string(pid) + "@" + hostname();
     auto events = broker.events(sender_name);
     if (!events) {
-        print_warning("task_send_sent_event is set, but the embedded broker carries no Celery events (they need a "
-                      "Redis broker): no task-sent event was sent");
+        print_warning(
+            "task_send_sent_event is set, but the embedded broker carries no Celery events (they need a "
+            "Redis broker): no task-sent event was sent");
         return;
     }
     protocol::EventSender sender(sender_name, pid);

@@ -111,9 +111,10 @@ void run(Context& context, const WorkerFlags& flags) {
     for (const auto& plugin : flags.plugins) tasks::load_plugin(registry, plugin);
     spdlog::info("{}: {} task(s) registered: {}", options.name, registry.names().size(), join(registry.names(), ", "));
     if (options.task_events && !broker::redis::is_redis_url(options.broker.url))
-        spdlog::warn("{}: task events (-E{}) need a Redis broker: the embedded broker {} carries no Celery events, "
-                     "so none are sent",
-                     options.name, flags.task_events ? "" : ", worker_send_task_events", options.broker.url);
+        spdlog::warn(
+            "{}: task events (-E{}) need a Redis broker: the embedded broker {} carries no Celery events, "
+            "so none are sent",
+            options.name, flags.task_events ? "" : ", worker_send_task_events", options.broker.url);
 
     context.exit = static_cast<Exit>(worker::run_worker(options, registry));
 }

@@ -1,11 +1,10 @@
 #include "protocol/events.hpp"
 
+#include <fmt/format.h>
 #include <sys/utsname.h>
 
 #include <cmath>
 #include <ctime>
-
-#include <fmt/format.h>
 
 #include "protocol/iso_time.hpp"
 
@@ -45,10 +44,18 @@ void python_repr_string(const std::string& text, std::string& out) {
     out += quote;
     for (unsigned char c : text) {
         switch (c) {
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
             default:
                 if (c == static_cast<unsigned char>(quote)) {
                     out += '\\';
@@ -68,9 +75,15 @@ void python_repr_string(const std::string& text, std::string& out) {
 void python_repr_into(const json& value, bool as_tuple, std::size_t limit, std::string& out) {
     if (out.size() > limit) return;
     switch (value.type()) {
-        case json::value_t::null: out += "None"; return;
-        case json::value_t::boolean: out += value.get<bool>() ? "True" : "False"; return;
-        case json::value_t::string: python_repr_string(value.get_ref<const std::string&>(), out); return;
+        case json::value_t::null:
+            out += "None";
+            return;
+        case json::value_t::boolean:
+            out += value.get<bool>() ? "True" : "False";
+            return;
+        case json::value_t::string:
+            python_repr_string(value.get_ref<const std::string&>(), out);
+            return;
         case json::value_t::array: {
             out += as_tuple ? '(' : '[';
             bool first = true;
@@ -100,12 +113,17 @@ void python_repr_into(const json& value, bool as_tuple, std::size_t limit, std::
         }
         case json::value_t::number_float: {
             double number = value.get<double>();
-            if (std::isnan(number)) out += "nan";
-            else if (std::isinf(number)) out += number > 0 ? "inf" : "-inf";
-            else out += value.dump();
+            if (std::isnan(number))
+                out += "nan";
+            else if (std::isinf(number))
+                out += number > 0 ? "inf" : "-inf";
+            else
+                out += value.dump();
             return;
         }
-        default: out += value.dump(); return;
+        default:
+            out += value.dump();
+            return;
     }
 }
 
@@ -117,8 +135,8 @@ std::string event_system_name() {
 }  // namespace
 
 EventSender::EventSender(std::string hostname, int pid) : hostname_(std::move(hostname)) {
-    prefix_ = fmt::format("{{\"hostname\": {}, \"utcoffset\": {}, \"pid\": {}, ", event_quoted(hostname_), event_utcoffset_hours(),
-                          pid);
+    prefix_ = fmt::format("{{\"hostname\": {}, \"utcoffset\": {}, \"pid\": {}, ", event_quoted(hostname_),
+                          event_utcoffset_hours(), pid);
 }
 
 std::string EventSender::event(std::string_view type, std::string_view fields) {
@@ -172,8 +190,8 @@ std::string worker_event(EventSender& sender, std::string_view type, const Worke
     loadavg += ']';
     return sender.event(type, fmt::format("\"freq\": {:.1f}, \"active\": {}, \"processed\": {}, \"loadavg\": {}, "
                                           "\"sw_ident\": {}, \"sw_ver\": {}, \"sw_sys\": {}",
-                                          std::isfinite(status.freq) ? status.freq : 2.0, status.active, status.processed, loadavg,
-                                          event_quoted(sw_ident), sw_ver, sw_sys));
+                                          std::isfinite(status.freq) ? status.freq : 2.0, status.active,
+                                          status.processed, loadavg, event_quoted(sw_ident), sw_ver, sw_sys));
 }
 
 namespace {
@@ -184,8 +202,9 @@ std::string event_task_fields(const TaskMessage& message) {
         "\"uuid\": {}, \"name\": {}, \"args\": {}, \"kwargs\": {}, \"root_id\": {}, \"parent_id\": {}, "
         "\"retries\": {}, \"eta\": {}, \"expires\": {}",
         event_quoted(message.id), event_quoted(message.task), event_quoted(python_repr(message.args, true)),
-        event_quoted(python_repr(message.kwargs)), event_optional_quoted(message.root_id), event_optional_quoted(message.parent_id),
-        message.retries, event_optional_time(message.eta), event_optional_time(message.expires));
+        event_quoted(python_repr(message.kwargs)), event_optional_quoted(message.root_id),
+        event_optional_quoted(message.parent_id), message.retries, event_optional_time(message.eta),
+        event_optional_time(message.expires));
 }
 
 }  // namespace
@@ -205,14 +224,16 @@ std::string task_succeeded(EventSender& sender, const std::string& id, const jso
 
 std::string task_failed(EventSender& sender, const std::string& id, const ExceptionInfo& exception,
                         const std::string& traceback) {
-    return sender.event("task-failed", fmt::format("\"uuid\": {}, \"exception\": {}, \"traceback\": {}", event_quoted(id),
-                                                   event_quoted(exception_repr(exception)), event_quoted(traceback)));
+    return sender.event("task-failed",
+                        fmt::format("\"uuid\": {}, \"exception\": {}, \"traceback\": {}", event_quoted(id),
+                                    event_quoted(exception_repr(exception)), event_quoted(traceback)));
 }
 
 std::string task_retried(EventSender& sender, const std::string& id, const ExceptionInfo& exception,
                          const std::string& traceback) {
-    return sender.event("task-retried", fmt::format("\"uuid\": {}, \"exception\": {}, \"traceback\": {}", event_quoted(id),
-                                                    event_quoted(exception_repr(exception)), event_quoted(traceback)));
+    return sender.event("task-retried",
+                        fmt::format("\"uuid\": {}, \"exception\": {}, \"traceback\": {}", event_quoted(id),
+                                    event_quoted(exception_repr(exception)), event_quoted(traceback)));
 }
 
 std::string task_revoked(EventSender& sender, const std::string& id, bool expired) {
@@ -223,8 +244,9 @@ std::string task_revoked(EventSender& sender, const std::string& id, bool expire
 
 std::string task_sent(EventSender& sender, const TaskMessage& message) {
     return sender.event("task-sent", event_task_fields(message) + fmt::format(", \"queue\": {}, \"exchange\": \"\", "
-                                                                        "\"routing_key\": {}",
-                                                                        event_quoted(message.queue), event_quoted(message.queue)));
+                                                                              "\"routing_key\": {}",
+                                                                              event_quoted(message.queue),
+                                                                              event_quoted(message.queue)));
 }
 
 }  // namespace ccmulti::protocol

@@ -41,9 +41,9 @@ private:
 
 // What a worker-online/heartbeat/offline event tells about the node.
 struct WorkerStatus {
-    double freq = 2.0;  // seconds between heartbeats
-    long active = 0;    // tasks running now
-    long processed = 0; // tasks finished since the node started
+    double freq = 2.0;   // seconds between heartbeats
+    long active = 0;     // tasks running now
+    long processed = 0;  // tasks finished since the node started
     std::vector<double> loadavg;
 };
 

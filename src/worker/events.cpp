@@ -35,13 +35,15 @@ void NodeEvents::online() {
     if (!worker_events_ || online_) return;
     online_ = true;
     queue("worker-online", protocol::worker_event(sender_, "worker-online", status_()));
-    heartbeat_timer_ = loop_.after(std::chrono::milliseconds(static_cast<int>(protocol::heartbeat_interval_seconds * 1000)),
-                                   [this] { heartbeat(); });
+    heartbeat_timer_ =
+        loop_.after(std::chrono::milliseconds(static_cast<int>(protocol::heartbeat_interval_seconds * 1000)),
+                    [this] { heartbeat(); });
 }
 
 void NodeEvents::heartbeat() {
-    heartbeat_timer_ = loop_.after(std::chrono::milliseconds(static_cast<int>(protocol::heartbeat_interval_seconds * 1000)),
-                                   [this] { heartbeat(); });
+    heartbeat_timer_ =
+        loop_.after(std::chrono::milliseconds(static_cast<int>(protocol::heartbeat_interval_seconds * 1000)),
+                    [this] { heartbeat(); });
     queue("worker-heartbeat", protocol::worker_event(sender_, "worker-heartbeat", status_()));
 }
 

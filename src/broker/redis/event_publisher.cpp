@@ -1,8 +1,8 @@
 #include "broker/redis/event_publisher.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "protocol/base64.hpp"
@@ -13,7 +13,7 @@ namespace ccmulti::broker::redis {
 
 RedisEventPublisher::RedisEventPublisher(RedisUrl url, std::string hostname) : url_(std::move(url)) {
     headers_ = nlohmann::json{{"hostname", std::move(hostname)}}.dump(-1, ' ', false,
-                                                                     nlohmann::json::error_handler_t::replace);
+                                                                      nlohmann::json::error_handler_t::replace);
 }
 
 RedisEventPublisher::~RedisEventPublisher() {
@@ -77,12 +77,11 @@ void RedisEventPublisher::flush() {
         connection_->read_deferred();
         connection_->send_deferred(commands_, [this](const std::vector<Reply>& replies) {
             for (const auto& reply : replies)
-                if (reply.is_error() && is_transient_reply(reply.text()))
-                    connection_->refuse("publish events", reply);
+                if (reply.is_error() && is_transient_reply(reply.text())) connection_->refuse("publish events", reply);
         });
         if (down_)
-            spdlog::info("{}events are sent again ({} dropped while Redis could not be reached)",
-                         connection_->prefix(), dropped_);
+            spdlog::info("{}events are sent again ({} dropped while Redis could not be reached)", connection_->prefix(),
+                         dropped_);
         down_ = false;
         backoff_.reset();
         commands_.clear();

@@ -46,7 +46,7 @@ private:
     void drop(const std::string& why);
 
     RedisUrl url_;
-    std::string headers_;  // {"hostname": …}
+    std::string headers_;             // {"hostname": …}
     std::vector<std::string> batch_;  // task events for the next "task.multi" message
     std::vector<Command> commands_;   // PUBLISHes to send at the next flush
     std::size_t queued_ = 0;          // events in commands_

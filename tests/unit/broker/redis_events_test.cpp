@@ -1,13 +1,12 @@
 // RedisEventPublisher against a real redis-server: Celery's events are PUBLISHes on kombu's fanout channel
 // "/<db>.celeryev/<routing key>" with the envelope a Python worker sends; task events go in batches of 24 under
 // "task.multi"; nothing leaves before flush(); an outage drops events, never throws, and sending resumes.
-#include "broker/redis/event_publisher.hpp"
-
 #include <gtest/gtest.h>
 
 #include <thread>
 
 #include "broker/connect.hpp"
+#include "broker/redis/event_publisher.hpp"
 #include "broker/redis/redis_broker.hpp"
 #include "protocol/base64.hpp"
 #include "protocol/events.hpp"
