@@ -1,4 +1,4 @@
-// The broker and result-store interfaces every transport implements (the embedded SQLite one now, Redis next).
+// The broker, result-store and event interfaces every transport implements (the embedded SQLite one, Redis).
 // Messages are protocol::TaskMessage, stored or sent as the Celery v2 envelope (protocol/task_message.hpp).
 //
 // Delivery model: at-least-once with late acks. A consumer reserves (claims) messages, runs them, and acks each
@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "protocol/result_meta.hpp"
@@ -26,6 +27,7 @@ using protocol::TaskMessage;
 using protocol::TimePoint;
 
 class ResultStore;
+class EventPublisher;
 
 // One message handed to a consumer.
 struct Delivery {
@@ -126,7 +128,36 @@ public:
     // The nodes consuming `queue` now.
     virtual std::vector<std::string> consumers_of(const std::string& queue) = 0;
     virtual std::optional<MessageLocation> locate(const std::string& task_id) = 0;
+
+    // Celery's event stream on this broker, sent as `hostname` (the header monitors know the sender by), or
+    // nullptr when the transport carries no events (the embedded SQLite broker: no monitor could read them).
+    // Throws nothing: it connects on its first flush.
+    virtual std::unique_ptr<EventPublisher> events(const std::string& hostname);
 };
+
+// Publishes Celery's events (protocol/events.hpp makes them) on the event exchange, `celeryev`, where
+// `celery events`, Flower and other monitors listen. Batched inside: send() only queues, flush() sends what is
+// queued in one round trip and does not wait for the broker's reply (read at the next flush). Task events
+// ("task-…") travel as the Python worker sends them from its event loop: a list of up to task_batch of them in one
+// message, routing key "task.multi"; any other event alone, routed by its type ("worker-heartbeat" →
+// "worker.heartbeat").
+// Best-effort, as events are in Celery: while the broker cannot be reached flush() drops what is queued (logged
+// once per outage) and connects again later with backoff. Neither call throws; the destructor waits briefly for
+// the last flush's reply, so that a short-lived client's event is not lost with its connection.
+class EventPublisher {
+public:
+    static constexpr std::size_t task_batch = 24;  // Celery's EventDispatcher buffer_limit
+
+    virtual ~EventPublisher() = default;
+    // `event` is one event's JSON object text; `type` its "type" field.
+    virtual void send(std::string_view type, std::string event) = 0;
+    virtual void flush() = 0;
+    virtual std::size_t dropped() const = 0;  // events lost to broker outages so far
+};
+
+inline std::unique_ptr<EventPublisher> Broker::events(const std::string&) {
+    return nullptr;
+}
 
 // Task results with expiry. get() returns nullopt for an id with no (unexpired) result; the caller tells PENDING
 // (Broker::locate finds a message) from UNKNOWN.

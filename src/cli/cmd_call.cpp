@@ -1,12 +1,16 @@
 // call: publish a task, print its id; or with --wait, its result (exit 1 on FAILURE, "Type: message" on stderr).
 // With --count N: N such tasks (each its own id, printed one a line), published pipelined over one connection
 // (Broker::publish_many), so that a benchmark measures the workers rather than the client (bench/run).
+#include <unistd.h>
+
 #include <algorithm>
 #include <iostream>
 #include <vector>
 
 #include "cli/broker_client.hpp"
 #include "cli/output.hpp"
+#include "platform/host.hpp"
+#include "protocol/events.hpp"
 #include "protocol/iso_time.hpp"
 
 namespace ccmulti::cli {
@@ -71,6 +75,23 @@ std::vector<protocol::TaskMessage> copies(const protocol::TaskMessage& first, st
     return messages;
 }
 
+// Celery's task_send_sent_event: a task-sent event per message, from "gen<pid>@host" as a Python client sends
+// it. The publisher's destructor waits for Redis to take them.
+void send_sent_events(broker::Broker& broker, const std::vector<protocol::TaskMessage>& messages) {
+    int pid = static_cast<int>(::getpid());
+    std::string sender_name = "gen" + std::to_string(pid) + "@" + hostname();
+    auto events = broker.events(sender_name);
+    if (!events) {
+        print_warning(
+            "task_send_sent_event is set, but the embedded broker carries no Celery events (they need a "
+            "Redis broker): no task-sent event was sent");
+        return;
+    }
+    protocol::EventSender sender(sender_name, pid);
+    for (const auto& message : messages) events->send("task-sent", protocol::task_sent(sender, message));
+    events->flush();
+}
+
 }  // namespace
 
 void add_call_command(CLI::App& app, Context& context) {
@@ -109,9 +130,11 @@ void add_call_command(CLI::App& app, Context& context) {
         connection.broker->restore_orphans();  // so a dead node does not count as a consumer
         if (connection.broker->consumers_of(message.queue).empty())
             print_warning("no running node consumes queue '" + message.queue + "': the task waits until one does");
+        const bool sent_events = context.settings().task_send_sent_event.value_or(false);
         if (options->count > 1) {
             auto messages = copies(message, options->count);
             connection.broker->publish_many(messages);
+            if (sent_events) send_sent_events(*connection.broker, messages);
             std::string ids;
             ids.reserve(messages.size() * (message.id.size() + 1));
             for (const auto& sent : messages) ids.append(sent.id).push_back('\n');
@@ -119,6 +142,7 @@ void add_call_command(CLI::App& app, Context& context) {
             return;
         }
         connection.broker->publish(message);
+        if (sent_events) send_sent_events(*connection.broker, {message});
         if (!options->wait) {
             std::cout << message.id << '\n' << std::flush;
             return;

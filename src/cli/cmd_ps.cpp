@@ -2,6 +2,8 @@
 // master dead. Masters and nodes are recognised by their titles ("ccmulti: master [...]", "ccmulti: node
 // NAME ..."), everything else by being a descendant of one: the program a node runs, its pool ("ccmulti: pool
 // NAME #i" for the native worker), a task's subprocesses. A node whose master is gone is shown on its own.
+// --json gives each process its node's name and queues (from the node's title, "ccmulti: node w1@host -Q a,b";
+// a process below a node has its node's), so scripts need not parse titles.
 #include <unistd.h>
 
 #include <iostream>
@@ -11,6 +13,7 @@
 #include "cli/output.hpp"
 #include "platform/proc_table.hpp"
 #include "supervisor/node_spec.hpp"
+#include "util/strings.hpp"
 
 namespace ccmulti::cli {
 
@@ -29,19 +32,45 @@ std::string role_of(const std::string& title) {
     return "process";
 }
 
+// What a title says of its node: "ccmulti: node w1@host -Q a,b", "ccmulti: worker w1@host", "ccmulti: pool
+// w1@host #2". Queues only from the node's title, and only when it names them (-Q).
+struct NodeOf {
+    json name = nullptr, queues = nullptr;
+};
+
+NodeOf node_of_title(const std::string& title, const NodeOf& parent) {
+    for (const char* prefix : {"ccmulti: node ", "ccmulti: worker ", "ccmulti: pool "}) {
+        if (!title.starts_with(prefix)) continue;
+        std::vector<std::string> words = split(title.substr(std::string_view(prefix).size()), ' ');
+        if (words.empty() || words[0].empty()) break;
+        NodeOf node = parent;
+        if (parent.name != words[0]) node.queues = nullptr;  // a node's own, not another's
+        node.name = words[0];
+        if (std::string_view(prefix) == "ccmulti: node ") {
+            node.queues = nullptr;
+            for (std::size_t i = 1; i + 1 < words.size(); ++i)
+                if (words[i] == "-Q") node.queues = split(words[i + 1], ',');
+        }
+        return node;
+    }
+    return parent;
+}
+
 struct Tree {
     std::map<pid_t, ProcEntry> by_pid;
     std::map<pid_t, std::vector<pid_t>> children;
 };
 
-json describe(const Tree& tree, pid_t pid, int depth) {
+json describe(const Tree& tree, pid_t pid, int depth, const NodeOf& parent = {}) {
     const ProcEntry& proc = tree.by_pid.at(pid);
+    NodeOf node = node_of_title(proc.title, parent);
     json entry = {{"pid", proc.pid},       {"ppid", proc.ppid},
                   {"uid", proc.uid},       {"role", role_of(proc.title)},
-                  {"title", proc.title},   {"uptime", process_age_seconds(proc.start_time)},
+                  {"title", proc.title},   {"node", node.name},
+                  {"queues", node.queues}, {"uptime", process_age_seconds(proc.start_time)},
                   {"rss", proc.rss_bytes}, {"children", json::array()}};
     if (auto it = tree.children.find(pid); it != tree.children.end() && depth < 64)
-        for (pid_t child : it->second) entry["children"].push_back(describe(tree, child, depth + 1));
+        for (pid_t child : it->second) entry["children"].push_back(describe(tree, child, depth + 1, node));
     return entry;
 }
 

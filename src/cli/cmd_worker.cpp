@@ -25,6 +25,7 @@ struct WorkerFlags {
     std::optional<int> concurrency, prefetch_multiplier;
     std::optional<std::int64_t> max_tasks_per_child, max_memory_per_child;
     std::vector<std::string> plugins;
+    bool task_events = false, without_heartbeat = false;
     BrokerFlag broker;
 };
 
@@ -95,6 +96,8 @@ void run(Context& context, const WorkerFlags& flags) {
     options.max_tasks_per_child = flags.max_tasks_per_child;
     options.max_memory_per_child = flags.max_memory_per_child;
     options.broker = broker_options(context, flags.broker);
+    options.task_events = flags.task_events || context.settings().worker_send_task_events.value_or(false);
+    options.worker_events = !flags.without_heartbeat;
     Dirs dirs = context.dirs();
     if (!broker::redis::is_redis_url(options.broker.url)) {
         ensure_private_dir(dirs.run);
@@ -107,6 +110,11 @@ void run(Context& context, const WorkerFlags& flags) {
     add_configured_tasks(registry, options, context.settings(), context.workdir());
     for (const auto& plugin : flags.plugins) tasks::load_plugin(registry, plugin);
     spdlog::info("{}: {} task(s) registered: {}", options.name, registry.names().size(), join(registry.names(), ", "));
+    if (options.task_events && !broker::redis::is_redis_url(options.broker.url))
+        spdlog::warn(
+            "{}: task events (-E{}) need a Redis broker: the embedded broker {} carries no Celery events, "
+            "so none are sent",
+            options.name, flags.task_events ? "" : ", worker_send_task_events", options.broker.url);
 
     context.exit = static_cast<Exit>(worker::run_worker(options, registry));
 }
@@ -136,6 +144,11 @@ void add_worker_command(CLI::App& app, Context& context) {
                      "Replace a pool process whose resident memory exceeds this many KiB after a task")
         ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
     worker->add_option("--plugin", flags->plugins, "C++ task plugin (.so) to load; repeatable");
+    worker->add_flag("-E,--task-events", flags->task_events,
+                     "Send Celery task events (celery events, Flower); Redis broker only. Also "
+                     "worker_send_task_events in the configuration");
+    worker->add_flag("--without-heartbeat", flags->without_heartbeat,
+                     "Send no worker events (worker-online, -heartbeat, -offline), as Celery's option");
     add_broker_option(*worker, flags->broker);
     add_result_backend_option(*worker, flags->broker);
     worker->callback([&context, flags] { run(context, *flags); });

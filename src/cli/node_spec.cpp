@@ -110,6 +110,9 @@ const std::set<std::string>& native_worker_flags() {
                                                 "--max-tasks-per-child",
                                                 "--max-memory-per-child",
                                                 "--plugin",
+                                                "-E",
+                                                "--task-events",
+                                                "--without-heartbeat",
                                                 "-b",
                                                 "--broker",
                                                 "--result-backend"};

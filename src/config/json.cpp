@@ -65,6 +65,8 @@ nlohmann::json to_json(const Settings& settings) {
             {"workdir", sourced(settings.workdir)},
             {"user", sourced(settings.user)},
             {"group", sourced(settings.group)},
+            {"worker_send_task_events", sourced(settings.worker_send_task_events)},
+            {"task_send_sent_event", sourced(settings.task_send_sent_event)},
             {"defaults", to_json(settings.defaults)},
             {"nodes", nodes},
             {"node_order", settings.node_order},

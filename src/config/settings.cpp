@@ -51,6 +51,8 @@ void overlay(Settings& base, const Settings& over) {
     base.workdir.overlay(over.workdir);
     base.user.overlay(over.user);
     base.group.overlay(over.group);
+    base.worker_send_task_events.overlay(over.worker_send_task_events);
+    base.task_send_sent_event.overlay(over.task_send_sent_event);
     base.defaults.overlay(over.defaults);
     for (const auto& name : over.node_order) {
         if (std::find(base.node_order.begin(), base.node_order.end(), name) == base.node_order.end())

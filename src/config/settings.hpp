@@ -104,6 +104,8 @@ struct Settings {
     Setting<std::string> run_dir, log_dir, state_dir;
     Setting<std::string> workdir;  // base of relative paths
     Setting<std::string> user, group;
+    // Celery's event settings: native nodes send task events (-E); `ccmulti call` sends task-sent.
+    Setting<bool> worker_send_task_events, task_send_sent_event;
 
     NodeSettings defaults;                      // [defaults]
     std::map<std::string, NodeSettings> nodes;  // [nodes.NAME], by NAME as written

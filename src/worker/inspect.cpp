@@ -118,9 +118,10 @@ private:
 
 class PidboxServer final : public InspectServer {
 public:
-    PidboxServer(const std::string& url, const std::string& node, const InspectSource& source, EventLoop& loop)
+    PidboxServer(const std::string& url, const std::string& node, InspectSource& source, EventLoop& loop)
         : loop_(loop),
           pidbox_(broker::redis::parse_redis_url(url), node, [&source](const std::string& method, const json&) {
+              if (auto reply = source.control(method)) return reply;
               return inspect_reply(source.inspect_state(), method);
           }) {
         loop_.watch(pidbox_.fd(), EPOLLIN, [this](std::uint32_t) { pidbox_.on_readable(); });
@@ -167,7 +168,7 @@ std::optional<std::string> inspect_socket_node(const std::string& file) {
     return node;
 }
 
-std::unique_ptr<InspectServer> start_inspect_server(const WorkerOptions& options, const InspectSource& source,
+std::unique_ptr<InspectServer> start_inspect_server(const WorkerOptions& options, InspectSource& source,
                                                     EventLoop& loop) {
     if (broker::redis::is_redis_url(options.broker.url))
         return std::make_unique<PidboxServer>(options.broker.url, options.name, source, loop);

@@ -54,6 +54,9 @@ class InspectSource {
 public:
     virtual ~InspectSource() = default;
     virtual InspectState inspect_state() const = 0;
+    // A remote-control command that changes the node (enable_events, disable_events): its reply, or nullopt
+    // when the node has no such command. Asked before the inspect methods.
+    virtual std::optional<nlohmann::json> control(const std::string& /*method*/) { return std::nullopt; }
 };
 
 // The reply to `method`, or nullopt for a method nodes do not answer.
@@ -66,7 +69,7 @@ public:
 
 // Starts answering on the loop: the pidbox for a Redis broker, else the socket options.control_socket (none
 // when that is empty).
-std::unique_ptr<InspectServer> start_inspect_server(const WorkerOptions& options, const InspectSource& source,
+std::unique_ptr<InspectServer> start_inspect_server(const WorkerOptions& options, InspectSource& source,
                                                     EventLoop& loop);
 
 // The socket the process `pid` of a node of the embedded broker answers on.

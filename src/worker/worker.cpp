@@ -20,6 +20,7 @@
 #include "platform/signals.hpp"
 #include "protocol/task_message.hpp"
 #include "util/error.hpp"
+#include "worker/events.hpp"
 #include "worker/inspect.hpp"
 #include "worker/pending_writes.hpp"
 #include "worker/pool.hpp"
@@ -98,6 +99,8 @@ public:
         connection_ = broker::connect(options_.broker);
         consumer_ = connection_.broker->consume({options_.name, options_.queues});
         pending_.emplace(loop_, *connection_.broker, *connection_.results, *consumer_);
+        events_.emplace(loop_, connection_.broker->events(options_.name), options_.name, options_.task_events,
+                        options_.worker_events, [this] { return worker_status(); });
         loop_.watch(consumer_->wakeup_fd(), EPOLLIN, [this](std::uint32_t) {
             consumer_->drain_wakeups();  // a networked consumer reconnects here
             report_broker();
@@ -110,6 +113,7 @@ public:
         report_broker();  // ready now, or once the broker can be reached
         fill();
         loop_.run();
+        events_->offline();
 
         try {
             consumer_->close();
@@ -143,6 +147,10 @@ public:
         }
         for (const auto& delivery : ready_) state.reserved.push_back({delivery.message, 0, {}, false});
         return state;
+    }
+
+    std::optional<nlohmann::json> control(const std::string& method) override {
+        return events_ ? events_->control(method) : std::nullopt;
     }
 
 private:
@@ -304,6 +312,7 @@ private:
             }
             broker_down_.reset();
             ready_announced_ = true;
+            events_->online();
             const auto& results = options_.broker.results_url;
             spdlog::info("{} ready: queues {}, concurrency {}, broker {}{}", options_.name, join_queues(),
                          options_.concurrency, connection_.broker->url(),
@@ -368,6 +377,7 @@ private:
             return;
         }
         if (revoke_if_expired(delivery)) return;
+        events_->received(delivery.message);
         ready_.push_back(std::move(delivery));
     }
 
@@ -377,6 +387,7 @@ private:
         const auto& message = delivery.message;
         if (!message.expires || *message.expires >= protocol::now()) return false;
         spdlog::info("Task {}[{}] expired before it started: revoked", message.task, message.id);
+        events_->revoked(message.id, true);
         std::optional<protocol::ResultMeta> result;
         if (!ignores_result(message)) result = described(message, protocol::revoked_result(message.id, "expired"));
         settle(delivery, true, std::move(result));
@@ -540,6 +551,7 @@ private:
             std::string why = fmt::format("the task request is {} bytes, over the pool's limit of {} bytes",
                                           request.size(), max_frame_size);
             spdlog::error("Task {}[{}] cannot be run: {}", message.task, message.id, why);
+            events_->failed(message.id, protocol::ExceptionInfo::of("EncodeError", why), why);
             std::optional<protocol::ResultMeta> result;
             if (!ignores_result(message)) {
                 result = described(message, protocol::failure_result(
@@ -574,6 +586,7 @@ private:
             task.limit_timer = loop_.after(std::chrono::duration_cast<Clock::duration>(seconds(*task.hard_limit)),
                                            [this, tag, limit = *task.hard_limit] { time_limit_exceeded(tag, limit); });
         spdlog::info("Task {}[{}] received{}", message.task, message.id, message.redelivered ? " (redelivered)" : "");
+        events_->started(message.id);
         // Sent with the round's other writes; the task does not wait for them. A quick task's outcome follows
         // within milliseconds: STARTED would be overwritten before anyone saw it, at the cost of a write (Celery
         // stores STARTED for no task unless told to).
@@ -619,6 +632,7 @@ private:
         const auto& message = task.delivery.message;
         double runtime = std::chrono::duration<double>(Clock::now() - task.started).count();
         totals_.count(message.task);
+        ++processed_;
         losses_.erase(message.id);
         Settlement writes;
         if (outcome.ok) {
@@ -627,6 +641,7 @@ private:
                              outcome.result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
             if (!task.ignore_result)
                 writes.result = described(message, protocol::success_result(message.id, outcome.result));
+            events_->succeeded(message.id, outcome.result, runtime);
         } else if (outcome.exception.type == "Retry" && message.retries < options_.max_retries) {
             writes = retry(task, outcome);
         } else {
@@ -638,6 +653,7 @@ private:
             spdlog::error("Task {}[{}] raised unexpected: {}", message.task, message.id, exception.describe());
             if (!task.ignore_result)
                 writes.result = described(message, protocol::failure_result(message.id, exception, outcome.traceback));
+            events_->failed(message.id, exception, outcome.traceback);
         }
         if (task.acks_late) writes.ack = task.delivery;
         pending_->add(std::move(writes));
@@ -653,6 +669,7 @@ private:
         next.delivery_tag = protocol::new_uuid();
         next.redelivered = false;
         spdlog::info("Task {}[{}] retry {} in {}s", message.task, message.id, next.retries, countdown);
+        events_->retried(message.id, outcome.exception, outcome.traceback);
         Settlement writes;
         writes.publish = std::move(next);
         if (!task.ignore_result)
@@ -730,6 +747,17 @@ private:
         meta.kwargs = message.kwargs;
         meta.retries = message.retries;
         return meta;
+    }
+
+    protocol::WorkerStatus worker_status() const {
+        protocol::WorkerStatus status;
+        status.freq = protocol::heartbeat_interval_seconds;
+        for (const auto& [tag, task] : running_)
+            if (task.begun()) ++status.active;
+        status.processed = static_cast<long>(processed_);
+        double load[3] = {0, 0, 0};
+        if (::getloadavg(load, 3) == 3) status.loadavg.assign(load, load + 3);
+        return status;
     }
 
     void log_activity() const {
@@ -838,6 +866,8 @@ private:
     int broker_error_count_ = 0;
     EventLoop::TimerId retry_timer_ = 0;    // fill() again after a failed claim
     std::optional<PendingWrites> pending_;  // once connected
+    std::optional<NodeEvents> events_;      // once connected
+    std::size_t processed_ = 0;             // tasks finished (for the heartbeat)
     Clock::time_point started_ = Clock::now();
     State state_ = State::running;
     struct StopSignal {

@@ -42,6 +42,10 @@ struct WorkerOptions {
     std::map<std::string, TaskPolicy> policies;        // by task name
     broker::BrokerOptions broker;
     std::filesystem::path control_socket;  // for `ccmulti inspect` (embedded broker); empty: none
+    // Celery events (worker/events.hpp), where the broker carries them (Redis): task events (-E), and the
+    // worker's online/heartbeat/offline (on unless --without-heartbeat).
+    bool task_events = false;
+    bool worker_events = true;
 };
 
 // Runs the node until it has shut down. Returns the exit code (0 after a warm or cold shutdown).

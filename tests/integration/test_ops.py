@@ -152,16 +152,21 @@ def test_ps_finds_the_tree_without_any_pid_file(sup):
     root = find_master(tree, master)
     assert root is not None, tree
     assert root["role"] == "master" and root["title"] == f"ccmulti: master [w1@{HOST} w2@{HOST}]"
+    assert root["node"] is None and root["queues"] is None
     nodes = {n["pid"]: n for n in root["children"] if n["role"] == "node"}
     assert set(nodes) == set(shims.values())
     for short, pid in shims.items():
         node = nodes[pid]
         assert node["title"] == f"ccmulti: node {short}@{HOST} -Q high,low"
         assert node["uptime"] >= 0 and node["rss"] > 0
+        # Scripts read the node and its queues without parsing titles; processes below a node are its.
+        assert node["node"] == f"{short}@{HOST}" and node["queues"] == ["high", "low"]
         (program,) = node["children"]
         assert program["pid"] == sup.program_pid(short) and str(FAKE) in program["title"]
         (grandchild,) = program["children"]
         assert grandchild["role"] == "process"
+        for below in (program, grandchild):
+            assert below["node"] == f"{short}@{HOST}" and below["queues"] == ["high", "low"]
 
     text = sup.check("ps").stdout
     assert f"ccmulti: master [w1@{HOST} w2@{HOST}]" in text

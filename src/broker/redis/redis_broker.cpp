@@ -3,6 +3,7 @@
 #include <map>
 
 #include "broker/redis/claims.hpp"
+#include "broker/redis/event_publisher.hpp"
 #include "broker/redis/keys.hpp"
 #include "broker/redis/redis_consumer.hpp"
 
@@ -236,6 +237,10 @@ std::optional<MessageLocation> RedisBroker::locate(const std::string& task_id) {
             }
         return std::nullopt;
     });
+}
+
+std::unique_ptr<EventPublisher> RedisBroker::events(const std::string& hostname) {
+    return std::make_unique<RedisEventPublisher>(url_, hostname);
 }
 
 }  // namespace ccmulti::broker::redis

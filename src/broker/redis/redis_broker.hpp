@@ -32,6 +32,7 @@ public:
     std::vector<QueueStats> queue_stats() override;
     std::vector<std::string> consumers_of(const std::string& queue) override;
     std::optional<MessageLocation> locate(const std::string& task_id) override;
+    std::unique_ptr<EventPublisher> events(const std::string& hostname) override;  // RedisEventPublisher
 
     const RedisUrl& redis_url() const noexcept { return url_; }
 

@@ -286,7 +286,8 @@ const std::vector<BadConfig> bad_configs = {
      Format::yaml,
      "base: &b {concurrency: 2}\ndefaults:\n  <<: *b\n",
      {"c.yaml:1:1: unknown key 'base' at the top level (known keys: app, run_dir, log_dir, state_dir, workdir, user, "
-      "group, defaults, nodes, broker, results, tasks, watch, dashboard)",
+      "group, worker_send_task_events, task_send_sent_event, defaults, nodes, broker, results, tasks, watch, "
+      "dashboard)",
       "c.yaml:3:3: YAML merge keys (<<) are not supported; use [defaults] for shared settings"}},
     {"yaml_unsupported_tag", Format::yaml, "app: !shop x\n", {"c.yaml:1:6: unsupported YAML tag '!shop'"}},
     {"yaml_invalid_utf8",
