@@ -1,6 +1,7 @@
 #include "broker/connect.hpp"
 
 #include "broker/redis/redis_broker.hpp"
+#include "broker/redis/redis_control.hpp"
 #include "broker/redis/redis_result_store.hpp"
 #include "broker/redis/url.hpp"
 #include "broker/sqlite/sqlite_broker.hpp"
@@ -65,6 +66,20 @@ std::string display_url(const std::string& url) {
         }
     }
     return url;
+}
+
+std::unique_ptr<RemoteControl> remote_control(const std::string& url) {
+    if (redis::is_redis_url(url)) return std::make_unique<redis::RedisControl>(redis::parse_redis_url(url));
+    return nullptr;
+}
+
+nlohmann::json broker_info(const std::string& url) {
+    if (auto control = remote_control(url)) return control->broker_info();
+    return {{"transport", "sqlite"}, {"hostname", url}};
+}
+
+std::string with_transport_options(const std::string& url, const TransportOptions& options) {
+    return redis::with_transport_options(url, options);
 }
 
 Connection connect(const BrokerOptions& options) {

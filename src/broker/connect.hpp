@@ -14,6 +14,7 @@
 #include <string>
 
 #include "broker/broker.hpp"
+#include "broker/transport_options.hpp"
 
 namespace ccmulti::broker {
 
@@ -43,6 +44,18 @@ void check_broker_url(const std::string& url);
 
 // The URL for messages and logs: a Redis password masked.
 std::string display_url(const std::string& url);
+
+// Remote control through the broker `url` names (Celery's pidbox), or nullptr for a transport without a mailbox
+// (the embedded broker: nodes answer on sockets in the run dir, worker/inspect.hpp). Connects to nothing yet.
+std::unique_ptr<RemoteControl> remote_control(const std::string& url);
+
+// What `inspect stats` shows of the broker `url` names: RemoteControl::broker_info(), or for the embedded broker
+// {"transport": "sqlite", "hostname": url}.
+nlohmann::json broker_info(const std::string& url);
+
+// `url` with the configuration's transport options the URL does not give itself added to its query (the URL's
+// own win); unchanged for a transport that takes none of them.
+std::string with_transport_options(const std::string& url, const TransportOptions& options);
 
 // The database file a sqlite URL names (exposed for tests and `ccmulti dirs`).
 std::filesystem::path sqlite_path(const std::string& url, const std::filesystem::path& state_dir);

@@ -1,9 +1,8 @@
-// inspect: ask the running nodes what they are doing, as `celery inspect` does. On Redis through Celery's
-// mailbox (so Python workers answer too), on the embedded broker through the nodes' sockets in the run dir.
+// inspect: ask the running nodes what they are doing, as `celery inspect` does. Through Celery's mailbox where
+// the broker has one (so Python workers answer too), on the embedded broker through the nodes' sockets in the
+// run dir.
 #include <iostream>
 
-#include "broker/redis/pidbox_client.hpp"
-#include "broker/redis/url.hpp"
 #include "cli/broker_client.hpp"
 #include "cli/output.hpp"
 #include "platform/host.hpp"
@@ -62,9 +61,8 @@ void run(Context& context, const InspectOptions& options) {
 
     auto broker = broker_options(context, options.broker);
     std::map<std::string, nlohmann::json> replies;
-    if (broker::redis::is_redis_url(broker.url))
-        replies =
-            broker::redis::broadcast(broker::redis::parse_redis_url(broker.url), options.method, destination, timeout);
+    if (auto control = broker::remote_control(broker.url))
+        replies = control->broadcast(options.method, destination, timeout);
     else
         replies = worker::ask_local_nodes(context.dirs().run.path, options.method, destination, timeout);
 

@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include "broker/redis/url.hpp"
 #include "cli/broker_client.hpp"
 #include "cli/output.hpp"
 #include "platform/host.hpp"
@@ -96,7 +95,7 @@ void run(Context& context, const WorkerFlags& flags) {
     options.max_memory_per_child = flags.max_memory_per_child;
     options.broker = broker_options(context, flags.broker);
     Dirs dirs = context.dirs();
-    if (!broker::redis::is_redis_url(options.broker.url)) {
+    if (!broker::remote_control(options.broker.url)) {  // no mailbox: nodes answer inspect on a socket
         ensure_private_dir(dirs.run);
         options.control_socket = worker::inspect_socket_path(dirs.run.path, options.name, ::getpid());
     }

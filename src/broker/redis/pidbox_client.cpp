@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "broker/redis/connection.hpp"
-#include "broker/redis/control_replies.hpp"
+#include "broker/control_replies.hpp"
 #include "broker/redis/keys.hpp"
 #include "broker/redis/pidbox.hpp"
 #include "protocol/base64.hpp"

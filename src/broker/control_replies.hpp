@@ -1,6 +1,6 @@
-// Celery's replies to the inspect commands a node answers through its mailbox (pidbox.hpp), in the exact shapes
-// `celery inspect` and app.control.inspect() print and parse (celery/worker/control.py, Request.info()).
-// Pure functions: the node supplies what it knows.
+// Celery's replies to the inspect commands a node answers through its mailbox (broker.hpp: RemoteControl), in the
+// exact shapes `celery inspect` and app.control.inspect() print and parse (celery/worker/control.py,
+// Request.info()). The same on every transport; pure functions: the node supplies what it knows.
 #pragma once
 
 #include <map>
@@ -10,9 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "broker/broker.hpp"
-#include "broker/redis/url.hpp"
 
-namespace ccmulti::broker::redis {
+namespace ccmulti::broker {
 
 struct ActiveTask {
     TaskMessage message;
@@ -41,12 +40,13 @@ struct NodeStats {
     long max_tasks_per_child = 0;  // 0: no limit ("N/A")
 };
 
-// inspect stats: {"total", "pid", "clock", "uptime", "pool": {...}, "broker": {...}, "prefetch_count", "rusage"}.
-nlohmann::json stats_reply(const NodeStats& stats, const RedisUrl& broker);
+// inspect stats: {"total", "pid", "clock", "uptime", "pool": {...}, "broker": {...}, "prefetch_count", "rusage"};
+// `broker` is what RemoteControl::broker_info() (or broker_info(url)) says of the broker.
+nlohmann::json stats_reply(const NodeStats& stats, nlohmann::json broker);
 
 // Two processes answering for one node name (a node being replaced: its new process runs beside the old one's
 // warm stop) read as one node: lists (active, reserved, registered, …) are joined without duplicates; of other
 // replies (stats, ping) an error gives way to an answer, and the newest process's wins (the smaller "uptime").
 void add_node_reply(std::map<std::string, nlohmann::json>& replies, const std::string& node, nlohmann::json reply);
 
-}  // namespace ccmulti::broker::redis
+}  // namespace ccmulti::broker

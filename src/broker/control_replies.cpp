@@ -1,10 +1,10 @@
-#include "broker/redis/control_replies.hpp"
+#include "broker/control_replies.hpp"
 
 #include <sys/resource.h>
 
 #include <algorithm>
 
-namespace ccmulti::broker::redis {
+namespace ccmulti::broker {
 
 using nlohmann::json;
 
@@ -23,35 +23,6 @@ json rusage_reply() {
             {"inblock", usage.ru_inblock},      {"oublock", usage.ru_oublock},      {"msgsnd", usage.ru_msgsnd},
             {"msgrcv", usage.ru_msgrcv},        {"nsignals", usage.ru_nsignals},    {"nvcsw", usage.ru_nvcsw},
             {"nivcsw", usage.ru_nivcsw}};
-}
-
-// As kombu's Connection.info() shows it; a sentinel URL: the first sentinel, the others as alternates.
-json broker_reply(const RedisUrl& broker) {
-    json options = {{"visibility_timeout", broker.visibility_timeout.count()}};
-    json alternates = json::array();
-    std::string host = broker.host;
-    int port = broker.port;
-    if (broker.sentinel()) {
-        options["master_name"] = broker.master_name;
-        host = broker.sentinels.front().first;
-        port = broker.sentinels.front().second;
-        for (const auto& [name, number] : broker.sentinels)
-            alternates.push_back("sentinel://" + host_port(name, number) + "/" + std::to_string(broker.db));
-    }
-    return {{"hostname", host},
-            {"userid", broker.username ? json(*broker.username) : json(nullptr)},
-            {"virtual_host", std::to_string(broker.db)},
-            {"port", port},
-            {"insist", false},
-            {"ssl", false},
-            {"transport", broker.sentinel() ? "sentinel" : "redis"},
-            {"connect_timeout", 4},
-            {"transport_options", options},
-            {"login_method", nullptr},
-            {"uri_prefix", nullptr},
-            {"heartbeat", 120.0},
-            {"failover_strategy", "round-robin"},
-            {"alternates", alternates}};
 }
 
 }  // namespace
@@ -83,7 +54,7 @@ json registered_reply(std::vector<std::string> names) {
     return names;
 }
 
-json stats_reply(const NodeStats& stats, const RedisUrl& broker) {
+json stats_reply(const NodeStats& stats, json broker) {
     json total = json::object();
     for (const auto& [name, count] : stats.total) total[name] = count;
     auto limit = [](const std::optional<double>& value) { return value ? json(*value) : json(0); };
@@ -99,7 +70,7 @@ json stats_reply(const NodeStats& stats, const RedisUrl& broker) {
           {"max-tasks-per-child", stats.max_tasks_per_child > 0 ? json(stats.max_tasks_per_child) : json("N/A")},
           {"put-guarded-by-semaphore", false},
           {"timeouts", json::array({limit(stats.soft_time_limit), limit(stats.hard_time_limit)})}}},
-        {"broker", broker_reply(broker)},
+        {"broker", std::move(broker)},
         {"prefetch_count", stats.prefetch_count},
         {"rusage", rusage_reply()},
     };
@@ -128,4 +99,4 @@ void add_node_reply(std::map<std::string, nlohmann::json>& replies, const std::s
     if (uptime(reply) >= 0 && (uptime(have) < 0 || uptime(reply) < uptime(have))) have = std::move(reply);
 }
 
-}  // namespace ccmulti::broker::redis
+}  // namespace ccmulti::broker
