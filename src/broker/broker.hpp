@@ -47,6 +47,9 @@ struct Delivery {
 struct ConsumerInfo {
     std::string node;                 // "w1@host"
     std::vector<std::string> queues;  // consumed round-robin, in this order to start with
+    // How many unacked messages the node holds at most (prefetch multiplier × concurrency): a transport where
+    // the broker pushes (AMQP's basic.qos) limits its deliveries to it; 0: the transport's default.
+    std::size_t prefetch = 0;
 };
 
 // A registered consumer: claims messages from its queues, acks or requeues them, and tells its event loop when a

@@ -3,6 +3,8 @@
 //   sqlite:///abs/path.db   that file
 //   redis://[:password@]host[:port][/db]   kombu's Redis transport (broker/redis/); results in the same Redis
 //   sentinel://host:port;sentinel://…?master_name=NAME   the same, on the master the sentinels name
+//   amqp://user:password@host[:port]/vhost (pyamqp://, amqps://)   RabbitMQ (broker/amqp/); it keeps no results:
+//                           without a result backend URL they are dropped (Celery's DisabledBackend)
 // Results live in the broker's database unless a result backend URL names another store (Celery's
 // result_backend): redis://… (another db or another server, Celery's Redis backend layout), sqlite://, or
 // sqlite:///path.db. A node then stores a finished task's result there first and acks its message after.

@@ -2,6 +2,8 @@
 
 #include <sys/resource.h>
 
+#include <fnmatch.h>
+
 #include <algorithm>
 
 namespace ccmulti::broker {
@@ -25,7 +27,49 @@ json rusage_reply() {
             {"nivcsw", usage.ru_nivcsw}};
 }
 
+bool names_node(const json& request, const std::string& node) {
+    const json& destination = request.value("destination", json(nullptr));
+    if (destination.is_array() && !destination.empty()) {
+        for (const auto& name : destination)
+            if (name.is_string() && name.get<std::string>() == node) return true;
+        return false;
+    }
+    const json& pattern = request.value("pattern", json(nullptr));
+    const json& matcher = request.value("matcher", json(nullptr));
+    if (pattern.is_string() && matcher.is_string()) {
+        // kombu's matchers: "glob" (fnmatch) and "pcre"; a regex is not worth a dependency here.
+        if (matcher.get<std::string>() == "glob")
+            return ::fnmatch(pattern.get<std::string>().c_str(), node.c_str(), 0) == 0;
+        return false;
+    }
+    return true;
+}
+
 }  // namespace
+
+std::optional<json> answer_control_request(const json& request, const json& headers, const std::string& node,
+                                           const RemoteControl::Handler& handler, long long& clock) {
+    if (!request.is_object() || !request.contains("method") || !request["method"].is_string()) return std::nullopt;
+    if (headers.is_object()) {
+        if (auto it = headers.find("clock"); it != headers.end() && it->is_number_integer())
+            clock = std::max(clock, it->get<long long>());
+        if (auto expires = headers.find("expires"); expires != headers.end() && expires->is_number()) {
+            double when = expires->get<double>();
+            if (when > 0 && when < protocol::to_unix(protocol::now())) return std::nullopt;
+        }
+    }
+    if (!names_node(request, node)) return std::nullopt;
+    std::string method = request["method"].get<std::string>();
+    if (method == "ping") return json{{"ok", "pong"}};
+    json arguments = request.value("arguments", json::object());
+    if (arguments.is_null()) arguments = json::object();
+    try {
+        auto answer = handler ? handler(method, arguments) : std::nullopt;
+        return answer ? *answer : json{{"error", "KeyError('" + method + "')"}};
+    } catch (const std::exception& error) {
+        return json{{"error", error.what()}};
+    }
+}
 
 json active_reply(const std::vector<ActiveTask>& tasks) {
     json out = json::array();

@@ -44,6 +44,16 @@ struct NodeStats {
 // `broker` is what RemoteControl::broker_info() (or broker_info(url)) says of the broker.
 nlohmann::json stats_reply(const NodeStats& stats, nlohmann::json broker);
 
+// A remote-control request as a node's mailbox receives it (the body {"method", "arguments", "destination",
+// "pattern", "matcher", "ticket", "reply_to"}, the message headers {"clock", "expires"}): nullopt when this node
+// must not answer (expired, or destination/pattern names other nodes; malformed); else the answer, computed by
+// `handler` (`ping` answered here, an unknown method {"error": "KeyError('m')"}, a throwing handler
+// {"error": what}). `clock` takes the request's Lamport clock. The caller replies only when the request has a
+// reply_to object (broadcast casts such as revoke have none).
+std::optional<nlohmann::json> answer_control_request(const nlohmann::json& request, const nlohmann::json& headers,
+                                                     const std::string& node, const RemoteControl::Handler& handler,
+                                                     long long& clock);
+
 // Two processes answering for one node name (a node being replaced: its new process runs beside the old one's
 // warm stop) read as one node: lists (active, reserved, registered, …) are joined without duplicates; of other
 // replies (stats, ping) an error gives way to an answer, and the newest process's wins (the smaller "uptime").

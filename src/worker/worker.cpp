@@ -96,7 +96,9 @@ public:
         for (int i = 1; i <= options_.concurrency; ++i) spawn(i);
 
         connection_ = broker::connect(options_.broker);
-        consumer_ = connection_.broker->consume({options_.name, options_.queues});
+        consumer_ = connection_.broker->consume(
+            {options_.name, options_.queues,
+             static_cast<std::size_t>(std::max(1, options_.prefetch_multiplier) * options_.concurrency)});
         pending_.emplace(loop_, *connection_.broker, *connection_.results, *consumer_);
         loop_.watch(consumer_->wakeup_fd(), EPOLLIN, [this](std::uint32_t) {
             consumer_->drain_wakeups();  // a networked consumer reconnects here
