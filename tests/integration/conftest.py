@@ -242,6 +242,7 @@ class RabbitMQ:
         self.port, self.dist_port, self.epmd_port = free_port(), free_port(), free_port()
         self.node = f"ccmulti{self.port}@localhost"
         self.proc = None
+        self.epmds_before = set(epmd_ports())
         root.mkdir(parents=True, exist_ok=True)
         for sub in ("mnesia", "log", "home"):
             (root / sub).mkdir(exist_ok=True)
@@ -320,7 +321,30 @@ class RabbitMQ:
         self.proc = None
 
     def close(self):
-        """stop(), and end the epmd the node started (it outlives the node)."""
+        """stop(), and end the epmd daemons the node and rabbitmqctl started (they outlive them): besides the one
+        on our ERL_EPMD_PORT, RabbitMQ's scripts leave some on random ports. Only those that appeared since this
+        server was made and have no node registered go, so another test's RabbitMQ is left alone."""
         self.stop()
-        subprocess.run(["epmd", "-port", str(self.epmd_port), "-kill"], capture_output=True, env=self.env,
-                       timeout=10)
+        for pid, port in epmd_ports().items():
+            if pid in self.epmds_before:
+                continue
+            names = subprocess.run(["epmd", "-port", str(port), "-names"], capture_output=True, text=True,
+                                   timeout=10).stdout
+            if "\nname " not in names:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
+
+def epmd_ports():
+    """{pid: TCP port} of the epmd daemons listening on this machine (ss from iproute2)."""
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, timeout=10).stdout
+    ports = {}
+    for line in out.splitlines():
+        if '"epmd"' not in line:
+            continue
+        local = line.split()[3]
+        pid = line.split("pid=")[1].split(",")[0]
+        ports[int(pid)] = int(local.rsplit(":", 1)[1])
+    return ports
