@@ -165,7 +165,9 @@ void Connection::bind(const std::string& queue, const std::string& exchange, con
 }
 
 void Connection::qos(std::uint16_t prefetch) {
-    amqp_basic_qos(state_, channel_, 0, prefetch, 0);
+    // global: for the whole channel, and a change applies at once (RabbitMQ's per-consumer limit would apply only
+    // to consumers started after it). Celery does the same on RabbitMQ (qos_semantics_matches_spec is false).
+    amqp_basic_qos(state_, channel_, 0, prefetch, 1);
     check(amqp_get_rpc_reply(state_), "setting the prefetch count");
 }
 
