@@ -2,7 +2,8 @@
 RabbitMQ (Debian's rabbitmq-server, started once for the module: it takes about 5 s), with real ccmulti nodes
 (`ccmulti start w1 w2 --broker amqp://…`, results in a private redis-server) and the real CLI: Python clients send
 to ccmulti nodes and read their results, `celery inspect` sees ccmulti nodes through Celery's pidbox (and
-`ccmulti inspect` sees them through the same exchanges), a SIGKILLed node's running task is redelivered by
+`ccmulti inspect` sees them through the same exchanges), `ccmulti call`/`inspect` reach a Python worker, quorum
+queues are consumed, a SIGKILLed node's running task is redelivered by
 RabbitMQ and completed by another node, and a RabbitMQ restart under load loses no task.
 
 The RabbitMQ restart is the module's last test: the shared nodes must reconnect and re-declare. Every wait polls
@@ -11,6 +12,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -196,6 +198,58 @@ def test_celery_inspect_sees_ccmulti_nodes(shared, app):
 
     ping = env.run("inspect", "ping", "--broker", rabbit.url, "--json", "-d", "w1,w2", check=True)
     assert json.loads(ping.stdout) == {W1: {"ok": "pong"}, W2: {"ok": "pong"}}
+
+
+def test_quorum_queue_named_in_the_url_or_declared_by_another(servers):
+    """x-queue-type=quorum in the URL declares a quorum queue (consumed with per-consumer prefetch: quorum queues
+    refuse global QoS); a client whose URL does not say so accepts the queue as it is."""
+    rabbit, redis = servers
+    env = node_env(redis)
+    try:
+        env.run("start", "q1", "--broker", rabbit.url + "?x-queue-type=quorum", "-c", 1, "-Q", "quorum", check=True,
+                timeout=60)
+        assert "quorum\tquorum" in rabbit.ctl("list_queues", "-q", "--no-table-headers", "name", "type")
+        call = env.run("call", "ccmulti.echo", '["q"]', "-Q", "quorum", "--broker", rabbit.url, "--wait",
+                       "--timeout", "10", check=True)
+        assert json.loads(call.stdout) == "q"
+    finally:
+        stop_nodes(env)
+        shutil.rmtree(env.root, ignore_errors=True)
+
+
+# --- ccmulti → a Python `celery worker` ----------------------------------------------------------------------
+
+
+def test_ccmulti_call_and_inspect_reach_a_python_worker(servers):
+    rabbit, redis = servers
+    env = node_env(redis)
+    log = env.root / "py-worker.log"
+    environment = dict(os.environ, CCMULTI_TEST_BROKER=rabbit.url, CCMULTI_TEST_BACKEND=redis.url,
+                       PYTHONPATH=str(CELERYAPP))
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [PYTHON, "-m", "celery", "-A", "proj", "worker", "-Q", "py", "--pool", "solo", "-n", "py@%h",
+             "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
+            cwd=CELERYAPP, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: "ready." in log.read_text(), timeout=30, what="the Python worker to be ready")
+        done = env.run("call", "proj.add", "[20, 22]", "-Q", "py", "--broker", rabbit.url, "--wait", "--timeout",
+                       "15", timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == 42
+        failed = env.run("call", "proj.fail", '["nope"]', "-Q", "py", "--broker", rabbit.url, "--wait",
+                         "--timeout", "15", timeout=30)
+        assert failed.returncode != 0 and "ValueError" in failed.stderr and "nope" in failed.stderr
+        ping = env.run("inspect", "ping", "--broker", rabbit.url, "--json", "-d", f"py@{HOST}", check=True)
+        assert json.loads(ping.stdout) == {f"py@{HOST}": {"ok": "pong"}}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        shutil.rmtree(env.root, ignore_errors=True)
 
 
 # --- failures: a node SIGKILLed mid-task, RabbitMQ restarted -------------------------------------------------

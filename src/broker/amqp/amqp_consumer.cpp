@@ -20,6 +20,7 @@ AmqpConsumer::AmqpConsumer(AmqpUrl url, const ConsumerInfo& info)
       prefetch_(static_cast<std::uint16_t>(std::clamp<std::size_t>(info.prefetch ? info.prefetch : amqp_default_prefetch,
                                                                    1, amqp_max_prefetch))) {
     if (info_.queues.empty()) info_.queues = {"celery"};
+    per_consumer_qos_ = queue_arguments(url).value("x-queue-type", "") == "quorum";
     for (const auto& queue : info_.queues) queue_of_[info_.node + "/" + queue] = queue;
     link_ = std::make_unique<Link>(
         std::move(url), "ccmulti " + info_.node, info_.node, [this](Connection& connection) { setup(connection); },
@@ -43,8 +44,18 @@ AmqpConsumer::~AmqpConsumer() {
 void AmqpConsumer::setup(Connection& connection) {
     for (const auto& queue : info_.queues) declare_task_queue(connection, queue);
     qos_ = static_cast<std::uint16_t>(std::min<std::size_t>(prefetch_ + waiting_.size(), amqp_max_prefetch));
-    connection.qos(qos_);
-    for (const auto& [tag, queue] : queue_of_) connection.consume(queue, tag, false);
+    connection.qos(per_consumer_qos_ ? prefetch_ : qos_, !per_consumer_qos_);
+    try {
+        for (const auto& [tag, queue] : queue_of_) connection.consume(queue, tag, false);
+    } catch (const ConnectionError& error) {
+        // A quorum queue declared by someone else: per-consumer limits from the next connection on.
+        if (!per_consumer_qos_ && std::string_view(error.what()).find("global qos") != std::string_view::npos) {
+            spdlog::info("{}: a queue does not support global QoS (a quorum queue): prefetch is per consumer now",
+                         info_.node);
+            per_consumer_qos_ = true;
+        }
+        throw;
+    }
 }
 
 void AmqpConsumer::received(Message&& message) {
@@ -62,8 +73,8 @@ void AmqpConsumer::received(Message&& message) {
 
 void AmqpConsumer::settle_qos() {
     auto wanted = static_cast<std::uint16_t>(std::min<std::size_t>(prefetch_ + waiting_.size(), amqp_max_prefetch));
-    if (wanted == qos_ || !link_->connected()) return;
-    if (link_->use([wanted](Connection& connection) { connection.qos(wanted); })) qos_ = wanted;
+    if (per_consumer_qos_ || wanted == qos_ || !link_->connected()) return;
+    if (link_->use([wanted](Connection& connection) { connection.qos(wanted, true); })) qos_ = wanted;
 }
 
 void AmqpConsumer::drain_wakeups() {

@@ -1,7 +1,10 @@
 // A consumer of RabbitMQ queues (made by AmqpBroker::consume), interoperable with Python Celery workers consuming
 // the same queues: basic.consume on each queue (declared as kombu does: topology.hpp), and RabbitMQ pushes.
 //
-//  - Prefetch: basic.qos = ConsumerInfo::prefetch (the node's multiplier × concurrency). Deliveries wait here
+//  - Prefetch: basic.qos = ConsumerInfo::prefetch (the node's multiplier × concurrency), global for the channel
+//    (as Celery sets it on RabbitMQ, so a change applies at once). Quorum queues refuse global QoS: with
+//    x-queue-type=quorum in the URL, or once RabbitMQ refused it (540 NOT_IMPLEMENTED), the limit is per consumer
+//    (each queue's consumer gets the window), and eta tasks held count against it. Deliveries wait here
 //    until reserve() hands them out; reserve() never waits. Fairness across queues is RabbitMQ's (round robin
 //    among a channel's consumers).
 //  - Acks: late, by the node after the result is stored (Consumer::settle); requeue() is basic.reject(requeue),
@@ -51,7 +54,8 @@ private:
 
     ConsumerInfo info_;
     std::uint16_t prefetch_;
-    std::uint16_t qos_ = 0;  // what the broker has now
+    std::uint16_t qos_ = 0;        // what the broker has now
+    bool per_consumer_qos_ = false;  // quorum queues: no global QoS
     std::map<std::string, std::string> queue_of_;  // consumer tag → queue
     std::deque<Delivery> ready_;
     std::multimap<TimePoint, Delivery> waiting_;  // eta in the future

@@ -127,6 +127,7 @@ void Connection::check(const amqp_rpc_reply_t& reply, const std::string& what) {
         amqp_send_method(state_, channel_, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
         ++channel_;
         open_channel();
+        if (confirming_) confirm_select();
         throw ChannelError(message, code);
     }
     if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
@@ -164,10 +165,8 @@ void Connection::bind(const std::string& queue, const std::string& exchange, con
     check(amqp_get_rpc_reply(state_), "binding queue '" + queue + "' to exchange '" + exchange + "'");
 }
 
-void Connection::qos(std::uint16_t prefetch) {
-    // global: for the whole channel, and a change applies at once (RabbitMQ's per-consumer limit would apply only
-    // to consumers started after it). Celery does the same on RabbitMQ (qos_semantics_matches_spec is false).
-    amqp_basic_qos(state_, channel_, 0, prefetch, 1);
+void Connection::qos(std::uint16_t prefetch, bool global) {
+    amqp_basic_qos(state_, channel_, 0, prefetch, global ? 1 : 0);
     check(amqp_get_rpc_reply(state_), "setting the prefetch count");
 }
 
@@ -185,6 +184,7 @@ std::uint32_t Connection::purge(const std::string& queue) {
 void Connection::confirm_select() {
     amqp_confirm_select(state_, channel_);
     check(amqp_get_rpc_reply(state_), "turning on publisher confirms");
+    confirming_ = true;
     published_ = confirmed_ = 0;
 }
 

@@ -75,7 +75,9 @@ public:
     QueueInfo declare_queue(const std::string& name, bool durable, bool exclusive, bool auto_delete,
                             const nlohmann::json& arguments = nlohmann::json::object(), bool passive = false);
     void bind(const std::string& queue, const std::string& exchange, const std::string& routing_key);
-    void qos(std::uint16_t prefetch);
+    // global: one limit for the channel's consumers together, changes applying at once (RabbitMQ's meaning);
+    // else a limit per consumer, for consumers started after it (quorum queues support only that).
+    void qos(std::uint16_t prefetch, bool global);
     void consume(const std::string& queue, const std::string& consumer_tag, bool no_ack);
     std::uint32_t purge(const std::string& queue);
     void confirm_select();  // publisher confirms from now on: publish() returns the sequence number to wait for
@@ -114,6 +116,7 @@ private:
     std::optional<Message> partial_;
     std::uint64_t body_remaining_ = 0;
     bool header_seen_ = false;
+    bool confirming_ = false;  // confirm_select() was called: a reopened channel gets it again
     std::uint64_t published_ = 0, confirmed_ = 0;
     bool nacked_ = false;
 };

@@ -31,7 +31,7 @@ Connection::QueueInfo declare_or_accept(Connection& connection, const std::strin
         return connection.declare_queue(queue, durable, false, auto_delete, arguments);
     } catch (const ChannelError& error) {
         if (error.code() != amqp_precondition_failed) throw;
-        spdlog::info("queue '{}' exists with other arguments than ccmulti's ({}); using it as it is", queue,
+        spdlog::debug("queue '{}' exists with other arguments than ccmulti's ({}); using it as it is", queue,
                      error.what());
         return connection.declare_queue(queue, durable, false, auto_delete, json::object(), true);
     }
@@ -42,7 +42,7 @@ void declare_task_queue(Connection& connection, const std::string& queue) {
         connection.declare_exchange(queue, "direct", true, false);
     } catch (const ChannelError& error) {
         if (error.code() != amqp_precondition_failed) throw;
-        spdlog::info("exchange '{}' exists with another type or durability ({}); using it as it is", queue,
+        spdlog::debug("exchange '{}' exists with another type or durability ({}); using it as it is", queue,
                      error.what());
     }
     declare_or_accept(connection, queue, true, false, queue_arguments(connection.url()));

@@ -7,7 +7,7 @@
 //                  Celery's control_queue_ttl / control_queue_expires), bound to celery.pidbox.
 // A queue that already exists with other arguments (a quorum queue declared by someone else, another
 // x-max-priority) is refused by RabbitMQ with PRECONDITION_FAILED: it is then accepted as it is (declared
-// passively) with a note in the log, so nodes consume queues whatever declared them.
+// passively, noted at debug level), so nodes consume queues whatever declared them.
 #pragma once
 
 #include <string>
