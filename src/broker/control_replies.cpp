@@ -1,8 +1,7 @@
 #include "broker/control_replies.hpp"
 
-#include <sys/resource.h>
-
 #include <fnmatch.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 

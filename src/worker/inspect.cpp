@@ -115,8 +115,7 @@ private:
 // The broker's mailbox (Celery's pidbox), so Python tools see the node.
 class MailboxServer final : public InspectServer {
 public:
-    MailboxServer(broker::RemoteControl& control, const std::string& node, const InspectSource& source,
-                  EventLoop& loop)
+    MailboxServer(broker::RemoteControl& control, const std::string& node, const InspectSource& source, EventLoop& loop)
         : loop_(loop), mailbox_(control.mailbox(node, [&source](const std::string& method, const json&) {
               return inspect_reply(source.inspect_state(), method);
           })) {

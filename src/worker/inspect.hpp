@@ -3,10 +3,11 @@
 // (broker/control_replies.hpp).
 //
 // Where requests come from depends on the broker: where it has a mailbox (broker.hpp: RemoteControl), Celery's
-// pidbox (so Python tools see the node); on the embedded broker, a Unix socket in the run dir, `inspect-<node>~<pid>.sock` (mode 0600), one JSON
-// line {"method": "stats"} in, one JSON line out ({"ok": true, "reply": …} or {"ok": false, "error": …}).
-// One socket per process, not per name: while a node is replaced, its new process runs beside the old one's warm
-// stop under the same name, both answer, and neither removes the other's socket when it exits.
+// pidbox (so Python tools see the node); on the embedded broker, a Unix socket in the run dir,
+// `inspect-<node>~<pid>.sock` (mode 0600), one JSON line {"method": "stats"} in, one JSON line out ({"ok": true,
+// "reply": …} or {"ok": false, "error": …}). One socket per process, not per name: while a node is replaced, its new
+// process runs beside the old one's warm stop under the same name, both answer, and neither removes the other's socket
+// when it exits.
 #pragma once
 
 #include <sys/types.h>

@@ -24,8 +24,8 @@
 #include <thread>
 
 #include "broker/connect.hpp"
-#include "broker/redis/connection.hpp"
 #include "broker/control_replies.hpp"
+#include "broker/redis/connection.hpp"
 #include "broker/redis/pidbox.hpp"
 #include "broker/redis/redis_control.hpp"
 #include "platform/host.hpp"

@@ -17,8 +17,8 @@ constexpr std::size_t amqp_max_prefetch = 65535;  // basic.qos's prefetch-count 
 
 AmqpConsumer::AmqpConsumer(AmqpUrl url, const ConsumerInfo& info)
     : info_(info),
-      prefetch_(static_cast<std::uint16_t>(std::clamp<std::size_t>(info.prefetch ? info.prefetch : amqp_default_prefetch,
-                                                                   1, amqp_max_prefetch))) {
+      prefetch_(static_cast<std::uint16_t>(
+          std::clamp<std::size_t>(info.prefetch ? info.prefetch : amqp_default_prefetch, 1, amqp_max_prefetch))) {
     if (info_.queues.empty()) info_.queues = {"celery"};
     per_consumer_qos_ = queue_arguments(url).value("x-queue-type", "") == "quorum";
     for (const auto& queue : info_.queues) queue_of_[info_.node + "/" + queue] = queue;
@@ -115,8 +115,7 @@ void AmqpConsumer::ack(const Delivery& delivery) {
 }
 
 void AmqpConsumer::requeue(const Delivery& delivery) {
-    if (auto tag = current_tag(delivery))
-        link_->use([&](Connection& connection) { connection.reject(*tag, true); });
+    if (auto tag = current_tag(delivery)) link_->use([&](Connection& connection) { connection.reject(*tag, true); });
 }
 
 std::optional<TimePoint> AmqpConsumer::next_eta() {

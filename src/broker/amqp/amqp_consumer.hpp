@@ -54,8 +54,8 @@ private:
 
     ConsumerInfo info_;
     std::uint16_t prefetch_;
-    std::uint16_t qos_ = 0;        // what the broker has now
-    bool per_consumer_qos_ = false;  // quorum queues: no global QoS
+    std::uint16_t qos_ = 0;                        // what the broker has now
+    bool per_consumer_qos_ = false;                // quorum queues: no global QoS
     std::map<std::string, std::string> queue_of_;  // consumer tag → queue
     std::deque<Delivery> ready_;
     std::multimap<TimePoint, Delivery> waiting_;  // eta in the future

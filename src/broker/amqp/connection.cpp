@@ -29,9 +29,12 @@ amqp_bytes_t bytes_view(const std::string& text) {
 
 std::string Connection::describe(const amqp_rpc_reply_t& reply, const std::string& what) {
     switch (reply.reply_type) {
-        case AMQP_RESPONSE_NORMAL: return what + ": ok";
-        case AMQP_RESPONSE_NONE: return what + ": no reply from the broker";
-        case AMQP_RESPONSE_LIBRARY_EXCEPTION: return what + ": " + amqp_error_string2(reply.library_error);
+        case AMQP_RESPONSE_NORMAL:
+            return what + ": ok";
+        case AMQP_RESPONSE_NONE:
+            return what + ": no reply from the broker";
+        case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+            return what + ": " + amqp_error_string2(reply.library_error);
         case AMQP_RESPONSE_SERVER_EXCEPTION:
             if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
                 auto* close = static_cast<amqp_connection_close_t*>(reply.reply.decoded);
@@ -78,9 +81,8 @@ Connection::Connection(const AmqpUrl& url, const std::string& name) : url_(url) 
         property.value.kind = AMQP_FIELD_KIND_UTF8;
         property.value.value.bytes = bytes_view(name);
         amqp_table_t properties{1, &property};
-        auto reply = amqp_login_with_properties(state_, url_.vhost.c_str(), 0, 131072, url_.heartbeat,
-                                                &properties, AMQP_SASL_METHOD_PLAIN, url_.user.c_str(),
-                                                url_.password.c_str());
+        auto reply = amqp_login_with_properties(state_, url_.vhost.c_str(), 0, 131072, url_.heartbeat, &properties,
+                                                AMQP_SASL_METHOD_PLAIN, url_.user.c_str(), url_.password.c_str());
         if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
             closed_ = true;
             std::string hint = reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
@@ -145,12 +147,13 @@ void Connection::check_status(int status, const std::string& what) {
 }
 
 void Connection::declare_exchange(const std::string& name, const std::string& type, bool durable, bool auto_delete) {
-    amqp_exchange_declare(state_, channel_, bytes_view(name), bytes_view(type), 0, durable, auto_delete, 0, amqp_empty_table);
+    amqp_exchange_declare(state_, channel_, bytes_view(name), bytes_view(type), 0, durable, auto_delete, 0,
+                          amqp_empty_table);
     check(amqp_get_rpc_reply(state_), "declaring exchange '" + name + "'");
 }
 
-Connection::QueueInfo Connection::declare_queue(const std::string& name, bool durable, bool exclusive,
-                                                bool auto_delete, const json& arguments, bool passive) {
+Connection::QueueInfo Connection::declare_queue(const std::string& name, bool durable, bool exclusive, bool auto_delete,
+                                                const json& arguments, bool passive) {
     TableBuilder tables;
     auto* ok = amqp_queue_declare(state_, channel_, bytes_view(name), passive, durable, exclusive, auto_delete,
                                   tables.build(arguments));
@@ -161,7 +164,8 @@ Connection::QueueInfo Connection::declare_queue(const std::string& name, bool du
 }
 
 void Connection::bind(const std::string& queue, const std::string& exchange, const std::string& routing_key) {
-    amqp_queue_bind(state_, channel_, bytes_view(queue), bytes_view(exchange), bytes_view(routing_key), amqp_empty_table);
+    amqp_queue_bind(state_, channel_, bytes_view(queue), bytes_view(exchange), bytes_view(routing_key),
+                    amqp_empty_table);
     check(amqp_get_rpc_reply(state_), "binding queue '" + queue + "' to exchange '" + exchange + "'");
 }
 
@@ -188,8 +192,7 @@ void Connection::confirm_select() {
     published_ = confirmed_ = 0;
 }
 
-std::uint64_t Connection::publish(const std::string& exchange, const std::string& routing_key,
-                                  const Message& message) {
+std::uint64_t Connection::publish(const std::string& exchange, const std::string& routing_key, const Message& message) {
     TableBuilder tables;
     amqp_basic_properties_t props{};
     props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_PRIORITY_FLAG;
@@ -285,7 +288,8 @@ void Connection::handle_frame(const amqp_frame_t& frame, const OnMessage& on_mes
                 closed_ = true;
                 throw ConnectionError("the AMQP broker " + url_.address() + " closed the connection: " + reason);
             }
-            default: return;  // basic.return and others: nothing a node acts on
+            default:
+                return;  // basic.return and others: nothing a node acts on
         }
     }
     if (!partial_) return;

@@ -15,12 +15,13 @@
 // ConnectionError; the connection is unusable after it and is thrown away (consumers reconnect with backoff).
 #pragma once
 
+#include <amqp.h>
+
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
 
-#include <amqp.h>
 #include <nlohmann/json.hpp>
 
 #include "broker/amqp/url.hpp"

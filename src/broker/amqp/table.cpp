@@ -14,30 +14,45 @@ namespace {
 
 json field_to_json(const amqp_field_value_t& field) {
     switch (field.kind) {
-        case AMQP_FIELD_KIND_BOOLEAN: return field.value.boolean != 0;
-        case AMQP_FIELD_KIND_I8: return field.value.i8;
-        case AMQP_FIELD_KIND_U8: return field.value.u8;
-        case AMQP_FIELD_KIND_I16: return field.value.i16;
-        case AMQP_FIELD_KIND_U16: return field.value.u16;
-        case AMQP_FIELD_KIND_I32: return field.value.i32;
-        case AMQP_FIELD_KIND_U32: return field.value.u32;
-        case AMQP_FIELD_KIND_I64: return field.value.i64;
-        case AMQP_FIELD_KIND_U64: return field.value.u64;
-        case AMQP_FIELD_KIND_TIMESTAMP: return field.value.u64;
-        case AMQP_FIELD_KIND_F32: return field.value.f32;
-        case AMQP_FIELD_KIND_F64: return field.value.f64;
+        case AMQP_FIELD_KIND_BOOLEAN:
+            return field.value.boolean != 0;
+        case AMQP_FIELD_KIND_I8:
+            return field.value.i8;
+        case AMQP_FIELD_KIND_U8:
+            return field.value.u8;
+        case AMQP_FIELD_KIND_I16:
+            return field.value.i16;
+        case AMQP_FIELD_KIND_U16:
+            return field.value.u16;
+        case AMQP_FIELD_KIND_I32:
+            return field.value.i32;
+        case AMQP_FIELD_KIND_U32:
+            return field.value.u32;
+        case AMQP_FIELD_KIND_I64:
+            return field.value.i64;
+        case AMQP_FIELD_KIND_U64:
+            return field.value.u64;
+        case AMQP_FIELD_KIND_TIMESTAMP:
+            return field.value.u64;
+        case AMQP_FIELD_KIND_F32:
+            return field.value.f32;
+        case AMQP_FIELD_KIND_F64:
+            return field.value.f64;
         case AMQP_FIELD_KIND_DECIMAL:
             return static_cast<double>(field.value.decimal.value) / std::pow(10.0, field.value.decimal.decimals);
         case AMQP_FIELD_KIND_UTF8:
-        case AMQP_FIELD_KIND_BYTES: return text_of(field.value.bytes);
+        case AMQP_FIELD_KIND_BYTES:
+            return text_of(field.value.bytes);
         case AMQP_FIELD_KIND_ARRAY: {
             json out = json::array();
             for (int i = 0; i < field.value.array.num_entries; ++i)
                 out.push_back(field_to_json(field.value.array.entries[i]));
             return out;
         }
-        case AMQP_FIELD_KIND_TABLE: return to_json(field.value.table);
-        default: return nullptr;  // void
+        case AMQP_FIELD_KIND_TABLE:
+            return to_json(field.value.table);
+        default:
+            return nullptr;  // void
     }
 }
 

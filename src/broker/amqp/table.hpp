@@ -3,11 +3,12 @@
 // array, dict a table; a timestamp reads as its unix seconds, decimals as numbers, byte arrays as strings.
 #pragma once
 
+#include <amqp.h>
+
 #include <deque>
 #include <string>
 #include <vector>
 
-#include <amqp.h>
 #include <nlohmann/json.hpp>
 
 namespace ccmulti::broker::amqp {

@@ -32,7 +32,7 @@ Connection::QueueInfo declare_or_accept(Connection& connection, const std::strin
     } catch (const ChannelError& error) {
         if (error.code() != amqp_precondition_failed) throw;
         spdlog::debug("queue '{}' exists with other arguments than ccmulti's ({}); using it as it is", queue,
-                     error.what());
+                      error.what());
         return connection.declare_queue(queue, durable, false, auto_delete, json::object(), true);
     }
 }
@@ -43,7 +43,7 @@ void declare_task_queue(Connection& connection, const std::string& queue) {
     } catch (const ChannelError& error) {
         if (error.code() != amqp_precondition_failed) throw;
         spdlog::debug("exchange '{}' exists with another type or durability ({}); using it as it is", queue,
-                     error.what());
+                      error.what());
     }
     declare_or_accept(connection, queue, true, false, queue_arguments(connection.url()));
     connection.bind(queue, queue, queue);

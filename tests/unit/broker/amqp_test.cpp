@@ -30,8 +30,9 @@ TEST(AmqpUrl, DefaultsAsKombus) {
 }
 
 TEST(AmqpUrl, LoginHostPortAndOptions) {
-    auto url = parse_amqp_url("amqps://us%40er:p%3Ass@[::1]:5999/v?heartbeat=10&x-queue-type=quorum&x-max-priority=10"
-                              "&ssl_cert_reqs=CERT_NONE&login_method=AMQPLAIN");
+    auto url = parse_amqp_url(
+        "amqps://us%40er:p%3Ass@[::1]:5999/v?heartbeat=10&x-queue-type=quorum&x-max-priority=10"
+        "&ssl_cert_reqs=CERT_NONE&login_method=AMQPLAIN");
     EXPECT_TRUE(url.tls);
     EXPECT_FALSE(url.verify);
     EXPECT_EQ(url.user, "us@er");
@@ -59,8 +60,8 @@ TEST(AmqpUrl, MistakesAreUsageErrorsWithoutThePassword) {
 }
 
 TEST(AmqpTable, RoundTripsJsonAsPyAmqpTypesIt) {
-    json headers = {{"task", "t"},     {"retries", 0},  {"big", 1LL << 40},       {"ratio", 0.5},
-                    {"eta", nullptr},  {"flag", true},  {"timelimit", {nullptr, 30}}, {"nested", {{"a", {1, "b"}}}}};
+    json headers = {{"task", "t"},    {"retries", 0}, {"big", 1LL << 40},           {"ratio", 0.5},
+                    {"eta", nullptr}, {"flag", true}, {"timelimit", {nullptr, 30}}, {"nested", {{"a", {1, "b"}}}}};
     TableBuilder builder;
     amqp_table_t table = builder.build(headers);
     EXPECT_EQ(table.num_entries, static_cast<int>(headers.size()));
