@@ -6,16 +6,23 @@
 // its queue and is given out again with `redelivered` set. An ack or requeue of a claim the broker already took
 // back (the owner was presumed dead) does nothing, so a claim is never acked by the wrong holder.
 //
+// Remote control (RemoteControl below) is Celery's pidbox: `celery inspect` and `ccmulti inspect` talk to nodes
+// through the broker, on every transport that has a mailbox (connect.hpp: remote_control).
+//
 // Threading: none of these objects is thread-safe; a node uses them from its one event loop.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "protocol/result_meta.hpp"
 #include "protocol/task_message.hpp"
@@ -42,6 +49,9 @@ struct Delivery {
 struct ConsumerInfo {
     std::string node;                 // "w1@host"
     std::vector<std::string> queues;  // consumed round-robin, in this order to start with
+    // How many unacked messages the node holds at most (prefetch multiplier × concurrency): a transport where
+    // the broker pushes (AMQP's basic.qos) limits its deliveries to it; 0: the transport's default.
+    std::size_t prefetch = 0;
 };
 
 // A registered consumer: claims messages from its queues, acks or requeues them, and tells its event loop when a
@@ -186,6 +196,45 @@ public:
     // latest non-ready result, or nullopt). No timeout waits for ever. Waiters are woken, not polling.
     virtual std::optional<ResultMeta> wait(const std::string& task_id,
                                            std::optional<std::chrono::milliseconds> timeout) = 0;
+};
+
+// ---- Remote control: Celery's pidbox (celery-protocol.md §2) ----
+
+// A node's mailbox, answering requests on the node's event loop: fd() is stable for the mailbox's life (across
+// reconnects); call on_readable() when it is readable. Never blocks the loop beyond one reply write.
+class ControlMailbox {
+public:
+    virtual ~ControlMailbox() = default;
+    virtual int fd() const = 0;
+    virtual void on_readable() = 0;
+    // Why the broker cannot be reached now (the mailbox reconnects by itself); nullopt while it is reachable.
+    virtual std::optional<std::string> unavailable() const { return std::nullopt; }
+};
+
+class RemoteControl {
+public:
+    // The reply to `method` (Celery's shape), or nullopt when the node has no such command (the requester then
+    // reads {"error": …}); `ping` is answered by the mailbox itself. A handler may throw: the reply is then
+    // {"error": message}, as Celery does.
+    using Handler =
+        std::function<std::optional<nlohmann::json>(const std::string& method, const nlohmann::json& arguments)>;
+
+    virtual ~RemoteControl() = default;
+
+    // Starts listening as `node` (Celery's `<node>.celery.pidbox` queue). Throws Error only for what retrying
+    // cannot fix; a broker that is down is retried in the background (unavailable()).
+    virtual std::unique_ptr<ControlMailbox> mailbox(const std::string& node, Handler handler) = 0;
+
+    // The asking side (`celery inspect`): sends `method` to `destination` (every node when empty) and collects
+    // the replies by node name until every destination answered (and a short grace for a second process of one
+    // name, merged: control_replies.hpp add_node_reply) or `timeout` passes. Throws Error when the broker cannot
+    // be reached.
+    virtual std::map<std::string, nlohmann::json> broadcast(const std::string& method,
+                                                            const std::vector<std::string>& destination,
+                                                            std::chrono::milliseconds timeout) = 0;
+
+    // What `inspect stats` shows of the broker (as kombu's Connection.info()).
+    virtual nlohmann::json broker_info() const = 0;
 };
 
 inline void Consumer::settle(ResultStore& store, const std::vector<ResultMeta>& results,

@@ -1,6 +1,11 @@
 #include "broker/connect.hpp"
 
+#include "broker/amqp/amqp_broker.hpp"
+#include "broker/amqp/amqp_control.hpp"
+#include "broker/amqp/url.hpp"
+#include "broker/disabled_result_store.hpp"
 #include "broker/redis/redis_broker.hpp"
+#include "broker/redis/redis_control.hpp"
 #include "broker/redis/redis_result_store.hpp"
 #include "broker/redis/url.hpp"
 #include "broker/sqlite/sqlite_broker.hpp"
@@ -50,11 +55,16 @@ void check_broker_url(const std::string& url) {
         redis::parse_redis_url(url);  // throws UsageError naming what is wrong (rediss://, a sentinel's master)
         return;
     }
+    if (amqp::is_amqp_url(url)) {
+        amqp::parse_amqp_url(url);
+        return;
+    }
     auto scheme = url.substr(0, url.find(':'));
     throw UsageError("broker URL " + url + ": scheme '" + scheme +
                      "' is not supported by ccmulti's nodes (supported: sqlite://, sqlite:///PATH, "
-                     "redis://HOST[:PORT][/DB], sentinel://HOST[:PORT];…?master_name=NAME); a Celery node (-A) "
-                     "takes any broker Celery knows");
+                     "redis://HOST[:PORT][/DB], sentinel://HOST[:PORT];…?master_name=NAME, "
+                     "amqp://USER:PASSWORD@HOST[:PORT]/VHOST, amqps://…); a Celery node (-A) takes any broker "
+                     "Celery knows");
 }
 
 std::string display_url(const std::string& url) {
@@ -64,7 +74,28 @@ std::string display_url(const std::string& url) {
         } catch (const UsageError&) {
         }
     }
+    if (amqp::is_amqp_url(url)) {
+        try {
+            return amqp::parse_amqp_url(url).display();
+        } catch (const UsageError&) {
+        }
+    }
     return url;
+}
+
+std::unique_ptr<RemoteControl> remote_control(const std::string& url) {
+    if (redis::is_redis_url(url)) return std::make_unique<redis::RedisControl>(redis::parse_redis_url(url));
+    if (amqp::is_amqp_url(url)) return std::make_unique<amqp::AmqpControl>(amqp::parse_amqp_url(url));
+    return nullptr;
+}
+
+nlohmann::json broker_info(const std::string& url) {
+    if (auto control = remote_control(url)) return control->broker_info();
+    return {{"transport", "sqlite"}, {"hostname", url}};
+}
+
+std::string with_transport_options(const std::string& url, const TransportOptions& options) {
+    return redis::with_transport_options(url, options);
 }
 
 Connection connect(const BrokerOptions& options) {
@@ -80,6 +111,12 @@ Connection connect(const BrokerOptions& options) {
         auto url = redis::parse_redis_url(options.url);
         connection.broker = std::make_unique<redis::RedisBroker>(url);
         if (own_results) connection.results = std::make_unique<redis::RedisResultStore>(url, options.result_expires);
+    } else if (amqp::is_amqp_url(options.url)) {
+        auto url = amqp::parse_amqp_url(options.url);
+        connection.broker = std::make_unique<amqp::AmqpBroker>(url);
+        // RabbitMQ keeps no results (Celery's rpc:// reply queues are not supported): without a result backend
+        // they are dropped, as a Python worker without result_backend drops them.
+        if (own_results) connection.results = std::make_unique<DisabledResultStore>(url.display());
     } else {
         check_broker_url(options.url);  // throws: the scheme is not ours
     }

@@ -3,6 +3,8 @@
 //   sqlite:///abs/path.db   that file
 //   redis://[:password@]host[:port][/db]   kombu's Redis transport (broker/redis/); results in the same Redis
 //   sentinel://host:port;sentinel://…?master_name=NAME   the same, on the master the sentinels name
+//   amqp://user:password@host[:port]/vhost (pyamqp://, amqps://)   RabbitMQ (broker/amqp/); it keeps no results:
+//                           without a result backend URL they are dropped (Celery's DisabledBackend)
 // Results live in the broker's database unless a result backend URL names another store (Celery's
 // result_backend): redis://… (another db or another server, Celery's Redis backend layout), sqlite://, or
 // sqlite:///path.db. A node then stores a finished task's result there first and acks its message after.
@@ -14,6 +16,7 @@
 #include <string>
 
 #include "broker/broker.hpp"
+#include "broker/transport_options.hpp"
 
 namespace ccmulti::broker {
 
@@ -43,6 +46,18 @@ void check_broker_url(const std::string& url);
 
 // The URL for messages and logs: a Redis password masked.
 std::string display_url(const std::string& url);
+
+// Remote control through the broker `url` names (Celery's pidbox), or nullptr for a transport without a mailbox
+// (the embedded broker: nodes answer on sockets in the run dir, worker/inspect.hpp). Connects to nothing yet.
+std::unique_ptr<RemoteControl> remote_control(const std::string& url);
+
+// What `inspect stats` shows of the broker `url` names: RemoteControl::broker_info(), or for the embedded broker
+// {"transport": "sqlite", "hostname": url}.
+nlohmann::json broker_info(const std::string& url);
+
+// `url` with the configuration's transport options the URL does not give itself added to its query (the URL's
+// own win); unchanged for a transport that takes none of them.
+std::string with_transport_options(const std::string& url, const TransportOptions& options);
 
 // The database file a sqlite URL names (exposed for tests and `ccmulti dirs`).
 std::filesystem::path sqlite_path(const std::string& url, const std::filesystem::path& state_dir);

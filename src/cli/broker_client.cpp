@@ -24,19 +24,19 @@ std::string result_backend_url(const std::optional<std::string>& flag, const con
     return "";
 }
 
-broker::redis::TransportOptions transport_options(const config::TransportSettings& settings) {
-    broker::redis::TransportOptions options;
+broker::TransportOptions transport_options(const config::TransportSettings& settings) {
+    broker::TransportOptions options;
     if (settings.master_name.is_set()) options.master_name = *settings.master_name;
     if (settings.visibility_timeout.is_set()) options.visibility_timeout = *settings.visibility_timeout;
     return options;
 }
 
 std::string broker_url_with_options(const std::string& url, const config::Settings& settings) {
-    return broker::redis::with_transport_options(url, transport_options(settings.broker.transport_options));
+    return broker::with_transport_options(url, transport_options(settings.broker.transport_options));
 }
 
 std::string result_url_with_options(const std::string& url, const config::Settings& settings) {
-    return broker::redis::with_transport_options(url, transport_options(settings.results.transport_options));
+    return broker::with_transport_options(url, transport_options(settings.results.transport_options));
 }
 
 broker::BrokerOptions broker_options(const Context& context, const BrokerFlag& flag) {

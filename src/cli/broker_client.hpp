@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "broker/connect.hpp"
-#include "broker/redis/url.hpp"
+#include "broker/transport_options.hpp"
 #include "cli/context.hpp"
 
 namespace ccmulti::cli {
@@ -34,9 +34,9 @@ void add_result_backend_option(CLI::App& command, BrokerFlag& flag);
 std::string result_backend_url(const std::optional<std::string>& flag, const config::Settings& settings);
 
 // `url` with the configuration's `[broker] transport_options` / `[results] transport_options` (master_name,
-// visibility_timeout) added where the URL does not give them (broker/redis/url.hpp: with_transport_options).
+// visibility_timeout) added where the URL does not give them (broker/connect.hpp: with_transport_options).
 std::string broker_url_with_options(const std::string& url, const config::Settings& settings);
-broker::redis::TransportOptions transport_options(const config::TransportSettings& settings);
+broker::TransportOptions transport_options(const config::TransportSettings& settings);
 std::string result_url_with_options(const std::string& url, const config::Settings& settings);
 
 // The broker a command names, with the state dir created (0700) when sqlite:// needs it.

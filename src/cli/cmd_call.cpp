@@ -83,7 +83,7 @@ void send_sent_events(broker::Broker& broker, const std::vector<protocol::TaskMe
     auto events = broker.events(sender_name);
     if (!events) {
         print_warning(
-            "task_send_sent_event is set, but the embedded broker carries no Celery events (they need a "
+            "task_send_sent_event is set, but this broker carries no Celery events (they need a "
             "Redis broker): no task-sent event was sent");
         return;
     }

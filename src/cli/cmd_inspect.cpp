@@ -1,5 +1,6 @@
-// inspect: ask the running nodes what they are doing, as `celery inspect` does. On Redis through Celery's
-// mailbox (so Python workers answer too), on the embedded broker through the nodes' sockets in the run dir.
+// inspect: ask the running nodes what they are doing, as `celery inspect` does. Through Celery's mailbox where
+// the broker has one (so Python workers answer too), on the embedded broker through the nodes' sockets in the
+// run dir.
 #include <iostream>
 
 #include "cli/broker_client.hpp"

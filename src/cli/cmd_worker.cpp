@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include "broker/redis/url.hpp"
 #include "cli/broker_client.hpp"
 #include "cli/output.hpp"
 #include "platform/host.hpp"
@@ -99,7 +98,7 @@ void run(Context& context, const WorkerFlags& flags) {
     options.task_events = flags.task_events || context.settings().worker_send_task_events.value_or(false);
     options.worker_events = !flags.without_heartbeat;
     Dirs dirs = context.dirs();
-    if (!broker::redis::is_redis_url(options.broker.url)) {
+    if (!broker::remote_control(options.broker.url)) {  // no mailbox: nodes answer inspect on a socket
         ensure_private_dir(dirs.run);
         options.control_socket = worker::inspect_socket_path(dirs.run.path, options.name, ::getpid());
     }
@@ -110,11 +109,6 @@ void run(Context& context, const WorkerFlags& flags) {
     add_configured_tasks(registry, options, context.settings(), context.workdir());
     for (const auto& plugin : flags.plugins) tasks::load_plugin(registry, plugin);
     spdlog::info("{}: {} task(s) registered: {}", options.name, registry.names().size(), join(registry.names(), ", "));
-    if (options.task_events && !broker::redis::is_redis_url(options.broker.url))
-        spdlog::warn(
-            "{}: task events (-E{}) need a Redis broker: the embedded broker {} carries no Celery events, "
-            "so none are sent",
-            options.name, flags.task_events ? "" : ", worker_send_task_events", options.broker.url);
 
     context.exit = static_cast<Exit>(worker::run_worker(options, registry));
 }

@@ -186,9 +186,9 @@ supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cw
         auto results = node.option({"--result-backend"});
         if (results && results->empty()) throw UsageError("--result-backend of " + node.name + " needs a URL");
         if (auto url = results.value_or(native.result_backend); !url.empty())
-            broker::check_result_url(broker::redis::with_transport_options(url, native.result_transport));
+            broker::check_result_url(broker::with_transport_options(url, native.result_transport));
         if (auto url = node.option({"-b", "--broker"}).value_or(native.broker_url); !url.empty())
-            broker::check_broker_url(broker::redis::with_transport_options(url, native.broker_transport));
+            broker::check_broker_url(broker::with_transport_options(url, native.broker_transport));
         spec.argv = native_worker_argv(node, native);
         spec.notifies = true;  // READY=1 once it consumes: the start_secs fallback is for programs that cannot
         // Two native workers of one name coexist (each its own inspect socket and consumer id; inspect merges
@@ -247,7 +247,7 @@ NativeWorker native_worker(const Context& context) {
         native.global_args.insert(native.global_args.end(), {"-C", std::filesystem::absolute(file).string()});
     if (const auto& results = context.settings().results.url; results.is_set()) {
         try {
-            broker::check_result_url(broker::redis::with_transport_options(*results, native.result_transport));
+            broker::check_result_url(broker::with_transport_options(*results, native.result_transport));
         } catch (const UsageError& e) {
             throw UsageError(results.origin + ": " + e.what());  // where to fix it: "ccmulti.toml:2", "$CCMULTI_…"
         }

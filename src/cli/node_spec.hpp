@@ -17,7 +17,7 @@
 #include <chrono>
 #include <filesystem>
 
-#include "broker/redis/url.hpp"
+#include "broker/transport_options.hpp"
 #include "cli/context.hpp"
 #include "naming/cluster.hpp"
 #include "supervisor/node_spec.hpp"
@@ -36,7 +36,7 @@ struct NativeWorker {
     // [broker] url or $CCMULTI_BROKER_URL (else ""), and the configuration's transport options, for the same
     // check of a Sentinel broker URL (one without a master name fails `start`, not the node).
     std::string broker_url{};
-    broker::redis::TransportOptions broker_transport{}, result_transport{};
+    broker::TransportOptions broker_transport{}, result_transport{};
 };
 
 // The native worker as `start` runs it for this invocation: its dirs (not created here) and configuration.

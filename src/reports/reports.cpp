@@ -2,8 +2,6 @@
 
 #include <algorithm>
 
-#include "broker/redis/pidbox_client.hpp"
-#include "broker/redis/url.hpp"
 #include "supervisor/control_client.hpp"
 #include "supervisor/group_locks.hpp"
 #include "worker/inspect_client.hpp"
@@ -84,8 +82,8 @@ json queues_report(broker::Broker& broker) {
 json inspect_report(const std::string& broker_url, const std::filesystem::path& run_dir, const std::string& method,
                     const std::vector<std::string>& destination, std::chrono::milliseconds timeout) {
     std::map<std::string, json> replies;
-    if (broker::redis::is_redis_url(broker_url))
-        replies = broker::redis::broadcast(broker::redis::parse_redis_url(broker_url), method, destination, timeout);
+    if (auto control = broker::remote_control(broker_url))
+        replies = control->broadcast(method, destination, timeout);
     else
         replies = worker::ask_local_nodes(run_dir, method, destination, timeout);
     json out = json::object();

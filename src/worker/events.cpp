@@ -15,7 +15,12 @@ NodeEvents::NodeEvents(EventLoop& loop, std::unique_ptr<broker::EventPublisher> 
       sender_(std::move(hostname), static_cast<int>(::getpid())),
       task_events_(task_events && publisher_),
       worker_events_(worker_events && publisher_),
-      status_(std::move(status)) {}
+      status_(std::move(status)) {
+    if (task_events && !publisher_)
+        spdlog::warn("{}: task events (-E, worker_send_task_events) are on, but this broker carries no Celery events "
+                     "(they need a Redis broker): none are sent",
+                     sender_.hostname());
+}
 
 NodeEvents::~NodeEvents() {
     if (heartbeat_timer_) loop_.cancel(heartbeat_timer_);
@@ -58,7 +63,7 @@ void NodeEvents::offline() {
 
 std::optional<nlohmann::json> NodeEvents::control(const std::string& method) {
     if (method != "enable_events" && method != "disable_events") return std::nullopt;
-    if (!publisher_) throw std::runtime_error("events need a Redis broker");
+    if (!publisher_) throw std::runtime_error("this broker carries no Celery events (they need a Redis broker)");
     bool enable = method == "enable_events";
     std::string word = enable ? "enabled" : "disabled";
     if (task_events_ == enable) return nlohmann::json{{"ok", "task events already " + word}};

@@ -6,9 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "broker/redis/control_replies.hpp"
-#include "broker/redis/pidbox.hpp"
-#include "broker/redis/url.hpp"
+#include "broker/connect.hpp"
+#include "broker/control_replies.hpp"
 #include "platform/unix_socket.hpp"
 #include "worker/inspect_client.hpp"
 #include "worker/inspect_request.hpp"
@@ -20,14 +19,14 @@ namespace {
 
 using nlohmann::json;
 
-std::vector<broker::redis::ActiveTask> active_tasks(const InspectState& state, const std::vector<InspectTask>& tasks) {
-    std::vector<broker::redis::ActiveTask> out;
+std::vector<broker::ActiveTask> active_tasks(const InspectState& state, const std::vector<InspectTask>& tasks) {
+    std::vector<broker::ActiveTask> out;
     for (const auto& task : tasks) out.push_back({task.message, state.node, task.started, task.acknowledged, task.pid});
     return out;
 }
 
 json stats(const InspectState& state) {
-    broker::redis::NodeStats stats;
+    broker::NodeStats stats;
     stats.total = state.totals;
     stats.pid = static_cast<int>(::getpid());
     stats.uptime_seconds = static_cast<long>(state.uptime.count());
@@ -37,11 +36,8 @@ json stats(const InspectState& state) {
     stats.soft_time_limit = state.soft_time_limit;
     stats.hard_time_limit = state.time_limit;
     stats.max_tasks_per_child = static_cast<long>(state.max_tasks_per_child);
-    if (broker::redis::is_redis_url(state.broker_url))
-        return broker::redis::stats_reply(stats, broker::redis::parse_redis_url(state.broker_url));
-    json reply = broker::redis::stats_reply(stats, {});
-    reply["broker"] = {{"transport", "sqlite"}, {"hostname", state.broker_url}};
-    reply["queues"] = state.queues;
+    json reply = broker::stats_reply(stats, broker::broker_info(state.broker_url));
+    if (!broker::remote_control(state.broker_url)) reply["queues"] = state.queues;
     return reply;
 }
 
@@ -116,32 +112,32 @@ private:
     std::map<int, Client> clients_;
 };
 
-class PidboxServer final : public InspectServer {
+// The broker's mailbox (Celery's pidbox), so Python tools see the node.
+class MailboxServer final : public InspectServer {
 public:
-    PidboxServer(const std::string& url, const std::string& node, InspectSource& source, EventLoop& loop)
-        : loop_(loop),
-          pidbox_(broker::redis::parse_redis_url(url), node, [&source](const std::string& method, const json&) {
-              if (auto reply = source.control(method)) return reply;
+    MailboxServer(broker::RemoteControl& control, const std::string& node, InspectSource& source, EventLoop& loop)
+        : loop_(loop), mailbox_(control.mailbox(node, [&source](const std::string& method, const json&) {
+              if (auto reply = source.control(method)) return reply;  // enable_events, disable_events
               return inspect_reply(source.inspect_state(), method);
-          }) {
-        loop_.watch(pidbox_.fd(), EPOLLIN, [this](std::uint32_t) { pidbox_.on_readable(); });
+          })) {
+        loop_.watch(mailbox_->fd(), EPOLLIN, [this](std::uint32_t) { mailbox_->on_readable(); });
     }
-    ~PidboxServer() override { loop_.unwatch(pidbox_.fd()); }
+    ~MailboxServer() override { loop_.unwatch(mailbox_->fd()); }
 
 private:
     EventLoop& loop_;
-    broker::redis::RedisPidbox pidbox_;
+    std::unique_ptr<broker::ControlMailbox> mailbox_;
 };
 
 }  // namespace
 
 std::optional<json> inspect_reply(const InspectState& state, const std::string& method) {
     if (method == "ping") return json{{"ok", "pong"}};
-    if (method == "active") return broker::redis::active_reply(active_tasks(state, state.active));
-    if (method == "reserved") return broker::redis::active_reply(active_tasks(state, state.reserved));
+    if (method == "active") return broker::active_reply(active_tasks(state, state.active));
+    if (method == "reserved") return broker::active_reply(active_tasks(state, state.reserved));
     // Tasks with an eta stay in the broker until due (`ccmulti queues` counts them), so a node holds none.
     if (method == "scheduled") return json::array();
-    if (method == "registered") return broker::redis::registered_reply(state.registered);
+    if (method == "registered") return broker::registered_reply(state.registered);
     if (method == "stats") return stats(state);
     if (method == "active_queues") {
         json queues = json::array();
@@ -170,8 +166,8 @@ std::optional<std::string> inspect_socket_node(const std::string& file) {
 
 std::unique_ptr<InspectServer> start_inspect_server(const WorkerOptions& options, InspectSource& source,
                                                     EventLoop& loop) {
-    if (broker::redis::is_redis_url(options.broker.url))
-        return std::make_unique<PidboxServer>(options.broker.url, options.name, source, loop);
+    if (auto control = broker::remote_control(options.broker.url))
+        return std::make_unique<MailboxServer>(*control, options.name, source, loop);
     if (options.control_socket.empty()) return nullptr;
     // Sockets of nodes killed with SIGKILL would stay in the run dir for good (ours is replaced at bind anyway).
     remove_stale_inspect_sockets(options.control_socket.parent_path());

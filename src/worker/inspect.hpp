@@ -1,11 +1,13 @@
-// Answers `ccmulti inspect` (and, on Redis, Celery's `celery inspect` / app.control.inspect()): ping, active,
-// reserved, stats, registered, in Celery's reply shapes (broker/redis/control_replies.hpp).
+// Answers `ccmulti inspect` (and, on a broker with a mailbox, Celery's `celery inspect` /
+// app.control.inspect()): ping, active, reserved, stats, registered, in Celery's reply shapes
+// (broker/control_replies.hpp).
 //
-// Where requests come from depends on the broker: on Redis, Celery's pidbox channel (so Python tools see the
-// node); on the embedded broker, a Unix socket in the run dir, `inspect-<node>~<pid>.sock` (mode 0600), one JSON
-// line {"method": "stats"} in, one JSON line out ({"ok": true, "reply": …} or {"ok": false, "error": …}).
-// One socket per process, not per name: while a node is replaced, its new process runs beside the old one's warm
-// stop under the same name, both answer, and neither removes the other's socket when it exits.
+// Where requests come from depends on the broker: where it has a mailbox (broker.hpp: RemoteControl), Celery's
+// pidbox (so Python tools see the node); on the embedded broker, a Unix socket in the run dir,
+// `inspect-<node>~<pid>.sock` (mode 0600), one JSON line {"method": "stats"} in, one JSON line out ({"ok": true,
+// "reply": …} or {"ok": false, "error": …}). One socket per process, not per name: while a node is replaced, its new
+// process runs beside the old one's warm stop under the same name, both answer, and neither removes the other's socket
+// when it exits.
 #pragma once
 
 #include <sys/types.h>
@@ -67,7 +69,7 @@ public:
     virtual ~InspectServer() = default;
 };
 
-// Starts answering on the loop: the pidbox for a Redis broker, else the socket options.control_socket (none
+// Starts answering on the loop: the broker's mailbox where it has one, else the socket options.control_socket (none
 // when that is empty).
 std::unique_ptr<InspectServer> start_inspect_server(const WorkerOptions& options, InspectSource& source,
                                                     EventLoop& loop);

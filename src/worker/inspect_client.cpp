@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <thread>
 
-#include "broker/redis/control_replies.hpp"
+#include "broker/control_replies.hpp"
 #include "platform/unix_socket.hpp"
 #include "util/error.hpp"
 #include "worker/inspect.hpp"
@@ -80,7 +80,7 @@ std::map<std::string, nlohmann::json> ask_local_nodes(const std::filesystem::pat
         if (!destination.empty() && std::find(destination.begin(), destination.end(), *node) == destination.end())
             continue;
         if (auto reply = ask(entry.path(), method, timeout))
-            broker::redis::add_node_reply(replies, *node, std::move(*reply));  // two processes of one name: one node
+            broker::add_node_reply(replies, *node, std::move(*reply));  // two processes of one name: one node
         else if (stale_socket(entry.path()))
             ::unlink(entry.path().c_str());  // its node died without removing it
     }

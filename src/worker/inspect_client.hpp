@@ -1,7 +1,7 @@
 // The asking side of the embedded broker's inspect sockets (worker/inspect.hpp): every node process of this
 // machine that uses the run dir answers on `inspect-<node>~<pid>.sock`. A socket nobody listens on (a node that
 // died) is skipped; one that does not answer within the timeout counts as no reply. Two processes of one node
-// (a node being replaced) give one reply, merged (broker/redis/control_replies.hpp: add_node_reply).
+// (a node being replaced) give one reply, merged (broker/control_replies.hpp: add_node_reply).
 #pragma once
 
 #include <chrono>

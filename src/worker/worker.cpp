@@ -97,7 +97,9 @@ public:
         for (int i = 1; i <= options_.concurrency; ++i) spawn(i);
 
         connection_ = broker::connect(options_.broker);
-        consumer_ = connection_.broker->consume({options_.name, options_.queues});
+        consumer_ = connection_.broker->consume(
+            {options_.name, options_.queues,
+             static_cast<std::size_t>(std::max(1, options_.prefetch_multiplier) * options_.concurrency)});
         pending_.emplace(loop_, *connection_.broker, *connection_.results, *consumer_);
         events_.emplace(loop_, connection_.broker->events(options_.name), options_.name, options_.task_events,
                         options_.worker_events, [this] { return worker_status(); });

@@ -229,3 +229,122 @@ def redis(env):
         yield server
     finally:
         server.stop()
+
+
+class RabbitMQ:
+    """A private RabbitMQ (Debian's rabbitmq-server) as a plain foreground process: its own node name, ports
+    (AMQP, distribution, and its own epmd's), directories and Erlang cookie under `root`, owned by the rabbitmq
+    user when the tests run as root (RabbitMQ refuses to run as root). It takes about 5 s to start: start it once
+    per test module. stop() and start() again bring it back on the same port with its durable queues."""
+
+    def __init__(self, root: pathlib.Path):
+        self.root = root
+        self.port, self.dist_port, self.epmd_port = free_port(), free_port(), free_port()
+        self.node = f"ccmulti{self.port}@localhost"
+        self.proc = None
+        self.epmds_before = set(epmd_ports())
+        root.mkdir(parents=True, exist_ok=True)
+        for sub in ("mnesia", "log", "home"):
+            (root / sub).mkdir(exist_ok=True)
+        (root / "enabled_plugins").write_text("[].\n")
+        (root / "env.conf").write_text("")
+        self.user = None
+        if os.geteuid() == 0:
+            self.user = "rabbitmq"
+            entry = pwd.getpwnam(self.user)
+            for path in [root, *root.rglob("*")]:
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+        self.env = dict(os.environ)
+        self.env.update(
+            RABBITMQ_NODENAME=self.node,
+            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+            RABBITMQ_NODE_PORT=str(self.port),
+            RABBITMQ_DIST_PORT=str(self.dist_port),
+            ERL_EPMD_PORT=str(self.epmd_port),
+            RABBITMQ_MNESIA_BASE=str(root / "mnesia"),
+            RABBITMQ_LOG_BASE=str(root / "log"),
+            RABBITMQ_FEATURE_FLAGS_FILE=str(root / "feature_flags"),
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(root / "enabled_plugins"),
+            RABBITMQ_PID_FILE=str(root / "rabbitmq.pid"),
+            RABBITMQ_CONF_ENV_FILE=str(root / "env.conf"),
+            RABBITMQ_CONFIG_FILE=str(root / "rabbitmq"),  # none: the defaults
+            HOME=str(root / "home"),
+        )
+        self.start()
+
+    @property
+    def url(self):
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def _popen(self, args, **kwargs):
+        return subprocess.Popen(args, env=self.env, cwd=self.root, user=self.user, group=self.user, **kwargs)
+
+    def start(self):
+        out = open(self.root / "stdout.log", "ab")
+        try:
+            self.proc = self._popen(["/usr/lib/rabbitmq/bin/rabbitmq-server"], stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        finally:
+            out.close()
+        deadline = time.monotonic() + 60
+        while not self.listening():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                log = (self.root / "stdout.log").read_text(errors="replace")[-2000:]
+                self.stop()
+                pytest.skip(f"rabbitmq-server did not start on port {self.port}: {log}")
+            time.sleep(0.1)
+
+    def listening(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def ctl(self, *args, timeout=60):
+        proc = self._popen(["/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", self.node, *map(str, args)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            return proc.communicate(timeout=timeout)[0]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.communicate()[0]
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.ctl("stop")
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+    def close(self):
+        """stop(), and end the epmd daemons the node and rabbitmqctl started (they outlive them): besides the one
+        on our ERL_EPMD_PORT, RabbitMQ's scripts leave some on random ports. Only those that appeared since this
+        server was made and have no node registered go, so another test's RabbitMQ is left alone."""
+        self.stop()
+        for pid, port in epmd_ports().items():
+            if pid in self.epmds_before:
+                continue
+            names = subprocess.run(["epmd", "-port", str(port), "-names"], capture_output=True, text=True,
+                                   timeout=10).stdout
+            if "\nname " not in names:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
+
+def epmd_ports():
+    """{pid: TCP port} of the epmd daemons listening on this machine (ss from iproute2)."""
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, timeout=10).stdout
+    ports = {}
+    for line in out.splitlines():
+        if '"epmd"' not in line:
+            continue
+        local = line.split()[3]
+        pid = line.split("pid=")[1].split(",")[0]
+        ports[int(pid)] = int(local.rsplit(":", 1)[1])
+    return ports

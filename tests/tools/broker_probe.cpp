@@ -24,9 +24,10 @@
 #include <thread>
 
 #include "broker/connect.hpp"
+#include "broker/control_replies.hpp"
 #include "broker/redis/connection.hpp"
-#include "broker/redis/control_replies.hpp"
 #include "broker/redis/pidbox.hpp"
+#include "broker/redis/redis_control.hpp"
 #include "platform/host.hpp"
 
 using namespace ccmulti;
@@ -203,7 +204,7 @@ int pidbox(char** argv) {
             stats.processes = {::getpid()};
             stats.uptime_seconds =
                 std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started).count();
-            return stats_reply(stats, url);
+            return stats_reply(stats, RedisControl(url).broker_info());
         }
         return std::nullopt;
     });

@@ -1,12 +1,12 @@
 #include "broker/redis/pidbox.hpp"
 
-#include <fnmatch.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
 
 #include <cerrno>
 
+#include "broker/control_replies.hpp"
 #include "broker/redis/keys.hpp"
 #include "protocol/base64.hpp"
 #include "protocol/iso_time.hpp"
@@ -39,24 +39,6 @@ std::optional<json> request_body(const json& envelope) {
     json parsed = json::parse(text, nullptr, false);
     if (parsed.is_discarded()) return std::nullopt;
     return parsed;
-}
-
-bool names_node(const json& request, const std::string& node) {
-    const json& destination = request.value("destination", json(nullptr));
-    if (destination.is_array() && !destination.empty()) {
-        for (const auto& name : destination)
-            if (name.is_string() && name.get<std::string>() == node) return true;
-        return false;
-    }
-    const json& pattern = request.value("pattern", json(nullptr));
-    const json& matcher = request.value("matcher", json(nullptr));
-    if (pattern.is_string() && matcher.is_string()) {
-        // kombu's matchers: "glob" (fnmatch) and "pcre"; a regex is not worth a dependency here.
-        if (matcher.get<std::string>() == "glob")
-            return ::fnmatch(pattern.get<std::string>().c_str(), node.c_str(), 0) == 0;
-        return false;
-    }
-    return true;
 }
 
 }  // namespace
@@ -144,31 +126,10 @@ void RedisPidbox::handle(const std::string& payload) {
     auto request = request_body(envelope);
     if (!request || !request->is_object() || !request->contains("method")) return;
     const json& headers = envelope.value("headers", json::object());
-    if (headers.is_object()) {
-        if (auto clock = headers.find("clock"); clock != headers.end() && clock->is_number_integer())
-            clock_ = std::max(clock_, clock->get<long long>());
-        if (auto expires = headers.find("expires"); expires != headers.end() && expires->is_number()) {
-            double when = expires->get<double>();
-            if (when > 0 && when < protocol::to_unix(protocol::now())) return;
-        }
-    }
-    if (!names_node(*request, node_)) return;
-    std::string method = request->value("method", "");
-    json arguments = request->value("arguments", json::object());
-    if (arguments.is_null()) arguments = json::object();
-    json value;
-    if (method == "ping") {
-        value = {{"ok", "pong"}};
-    } else {
-        try {
-            auto answer = handler_ ? handler_(method, arguments) : std::nullopt;
-            value = answer ? *answer : json{{"error", "KeyError('" + method + "')"}};
-        } catch (const std::exception& error) {
-            value = {{"error", error.what()}};
-        }
-    }
+    auto value = answer_control_request(*request, headers, node_, handler_, clock_);
+    if (!value) return;
     const json& reply_to = request->value("reply_to", json(nullptr));
-    if (reply_to.is_object()) reply(*request, std::move(value));
+    if (reply_to.is_object()) reply(*request, std::move(*value));
 }
 
 void RedisPidbox::reply(const json& request, json value) {

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
+#include "broker/control_replies.hpp"
 #include "broker/redis/connection.hpp"
-#include "broker/redis/control_replies.hpp"
 #include "broker/redis/keys.hpp"
 #include "broker/redis/pidbox.hpp"
 #include "protocol/base64.hpp"

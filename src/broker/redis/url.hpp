@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "broker/transport_options.hpp"
+
 namespace ccmulti::broker::redis {
 
 struct RedisUrl {
@@ -51,12 +53,6 @@ bool is_sentinel_url(std::string_view url);
 
 // Throws UsageError naming the problem and the URL (password masked).
 RedisUrl parse_redis_url(std::string_view url);
-
-// kombu's transport options that ccmulti knows, from the configuration (`[broker] transport_options`).
-struct TransportOptions {
-    std::optional<std::string> master_name;
-    std::optional<long long> visibility_timeout;  // seconds
-};
 
 // `url` with the options the URL does not give itself added to its query (the URL's own win). Other schemes,
 // and empty options, give `url` back unchanged.

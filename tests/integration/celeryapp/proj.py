@@ -1,12 +1,13 @@
 """A tiny Celery application for interop tests. The broker and result backend come from the environment
-(CCMULTI_TEST_BROKER), so a test points it at its own redis-server."""
+(CCMULTI_TEST_BROKER, and CCMULTI_TEST_BACKEND when results go elsewhere), so a test points it at its own
+servers."""
 import os
 import time
 
 from celery import Celery
 
 url = os.environ.get("CCMULTI_TEST_BROKER", "redis://127.0.0.1:6379/0")
-app = Celery("proj", broker=url, backend=url)
+app = Celery("proj", broker=url, backend=os.environ.get("CCMULTI_TEST_BACKEND", url))
 app.conf.update(
     task_acks_late=True,
     worker_prefetch_multiplier=1,

@@ -110,7 +110,7 @@ TEST(SentinelUrl, ClearErrors) {
 }
 
 TEST(SentinelUrl, TransportOptionsFromTheConfiguration) {
-    TransportOptions options{"mymaster", 30};
+    broker::TransportOptions options{"mymaster", 30};
     EXPECT_EQ(with_transport_options("sentinel://h1;sentinel://h2", options),
               "sentinel://h1;sentinel://h2?master_name=mymaster&visibility_timeout=30");
     // The URL's own win; a redis:// URL takes no master name.

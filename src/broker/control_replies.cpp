@@ -1,10 +1,11 @@
-#include "broker/redis/control_replies.hpp"
+#include "broker/control_replies.hpp"
 
+#include <fnmatch.h>
 #include <sys/resource.h>
 
 #include <algorithm>
 
-namespace ccmulti::broker::redis {
+namespace ccmulti::broker {
 
 using nlohmann::json;
 
@@ -25,36 +26,49 @@ json rusage_reply() {
             {"nivcsw", usage.ru_nivcsw}};
 }
 
-// As kombu's Connection.info() shows it; a sentinel URL: the first sentinel, the others as alternates.
-json broker_reply(const RedisUrl& broker) {
-    json options = {{"visibility_timeout", broker.visibility_timeout.count()}};
-    json alternates = json::array();
-    std::string host = broker.host;
-    int port = broker.port;
-    if (broker.sentinel()) {
-        options["master_name"] = broker.master_name;
-        host = broker.sentinels.front().first;
-        port = broker.sentinels.front().second;
-        for (const auto& [name, number] : broker.sentinels)
-            alternates.push_back("sentinel://" + host_port(name, number) + "/" + std::to_string(broker.db));
+bool names_node(const json& request, const std::string& node) {
+    const json& destination = request.value("destination", json(nullptr));
+    if (destination.is_array() && !destination.empty()) {
+        for (const auto& name : destination)
+            if (name.is_string() && name.get<std::string>() == node) return true;
+        return false;
     }
-    return {{"hostname", host},
-            {"userid", broker.username ? json(*broker.username) : json(nullptr)},
-            {"virtual_host", std::to_string(broker.db)},
-            {"port", port},
-            {"insist", false},
-            {"ssl", false},
-            {"transport", broker.sentinel() ? "sentinel" : "redis"},
-            {"connect_timeout", 4},
-            {"transport_options", options},
-            {"login_method", nullptr},
-            {"uri_prefix", nullptr},
-            {"heartbeat", 120.0},
-            {"failover_strategy", "round-robin"},
-            {"alternates", alternates}};
+    const json& pattern = request.value("pattern", json(nullptr));
+    const json& matcher = request.value("matcher", json(nullptr));
+    if (pattern.is_string() && matcher.is_string()) {
+        // kombu's matchers: "glob" (fnmatch) and "pcre"; a regex is not worth a dependency here.
+        if (matcher.get<std::string>() == "glob")
+            return ::fnmatch(pattern.get<std::string>().c_str(), node.c_str(), 0) == 0;
+        return false;
+    }
+    return true;
 }
 
 }  // namespace
+
+std::optional<json> answer_control_request(const json& request, const json& headers, const std::string& node,
+                                           const RemoteControl::Handler& handler, long long& clock) {
+    if (!request.is_object() || !request.contains("method") || !request["method"].is_string()) return std::nullopt;
+    if (headers.is_object()) {
+        if (auto it = headers.find("clock"); it != headers.end() && it->is_number_integer())
+            clock = std::max(clock, it->get<long long>());
+        if (auto expires = headers.find("expires"); expires != headers.end() && expires->is_number()) {
+            double when = expires->get<double>();
+            if (when > 0 && when < protocol::to_unix(protocol::now())) return std::nullopt;
+        }
+    }
+    if (!names_node(request, node)) return std::nullopt;
+    std::string method = request["method"].get<std::string>();
+    if (method == "ping") return json{{"ok", "pong"}};
+    json arguments = request.value("arguments", json::object());
+    if (arguments.is_null()) arguments = json::object();
+    try {
+        auto answer = handler ? handler(method, arguments) : std::nullopt;
+        return answer ? *answer : json{{"error", "KeyError('" + method + "')"}};
+    } catch (const std::exception& error) {
+        return json{{"error", error.what()}};
+    }
+}
 
 json active_reply(const std::vector<ActiveTask>& tasks) {
     json out = json::array();
@@ -83,7 +97,7 @@ json registered_reply(std::vector<std::string> names) {
     return names;
 }
 
-json stats_reply(const NodeStats& stats, const RedisUrl& broker) {
+json stats_reply(const NodeStats& stats, json broker) {
     json total = json::object();
     for (const auto& [name, count] : stats.total) total[name] = count;
     auto limit = [](const std::optional<double>& value) { return value ? json(*value) : json(0); };
@@ -99,7 +113,7 @@ json stats_reply(const NodeStats& stats, const RedisUrl& broker) {
           {"max-tasks-per-child", stats.max_tasks_per_child > 0 ? json(stats.max_tasks_per_child) : json("N/A")},
           {"put-guarded-by-semaphore", false},
           {"timeouts", json::array({limit(stats.soft_time_limit), limit(stats.hard_time_limit)})}}},
-        {"broker", broker_reply(broker)},
+        {"broker", std::move(broker)},
         {"prefetch_count", stats.prefetch_count},
         {"rusage", rusage_reply()},
     };
@@ -128,4 +142,4 @@ void add_node_reply(std::map<std::string, nlohmann::json>& replies, const std::s
     if (uptime(reply) >= 0 && (uptime(have) < 0 || uptime(reply) < uptime(have))) have = std::move(reply);
 }
 
-}  // namespace ccmulti::broker::redis
+}  // namespace ccmulti::broker

@@ -1,0 +1,325 @@
+"""Wire compatibility with Python Celery 5 / kombu / py-amqp (Debian's python3-celery, python3-amqp) on a real
+RabbitMQ (Debian's rabbitmq-server, started once for the module: it takes about 5 s), with real ccmulti nodes
+(`ccmulti start w1 w2 --broker amqp://…`, results in a private redis-server) and the real CLI: Python clients send
+to ccmulti nodes and read their results, `celery inspect` sees ccmulti nodes through Celery's pidbox (and
+`ccmulti inspect` sees them through the same exchanges), `ccmulti call`/`inspect` reach a Python worker, quorum
+queues are consumed, a SIGKILLed node's running task is redelivered by
+RabbitMQ and completed by another node, and a RabbitMQ restart under load loses no task.
+
+The RabbitMQ restart is the module's last test: the shared nodes must reconnect and re-declare. Every wait polls
+with a deadline (conftest.wait_for)."""
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import PYTHON, Env, RabbitMQ, Redis, release_app, wait_for
+
+CELERYAPP = pathlib.Path(__file__).parent / "celeryapp"
+HOST = socket.gethostname()
+W1, W2 = f"w1@{HOST}", f"w2@{HOST}"
+
+if not shutil.which("epmd") or not pathlib.Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists():
+    pytest.skip("rabbitmq-server is not installed (scripts/install-deps installs it)", allow_module_level=True)
+
+from celery import Celery  # noqa: E402  (Debian's python3-celery)
+from celery.exceptions import TaskRevokedError  # noqa: E402
+
+
+def make_app(broker, backend):
+    app = Celery("proj", broker=broker, backend=backend)
+    app.conf.update(task_acks_late=True, broker_connection_retry_on_startup=True)
+    return app
+
+
+def log_of(env, node):
+    path = env.log_dir / f"{node}.log"
+    return path.read_text() if path.exists() else ""
+
+
+def meta(redis, task_id):
+    text = redis.cli("GET", f"celery-task-meta-{task_id}")
+    return json.loads(text) if text else None
+
+
+def queue_depths(rabbit):
+    """Ready + unacked messages by queue, as RabbitMQ counts them (rabbitmqctl: about half a second)."""
+    depths = {}
+    for line in rabbit.ctl("list_queues", "-q", "--no-table-headers", "name", "messages").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            depths[parts[0]] = int(parts[1])
+    return depths
+
+
+def queue_depth(rabbit, queue):
+    return queue_depths(rabbit).get(queue)
+
+
+def stop_nodes(env):
+    if env.run("stop", "--wait", "--timeout", "15", timeout=30).returncode != 0:
+        env.run("kill", timeout=30)
+
+
+@pytest.fixture(scope="module")
+def servers():
+    root = pathlib.Path(tempfile.mkdtemp(prefix="ccmulti-amqp-"))
+    os.chmod(root, 0o755)  # the rabbitmq user reaches its directory below
+    rabbit = None
+    redis = Redis(root / "redis")
+    try:
+        rabbit = RabbitMQ(root / "rabbitmq")
+        yield rabbit, redis
+    finally:
+        if rabbit:
+            rabbit.close()
+        redis.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def node_env(redis):
+    env = Env(pathlib.Path(tempfile.mkdtemp(prefix="ccmulti-amqp-nodes-")))
+    env.env["CCMULTI_RESULT_BACKEND"] = redis.url
+    return env
+
+
+@pytest.fixture(scope="module")
+def shared(servers):
+    """Two ccmulti nodes, w1 and w2 (-c 2, queues celery and high), for the module."""
+    rabbit, redis = servers
+    env = node_env(redis)
+    try:
+        env.run("start", "w1", "w2", "--broker", rabbit.url, "-c", 2, "-Q", "celery,high", check=True, timeout=60)
+        yield env, rabbit, redis
+    finally:
+        stop_nodes(env)
+        shutil.rmtree(env.root, ignore_errors=True)
+
+
+@pytest.fixture
+def app(shared):
+    _, rabbit, redis = shared
+    client = make_app(rabbit.url, redis.url)
+    yield client
+    release_app(client)
+
+
+# --- Python Celery client → ccmulti nodes --------------------------------------------------------------------
+
+
+def test_send_task_with_args_kwargs_and_queue_runs_on_ccmulti(shared, app):
+    _, rabbit, redis = shared
+    both = app.send_task("ccmulti.echo", args=[2, 3], kwargs={"y": 40}, queue="high")
+    one = app.send_task("ccmulti.echo", args=["hello"])
+    assert both.get(timeout=10) == {"args": [2, 3], "kwargs": {"y": 40}}
+    assert one.get(timeout=10) == "hello"
+    stored = meta(redis, both.id)
+    assert stored["status"] == "SUCCESS" and stored["worker"] in (W1, W2) and stored["queue"] == "high"
+    # Acked after the result was stored: the queues end empty (ready and unacked).
+    def empty():
+        depths = queue_depths(rabbit)
+        return depths.get("celery") == 0 and depths.get("high") == 0
+    wait_for(empty, timeout=10, what="the queues to be empty")
+
+
+def test_failure_reraises_the_original_type(app):
+    result = app.send_task("ccmulti.fail", args=["bad value 7", "ValueError"])
+    with pytest.raises(ValueError, match="bad value 7"):
+        result.get(timeout=10)
+    assert result.state == "FAILURE"
+
+
+def test_countdown_is_held_without_blocking_others(app):
+    sent = time.monotonic()
+    # More eta tasks than the nodes' prefetch windows (2 nodes × 2 × 4): held ones raise the prefetch count.
+    later = [app.send_task("ccmulti.echo", args=[i], countdown=1.5) for i in range(20)]
+    now = app.send_task("ccmulti.echo", args=["now"])
+    assert now.get(timeout=5) == "now"
+    assert time.monotonic() - sent < 1.4, "a ready task waited behind eta tasks"
+    assert [r.get(timeout=10) for r in later] == list(range(20))
+    assert time.monotonic() - sent >= 1.4
+
+
+def test_expired_task_is_revoked(app):
+    result = app.send_task("ccmulti.echo", args=["never"], expires=-5)  # already past
+    with pytest.raises(TaskRevokedError):
+        result.get(timeout=10)
+    assert result.state == "REVOKED"
+
+
+def test_ignore_result_stores_nothing(shared, app):
+    _, rabbit, redis = shared
+    quiet = app.send_task("ccmulti.echo", args=["quiet"], ignore_result=True, queue="high")
+    loud = app.send_task("ccmulti.echo", args=["loud"], queue="high")
+    assert loud.get(timeout=10) == "loud"
+    wait_for(lambda: queue_depth(rabbit, "high") == 0, timeout=10, what="queue high to be empty (quiet ran)")
+    assert redis.cli("EXISTS", f"celery-task-meta-{quiet.id}") == "0"
+
+
+def test_ccmulti_call_wait_and_count(shared):
+    env, rabbit, redis = shared
+    call = env.run("call", "ccmulti.echo", '["cli"]', "-Q", "high", "--broker", rabbit.url, "--wait", "--timeout",
+                   "10", check=True)
+    assert json.loads(call.stdout) == "cli"
+    out = env.run("call", "ccmulti.echo", '["many"]', "--count", "200", "--broker", rabbit.url, check=True)
+    ids = out.stdout.split()
+    assert len(set(ids)) == 200
+
+    def done():
+        values = redis.cli("MGET", *[f"celery-task-meta-{i}" for i in ids]).splitlines()
+        return len(values) == 200 and all(v and json.loads(v)["status"] == "SUCCESS" for v in values)
+    wait_for(done, timeout=20, what="the 200 tasks' results")
+
+
+# --- remote control through Celery's pidbox ------------------------------------------------------------------
+
+
+def test_celery_inspect_sees_ccmulti_nodes(shared, app):
+    env, rabbit, redis = shared
+    inspect = app.control.inspect(timeout=5, limit=2)
+    assert inspect.ping() == {W1: {"ok": "pong"}, W2: {"ok": "pong"}}
+    stats = inspect.stats()
+    assert stats[W1]["broker"]["transport"] == "amqp" and stats[W1]["prefetch_count"] == 8
+    assert app.control.inspect(timeout=5, destination=[W2], limit=1).ping() == {W2: {"ok": "pong"}}
+
+    environment = dict(os.environ, CCMULTI_TEST_BROKER=rabbit.url, CCMULTI_TEST_BACKEND=redis.url,
+                       PYTHONPATH=str(CELERYAPP))
+    proc = subprocess.run([PYTHON, "-m", "celery", "-A", "proj", "inspect", "ping", "--timeout", "1"],
+                          cwd=CELERYAPP, env=environment, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{W1}: OK" in proc.stdout and f"{W2}: OK" in proc.stdout, proc.stdout + proc.stderr
+
+    ping = env.run("inspect", "ping", "--broker", rabbit.url, "--json", "-d", "w1,w2", check=True)
+    assert json.loads(ping.stdout) == {W1: {"ok": "pong"}, W2: {"ok": "pong"}}
+
+
+def test_quorum_queue_named_in_the_url_or_declared_by_another(servers):
+    """x-queue-type=quorum in the URL declares a quorum queue (consumed with per-consumer prefetch: quorum queues
+    refuse global QoS); a client whose URL does not say so accepts the queue as it is."""
+    rabbit, redis = servers
+    env = node_env(redis)
+    try:
+        env.run("start", "q1", "--broker", rabbit.url + "?x-queue-type=quorum", "-c", 1, "-Q", "quorum", check=True,
+                timeout=60)
+        assert "quorum\tquorum" in rabbit.ctl("list_queues", "-q", "--no-table-headers", "name", "type")
+        call = env.run("call", "ccmulti.echo", '["q"]', "-Q", "quorum", "--broker", rabbit.url, "--wait",
+                       "--timeout", "10", check=True)
+        assert json.loads(call.stdout) == "q"
+    finally:
+        stop_nodes(env)
+        shutil.rmtree(env.root, ignore_errors=True)
+
+
+# --- ccmulti → a Python `celery worker` ----------------------------------------------------------------------
+
+
+def test_ccmulti_call_and_inspect_reach_a_python_worker(servers):
+    rabbit, redis = servers
+    env = node_env(redis)
+    log = env.root / "py-worker.log"
+    environment = dict(os.environ, CCMULTI_TEST_BROKER=rabbit.url, CCMULTI_TEST_BACKEND=redis.url,
+                       PYTHONPATH=str(CELERYAPP))
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [PYTHON, "-m", "celery", "-A", "proj", "worker", "-Q", "py", "--pool", "solo", "-n", "py@%h",
+             "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
+            cwd=CELERYAPP, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: "ready." in log.read_text(), timeout=30, what="the Python worker to be ready")
+        done = env.run("call", "proj.add", "[20, 22]", "-Q", "py", "--broker", rabbit.url, "--wait", "--timeout",
+                       "15", timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == 42
+        failed = env.run("call", "proj.fail", '["nope"]', "-Q", "py", "--broker", rabbit.url, "--wait",
+                         "--timeout", "15", timeout=30)
+        assert failed.returncode != 0 and "ValueError" in failed.stderr and "nope" in failed.stderr
+        ping = env.run("inspect", "ping", "--broker", rabbit.url, "--json", "-d", f"py@{HOST}", check=True)
+        assert json.loads(ping.stdout) == {f"py@{HOST}": {"ok": "pong"}}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        shutil.rmtree(env.root, ignore_errors=True)
+
+
+# --- failures: a node SIGKILLed mid-task, RabbitMQ restarted -------------------------------------------------
+
+
+def test_node_killed_mid_task_is_redelivered_and_completed_once(servers):
+    """RabbitMQ gives a dead connection's unacked messages back at once: the task a SIGKILLed node was running
+    goes to the other node, redelivered, and its result is stored once, by that node."""
+    rabbit, redis = servers
+    env = node_env(redis)
+    app = make_app(rabbit.url, redis.url)
+    try:
+        env.run("start", "k1", "k2", "--broker", rabbit.url, "-c", 1, "--prefetch-multiplier", 1, "-Q", "kill",
+                check=True, timeout=60)
+        doomed = app.send_task("ccmulti.sleep", args=[1.5], queue="kill")
+        inspect = app.control.inspect(timeout=2, destination=[f"k1@{HOST}", f"k2@{HOST}"], limit=2)
+
+        def running():
+            for node, tasks in (inspect.active() or {}).items():
+                if any(task["id"] == doomed.id for task in tasks):
+                    return node
+            return None
+        victim = wait_for(running, timeout=10, what="the task to run on a node")
+        heir = f"k2@{HOST}" if victim == f"k1@{HOST}" else f"k1@{HOST}"
+        env.run("kill", victim.split("@")[0], check=True)
+        assert doomed.get(timeout=15) == 1.5
+        assert meta(redis, doomed.id)["worker"] == heir
+        heir_log = log_of(env, heir.split("@")[0])
+        assert f"ccmulti.sleep[{doomed.id}] received (redelivered)" in heir_log, heir_log
+        logs = log_of(env, "k1") + log_of(env, "k2")
+        assert logs.count(f"ccmulti.sleep[{doomed.id}] succeeded") == 1, logs
+        wait_for(lambda: queue_depth(rabbit, "kill") == 0, timeout=10, what="queue kill to be empty")
+    finally:
+        release_app(app)
+        stop_nodes(env)
+        shutil.rmtree(env.root, ignore_errors=True)
+
+
+def test_rabbitmq_restarted_under_load_loses_no_task(shared):
+    """Last: RabbitMQ is stopped and started again (durable queues, persistent messages) while the shared nodes
+    work through a queue; they reconnect with backoff, declare again, and every task gets its result (tasks
+    running or held unacked at the time run again: AMQP is at-least-once)."""
+    env, rabbit, redis = shared
+    app = make_app(rabbit.url, redis.url)
+    count = 300  # about 4 s of work for the two nodes (4 pool processes): the restart lands in the middle
+    try:
+        ids = [app.send_task("ccmulti.sleep", args=[0.05], queue="celery").id for _ in range(count)]
+        release_app(app)
+
+        def finished():
+            return sum(1 for v in redis.cli("MGET", *[f"celery-task-meta-{i}" for i in ids]).splitlines()
+                       if v and json.loads(v)["status"] == "SUCCESS")
+        wait_for(lambda: finished() >= 40, timeout=20, what="the nodes to get going")
+        assert finished() < count, "the load was over before the restart"
+        # The RabbitMQ application stopped and started again in its running Erlang VM (rabbitmqctl stop_app,
+        # start_app): every connection is closed and the port stops listening, as in a full restart, without
+        # the VM's 5 s boot.
+        rabbit.ctl("stop_app")
+        assert not rabbit.listening()
+        rabbit.ctl("start_app")
+
+        def results():
+            values = redis.cli("MGET", *[f"celery-task-meta-{i}" for i in ids]).splitlines()
+            done = len(values) == count and all(v and json.loads(v)["status"] == "SUCCESS" for v in values)
+            return values if done else None
+        stored = wait_for(results, timeout=60, interval=0.2, what="every task's result after the restart")
+        assert [json.loads(v)["result"] for v in stored] == [0.05] * count
+        logs = log_of(env, "w1") + log_of(env, "w2")
+        assert "reconnecting" in logs and "connected to the AMQP broker" in logs
+        gone = [line for line in (env.log_dir / "master.log").read_text().splitlines() if "exited with" in line]
+        assert not gone, f"a node died during the restart: {gone}"
+    finally:
+        release_app(app)

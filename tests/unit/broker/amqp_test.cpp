@@ -1,0 +1,109 @@
+// The AMQP transport's pure parts: URLs as kombu writes them, field tables as py-amqp maps values, and task
+// messages as kombu's py-amqp transport sends them. The wire itself is tested against a real RabbitMQ
+// (tests/integration/test_amqp.py).
+#include <gtest/gtest.h>
+
+#include "broker/amqp/codec.hpp"
+#include "broker/amqp/table.hpp"
+#include "broker/amqp/topology.hpp"
+#include "broker/amqp/url.hpp"
+#include "broker/connect.hpp"
+#include "util/error.hpp"
+
+namespace ccmulti::broker::amqp {
+namespace {
+
+using nlohmann::json;
+
+TEST(AmqpUrl, DefaultsAsKombus) {
+    auto url = parse_amqp_url("amqp://");
+    EXPECT_EQ(url.host, "localhost");
+    EXPECT_EQ(url.port, 5672);
+    EXPECT_EQ(url.vhost, "/");
+    EXPECT_EQ(url.user, "guest");
+    EXPECT_EQ(url.password, "guest");
+    EXPECT_FALSE(url.tls);
+    EXPECT_EQ(url.heartbeat, 60);
+    EXPECT_EQ(parse_amqp_url("amqp://h//").vhost, "/");
+    EXPECT_EQ(parse_amqp_url("amqp://h/%2F").vhost, "/");
+    EXPECT_EQ(parse_amqp_url("pyamqp://h/prod").vhost, "prod");
+}
+
+TEST(AmqpUrl, LoginHostPortAndOptions) {
+    auto url = parse_amqp_url(
+        "amqps://us%40er:p%3Ass@[::1]:5999/v?heartbeat=10&x-queue-type=quorum&x-max-priority=10"
+        "&ssl_cert_reqs=CERT_NONE&login_method=AMQPLAIN");
+    EXPECT_TRUE(url.tls);
+    EXPECT_FALSE(url.verify);
+    EXPECT_EQ(url.user, "us@er");
+    EXPECT_EQ(url.password, "p:ss");
+    EXPECT_EQ(url.host, "::1");
+    EXPECT_EQ(url.port, 5999);
+    EXPECT_EQ(url.heartbeat, 10);
+    EXPECT_EQ(queue_arguments(url), (json{{"x-queue-type", "quorum"}, {"x-max-priority", 10}}));
+    EXPECT_EQ(url.display(), "amqps://us@er:***@[::1]:5999/v");
+    EXPECT_EQ(parse_amqp_url("amqps://h").port, 5671);
+}
+
+TEST(AmqpUrl, MistakesAreUsageErrorsWithoutThePassword) {
+    for (const char* bad : {"amqp://u:secret@h:99999/", "amqp://u:secret@h/?heartbeat=-1", "amqp://u:secret@[::1/",
+                            "amqp://u:secret@h/%zz", "amqps://h/?ssl_certfile=/c.pem"}) {
+        try {
+            parse_amqp_url(bad);
+            ADD_FAILURE() << bad << " was accepted";
+        } catch (const UsageError& error) {
+            EXPECT_EQ(std::string(error.what()).find("secret"), std::string::npos) << error.what();
+        }
+    }
+    EXPECT_NO_THROW(check_broker_url("amqp://guest:guest@localhost//"));
+    EXPECT_EQ(display_url("amqp://u:secret@h:1/v"), "amqp://u:***@h:1/v");
+}
+
+TEST(AmqpTable, RoundTripsJsonAsPyAmqpTypesIt) {
+    json headers = {{"task", "t"},    {"retries", 0}, {"big", 1LL << 40},           {"ratio", 0.5},
+                    {"eta", nullptr}, {"flag", true}, {"timelimit", {nullptr, 30}}, {"nested", {{"a", {1, "b"}}}}};
+    TableBuilder builder;
+    amqp_table_t table = builder.build(headers);
+    EXPECT_EQ(table.num_entries, static_cast<int>(headers.size()));
+    EXPECT_EQ(to_json(table), headers);
+    EXPECT_EQ(builder.build(json::array()).num_entries, 0);
+}
+
+TEST(AmqpCodec, TaskMessagesRoundTripWithTheirQueueAndRedelivery) {
+    auto task = protocol::make_message("tasks.add", {2, 3}, {{"z", 1}});
+    task.queue = "high";
+    task.eta = protocol::now();
+    Message message = encode_task(task);
+    EXPECT_EQ(json::parse(message.body), json::array({task.args, task.kwargs, task.embed}));
+    EXPECT_EQ(message.content_type, "application/json");
+    EXPECT_EQ(message.correlation_id, task.id);
+    EXPECT_EQ(message.headers["task"], "tasks.add");
+
+    // Through a real table, as the headers travel.
+    TableBuilder builder;
+    message.headers = to_json(builder.build(message.headers));
+    message.redelivered = true;
+    Delivery delivery = decode_task(message, "high", "1.7");
+    ASSERT_FALSE(delivery.decode_error) << *delivery.decode_error;
+    EXPECT_EQ(delivery.tag, "1.7");
+    EXPECT_EQ(delivery.message.id, task.id);
+    EXPECT_EQ(delivery.message.args, task.args);
+    EXPECT_EQ(delivery.message.kwargs, task.kwargs);
+    EXPECT_EQ(delivery.message.queue, "high");
+    EXPECT_TRUE(delivery.message.redelivered);
+    ASSERT_TRUE(delivery.message.eta);
+}
+
+TEST(AmqpCodec, AnUndecodableMessageKeepsItsIdForTheFailure) {
+    Message message;
+    message.body = "\x80\x04pickle";
+    message.content_type = "application/x-python-serialize";
+    message.headers = {{"id", "abc"}, {"task", "tasks.add"}};
+    Delivery delivery = decode_task(message, "celery", "1.1");
+    ASSERT_TRUE(delivery.decode_error);
+    EXPECT_EQ(delivery.message.id, "abc");
+    EXPECT_EQ(delivery.message.task, "tasks.add");
+}
+
+}  // namespace
+}  // namespace ccmulti::broker::amqp
