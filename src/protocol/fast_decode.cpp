@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <array>
 #include <climits>
 #include <cstdint>
@@ -216,22 +217,6 @@ std::string_view read_properties(element properties, TaskMessage& message, std::
     return encoding;
 }
 
-// The v2 body, [args, kwargs, embed?]: the same checks as the DOM way, which gives the errors.
-void read_body(std::string_view body, std::string_view encoding, TaskMessage& message) {
-    std::string decoded = encoding == "base64" ? base64_decode(std::string(body)) : std::string();
-    std::string_view text = encoding == "base64" ? std::string_view(decoded) : body;
-    auto fast = parse_json(text);
-    nlohmann::json parsed = fast ? std::move(*fast) : nlohmann::json::parse(text, nullptr, false);
-    if (parsed.is_discarded() || !parsed.is_array() || parsed.size() < 2) throw NotFast{};
-    if (nests_deeper_than(parsed, max_message_depth)) throw NotFast{};
-    message.args = std::move(parsed[0]);
-    message.kwargs = std::move(parsed[1]);
-    if (parsed.size() > 2 && parsed[2].is_object()) message.embed = std::move(parsed[2]);
-    if (message.args.is_null()) message.args = nlohmann::json::array();
-    if (message.kwargs.is_null()) message.kwargs = nlohmann::json::object();
-    if (!message.args.is_array() || !message.kwargs.is_object()) throw NotFast{};
-}
-
 nlohmann::json to_nlohmann(element value) {
     switch (value.type()) {
         case element_type::ARRAY: {
@@ -280,6 +265,41 @@ simdjson::dom::parser& value_parser() {
         return p;
     }();
     return instance;
+}
+
+// Celery's embed when a task has no callbacks, errbacks, chain or chord: each of the four keys once, all null.
+// TaskMessage starts with the same value, so it need not be built again.
+bool is_default_embed(element value) {
+    simdjson::dom::object object;
+    if (value.get_object().get(object)) return false;
+    static constexpr std::array<std::string_view, 4> keys{"callbacks", "errbacks", "chain", "chord"};
+    unsigned seen = 0;
+    for (auto field : object) {
+        if (!field.value.is_null()) return false;
+        auto key = std::find(keys.begin(), keys.end(), field.key);
+        if (key == keys.end()) return false;
+        seen |= 1u << (key - keys.begin());
+    }
+    return seen == 0xf && object.size() == 4;
+}
+
+// The v2 body, [args, kwargs, embed?]: the same checks as the DOM way, which gives the errors.
+void read_body(std::string_view body, std::string_view encoding, TaskMessage& message) {
+    std::string decoded = encoding == "base64" ? base64_decode(std::string(body)) : std::string();
+    std::string_view text = encoding == "base64" ? std::string_view(decoded) : body;
+    element root;
+    simdjson::dom::array items;
+    if (value_parser().parse(text.data(), text.size()).get(root) || root.get_array().get(items)) throw NotFast{};
+    if (items.size() < 2) throw NotFast{};
+    auto item = items.begin();
+    element args = *item, kwargs = *++item;
+    message.args = args.is_null() ? nlohmann::json::array() : to_nlohmann(args);
+    message.kwargs = kwargs.is_null() ? nlohmann::json::object() : to_nlohmann(kwargs);
+    if (items.size() > 2) {
+        element embed = *++item;
+        if (embed.is_object() && !is_default_embed(embed)) message.embed = to_nlohmann(embed);
+    }
+    if (!message.args.is_array() || !message.kwargs.is_object()) throw NotFast{};
 }
 
 simdjson::dom::parser& parser() {

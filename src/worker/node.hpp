@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "broker/broker.hpp"
 #include "platform/event_loop.hpp"
@@ -202,9 +203,9 @@ private:
     std::unique_ptr<broker::Consumer> consumer_;
     std::unique_ptr<InspectServer> inspect_;
     std::deque<broker::Delivery> ready_;
-    std::map<std::string, Running> running_;  // by delivery tag
-    std::map<std::string, int> losses_;       // pool processes lost per task id
-    TaskTotals totals_;                       // tasks finished per name (bounded)
+    std::unordered_map<std::string, Running> running_;  // by delivery tag (looked up several times per task)
+    std::map<std::string, int> losses_;                 // pool processes lost per task id
+    TaskTotals totals_;                                 // tasks finished per name (bounded)
     TaskRuntimes runtimes_;
     EventLoop::TimerId eta_timer_ = 0;
     std::optional<std::string> broker_down_;   // what report_broker() last said

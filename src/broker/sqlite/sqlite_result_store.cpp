@@ -39,7 +39,7 @@ bool SqliteResultStore::store_in(Writer& writer, const ResultMeta& meta, double 
     std::optional<double> expires_at;
     if (expires_.count() > 0) expires_at = now + static_cast<double>(expires_.count());
     writer.write.reset();
-    writer.write.bind(1, meta.task_id).bind(2, protocol::to_string(meta.status)).bind(3, protocol::to_json(meta).dump());
+    writer.write.bind(1, meta.task_id).bind(2, protocol::to_string(meta.status)).bind(3, protocol::to_json_text(meta));
     writer.write.bind(4, now).bind(5, expires_at).run();
     writer.waiters.reset();
     writer.waiters.bind(1, meta.task_id);
