@@ -1,5 +1,7 @@
 #include "protocol/json_text.hpp"
 
+#include <cstdint>
+
 namespace ccmulti::protocol {
 
 namespace {
@@ -16,28 +18,49 @@ bool plain(std::string_view text) {
 }  // namespace
 
 void append_json(std::string& out, const nlohmann::json& value, JsonErrors errors) {
+    // Written here for every type but floating point (nlohmann's own shortest round-trip form) and binary:
+    // a serializer per value (a 512-byte buffer and a localeconv() call) cost more than the writing.
+    using type = nlohmann::json::value_t;
     switch (value.type()) {
-        case nlohmann::json::value_t::null:
+        case type::null:
             out += "null";
             return;
-        case nlohmann::json::value_t::boolean:
+        case type::boolean:
             out += value.get<bool>() ? "true" : "false";
             return;
-        case nlohmann::json::value_t::string:
+        case type::string:
             append_json_string(out, value.get_ref<const std::string&>(), errors);
             return;
-        case nlohmann::json::value_t::array:
-            if (value.empty()) {
-                out += "[]";
-                return;
+        case type::number_integer:
+            out += std::to_string(value.get<std::int64_t>());
+            return;
+        case type::number_unsigned:
+            out += std::to_string(value.get<std::uint64_t>());
+            return;
+        case type::array: {
+            out += '[';
+            bool first = true;
+            for (const auto& item : value.get_ref<const nlohmann::json::array_t&>()) {
+                if (!first) out += ',';
+                first = false;
+                append_json(out, item, errors);
             }
-            break;
-        case nlohmann::json::value_t::object:
-            if (value.empty()) {
-                out += "{}";
-                return;
+            out += ']';
+            return;
+        }
+        case type::object: {
+            out += '{';
+            bool first = true;
+            for (const auto& [key, item] : value.get_ref<const nlohmann::json::object_t&>()) {
+                if (!first) out += ',';
+                first = false;
+                append_json_string(out, key, errors);
+                out += ':';
+                append_json(out, item, errors);
             }
-            break;
+            out += '}';
+            return;
+        }
         default:
             break;
     }

@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "protocol/json_text.hpp"
 #include "util/error.hpp"
 
 using namespace ccmulti::protocol;
@@ -94,4 +95,19 @@ TEST(ResultMeta, TextIsWhatTheTreeDumps) {
     for (const auto& meta : metas) EXPECT_EQ(to_json_text(meta), to_json(meta).dump()) << meta.task_id;
     ResultMeta invalid = success_result("id-7", std::string("\xff"));
     EXPECT_THROW(to_json_text(invalid), json::type_error);  // as dump() does
+}
+
+TEST(ResultMeta, JsonTextWritesWhatDumpWrites) {
+    for (const char* text : {R"([1, -2, 0, 18446744073709551615, -9223372036854775808, 2.5, 1e300, -0.0, 0.1])",
+                             R"({"b": {"x": [], "y": {}}, "a": [null, true, false, "q\"\\\n\t\u0001é"], "": ""})",
+                             R"("x")", "[]", "{}", "7"}) {
+        json value = json::parse(text);
+        std::string out;
+        ccmulti::protocol::append_json(out, value);
+        EXPECT_EQ(out, value.dump()) << text;
+    }
+    json binary = json::binary({1, 2, 3});
+    std::string out;
+    ccmulti::protocol::append_json(out, binary);
+    EXPECT_EQ(out, binary.dump());
 }
