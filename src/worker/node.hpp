@@ -106,6 +106,9 @@ private:
     bool revoke_if_expired(const broker::Delivery& delivery);
     void dispatch();
 
+    // send_requests() once the loop's current turn is done: a turn reads every reply a pool process sent (quick
+    // tasks: several) and hands out as many tasks, and each process gets them in one write(2), not one each.
+    void send_requests_after_turn();
     // Writes what hand() queued for each pool process, as far as its pipe takes it (write_requests). True when a
     // process turned out to be gone and its unsent tasks went back to ready_.
     bool send_requests();
@@ -215,6 +218,7 @@ private:
     int broker_error_count_ = 0;
     EventLoop::TimerId retry_timer_ = 0;    // fill() again after a failed claim
     std::optional<PendingWrites> pending_;  // once connected
+    bool requests_deferred_ = false;        // send_requests_after_turn() is pending
     Clock::time_point started_ = Clock::now();
     State state_ = State::running;
     struct StopSignal {

@@ -27,7 +27,16 @@ void Node::dispatch() {
         if (revoke_if_expired(delivery)) continue;
         hand(*process, std::move(delivery));
     }
-    if (send_requests()) dispatch();
+    send_requests_after_turn();
+}
+
+void Node::send_requests_after_turn() {
+    if (requests_deferred_) return;
+    requests_deferred_ = true;
+    loop_.defer([this] {
+        requests_deferred_ = false;
+        if (send_requests()) dispatch();
+    });
 }
 
 bool Node::send_requests() {
