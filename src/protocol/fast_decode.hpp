@@ -1,7 +1,8 @@
 // The fast path of decode_string(): a busy node decodes one kombu envelope per task, and building nlohmann's DOM
 // of it (a map node and a string per header) cost a third of the node's CPU (bench/profile.md). This reads the
 // envelope with simdjson's validating parser (about 40 times as fast on a 740-byte envelope) and takes only the
-// fields a TaskMessage has; the body ([args, kwargs, embed], small) is still nlohmann JSON, as TaskMessage holds it.
+// fields a TaskMessage has; the body ([args, kwargs, embed], small) is read with simdjson too and built as the
+// nlohmann JSON TaskMessage holds (parse_json below).
 //
 // It handles the common case only: a well-formed protocol v2 envelope whose fields have the types Celery writes.
 // For anything else (v1, a wrong type, a kombu datetime object, a duplicate key, deep nesting, any error) it
