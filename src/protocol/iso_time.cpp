@@ -48,10 +48,27 @@ std::string format_iso8601(TimePoint time) {
     long fraction = static_cast<long>(micros - static_cast<long long>(seconds) * 1000000);
     std::tm tm{};
     gmtime_r(&seconds, &tm);
-    char buffer[64];
-    std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, fraction);
-    return buffer;
+    const int year = tm.tm_year + 1900;
+    if (year < 0 || year > 9999) {  // outside what the fixed layout below holds
+        char buffer[64];
+        std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00", year, tm.tm_mon + 1,
+                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, fraction);
+        return buffer;
+    }
+    // By hand: a node formats one per result, and snprintf showed in its profile.
+    std::string out = "0000-00-00T00:00:00.000000+00:00";
+    auto put = [&out](std::size_t end, long value, int digits) {
+        for (int i = 0; i < digits; ++i, value /= 10)
+            out[end - static_cast<std::size_t>(i)] = static_cast<char>('0' + value % 10);
+    };
+    put(3, year, 4);
+    put(6, tm.tm_mon + 1, 2);
+    put(9, tm.tm_mday, 2);
+    put(12, tm.tm_hour, 2);
+    put(15, tm.tm_min, 2);
+    put(18, tm.tm_sec, 2);
+    put(25, fraction, 6);
+    return out;
 }
 
 std::optional<TimePoint> parse_iso8601(std::string_view text) {

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "protocol/json_fields.hpp"
+#include "protocol/json_text.hpp"
 #include "protocol/protocol_error.hpp"
 
 namespace ccmulti::protocol {
@@ -128,6 +129,58 @@ json to_json(const ResultMeta& meta) {
     if (meta.worker) fields.emplace("worker", *meta.worker);
     if (meta.retries) fields.emplace("retries", *meta.retries);
     if (meta.queue) fields.emplace("queue", *meta.queue);
+    return out;
+}
+
+std::string to_json_text(const ResultMeta& meta) {
+    // The keys in nlohmann's (std::map) order, so the text is the same as to_json(meta).dump().
+    std::string out;
+    out.reserve(256);
+    auto key = [&out](std::string_view name) {
+        out += out.empty() ? "{\"" : ",\"";
+        out += name;
+        out += "\":";
+    };
+    auto optional_string = [&](std::string_view name, const std::optional<std::string>& value) {
+        if (!value) return;
+        key(name);
+        append_json_string(out, *value);
+    };
+    if (meta.args) {
+        key("args");
+        append_json(out, *meta.args);
+    }
+    key("children");
+    append_json(out, meta.children);
+    key("date_done");
+    if (meta.date_done)
+        append_json_string(out, format_iso8601(*meta.date_done));
+    else
+        out += "null";
+    optional_string("group_id", meta.group_id);
+    if (meta.kwargs) {
+        key("kwargs");
+        append_json(out, *meta.kwargs);
+    }
+    optional_string("name", meta.name);
+    optional_string("queue", meta.queue);
+    key("result");
+    append_json(out, meta.result);
+    if (meta.retries) {
+        key("retries");
+        out += std::to_string(*meta.retries);
+    }
+    key("status");
+    append_json_string(out, to_string(meta.status));
+    key("task_id");
+    append_json_string(out, meta.task_id);
+    key("traceback");
+    if (meta.traceback)
+        append_json_string(out, *meta.traceback);
+    else
+        out += "null";
+    optional_string("worker", meta.worker);
+    out += '}';
     return out;
 }
 

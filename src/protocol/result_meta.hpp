@@ -56,6 +56,8 @@ struct ResultMeta {
 };
 
 nlohmann::json to_json(const ResultMeta& meta);
+// The same as to_json(meta).dump(), written directly (protocol/json_text.hpp): what a node stores per task.
+std::string to_json_text(const ResultMeta& meta);
 ResultMeta result_from_json(const nlohmann::json& value);  // throws ProtocolError when not a result
 
 // Constructors for the states a worker stores.

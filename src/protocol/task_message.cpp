@@ -1,7 +1,10 @@
 #include "protocol/task_message.hpp"
 
+#include <pthread.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdint>
 #include <random>
 #include <vector>
 
@@ -124,24 +127,52 @@ json parse_body(const json& envelope, const std::string& id) {
 
 }  // namespace
 
+namespace {
+
+// Bumped in every child fork() makes (pthread_atfork): new_uuid reseeds then, without a getpid() system call
+// per id (glibc no longer caches the pid).
+std::atomic<unsigned> fork_generation{1};
+
+void note_fork_in_child() {
+    fork_generation.fetch_add(1, std::memory_order_relaxed);
+}
+
+void put_hex(char* out, std::uint64_t value, int digits) {
+    static constexpr char hex[] = "0123456789abcdef";
+    for (int i = digits - 1; i >= 0; --i, value >>= 4) out[i] = hex[value & 0xf];
+}
+
+}  // namespace
+
 std::string new_uuid() {
     // Reseeded after a fork: a child must never repeat its parent's ids (consumer ids, task ids).
+    static const bool registered = ::pthread_atfork(nullptr, nullptr, note_fork_in_child) == 0;
     static thread_local std::mt19937_64 engine;
+    static thread_local unsigned seeded_generation = 0;
     static thread_local pid_t seeded_for = 0;
-    if (seeded_for != getpid()) {
-        seeded_for = getpid();
-        std::random_device device;
-        std::seed_seq seed{device(), device(), device(), device(), static_cast<unsigned>(seeded_for)};
-        engine.seed(seed);
+    const unsigned generation = fork_generation.load(std::memory_order_relaxed);
+    // Without the fork handler (it could not be registered) the pid is compared every time, as before.
+    if (seeded_generation != generation || !registered) {
+        pid_t pid = ::getpid();
+        if (seeded_for != pid || seeded_generation == 0) {
+            std::random_device device;
+            std::seed_seq seed{device(), device(), device(), device(), static_cast<unsigned>(pid)};
+            engine.seed(seed);
+            seeded_for = pid;
+        }
+        seeded_generation = generation;
     }
     std::uint64_t hi = engine(), lo = engine();
     hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
     lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 10
-    char buffer[37];
-    std::snprintf(buffer, sizeof buffer, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
-                  static_cast<unsigned>(hi >> 16 & 0xffff), static_cast<unsigned>(hi & 0xffff),
-                  static_cast<unsigned>(lo >> 48), static_cast<unsigned long long>(lo & 0xffffffffffffULL));
-    return buffer;
+    // xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx, lower case
+    std::string out(36, '-');
+    put_hex(&out[0], hi >> 32, 8);
+    put_hex(&out[9], hi >> 16 & 0xffff, 4);
+    put_hex(&out[14], hi & 0xffff, 4);
+    put_hex(&out[19], lo >> 48, 4);
+    put_hex(&out[24], lo & 0xffffffffffffULL, 12);
+    return out;
 }
 
 TaskMessage make_message(std::string task, json args, json kwargs) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "platform/fd.hpp"
+#include "protocol/fast_decode.hpp"
 #include "util/error.hpp"
 
 namespace ccmulti::worker {
@@ -23,6 +24,7 @@ std::uint32_t decode_length(const char* prefix) {
 }
 
 nlohmann::json parse_frame(std::string_view text) {
+    if (auto value = protocol::detail::parse_json(text)) return std::move(*value);  // the quick way
     try {
         return nlohmann::json::parse(text);
     } catch (const nlohmann::json::parse_error& e) {
@@ -47,8 +49,10 @@ bool read_exactly(int fd, char* data, std::size_t size) {
 }
 
 // One read(2) (EINTR retried) appended to `buffer`; read(2)'s result, errno set when negative.
+constexpr std::size_t read_chunk = 64 * 1024;
+
 ssize_t read_into(int fd, std::string& buffer) {
-    char chunk[64 * 1024];
+    char chunk[read_chunk];
     ssize_t n;
     while ((n = ::read(fd, chunk, sizeof chunk)) < 0 && errno == EINTR) {
     }
@@ -91,6 +95,9 @@ std::optional<nlohmann::json> read_frame(int fd) {
 FrameReader::Fill FrameReader::fill(int fd) {
     for (;;) {
         ssize_t n = read_into(fd, buffer_);
+        // A short read took all the pipe had: stop rather than pay a read(2) for EAGAIN. Anything written since
+        // keeps the fd readable, and the (level-triggered) loop calls again.
+        if (n > 0 && static_cast<std::size_t>(n) < read_chunk) return Fill::open;
         if (n > 0) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Fill::open;
         return Fill::closed;

@@ -31,7 +31,8 @@ std::optional<nlohmann::json> read_frame(int fd);
 class FrameReader {
 public:
     enum class Fill { open, closed };
-    // Reads everything available now from a non-blocking fd. `closed` at end of file or on a read error.
+    // Reads what is available now from a non-blocking fd (until a short read: call again when the fd is still
+    // readable). `closed` at end of file or on a read error.
     Fill fill(int fd);
     // One read(2), which waits on a blocking fd: for a pool process waiting for its next request. `closed` at
     // end of file; a frame cut short by it is an Error.

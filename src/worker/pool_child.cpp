@@ -12,6 +12,7 @@
 #include "platform/proc_table.hpp"
 #include "platform/proc_title.hpp"
 #include "platform/signals.hpp"
+#include "protocol/json_text.hpp"
 #include "worker/frame.hpp"
 
 namespace ccmulti::worker {
@@ -58,6 +59,32 @@ nlohmann::json request_json(const TaskCall& call, std::optional<double> soft, st
     return request;
 }
 
+std::string request_text(const std::string& id, const std::string& name, const nlohmann::json& args,
+                         const nlohmann::json& kwargs, int retries, std::optional<double> soft,
+                         std::optional<double> hard, bool report_rss) {
+    // nlohmann's key order (request_json's object is a std::map), and frame_text's handling of invalid UTF-8.
+    constexpr auto errors = protocol::JsonErrors::replace;
+    std::string out;
+    out.reserve(128);
+    out += "{\"args\":";
+    protocol::append_json(out, args, errors);
+    out += ",\"hard\":";
+    protocol::append_json(out, hard ? nlohmann::json(*hard) : nlohmann::json(), errors);
+    out += ",\"id\":";
+    protocol::append_json_string(out, id, errors);
+    out += ",\"kwargs\":";
+    protocol::append_json(out, kwargs, errors);
+    out += ",\"retries\":";
+    out += std::to_string(retries);
+    if (report_rss) out += ",\"rss\":true";
+    out += ",\"soft\":";
+    protocol::append_json(out, soft ? nlohmann::json(*soft) : nlohmann::json(), errors);
+    out += ",\"task\":";
+    protocol::append_json_string(out, name, errors);
+    out += '}';
+    return out;
+}
+
 nlohmann::json reply_json(const std::string& id, const tasks::TaskOutcome& outcome) {
     nlohmann::json reply = {{"id", id}, {"ok", outcome.ok}};
     if (outcome.ok) {
@@ -67,6 +94,35 @@ nlohmann::json reply_json(const std::string& id, const tasks::TaskOutcome& outco
         reply["traceback"] = outcome.traceback;
     }
     return reply;
+}
+
+std::string reply_text(const std::string& id, const tasks::TaskOutcome& outcome, std::optional<std::int64_t> rss_kib) {
+    // nlohmann's key order (reply_json's object is a std::map), and frame_text's handling of invalid UTF-8.
+    constexpr auto errors = protocol::JsonErrors::replace;
+    std::string out;
+    out.reserve(96);
+    if (!outcome.ok) {
+        out += "{\"exception\":{\"message\":";
+        protocol::append_json_string(out, outcome.exception.message, errors);
+        out += ",\"type\":";
+        protocol::append_json_string(out, outcome.exception.type, errors);
+        out += "},\"id\":";
+    } else {
+        out += "{\"id\":";
+    }
+    protocol::append_json_string(out, id, errors);
+    out += outcome.ok ? ",\"ok\":true,\"result\":" : ",\"ok\":false";
+    if (outcome.ok) protocol::append_json(out, outcome.result, errors);
+    if (rss_kib) {
+        out += ",\"rss_kib\":";
+        out += std::to_string(*rss_kib);
+    }
+    if (!outcome.ok) {
+        out += ",\"traceback\":";
+        protocol::append_json_string(out, outcome.traceback, errors);
+    }
+    out += '}';
+    return out;
 }
 
 tasks::TaskOutcome outcome_from_reply(const nlohmann::json& reply) {
@@ -104,20 +160,26 @@ void run_pool_child(const tasks::Registry& registry, const std::string& title, i
                 if (reader.read_some(pool_request_fd) == FrameReader::Fill::closed) break;
                 continue;
             }
+            // Moved out of the request rather than copied (value() copies).
+            auto take = [&request](const char* key, nlohmann::json fallback) {
+                auto it = request->find(key);
+                return it == request->end() ? fallback : std::move(*it);
+            };
             TaskCall call;
             call.id = request->value("id", "");
             call.name = request->value("task", "");
-            call.args = request->value("args", nlohmann::json::array());
-            call.kwargs = request->value("kwargs", nlohmann::json::object());
+            call.args = take("args", nlohmann::json::array());
+            call.kwargs = take("kwargs", nlohmann::json::object());
             call.retries = request->value("retries", 0);
             if (auto soft = optional_seconds(request->value("soft", nlohmann::json())))
                 call.soft_deadline = after(*soft);
             if (auto hard = optional_seconds(request->value("hard", nlohmann::json())))
                 call.hard_deadline = after(*hard);
-            auto reply = reply_json(call.id, tasks::execute(registry, call));
+            auto outcome = tasks::execute(registry, call);
+            std::optional<std::int64_t> rss_kib;
             if (request->value("rss", false))
-                if (auto rss = read_rss(::getpid())) reply["rss_kib"] = *rss / 1024;
-            std::string text = frame_text(reply);
+                if (auto rss = read_rss(::getpid())) rss_kib = static_cast<std::int64_t>(*rss / 1024);
+            std::string text = reply_text(call.id, outcome, rss_kib);
             if (text.size() > max_frame_size) {
                 // Not sent, the node would take our exit for a crash and run the task again: fail it instead.
                 tasks::TaskOutcome too_large;

@@ -8,6 +8,7 @@
 //             "traceback", "rss_kib"}   (rss_kib on both, for max_memory_per_child)
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -27,7 +28,15 @@ inline constexpr int pool_reply_fd = 4;
 // much memory the pool process uses after the task (rss_kib), for max_memory_per_child; it costs a /proc read.
 nlohmann::json request_json(const TaskCall& call, std::optional<double> soft, std::optional<double> hard,
                             bool report_rss = false);
+// The text of request_json(...) (what frame_text() makes of it), written directly from the message's fields:
+// no copy of its arguments (protocol/json_text.hpp). The node's way; request_json is the reference.
+std::string request_text(const std::string& id, const std::string& name, const nlohmann::json& args,
+                         const nlohmann::json& kwargs, int retries, std::optional<double> soft,
+                         std::optional<double> hard, bool report_rss = false);
 nlohmann::json reply_json(const std::string& id, const tasks::TaskOutcome& outcome);
+// The text of reply_json(id, outcome) (frame_text), with "rss_kib" when given: the pool process's way.
+std::string reply_text(const std::string& id, const tasks::TaskOutcome& outcome,
+                       std::optional<std::int64_t> rss_kib = std::nullopt);
 tasks::TaskOutcome outcome_from_reply(const nlohmann::json& reply);
 
 }  // namespace ccmulti::worker

@@ -59,8 +59,9 @@
 
 #include <deque>
 #include <map>
-#include <set>
 #include <memory>
+#include <set>
+#include <unordered_map>
 
 #include "broker/broker.hpp"
 #include "broker/redis/backoff.hpp"
@@ -171,7 +172,7 @@ private:
     UniqueFd epoll_, timer_;
     Backoff backoff_;
     std::optional<std::string> down_;
-    std::map<std::string, Held> held_;
+    std::unordered_map<std::string, Held> held_;  // by claim tag
     std::deque<Delivery> ready_;
     std::multimap<TimePoint, Delivery> scheduled_;
     std::vector<Parking> to_park_;       // claimed eta messages to park, sent after each claim

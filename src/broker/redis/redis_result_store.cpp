@@ -30,29 +30,51 @@ bool RedisResultStore::same_server(const RedisUrl& url) const {
     return url.same_database(url_);
 }
 
-void RedisResultStore::add_commands(std::vector<Command>& commands, const ResultMeta& meta,
+void RedisResultStore::add_commands(std::vector<Command>& commands, const std::vector<ResultMeta>& metas,
                                     std::string_view script_sha) const {
-    std::string key = result_key(meta.task_id);
-    std::string text = protocol::to_json(meta).dump();
-    std::string expires = std::to_string(expires_.count());
-    if (meta.status == protocol::TaskState::started) {
-        // No script: STARTED is only ever the first state of a run, written where nothing is stored yet (NX), so
-        // it cannot replace a final state. Every slow task writes it.
-        Command set{"SET", key, text};
-        if (expires_.count() > 0) set.insert(set.end(), {"EX", std::move(expires)});
-        set.push_back("NX");
-        commands.push_back(std::move(set));
-        commands.push_back({"PUBLISH", std::move(key), std::move(text)});
-        return;
+    const std::string expires = std::to_string(std::max<long long>(0, expires_.count()));
+    Command script;  // the keep-a-final-state script for the results since the last STARTED
+    std::size_t keys = 0;
+    auto flush = [&] {
+        if (keys == 0) return;
+        script[2] = std::to_string(keys);
+        // KEYS come before ARGV: the texts were collected behind the keys, moved into place here.
+        Command call(script.begin(), script.begin() + 3);
+        for (std::size_t i = 0; i < keys; ++i) call.push_back(std::move(script[3 + 2 * i]));
+        call.push_back(expires);
+        for (std::size_t i = 0; i < keys; ++i) call.push_back(std::move(script[4 + 2 * i]));
+        commands.push_back(std::move(call));
+        keys = 0;
+    };
+    for (const auto& meta : metas) {
+        std::string key = result_key(meta.task_id);
+        std::string text = protocol::to_json_text(meta);
+        if (meta.status == protocol::TaskState::started) {
+            // No script: STARTED is only ever the first state of a run, written where nothing is stored yet (NX),
+            // so it cannot replace a final state. Every slow task writes it. In order with the others: what was
+            // collected before it goes first.
+            flush();
+            Command set{"SET", key, text};
+            if (expires_.count() > 0) set.insert(set.end(), {"EX", expires});
+            set.push_back("NX");
+            commands.push_back(std::move(set));
+            commands.push_back({"PUBLISH", std::move(key), std::move(text)});
+            continue;
+        }
+        // Every other state through the keep-a-final-state script, SUCCESS too: a task run twice (a node presumed
+        // dead that was not) keeps the outcome stored first. Sent whole (EVAL) when no SHA is given.
+        if (keys == 0) {
+            script.clear();
+            if (script_sha.empty())
+                script = {"EVAL", store_result_script.source, ""};
+            else
+                script = {"EVALSHA", std::string(script_sha), ""};
+        }
+        script.push_back(std::move(key));
+        script.push_back(std::move(text));
+        if (++keys == max_results_per_call) flush();
     }
-    // Every other state through the keep-a-final-state script, SUCCESS too: a task run twice (a node presumed
-    // dead that was not) keeps the outcome stored first.
-    if (script_sha.empty())
-        commands.push_back(
-            {"EVAL", store_result_script.source, "1", std::move(key), std::move(text), std::move(expires)});
-    else
-        commands.push_back(
-            {"EVALSHA", std::string(script_sha), "1", std::move(key), std::move(text), std::move(expires)});
+    flush();
 }
 
 std::vector<Reply> RedisResultStore::run(const std::vector<ResultMeta>& metas) {
@@ -60,7 +82,7 @@ std::vector<Reply> RedisResultStore::run(const std::vector<ResultMeta>& metas) {
         for (bool reload = false;; reload = true) {
             std::vector<Command> commands;
             std::string sha = script_sha(connection, store_result_script, reload);
-            for (const auto& meta : metas) add_commands(commands, meta, sha);
+            add_commands(commands, metas, sha);
             auto replies = connection.pipeline(commands);
             bool forgotten = false;
             for (const auto& reply : replies) {

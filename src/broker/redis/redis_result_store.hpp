@@ -35,16 +35,19 @@ public:
 
     // For RedisConsumer::settle, which stores results and acks in one MULTI when both are on one server.
     bool same_server(const RedisUrl& url) const;
-    // The commands that store `meta`, to go inside a MULTI: the keep-a-final-state script is sent whole (EVAL),
+    // The commands that store `metas`, to go inside a MULTI: the keep-a-final-state script is sent whole (EVAL),
     // since an EVALSHA the server has forgotten would fail on its own while the rest of the MULTI commits.
-    void add_to_transaction(std::vector<Command>& commands, const ResultMeta& meta) const {
-        add_commands(commands, meta, {});
+    void add_to_transaction(std::vector<Command>& commands, const std::vector<ResultMeta>& metas) const {
+        add_commands(commands, metas, {});
     }
 
 private:
-    // The commands that store `meta`: SET NX (+ PUBLISH) for STARTED, else the keep-a-final-state script:
+    // The commands that store `metas`, in order: SET NX (+ PUBLISH) for STARTED, else the keep-a-final-state
+    // script, one call for each run of such results between STARTEDs (at most max_results_per_call each):
     // EVALSHA `script_sha`, or EVAL of its source when that is empty.
-    void add_commands(std::vector<Command>& commands, const ResultMeta& meta, std::string_view script_sha) const;
+    void add_commands(std::vector<Command>& commands, const std::vector<ResultMeta>& metas,
+                      std::string_view script_sha) const;
+    static constexpr std::size_t max_results_per_call = 1000;
     std::vector<Reply> run(const std::vector<ResultMeta>& metas);  // one pipeline; throws Error on an error reply
 
     RedisUrl url_;

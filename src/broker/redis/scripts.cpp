@@ -11,6 +11,8 @@ local now = ARGV[3]
 local out, index, records = {}, {}, {}
 local count = 0
 local levels = (#KEYS - 2) / nq
+local routing = {}
+for q = 1, nq do routing[q] = cjson.encode(ARGV[3 + q]) end
 for level = 0, levels - 1 do
   local live = {}
   for q = 1, nq do live[q] = true end
@@ -28,7 +30,7 @@ for level = 0, levels - 1 do
           index[#index + 1] = now
           index[#index + 1] = tag
           records[#records + 1] = tag
-          records[#records + 1] = '[' .. payload .. ', "", ' .. cjson.encode(ARGV[3 + q]) .. ']'
+          records[#records + 1] = '[' .. payload .. ', "", ' .. routing[q] .. ']'
           out[#out + 1] = q - 1
           out[#out + 1] = payload
         else
@@ -76,20 +78,30 @@ redis.call('RPUSH', KEYS[3], ARGV[2])
 return 1
 )lua"};
 
-const Script store_result_script{"store_result", R"lua(
-local current = redis.call('GET', KEYS[1])
-if current then
-  local ok, meta = pcall(cjson.decode, current)
-  if ok and type(meta) == 'table' and
-     (meta.status == 'SUCCESS' or meta.status == 'FAILURE' or meta.status == 'REVOKED') then return 0 end
+// Any number of results (KEYS: their keys; ARGV[1]: the expiry in seconds, then one JSON text per key), each
+// stored and published unless its key already holds a final state; one call per batch a node settles.
+const Script store_result_script{"store_results", R"lua(
+local expires = tonumber(ARGV[1])
+local stored = 0
+for i = 1, #KEYS do
+  local keep = false
+  local current = redis.call('GET', KEYS[i])
+  if current then
+    local ok, meta = pcall(cjson.decode, current)
+    keep = ok and type(meta) == 'table' and
+      (meta.status == 'SUCCESS' or meta.status == 'FAILURE' or meta.status == 'REVOKED')
+  end
+  if not keep then
+    if expires > 0 then
+      redis.call('SETEX', KEYS[i], ARGV[1], ARGV[i + 1])
+    else
+      redis.call('SET', KEYS[i], ARGV[i + 1])
+    end
+    redis.call('PUBLISH', KEYS[i], ARGV[i + 1])
+    stored = stored + 1
+  end
 end
-if tonumber(ARGV[2]) > 0 then
-  redis.call('SETEX', KEYS[1], ARGV[2], ARGV[1])
-else
-  redis.call('SET', KEYS[1], ARGV[1])
-end
-redis.call('PUBLISH', KEYS[1], ARGV[1])
-return 1
+return stored
 )lua"};
 
 const Script release_lock_script{"release_lock", R"lua(

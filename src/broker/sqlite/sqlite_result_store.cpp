@@ -41,7 +41,7 @@ bool SqliteResultStore::store_in(Writer& writer, const ResultMeta& meta, double 
     writer.write.reset();
     writer.write.bind(1, meta.task_id)
         .bind(2, protocol::to_string(meta.status))
-        .bind(3, protocol::to_json(meta).dump());
+        .bind(3, protocol::to_json_text(meta));
     writer.write.bind(4, now).bind(5, expires_at).run();
     writer.waiters.reset();
     writer.waiters.bind(1, meta.task_id);

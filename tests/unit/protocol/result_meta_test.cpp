@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
+#include "protocol/json_text.hpp"
 #include "util/error.hpp"
 
 using namespace ccmulti::protocol;
@@ -72,4 +75,39 @@ TEST(ResultMeta, RevokedAndStarted) {
     EXPECT_EQ(started.result, json({{"pid", 42}, {"hostname", "w1@host"}}));
     EXPECT_FALSE(started.date_done);
     EXPECT_FALSE(started.exception());
+}
+
+TEST(ResultMeta, TextIsWhatTheTreeDumps) {
+    std::vector<ResultMeta> metas{success_result("id-1", 4), started_result("id-2", 42, "w1@h"),
+                                  failure_result("id-3", ExceptionInfo::of("ValueError", "bö\"om\n\x01"), "tb\t\\"),
+                                  retry_result("id-4", ExceptionInfo::of("Retry", "in 5s"), "tb"),
+                                  revoked_result("id-5", "expired")};
+    ResultMeta extended = success_result("id-6", json::parse(R"({"b": [1, 2.5, null, "é"], "a": {}})"));
+    extended.name = "tasks.add";
+    extended.worker = "w1@host";
+    extended.queue = "celery";
+    extended.args = json::parse(R"([1, "two", [3]])");
+    extended.kwargs = json::parse(R"({"z": 1, "y": true})");
+    extended.retries = 3;
+    extended.group_id = "g";
+    extended.children = json::parse(R"([["x", null]])");
+    metas.push_back(extended);
+    for (const auto& meta : metas) EXPECT_EQ(to_json_text(meta), to_json(meta).dump()) << meta.task_id;
+    ResultMeta invalid = success_result("id-7", std::string("\xff"));
+    EXPECT_THROW(to_json_text(invalid), json::type_error);  // as dump() does
+}
+
+TEST(ResultMeta, JsonTextWritesWhatDumpWrites) {
+    for (const char* text : {R"([1, -2, 0, 18446744073709551615, -9223372036854775808, 2.5, 1e300, -0.0, 0.1])",
+                             R"({"b": {"x": [], "y": {}}, "a": [null, true, false, "q\"\\\n\t\u0001é"], "": ""})",
+                             R"("x")", "[]", "{}", "7"}) {
+        json value = json::parse(text);
+        std::string out;
+        ccmulti::protocol::append_json(out, value);
+        EXPECT_EQ(out, value.dump()) << text;
+    }
+    json binary = json::binary({1, 2, 3});
+    std::string out;
+    ccmulti::protocol::append_json(out, binary);
+    EXPECT_EQ(out, binary.dump());
 }

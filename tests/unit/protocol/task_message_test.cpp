@@ -1,6 +1,8 @@
 #include "protocol/task_message.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -234,9 +236,9 @@ TEST(FastDecode, StepsAsideForAnythingUnusualAndTheDomWayDecides) {
     json v1 = {{"body", base64_encode(json({{"task", "t"}, {"id", "i"}, {"args", json::array()}}).dump())},
                {"content-type", "application/json"},
                {"properties", {{"body_encoding", "base64"}}}};
-    json typed = envelope_with_body(json::array({json::array(), json::object()}),
-                                    {{"task", "t"}, {"id", "i"},
-                                     {"eta", {{"__type__", "datetime"}, {"__value__", "2030-01-01T00:00:00"}}}});
+    json typed = envelope_with_body(
+        json::array({json::array(), json::object()}),
+        {{"task", "t"}, {"id", "i"}, {"eta", {{"__type__", "datetime"}, {"__value__", "2030-01-01T00:00:00"}}}});
     json wrong = envelope_with_body(json::array({json::array(), json::object()}), {{"task", "t"}, {"id", 5}});
     json compressed = envelope_with_body(json::array({json::array(), json::object()}),
                                          {{"task", "t"}, {"id", "i"}, {"compression", "zlib"}});
@@ -268,4 +270,57 @@ TEST(FastDecode, DeepNestingInALargeEnvelopeIsStillRefused) {
     envelope["headers"]["unread"] = deep;
     EXPECT_FALSE(detail::fast_decode(envelope.dump()));
     EXPECT_THROW(decode_string(envelope.dump()), ProtocolError);
+}
+
+TEST(TaskMessage, UuidsAreVersion4AndNeverRepeatedByAForkedChild) {
+    std::string id = new_uuid();
+    ASSERT_EQ(id.size(), 36u);
+    EXPECT_EQ(id[8], '-');
+    EXPECT_EQ(id[13], '-');
+    EXPECT_EQ(id[14], '4');
+    EXPECT_EQ(id[18], '-');
+    EXPECT_NE(std::string("89ab").find(id[19]), std::string::npos);
+    EXPECT_EQ(id[23], '-');
+    EXPECT_EQ(id.find_first_not_of("0123456789abcdef-"), std::string::npos);
+    // A child forked now must not give the ids the parent gives next.
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        std::string mine = new_uuid();
+        ssize_t written = ::write(fds[1], mine.data(), mine.size());
+        ::_exit(written == 36 ? 0 : 1);
+    }
+    ::close(fds[1]);
+    std::string parent = new_uuid();
+    char buffer[36];
+    ssize_t got = 0;
+    while (got < 36) {
+        ssize_t n = ::read(fds[0], buffer + got, sizeof buffer - static_cast<std::size_t>(got));
+        if (n <= 0) break;
+        got += n;
+    }
+    ::close(fds[0]);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    ASSERT_EQ(got, 36);
+    EXPECT_NE(std::string(buffer, 36), parent);
+}
+
+TEST(TaskMessage, FastJsonParseGivesNlohmannsValue) {
+    for (const char* text : {R"([1, -2, 3.5, 1e3, 18446744073709551615, "é\n", true, false, null])",
+                             R"({"b": {"x": []}, "a": {}, "b": [1]})", R"("text")", "0", "-7", "[[[[]]]]"}) {
+        auto fast = detail::parse_json(text);
+        ASSERT_TRUE(fast) << text;
+        json slow = json::parse(text);
+        EXPECT_EQ(*fast, slow) << text;
+        EXPECT_EQ(fast->dump(), slow.dump()) << text;
+    }
+    auto types = detail::parse_json("[1, -1, 1.0]");
+    EXPECT_TRUE((*types)[0].is_number_unsigned());
+    EXPECT_TRUE((*types)[1].is_number_integer() && !(*types)[1].is_number_unsigned());
+    EXPECT_TRUE((*types)[2].is_number_float());
+    for (const char* refused : {"[1,", "{\"a\" 1}", "\"\xff\"", "123456789012345678901234567890", ""})
+        EXPECT_FALSE(detail::parse_json(refused)) << refused;
 }

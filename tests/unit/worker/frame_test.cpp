@@ -5,6 +5,7 @@
 
 #include "platform/fd.hpp"
 #include "util/error.hpp"
+#include "worker/pool_child.hpp"
 
 namespace ccmulti::worker {
 
@@ -39,6 +40,7 @@ TEST(Frame, ReaderAssemblesFramesFromPieces) {
     ASSERT_TRUE(write_frame(pipe.write.get(), 1));
     ASSERT_TRUE(write_frame(pipe.write.get(), 2));
     pipe.write.reset();
+    EXPECT_EQ(reader.fill(pipe.read.get()), FrameReader::Fill::open);  // a short read: all there was
     EXPECT_EQ(reader.fill(pipe.read.get()), FrameReader::Fill::closed);
     EXPECT_EQ(reader.next(), 1);
     EXPECT_EQ(reader.next(), 2);
@@ -63,6 +65,39 @@ TEST(Frame, MalformedFramesAreErrors) {
     ASSERT_TRUE(write_all(truncated.write.get(), half.data(), half.size()));
     truncated.write.reset();
     EXPECT_THROW(read_frame(truncated.read.get()), Error);
+}
+
+TEST(Frame, RequestTextIsTheRequestObjectDumped) {
+    TaskCall call;
+    call.id = "id-\"1\"";
+    call.name = "tasks.add";
+    call.args = nlohmann::json::parse(R"([1, "two", {"b": 2.5, "a": null}, "\u00e9\u0001"])");
+    call.kwargs = nlohmann::json::parse(R"({"z": [], "y": {}})");
+    call.retries = 2;
+    for (auto [soft, hard, rss] :
+         {std::tuple<std::optional<double>, std::optional<double>, bool>{std::nullopt, std::nullopt, false},
+          {1.5, 3.0, true},
+          {std::nullopt, 0.25, false}})
+        EXPECT_EQ(request_text(call.id, call.name, call.args, call.kwargs, call.retries, soft, hard, rss),
+                  frame_text(request_json(call, soft, hard, rss)));
+    call.name = "bad\xff";  // replaced, as frame_text does
+    EXPECT_EQ(request_text(call.id, call.name, call.args, call.kwargs, call.retries, {}, {}),
+              frame_text(request_json(call, {}, {})));
+}
+
+TEST(Frame, ReplyTextIsTheReplyObjectDumped) {
+    tasks::TaskOutcome ok;
+    ok.ok = true;
+    ok.result = nlohmann::json::parse(R"({"b": [1, 2.5], "a": "\u00e9"})");
+    tasks::TaskOutcome failed;
+    failed.exception = protocol::ExceptionInfo::of("ValueError", "bad \"x\"\n");
+    failed.traceback = "Traceback\n  line 1";
+    for (const auto& outcome : {ok, failed}) {
+        EXPECT_EQ(reply_text("id-1", outcome), frame_text(reply_json("id-1", outcome)));
+        nlohmann::json with_rss = reply_json("id-1", outcome);
+        with_rss["rss_kib"] = 12345;
+        EXPECT_EQ(reply_text("id-1", outcome, 12345), frame_text(with_rss));
+    }
 }
 
 }  // namespace ccmulti::worker
