@@ -99,7 +99,7 @@ def test_call_usage_errors(env):
     assert env.run("call", "t", "--kwargs", "[1]").returncode == 2
     assert env.run("call", "t", "--countdown", "-1").returncode == 2
     assert env.run("call", "t", "--countdown", "1", "--eta", "2030-01-01T00:00:00Z").returncode == 2
-    assert env.run("call", "t", "--broker", "amqp://x").returncode == 2
+    assert env.run("call", "t", "--broker", "sqs://x").returncode == 2
     assert env.run("queues", "--broker", "sqlite://relative").returncode == 2
 
 

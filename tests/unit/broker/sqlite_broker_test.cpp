@@ -36,7 +36,7 @@ TEST(SqliteBroker, UrlsNameTheDatabase) {
     EXPECT_EQ(sqlite_path("sqlite://", "/var/lib/x"), "/var/lib/x/broker.sqlite3");
     EXPECT_EQ(sqlite_path("sqlite:///tmp/b.db", "/var/lib/x"), "/tmp/b.db");
     EXPECT_THROW(sqlite_path("sqlite://relative.db", "/x"), UsageError);
-    EXPECT_THROW(connect({"amqp://localhost", "/tmp", std::chrono::seconds(1), ""}), UsageError);
+    EXPECT_THROW(connect({"sqs://localhost", "/tmp", std::chrono::seconds(1), ""}), UsageError);
 }
 
 TEST(SqliteBroker, TheDatabaseIsPrivateAndNeverASymlink) {
