@@ -98,14 +98,20 @@ int Master::run() {
     code_watch_ = std::make_unique<CodeWatch>(
         loop_, log_, [this](std::vector<std::string> changed, std::string reason) { on_code_change(changed, reason); });
     set_watches();
+    if (config_.dashboard) {
+        dashboard_ = config_.dashboard();
+        log_->info("dashboard on {}", dashboard_->url());
+    }
 
     for (auto& node : nodes_) apply(*node, NodeEvent::start);
     maybe_finish_start_report();
     if (!all_gone()) loop_.run();
 
+    if (dashboard_) dashboard_->stop();
     code_watch_.reset();
     control_->flush(std::chrono::milliseconds(1000));
     control_.reset();
+    dashboard_.reset();
     notify_.reset();
     containment_->finish();
     log_->info("master exiting: all nodes are gone");
@@ -238,8 +244,8 @@ void Master::set_watches() {
     json watched = json::array();
     for (const auto& node : nodes_) {
         specs.push_back(node->spec);
-        watched.push_back({node->spec.name, node->spec.watch, node->spec.watch_ignore,
-                           node->spec.watch_debounce.count()});
+        watched.push_back(
+            {node->spec.name, node->spec.watch, node->spec.watch_ignore, node->spec.watch_debounce.count()});
     }
     if (watched == watched_) return;
     try {
