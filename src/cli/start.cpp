@@ -175,12 +175,21 @@ namespace {
 // The dashboard as the master runs it (dashboard/service.hpp says why on a thread of its own).
 class DashboardCompanion final : public supervisor::Companion {
 public:
-    DashboardCompanion(dashboard::Source source, dashboard::AccessOptions access)
-        : background_(std::move(source), std::move(access), std::chrono::milliseconds(1000)) {}
+    DashboardCompanion(dashboard::Source source, const dashboard::AccessOptions& access)
+        : background_(listening(std::move(source), access)) {}
     std::string url() const override { return background_.url(); }
     void stop() override { background_.stop(); }
 
 private:
+    static dashboard::Background listening(dashboard::Source source, const dashboard::AccessOptions& access) {
+        try {
+            return dashboard::Background(std::move(source), access, std::chrono::milliseconds(1000));
+        } catch (const Error&) {
+            throw Error("the dashboard cannot listen on " + access.bind.host + ":" + std::to_string(access.bind.port) +
+                        " (in use, or not an address of this machine); choose another with --dashboard=HOST:PORT "
+                        "or [dashboard] bind");
+        }
+    }
     dashboard::Background background_;
 };
 
@@ -197,6 +206,14 @@ std::function<std::unique_ptr<supervisor::Companion>()> dashboard_companion(cons
     if (configured.auth_token_file.is_set()) token_file = *configured.auth_token_file;
     auto access = dashboard::access_options(bind, std::nullopt, token_file);
     dashboard::Source source{run_dir, broker_options(context, BrokerFlag{})};
+    // The master keeps root's identity: the broker's SQLite files it opened (and created) would be root's, and the
+    // nodes, running as another user, could no longer write them.
+    if (auto owner = context.node_owner();
+        owner && owner->uid != ::geteuid() && source.broker.url.starts_with("sqlite"))
+        throw UsageError("the master cannot serve the dashboard while its nodes run as " + owner->name +
+                         " on the embedded SQLite broker (it would open their database as root); run `ccmulti "
+                         "dashboard` as " +
+                         owner->name + " instead, or use a Redis broker");
     return [source, access]() -> std::unique_ptr<supervisor::Companion> {
         return std::make_unique<DashboardCompanion>(source, access);
     };

@@ -71,7 +71,8 @@ void EventState::apply(const json& event, double now) {
     const std::string type = text_of(event, "type");
     std::lock_guard lock(mutex_);
     ++events_;
-    if (const std::string node = text_of(event, "hostname"); !node.empty() && !node.starts_with("gen")) {
+    // task-sent comes from a client ("gen<pid>@host"), not a node.
+    if (const std::string node = text_of(event, "hostname"); !node.empty() && type != "task-sent") {
         // Any event of a node proves it alive (Flower does the same); worker events say more.
         Worker& worker = workers_[node];
         worker.last_seen = now;

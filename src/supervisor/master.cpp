@@ -60,6 +60,9 @@ Master::Master(const MasterConfig& config, GroupLocks locks, ReportSink report)
 }
 
 int Master::run() {
+    // First, so that an address in use fails the start before the master claims anything (its threads wait for
+    // the control socket, which answers once the loop runs).
+    if (config_.dashboard) dashboard_ = config_.dashboard();
     // Whatever fds the caller left open without CLOEXEC (a shell's fd 3, a test runner's pipes) must not
     // reach the nodes. Everything ccmulti opens is CLOEXEC already; spawn clears the flag only on the
     // pid-file lock it hands to a node shim.
@@ -98,10 +101,7 @@ int Master::run() {
     code_watch_ = std::make_unique<CodeWatch>(
         loop_, log_, [this](std::vector<std::string> changed, std::string reason) { on_code_change(changed, reason); });
     set_watches();
-    if (config_.dashboard) {
-        dashboard_ = config_.dashboard();
-        log_->info("dashboard on {}", dashboard_->url());
-    }
+    if (dashboard_) log_->info("dashboard on {}", dashboard_->url());
 
     for (auto& node : nodes_) apply(*node, NodeEvent::start);
     maybe_finish_start_report();

@@ -3,6 +3,7 @@
 need the CSRF token, a non-loopback address needs a token, and no page shows a broker password. The real
 browser and the real Prometheus are in test_dashboard_browser.py."""
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -334,12 +335,30 @@ def test_the_master_serves_the_dashboard(env, how):
                 samples = parse_metrics(reply.read().decode())
             return samples if samples.get("ccmulti_up") == 1 else None
         wait_for(scraped, timeout=10, what="ccmulti_up 1 in the master's /metrics")
+        # The dashboard's sockets live in the master only: no node inherits one (it would keep the port bound).
+        node_pid = status["nodes"][0]["pid"]
+        inodes = {line.split()[9] for line in open("/proc/net/tcp").read().splitlines()[1:]
+                  if line.split()[1].endswith(f":{port:04X}")}
+        assert inodes
+        node_fds = set()
+        for fd in os.listdir(f"/proc/{node_pid}/fd"):
+            try:
+                node_fds.add(os.readlink(f"/proc/{node_pid}/fd/{fd}"))
+            except OSError:
+                pass
+        assert not {f"socket:[{inode}]" for inode in inodes} & node_fds
     finally:
         env.run("stop", "--wait", timeout=60, check=True)
     assert not port_open(port), "the dashboard still listens after the group stopped"
 
 
-def test_start_refuses_a_dashboard_address_without_a_token(env):
+def test_start_refuses_a_dashboard_it_cannot_serve(env):
     refused = env.run("start", "w1", "--dashboard=0.0.0.0:0")
-    assert refused.returncode == 2 and "--auth-token" in refused.stderr, refused.stderr
+    assert refused.returncode == 2 and "auth" in refused.stderr, refused.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        failed = env.run("start", "w1", f"--dashboard=127.0.0.1:{port}")
+        assert failed.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in failed.stderr, failed.stderr
     assert env.run("status").returncode != 0  # nothing started
