@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Redis, free_port, wait_for
+from conftest import PYTHON, Redis, free_port, wait_for
 from dashboard_lib import Dashboard, node_pid, start_nodes
 
 
@@ -362,3 +362,52 @@ def test_start_refuses_a_dashboard_it_cannot_serve(env):
         failed = env.run("start", "w1", f"--dashboard=127.0.0.1:{port}")
         assert failed.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in failed.stderr, failed.stderr
     assert env.run("status").returncode != 0  # nothing started
+
+
+PYTHON_EVENTS = """
+import sys
+from celery import Celery
+app = Celery(broker=sys.argv[1])
+with app.connection_for_write() as connection:
+    # As a Python worker sends them: task events buffered and published as one "task.multi" list.
+    dispatcher = app.events.Dispatcher(connection, hostname="py1@elsewhere", buffer_group=["task"], buffer_limit=100)
+    dispatcher.send("worker-online", freq=2.0, active=0, processed=0, loadavg=[0.5, 0.25, 0.125])
+    dispatcher.send("task-received", uuid="py-ok", name="proj.add", args="(1, 2)", kwargs="{}", retries=0)
+    dispatcher.send("task-started", uuid="py-ok")
+    dispatcher.send("task-succeeded", uuid="py-ok", result="3", runtime=0.25)
+    dispatcher.send("task-received", uuid="py-bad", name="proj.fail", args="()", kwargs="{}", retries=0)
+    dispatcher.send("task-failed", uuid="py-bad", exception="KeyError('x')", traceback="Traceback ...")
+    dispatcher.send("task-revoked", uuid="py-gone", terminated=False, signum=None, expired=False)
+    dispatcher.flush()
+    dispatcher.close()
+"""
+
+
+def test_events_from_python_celery_are_read_as_celery_events_reads_them(env):
+    """Debian's Celery (kombu's Redis transport) publishes; the dashboard's receiver decodes it all."""
+    server = Redis(env.root / "redis")
+    dashboard = Dashboard(env, "--broker", server.url)
+    try:
+        wait_for(lambda: dashboard.get_json("/api/tasks")["events"]["receiving"], timeout=10,
+                 what="the dashboard to subscribe to celeryev")
+        assert server.cli("PUBSUB", "NUMPAT") == "1"
+        sent = subprocess.run([PYTHON, "-c", PYTHON_EVENTS, server.url], capture_output=True, text=True, timeout=60)
+        assert sent.returncode == 0, sent.stderr
+        tasks = wait_for(lambda: (lambda ts: ts if len(ts) == 3 else None)(
+            {t["task_id"]: t for t in dashboard.get_json("/api/tasks")["tasks"]}), timeout=10,
+            what="the three tasks the Python client sent events for")
+        assert (tasks["py-ok"]["status"], tasks["py-ok"]["name"], tasks["py-ok"]["runtime"]) == \
+            ("SUCCESS", "proj.add", 0.25)
+        assert tasks["py-ok"]["worker"] == "py1@elsewhere"
+        assert tasks["py-bad"]["status"] == "FAILURE" and tasks["py-bad"]["exception"] == "KeyError('x')"
+        assert tasks["py-bad"]["result"]["exc_type"] == "KeyError"
+        assert tasks["py-gone"]["status"] == "REVOKED"
+        samples = parse_metrics(dashboard.request("/metrics")[2])
+        assert samples['ccmulti_task_runtime_seconds_bucket{name="proj.add",le="0.25"}'] == 1
+        assert samples['ccmulti_task_runtime_seconds_bucket{name="proj.add",le="0.1"}'] == 0
+        assert samples['ccmulti_tasks_total{name="proj.fail",state="FAILURE"}'] == 1
+        assert samples['ccmulti_tasks_total{name="unknown",state="REVOKED"}'] == 1
+        assert 'ccmulti_node_heartbeat_age_seconds{node="py1@elsewhere"}' in samples
+    finally:
+        dashboard.stop()
+        server.stop()
