@@ -1,6 +1,7 @@
 #include "supervisor/master.hpp"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -60,9 +61,6 @@ Master::Master(const MasterConfig& config, GroupLocks locks, ReportSink report)
 }
 
 int Master::run() {
-    // First, so that an address in use fails the start before the master claims anything (its threads wait for
-    // the control socket, which answers once the loop runs).
-    if (config_.dashboard) dashboard_ = config_.dashboard();
     // Whatever fds the caller left open without CLOEXEC (a shell's fd 3, a test runner's pipes) must not
     // reach the nodes. Everything ccmulti opens is CLOEXEC already; spawn clears the flag only on the
     // pid-file lock it hands to a node shim.
@@ -90,6 +88,13 @@ int Master::run() {
     // Orphans of our nodes (a task's subprocess whose parent died) come back to us, not to init.
     if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) throw SystemError("PR_SET_CHILD_SUBREAPER", errno);
     log_ = make_master_log(config_.log_file, config_.foreground);
+    if (config_.dashboard) {
+        // Before anything else runs: an address in use fails the start here. Its threads log into the master's
+        // log (set as the default before any of them exists) and wait for the control socket, which answers once
+        // the loop runs.
+        spdlog::set_default_logger(log_);
+        dashboard_ = config_.dashboard();
+    }
     journal_ = config_.foreground && stderr_is_journal();
     log_->info("master started for {} in {}", join(names, " "), config_.run_dir.string());
     containment_ = std::make_unique<Containment>(config_.run_dir, log_);  // also ends a dead master's leftovers

@@ -30,8 +30,10 @@
 namespace ccmulti::supervisor {
 
 // Something the master runs beside its nodes, on its own threads (the dashboard, `[dashboard] serve`): made on
-// the master's process first thing (what it throws fails the start; it must not wait for the master), told to stop() after the last node is gone, and destroyed after the control socket is closed (so a
-// request of its own to the master is answered, or fails, instead of waiting). Its url() is in `status`.
+// the master's process before its nodes and its control socket (what it throws fails the start; it must not
+// wait for the master), logging into the master's log, told to stop() after the last node is gone, and
+// destroyed after the control socket is closed (so a request of its own to the master is answered, or fails,
+// instead of waiting). Its url() is in `status`.
 class Companion {
 public:
     virtual ~Companion() = default;
