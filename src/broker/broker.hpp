@@ -35,6 +35,7 @@ using protocol::TimePoint;
 
 class ResultStore;
 class EventPublisher;
+class EventReceiver;
 
 // One message handed to a consumer.
 struct Delivery {
@@ -143,6 +144,10 @@ public:
     // nullptr when the transport carries no events (the embedded SQLite broker: no monitor could read them).
     // Throws nothing: it connects on its first flush.
     virtual std::unique_ptr<EventPublisher> events(const std::string& hostname);
+    // The same stream as a monitor reads it (`celery events`, Flower, the dashboard): every event sent on this
+    // broker from now on, or nullptr when the transport carries none. Throws nothing: it connects by itself, and
+    // again after an outage.
+    virtual std::unique_ptr<EventReceiver> event_stream();
 };
 
 // Publishes Celery's events (protocol/events.hpp makes them) on the event exchange, `celeryev`, where
@@ -166,6 +171,24 @@ public:
 };
 
 inline std::unique_ptr<EventPublisher> Broker::events(const std::string&) {
+    return nullptr;
+}
+
+// Receives Celery's events, for a monitor's loop or thread: wait for fd() to be readable, then receive(). Events
+// sent while the broker could not be reached are lost (as they are to every Celery monitor).
+class EventReceiver {
+public:
+    virtual ~EventReceiver() = default;
+    // Readable when events may have arrived, or when it is time to connect again; the same fd for its whole life.
+    virtual int fd() const = 0;
+    // The events that arrived, oldest first, each the JSON object its sender sent (batches unpacked). Never
+    // blocks, never throws: a broken connection is logged and retried with backoff (fd() wakes the caller).
+    virtual std::vector<nlohmann::json> receive() = 0;
+    // Why events cannot be received now, for the page; nullopt while subscribed.
+    virtual std::optional<std::string> unavailable() const = 0;
+};
+
+inline std::unique_ptr<EventReceiver> Broker::event_stream() {
     return nullptr;
 }
 

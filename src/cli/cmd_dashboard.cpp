@@ -10,10 +10,8 @@
 
 #include "cli/broker_client.hpp"
 #include "cli/output.hpp"
-#include "dashboard/api.hpp"
-#include "dashboard/live.hpp"
 #include "dashboard/options.hpp"
-#include "dashboard/server.hpp"
+#include "dashboard/service.hpp"
 #include "platform/signals.hpp"
 
 namespace ccmulti::cli {
@@ -36,26 +34,24 @@ void dashboard_command(Context& context, const DashboardOptions& options) {
     auto logger = spdlog::stderr_color_mt("dashboard");
     spdlog::set_default_logger(logger);
 
-    dashboard::Api api({context.dirs().run.path, broker_options(context, options.broker)});
     // SIGINT and SIGTERM are taken by one thread with sigwait (blocked before any thread starts, so every thread
     // inherits the mask): no handler runs in the middle of the server's work.
     const sigset_t stop_signals = make_sigset({SIGINT, SIGTERM});
     ::pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-    dashboard::Live live(api, std::chrono::milliseconds(static_cast<long long>(options.interval * 1000)));
-    dashboard::Server server(api, live, access);
-    int port = server.bind();
+    dashboard::Service service({context.dirs().run.path, broker_options(context, options.broker)}, access,
+                               std::chrono::milliseconds(static_cast<long long>(options.interval * 1000)));
     std::thread waiter([&] {
         int sig = 0;
         while (::sigwait(&stop_signals, &sig) != 0) {
         }
-        live.stop();
-        server.stop();
+        service.stop();
     });
-    std::cout << "ccmulti dashboard on " << dashboard::url_of(access.bind.host, port) << " (run dir "
-              << api.source().run_dir.string() << ", broker " << broker::display_url(api.source().broker.url)
-              << (access.token ? ", token required" : "") << "); Ctrl-C stops it" << std::endl;
-    bool served = server.run();
-    live.stop();
+    const auto& source = service.api().source();
+    std::cout << "ccmulti dashboard on " << service.url() << " (run dir " << source.run_dir.string() << ", broker "
+              << broker::display_url(source.broker.url) << (access.token ? ", token required" : "")
+              << "); Ctrl-C stops it" << std::endl;
+    bool served = service.serve();
+    service.stop();
     ::pthread_kill(waiter.native_handle(), SIGTERM);  // wakes the waiter when the server ended by itself
     waiter.join();
     if (!served) throw Error("the dashboard's server stopped unexpectedly");

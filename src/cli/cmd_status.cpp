@@ -7,6 +7,7 @@
 
 #include "cli/context.hpp"
 #include "cli/output.hpp"
+#include "platform/proc_table.hpp"
 #include "reports/reports.hpp"
 #include "util/strings.hpp"
 
@@ -53,6 +54,7 @@ void print_status(const json& reply, const std::vector<std::string>& only) {
                                                         : "(" + how.value("reason", std::string()) + ")")
                   << "  memory: " << how.value("memory", std::string("?")) << '\n';
     }
+    if (master.contains("dashboard")) std::cout << "dashboard  " << master.value("dashboard", std::string()) << '\n';
     std::cout << '\n';
     std::vector<std::vector<std::string>> rows{
         {"NODE", "PID", "STATE", "UPTIME", "RESTARTS", "QUEUES", "CONC", "MEM", "LOG"}};

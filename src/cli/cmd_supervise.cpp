@@ -95,7 +95,16 @@ void add_supervise_commands(CLI::App& app, Context& context) {
         ->add_option("--backoff-reset", start_options->backoff_reset,
                      "A node up this many seconds counts as healthy: its next crash starts the backoff over [60]")
         ->check(seconds_between(0.0, 86400.0));
-    start->callback([&context, start_options] { start_command(context, *start_options); });
+    auto* dashboard =
+        start
+            ->add_option("--dashboard", start_options->dashboard_bind,
+                         "The master serves the dashboard, on --dashboard=HOST:PORT or [dashboard] bind, else "
+                         "127.0.0.1:5555 (as `ccmulti dashboard`; `status` shows its URL)")
+            ->expected(0, 1);
+    start->callback([&context, start_options, dashboard] {
+        start_options->dashboard = dashboard->count() > 0;
+        start_command(context, *start_options);
+    });
 
     auto stop_options = std::make_shared<StopOptions>();
     auto add_stop_flags = [&](CLI::App* sub, bool with_wait) {

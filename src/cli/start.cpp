@@ -9,8 +9,11 @@
 #include <set>
 #include <thread>
 
+#include "cli/broker_client.hpp"
 #include "cli/node_spec.hpp"
 #include "cli/output.hpp"
+#include "dashboard/options.hpp"
+#include "dashboard/service.hpp"
 #include "platform/daemon.hpp"
 #include "platform/read_file.hpp"
 #include "platform/watch_ignore.hpp"
@@ -167,6 +170,57 @@ Exit add_to_master(const supervisor::MasterConfig& config, pid_t master_pid, sup
     return !ok ? Exit::failure : not_ready ? Exit::not_ready : Exit::ok;
 }
 
+namespace {
+
+// The dashboard as the master runs it (dashboard/service.hpp says why on a thread of its own).
+class DashboardCompanion final : public supervisor::Companion {
+public:
+    DashboardCompanion(dashboard::Source source, const dashboard::AccessOptions& access)
+        : background_(listening(std::move(source), access)) {}
+    std::string url() const override { return background_.url(); }
+    void stop() override { background_.stop(); }
+
+private:
+    static dashboard::Background listening(dashboard::Source source, const dashboard::AccessOptions& access) {
+        try {
+            return dashboard::Background(std::move(source), access, std::chrono::milliseconds(1000));
+        } catch (const Error&) {
+            throw Error("the dashboard cannot listen on " + access.bind.host + ":" + std::to_string(access.bind.port) +
+                        " (in use, or not an address of this machine); choose another with --dashboard=HOST:PORT "
+                        "or [dashboard] bind");
+        }
+    }
+    dashboard::Background background_;
+};
+
+// `--dashboard[=BIND]` or `[dashboard] serve = true`: what the master will serve, checked now (a bad address or
+// token file is a usage error of `start`, before anything runs); none otherwise.
+std::function<std::unique_ptr<supervisor::Companion>()> dashboard_companion(const Context& context,
+                                                                            const StartOptions& options,
+                                                                            const std::filesystem::path& run_dir) {
+    const auto& configured = context.settings().dashboard;
+    if (!options.dashboard && !configured.serve.value_or(false)) return {};
+    std::string bind =
+        !options.dashboard_bind.empty() ? options.dashboard_bind : configured.bind.value_or(dashboard::default_bind);
+    std::optional<std::string> token_file;
+    if (configured.auth_token_file.is_set()) token_file = *configured.auth_token_file;
+    auto access = dashboard::access_options(bind, std::nullopt, token_file);
+    dashboard::Source source{run_dir, broker_options(context, BrokerFlag{})};
+    // The master keeps root's identity: the broker's SQLite files it opened (and created) would be root's, and the
+    // nodes, running as another user, could no longer write them.
+    if (auto owner = context.node_owner();
+        owner && owner->uid != ::geteuid() && source.broker.url.starts_with("sqlite"))
+        throw UsageError("the master cannot serve the dashboard while its nodes run as " + owner->name +
+                         " on the embedded SQLite broker (it would open their database as root); run `ccmulti "
+                         "dashboard` as " +
+                         owner->name + " instead, or use a Redis broker");
+    return [source, access]() -> std::unique_ptr<supervisor::Companion> {
+        return std::make_unique<DashboardCompanion>(source, access);
+    };
+}
+
+}  // namespace
+
 std::optional<supervisor::MasterConfig> plan_start(const Context& context, const StartOptions& options) {
     auto nodes = context.nodes();
     const Dirs where = context.dirs();
@@ -221,6 +275,7 @@ std::optional<supervisor::MasterConfig> plan_start(const Context& context, const
     } catch (const Error& e) {
         throw UsageError(e.what());
     }
+    config.dashboard = dashboard_companion(context, options, group.run.path);
     prepare_dirs(where, config.nodes, any_native, owner);
     ensure_private_dir(group.run, owner);  // master.pid, master.sock
     ensure_private_dir(group.log, owner);  // master.log

@@ -19,6 +19,9 @@ struct StartOptions {
     bool foreground = false;
     double start_secs = 1.0;
     double backoff_initial = 0.5, backoff_max = 60, backoff_reset = 60;
+    // --dashboard[=BIND]: the master serves the dashboard ("" for the configuration's bind, else 127.0.0.1:5555).
+    bool dashboard = false;
+    std::string dashboard_bind;
 };
 
 std::chrono::milliseconds to_ms(double seconds);

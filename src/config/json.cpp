@@ -83,7 +83,8 @@ nlohmann::json to_json(const Settings& settings) {
               {"ignore", sourced(settings.watch.ignore)},
               {"debounce_ms", sourced(settings.watch.debounce_ms)}}},
             {"dashboard",
-             {{"bind", sourced(settings.dashboard.bind)},
+             {{"serve", sourced(settings.dashboard.serve)},
+              {"bind", sourced(settings.dashboard.bind)},
               {"auth_token_file", sourced(settings.dashboard.auth_token_file)}}}};
 }
 

@@ -164,6 +164,7 @@ const std::vector<Key<WatchSettings>>& watch_keys() {
 
 const std::vector<Key<DashboardSettings>>& dashboard_keys() {
     static const std::vector<Key<DashboardSettings>> keys = {
+        {"serve", [](Reader& r, const Field& f, DashboardSettings& d) { store(d.serve, r.boolean(f), f); }},
         {"bind", [](Reader& r, const Field& f, DashboardSettings& d) { store(d.bind, r.nonempty(f), f); }},
         {"auth_token_file",
          [](Reader& r, const Field& f, DashboardSettings& d) { store(d.auth_token_file, r.nonempty(f), f); }},

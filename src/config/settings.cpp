@@ -72,6 +72,7 @@ void overlay(Settings& base, const Settings& over) {
     base.watch.paths.overlay(over.watch.paths);
     base.watch.ignore.overlay(over.watch.ignore);
     base.watch.debounce_ms.overlay(over.watch.debounce_ms);
+    base.dashboard.serve.overlay(over.dashboard.serve);
     base.dashboard.bind.overlay(over.dashboard.bind);
     base.dashboard.auth_token_file.overlay(over.dashboard.auth_token_file);
 }

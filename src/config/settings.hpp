@@ -91,8 +91,9 @@ struct WatchSettings {
     Setting<std::int64_t> debounce_ms;  // `debounce` (a duration) or `debounce_ms`
 };
 
-// [dashboard]: `ccmulti dashboard`'s defaults (its options win).
+// [dashboard]: `ccmulti dashboard`'s defaults (its options win), and whether the master serves it.
 struct DashboardSettings {
+    Setting<bool> serve;                   // the group's master serves the dashboard (`start --dashboard`)
     Setting<std::string> bind;             // HOST:PORT
     Setting<std::string> auth_token_file;  // the token's file (a token itself does not belong in a config file)
 };

@@ -1,8 +1,10 @@
 #include "dashboard/api.hpp"
 
 #include <algorithm>
+#include <map>
 #include <regex>
 
+#include "protocol/iso_time.hpp"
 #include "reports/reports.hpp"
 #include "supervisor/control_client.hpp"
 #include "supervisor/group_locks.hpp"
@@ -39,10 +41,62 @@ json masked(json value) {
     return value;
 }
 
+double unix_seconds() {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+bool is_ready_state(const std::string& state) {
+    return state == "SUCCESS" || state == "FAILURE" || state == "REVOKED";
+}
+
+// "ValueError('boom')" -> ("ValueError", "boom"), as a stored FAILURE's result shows it.
+json exception_result(const std::string& repr) {
+    auto open = repr.find('(');
+    if (open == std::string::npos || repr.back() != ')') return {{"exc_type", repr}, {"exc_message", json::array()}};
+    std::string message = repr.substr(open + 1, repr.size() - open - 2);
+    if (message.size() >= 2 && (message.front() == '\'' || message.front() == '"') && message.back() == message.front())
+        message = message.substr(1, message.size() - 2);
+    return {{"exc_type", repr.substr(0, open)}, {"exc_message", json::array({message})}};
+}
+
+// A stored result's document with what the task's events add. The stored state wins once it is final.
+json with_events(json document, const json& events) {
+    const std::string stored = document.value("status", "");
+    if (!is_ready_state(stored)) document["status"] = events["status"];
+    for (const char* key : {"name", "worker", "runtime"})
+        if ((!document.contains(key) || document[key].is_null()) && !events[key].is_null()) document[key] = events[key];
+    for (const char* key : {"received", "started", "exception", "retries"}) document[key] = events[key];
+    if (!document.contains("date_done") || document["date_done"].is_null())
+        document["date_done"] =
+            events["finished"].is_number()
+                ? json(protocol::format_iso8601(protocol::from_unix(events["finished"].get<double>())))
+                : json(nullptr);
+    if (document["status"] == "FAILURE" && !events["exception"].is_null() &&
+        (!document.contains("result") || document["result"].is_null()))
+        document["result"] = exception_result(events["exception"].get<std::string>());
+    if ((!document.contains("traceback") || document["traceback"].is_null()) && !events["traceback"].is_null())
+        document["traceback"] = events["traceback"];
+    if (!document.contains("args") || document["args"].is_null()) document["args"] = events["args"];
+    if (!document.contains("kwargs") || document["kwargs"].is_null()) document["kwargs"] = events["kwargs"];
+    return document;
+}
+
 }  // namespace
 
 json Api::status() const {
-    return masked(reports::status_report(source_.run_dir).document);
+    json status = reports::status_report(source_.run_dir).document;
+    const json workers = events_.workers(unix_seconds());
+    if (!workers.empty() && status.contains("nodes") && status["nodes"].is_array())
+        for (auto& node : status["nodes"]) {
+            auto found = workers.find(node.value("name", ""));
+            if (found == workers.end()) continue;
+            node["heartbeat"] = {{"age", (*found)["heartbeat_age"]},
+                                 {"processed", (*found)["processed"]},
+                                 {"active", (*found)["active"]},
+                                 {"loadavg", (*found)["loadavg"]},
+                                 {"online", (*found)["online"]}};
+        }
+    return masked(std::move(status));
 }
 
 json Api::queues() const {
@@ -65,13 +119,38 @@ json Api::tasks(const TaskFilter& filter) const {
     const std::size_t scan = filter.state.empty() && filter.name.empty() && filter.id.empty()
                                  ? filter.limit
                                  : std::max<std::size_t>(filter.limit, 2000);
+    auto wanted = [&](const json& task) {
+        if (!filter.state.empty() && task.value("status", "") != filter.state) return false;
+        const json& name = task.contains("name") ? task["name"] : json(nullptr);
+        if (!filter.name.empty() &&
+            (!name.is_string() || name.get<std::string>().find(filter.name) == std::string::npos))
+            return false;
+        return filter.id.empty() || task.value("task_id", "").find(filter.id) != std::string::npos;
+    };
     json tasks = json::array();
-    for (const auto& meta : connection.results->recent(scan)) {
+    const auto from_events = events_.tasks();
+    std::map<std::string, const json*> live;
+    for (const auto& task : from_events) live[task["task_id"].get<std::string>()] = &task;
+    std::vector<json> stored_only;
+    std::map<std::string, json> stored;
+    for (const auto& meta : connection.results->recent(live.empty() ? scan : std::max(scan, live.size()))) {
+        json document = reports::result_document(meta, *connection.broker, meta.task_id);
+        if (live.contains(meta.task_id))
+            stored[meta.task_id] = std::move(document);
+        else
+            stored_only.push_back(std::move(document));
+    }
+    for (const auto& task : from_events) {
         if (tasks.size() >= filter.limit) break;
-        if (!filter.state.empty() && protocol::to_string(meta.status) != filter.state) continue;
-        if (!filter.name.empty() && meta.name.value_or("").find(filter.name) == std::string::npos) continue;
-        if (!filter.id.empty() && meta.task_id.find(filter.id) == std::string::npos) continue;
-        tasks.push_back(reports::result_document(meta, *connection.broker, meta.task_id));
+        const std::string id = task["task_id"].get<std::string>();
+        auto found = stored.find(id);
+        json document = with_events(
+            found != stored.end() ? std::move(found->second) : json{{"task_id", id}, {"status", task["status"]}}, task);
+        if (wanted(document)) tasks.push_back(std::move(document));
+    }
+    for (auto& document : stored_only) {
+        if (tasks.size() >= filter.limit) break;
+        if (wanted(document)) tasks.push_back(std::move(document));
     }
     // A whole id that is not among the recent results (older, or still queued): ask for it alone.
     if (tasks.empty() && filter.id.size() >= 32) {
@@ -79,6 +158,7 @@ json Api::tasks(const TaskFilter& filter) const {
         if (one.value("status", "") != "UNKNOWN") tasks.push_back(std::move(one));
     }
     return masked({{"tasks", std::move(tasks)},
+                   {"events", events_.summary()},
                    {"results", broker::display_url(source_.broker.results_url.empty() ? source_.broker.url
                                                                                       : source_.broker.results_url)}});
 }

@@ -2,6 +2,9 @@
 // one producer for both), plus the task list and the actions (restart, stop, purge). The HTTP layer
 // (dashboard/server.hpp) only routes to these.
 //
+// Where the broker carries Celery's events (dashboard/event_monitor.hpp feeds events()), the task list and the
+// nodes show what they say too: live states (STARTED, RETRY), runtimes, exceptions, heartbeats.
+//
 // Threading: every call opens its own connections (the broker objects are not thread-safe, and a broker that
 // went away and came back is simply reached again on the next request), so calls may run on any thread.
 // Nothing here shows a password: every document goes through mask_secrets.
@@ -15,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "broker/connect.hpp"
+#include "dashboard/event_state.hpp"
 
 namespace ccmulti::dashboard {
 
@@ -41,11 +45,15 @@ class Api {
 public:
     explicit Api(Source source) : source_(std::move(source)) {}
 
-    nlohmann::json status() const;                                                               // `status --json`
+    // `status --json`, each node with "heartbeat" ({"age", "processed", "active", "loadavg"}) when its events arrive.
+    nlohmann::json status() const;
     nlohmann::json queues() const;                                                               // `queues --json`
     nlohmann::json inspect(const std::string& method, std::chrono::milliseconds timeout) const;  // `inspect --json`
     nlohmann::json result(const std::string& task_id) const;                                     // `result --json`
-    // {"tasks":[`result --json` of each],"store":"…"}: the recent results, newest first, filtered.
+    // {"tasks":[…],"results":"…","events":EventState::summary()}: the recent results, newest first, filtered;
+    // each is `result --json`, and with events also the task's latest state (STARTED before any result is
+    // stored), "worker", "received", "started", "runtime", "exception". Tasks known only from events come
+    // first (newest change first), then the stored results no event told about.
     nlohmann::json tasks(const TaskFilter& filter) const;
     nlohmann::json about() const;  // version, broker and result URLs (masked), run dir
 
@@ -55,10 +63,12 @@ public:
     Outcome purge_queue(const std::string& queue) const;
 
     const Source& source() const { return source_; }
+    EventState& events() const { return events_; }
 
 private:
     Outcome to_master(nlohmann::json request) const;
     Source source_;
+    mutable EventState events_;
 };
 
 // Replaces passwords in URLs ("redis://:secret@host" -> "redis://:***@host") and the value of every "password"

@@ -34,9 +34,9 @@ json to_json(const Point& point) {
         {"time", point.time}, {"throughput", point.throughput}, {"failures", point.failures}, {"depth", point.depth}};
 }
 
-Live::Live(const Api& api, std::chrono::milliseconds interval) : api_(api), interval_(interval) {
-    round();
-    thread_ = std::thread([this] { run(); });
+Live::Live(const Api& api, std::chrono::milliseconds interval, bool sample_now) : api_(api), interval_(interval) {
+    if (sample_now) round();
+    thread_ = std::thread([this, sample_now] { run(!sample_now); });
 }
 
 Live::~Live() {
@@ -76,7 +76,8 @@ std::vector<Point> Live::wait_points(std::uint64_t& seen, std::chrono::milliseco
     return {points_.end() - static_cast<std::ptrdiff_t>(fresh), points_.end()};
 }
 
-void Live::run() {
+void Live::run(bool sample_first) {
+    if (sample_first) round();
     std::unique_lock lock(mutex_);
     while (!stop_) {
         changed_.wait_for(lock, interval_, [&] { return stop_; });

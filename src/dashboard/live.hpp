@@ -47,8 +47,9 @@ public:
     static constexpr std::size_t recent_window = 200;
     static constexpr std::size_t history = 600;  // points kept: 10 minutes at one a second
 
-    // Takes the first snapshot on the caller's thread (so /metrics has one from the start), then starts the thread.
-    Live(const Api& api, std::chrono::milliseconds interval);
+    // Takes the first snapshot on the caller's thread (so /metrics has one from the start), then starts the thread;
+    // or, `sample_now` false, leaves the first to the thread (the master: its loop must run to answer it).
+    Live(const Api& api, std::chrono::milliseconds interval, bool sample_now = true);
     ~Live();  // stops the thread
     Live(const Live&) = delete;
     Live& operator=(const Live&) = delete;
@@ -63,7 +64,7 @@ public:
 
 private:
     void round();  // one snapshot and point
-    void run();
+    void run(bool sample_first);
 
     const Api& api_;
     std::chrono::milliseconds interval_;

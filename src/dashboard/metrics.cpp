@@ -50,9 +50,36 @@ double metric_number(const json& value) {
     return value.is_number() ? value.get<double>() : 0.0;
 }
 
+void render_event_metrics(MetricsWriter& out, const EventMetrics& events) {
+    out.family("ccmulti_events_receiving", "gauge", "Whether the dashboard receives the broker's Celery events now.");
+    out.sample("ccmulti_events_receiving", {}, events.receiving ? 1 : 0);
+    out.family("ccmulti_events_total", "counter", "Celery events received since the dashboard started.");
+    out.sample("ccmulti_events_total", {}, static_cast<double>(events.events));
+    out.family("ccmulti_tasks_total", "counter", "Task events received, by task name and the state they report.");
+    for (const auto& [key, count] : events.tasks)
+        out.sample("ccmulti_tasks_total", {{"name", key.first}, {"state", key.second}}, count);
+    out.family("ccmulti_task_runtime_seconds", "histogram", "Runtime of successful tasks, from their events.");
+    for (const auto& [name, histogram] : events.runtime) {
+        std::uint64_t cumulative = 0;
+        for (std::size_t i = 0; i < EventMetrics::buckets.size(); ++i) {
+            cumulative += histogram.counts[i];
+            out.sample("ccmulti_task_runtime_seconds_bucket",
+                       {{"name", name}, {"le", fmt::format("{}", EventMetrics::buckets[i])}},
+                       static_cast<double>(cumulative));
+        }
+        out.sample("ccmulti_task_runtime_seconds_bucket", {{"name", name}, {"le", "+Inf"}},
+                   static_cast<double>(histogram.count));
+        out.sample("ccmulti_task_runtime_seconds_sum", {{"name", name}}, histogram.sum);
+        out.sample("ccmulti_task_runtime_seconds_count", {{"name", name}}, static_cast<double>(histogram.count));
+    }
+    out.family("ccmulti_node_heartbeat_age_seconds", "gauge", "Seconds since the node's last Celery event.");
+    for (const auto& [node, age] : events.heartbeat_age)
+        out.sample("ccmulti_node_heartbeat_age_seconds", {{"node", node}}, age);
+}
+
 }  // namespace
 
-std::string render_metrics(const Snapshot& snapshot) {
+std::string render_metrics(const Snapshot& snapshot, const EventMetrics* events) {
     MetricsWriter out;
     out.family("ccmulti_up", "gauge", "Whether the dashboard reached the master and the broker in its last round.");
     out.sample("ccmulti_up", {}, snapshot.master && snapshot.broker ? 1 : 0);
@@ -117,6 +144,7 @@ std::string render_metrics(const Snapshot& snapshot) {
     out.family("ccmulti_recent_results", "gauge", "States among the most recently stored task results.");
     for (const auto& [state, count] : snapshot.results_by_state)
         out.sample("ccmulti_recent_results", {{"state", state}}, static_cast<double>(count));
+    if (events) render_event_metrics(out, *events);
     return out.take();
 }
 

@@ -5,9 +5,9 @@
 #include <spdlog/spdlog.h>
 #include <sys/random.h>
 
-#include "reports/reports.hpp"
 #include "dashboard/assets.hpp"
 #include "dashboard/metrics.hpp"
+#include "reports/reports.hpp"
 #include "util/error.hpp"
 
 namespace ccmulti::dashboard {
@@ -169,7 +169,10 @@ void Server::routes() {
         response.set_content("ok\n", "text/plain; charset=utf-8");
     });
     http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& response) {
-        response.set_content(render_metrics(live_.latest()), metrics_content_type);
+        const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+        const EventMetrics events = api_.events().metrics(now);
+        const bool carried = api_.events().summary().value("available", true);
+        response.set_content(render_metrics(live_.latest(), carried ? &events : nullptr), metrics_content_type);
     });
 
     http_->Get("/api/session", [this](const httplib::Request&, httplib::Response& response) {

@@ -120,13 +120,14 @@ pid_t spawn(const SpawnOptions& options) {
     sigemptyset(&p.blocked_set);
     for (int sig : p.blocked) sigaddset(&p.blocked_set, sig);
     const std::string cwd = options.cwd.string();
+    const int ceiling = fd_ceiling();
 
     auto setup = [&p](auto& exec) {  // parent, before fork
         exec.exe = p.exe.c_str();
         exec.cmd_line = p.argv.data();
         exec.env = p.envp.data();
     };
-    auto exec_setup = [&p, &options, &cwd](auto&) {  // child, after fork: async-signal-safe only
+    auto exec_setup = [&p, &options, &cwd, ceiling](auto&) {  // child, after fork: async-signal-safe only
         if (options.cgroup_procs_fd >= 0) (void)!::write(options.cgroup_procs_fd, "0", 1);  // the caller verifies
         if (options.new_process_group && ::setpgid(0, 0) != 0) child_fail(p, stage_setpgid);
         if (options.run_as) drop_privileges(p, *options.run_as);
@@ -139,6 +140,9 @@ pid_t spawn(const SpawnOptions& options) {
         if (options.stdout_fd >= 0 && ::dup2(options.stdout_fd, 1) < 0) child_fail(p, stage_stdout);
         if (options.stderr_fd >= 0 && ::dup2(options.stderr_fd, 2) < 0) child_fail(p, stage_stderr);
         if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) child_fail(p, stage_chdir);
+        // Another thread of the parent (the master's dashboard: cpp-httplib's accept, hiredis) may have opened an
+        // fd without O_CLOEXEC just now: none but pass_fd crosses exec.
+        if (!cloexec_from(3, ceiling)) child_fail(p, stage_fcntl);
         if (options.pass_fd >= 0 && ::fcntl(options.pass_fd, F_SETFD, 0) != 0) child_fail(p, stage_fcntl);
         reset_signals_for_exec();
         if (!p.blocked.empty()) ::sigprocmask(SIG_BLOCK, &p.blocked_set, nullptr);

@@ -1,6 +1,7 @@
 #include "supervisor/master.hpp"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -87,6 +88,13 @@ int Master::run() {
     // Orphans of our nodes (a task's subprocess whose parent died) come back to us, not to init.
     if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) throw SystemError("PR_SET_CHILD_SUBREAPER", errno);
     log_ = make_master_log(config_.log_file, config_.foreground);
+    if (config_.dashboard) {
+        // Before anything else runs: an address in use fails the start here. Its threads log into the master's
+        // log (set as the default before any of them exists) and wait for the control socket, which answers once
+        // the loop runs.
+        spdlog::set_default_logger(log_);
+        dashboard_ = config_.dashboard();
+    }
     journal_ = config_.foreground && stderr_is_journal();
     log_->info("master started for {} in {}", join(names, " "), config_.run_dir.string());
     containment_ = std::make_unique<Containment>(config_.run_dir, log_);  // also ends a dead master's leftovers
@@ -98,14 +106,17 @@ int Master::run() {
     code_watch_ = std::make_unique<CodeWatch>(
         loop_, log_, [this](std::vector<std::string> changed, std::string reason) { on_code_change(changed, reason); });
     set_watches();
+    if (dashboard_) log_->info("dashboard on {}", dashboard_->url());
 
     for (auto& node : nodes_) apply(*node, NodeEvent::start);
     maybe_finish_start_report();
     if (!all_gone()) loop_.run();
 
+    if (dashboard_) dashboard_->stop();
     code_watch_.reset();
     control_->flush(std::chrono::milliseconds(1000));
     control_.reset();
+    dashboard_.reset();
     notify_.reset();
     containment_->finish();
     log_->info("master exiting: all nodes are gone");
@@ -238,8 +249,8 @@ void Master::set_watches() {
     json watched = json::array();
     for (const auto& node : nodes_) {
         specs.push_back(node->spec);
-        watched.push_back({node->spec.name, node->spec.watch, node->spec.watch_ignore,
-                           node->spec.watch_debounce.count()});
+        watched.push_back(
+            {node->spec.name, node->spec.watch, node->spec.watch_ignore, node->spec.watch_debounce.count()});
     }
     if (watched == watched_) return;
     try {

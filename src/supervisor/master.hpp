@@ -29,6 +29,18 @@
 
 namespace ccmulti::supervisor {
 
+// Something the master runs beside its nodes, on its own threads (the dashboard, `[dashboard] serve`): made on
+// the master's process before its nodes and its control socket (what it throws fails the start; it must not
+// wait for the master), logging into the master's log, told to stop() after the last node is gone, and
+// destroyed after the control socket is closed (so a request of its own to the master is answered, or fails,
+// instead of waiting). Its url() is in `status`.
+class Companion {
+public:
+    virtual ~Companion() = default;
+    virtual std::string url() const = 0;
+    virtual void stop() = 0;
+};
+
 struct MasterConfig {
     std::vector<NodeSpec> nodes;
     std::filesystem::path run_dir;
@@ -40,6 +52,7 @@ struct MasterConfig {
     // specs again from the same command line and configuration file: empty, a reload replaces nodes as they are.
     std::vector<std::string> invocation;
     std::filesystem::path invocation_cwd;
+    std::function<std::unique_ptr<Companion>()> dashboard;  // none: no dashboard in the master
 };
 
 // The planner's switch: `ccmulti start …` with this set in its environment prints the nodes' specs as one JSON
@@ -109,8 +122,7 @@ public:
         configuration,  // the configuration read again: added, removed and changed nodes (and those named)
         everything,     // the same, and every other node replaced too (new code deployed: `reload --all`)
     };
-    virtual ReloadResult reload(const std::vector<std::string>& names, const std::string& reason,
-                                ReloadKind kind) = 0;
+    virtual ReloadResult reload(const std::vector<std::string>& names, const std::string& reason, ReloadKind kind) = 0;
 
     // Adds nodes to the running group (a second `ccmulti start` in the same run dir). Started nodes emit
     // {"event":"ready",...} or {"event":"failed",...} as in the start report.

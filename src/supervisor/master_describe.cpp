@@ -60,14 +60,16 @@ json Master::describe() const {
     json nodes = json::array();
     for (const auto& node : nodes_)
         nodes.push_back(describe_node(*node, alive(node->state) ? rss_by_group[node->run.pid] : 0));
-    return {{"master",
-             {{"pid", ::getpid()},
-              {"run_dir", config_.run_dir},
-              {"shutdown", shutdown_level_},
-              {"uptime", seconds_since(started_)},
-              {"rss", read_rss(::getpid()).value_or(0)},
-              {"containment", containment_->describe()}}},
-            {"nodes", nodes}};
+    json out = {{"master",
+                 {{"pid", ::getpid()},
+                  {"run_dir", config_.run_dir},
+                  {"shutdown", shutdown_level_},
+                  {"uptime", seconds_since(started_)},
+                  {"rss", read_rss(::getpid()).value_or(0)},
+                  {"containment", containment_->describe()}}},
+                {"nodes", nodes}};
+    if (dashboard_) out["master"]["dashboard"] = dashboard_->url();
+    return out;
 }
 
 void Master::announce_ready(MasterNode& node, const std::string& how) {

@@ -219,6 +219,7 @@ private:
     EventLoop loop_;
     std::shared_ptr<spdlog::logger> log_;
     std::unique_ptr<NotifySocket> notify_;
+    std::unique_ptr<Companion> dashboard_;  // declared before control_: destroyed after it is closed
     std::unique_ptr<ControlServer> control_;
     std::unique_ptr<CodeWatch> code_watch_;
     nlohmann::json watched_;  // what code_watch_ was last set up with, per node

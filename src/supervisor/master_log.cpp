@@ -1,7 +1,6 @@
 #include "supervisor/master_log.hpp"
 
 #include <fcntl.h>
-#include <spdlog/details/null_mutex.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <sys/stat.h>
@@ -27,8 +26,9 @@ UniqueFd open_log(const std::filesystem::path& file, std::string& why) {
     return std::move(opened.fd);
 }
 
-// The master is single-threaded: no mutex.
-class FdSink : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
+// A mutex: the master's loop is single-threaded, but the dashboard it may serve (dashboard/service.hpp) logs from
+// threads of its own into the same log.
+class FdSink : public spdlog::sinks::base_sink<std::mutex> {
 public:
     FdSink(std::filesystem::path path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
 
@@ -36,6 +36,7 @@ public:
     bool reopen(std::string& why) {
         UniqueFd fresh = open_log(path_, why);
         if (!fresh) return false;
+        std::lock_guard lock(mutex_);
         fd_ = std::move(fresh);
         return true;
     }
@@ -55,7 +56,7 @@ private:
 };
 
 // stderr read by journald: "<N>" (sd-daemon.h's SD_ERR …) then the message, one line each.
-class JournalSink : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
+class JournalSink : public spdlog::sinks::base_sink<std::mutex> {
 protected:
     void sink_it_(const spdlog::details::log_msg& msg) override {
         spdlog::memory_buf_t line;
@@ -110,7 +111,7 @@ std::shared_ptr<spdlog::logger> make_master_log(const std::filesystem::path& fil
     if (!fd) throw Error("cannot open the master log " + file.string() + ": " + why);
     std::vector<spdlog::sink_ptr> sinks{std::make_shared<FdSink>(file, std::move(fd))};
     if (to_stderr) {
-        auto err = std::make_shared<spdlog::sinks::stderr_color_sink_st>();
+        auto err = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
         err->set_pattern("ccmulti: %v");
         err->set_level(spdlog::level::warn);  // the terminal gets problems; the file gets everything
         sinks.push_back(err);

@@ -111,6 +111,9 @@ def test_a_real_browser_sees_the_nodes_and_restarts_one(env):
             timeout=20, what="the queue without consumer, flagged")
         wait_for(lambda: browser.run("return document.querySelectorAll('#tasks tbody tr').length") >= 1,
                  timeout=20, what="the task list")
+        # The embedded SQLite broker carries no Celery events: the page says where the states come from.
+        wait_for(lambda: "No task events" in browser.run("return document.getElementById('events-note').textContent"),
+                 timeout=20, what="the note that no task events arrive")
         # The chart follows the event stream: its point count grows, and it saw tasks finish.
         first = int(browser.run("return document.getElementById('chart').dataset.points"))
         wait_for(lambda: int(browser.run("return document.getElementById('chart').dataset.points")) >= first + 3,

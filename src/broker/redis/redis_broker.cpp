@@ -4,6 +4,7 @@
 
 #include "broker/redis/claims.hpp"
 #include "broker/redis/event_publisher.hpp"
+#include "broker/redis/event_receiver.hpp"
 #include "broker/redis/keys.hpp"
 #include "broker/redis/redis_consumer.hpp"
 
@@ -241,6 +242,10 @@ std::optional<MessageLocation> RedisBroker::locate(const std::string& task_id) {
 
 std::unique_ptr<EventPublisher> RedisBroker::events(const std::string& hostname) {
     return std::make_unique<RedisEventPublisher>(url_, hostname);
+}
+
+std::unique_ptr<EventReceiver> RedisBroker::event_stream() {
+    return std::make_unique<RedisEventReceiver>(url_);
 }
 
 }  // namespace ccmulti::broker::redis

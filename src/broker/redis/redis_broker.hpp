@@ -33,6 +33,7 @@ public:
     std::vector<std::string> consumers_of(const std::string& queue) override;
     std::optional<MessageLocation> locate(const std::string& task_id) override;
     std::unique_ptr<EventPublisher> events(const std::string& hostname) override;  // RedisEventPublisher
+    std::unique_ptr<EventReceiver> event_stream() override;                        // RedisEventReceiver
 
     const RedisUrl& redis_url() const noexcept { return url_; }
 

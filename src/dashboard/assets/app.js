@@ -61,6 +61,16 @@ async function act(path, question) {
 
 let active = {};  // node -> active task count, from inspect active (refreshed less often)
 
+// A node's last Celery event (it sends a heartbeat every 2 s with -E): late past 10 s.
+function heartbeat(beat) {
+  if (!beat) return el("td", { class: "num muted", title: "no events from this node (start it with -E)" }, "-");
+  const age = beat.age;
+  const late = !beat.online || age > 10;
+  const load = Array.isArray(beat.loadavg) && beat.loadavg.length ? "load " + beat.loadavg.join(" ") : "";
+  return el("td", { class: "num heartbeat" + (late ? " state-failed" : ""), title: load },
+    beat.online ? (age < 1 ? "now" : duration(age) + " ago") : "offline");
+}
+
 function renderNodes(status) {
   const master = document.getElementById("master");
   if (!status.master) {
@@ -88,7 +98,8 @@ function renderNodes(status) {
       el("td", { class: "num" }, node.restarts),
       el("td", {}, (node.queues || []).join(", ") || "-"),
       el("td", { class: "num" }, node.concurrency ?? "-"),
-      el("td", { class: "num active" }, active[node.name] ?? "-"),
+      el("td", { class: "num active" }, node.heartbeat ? node.heartbeat.active : (active[node.name] ?? "-")),
+      heartbeat(node.heartbeat),
       el("td", {}, restart, " ", stop));
   }));
 }
@@ -137,6 +148,12 @@ function short(value) {
   return text.length > 80 ? text.slice(0, 77) + "…" : text;
 }
 
+// Stored kwargs are an object; from events, Python's repr ("{}", "{'x': 1}").
+function hasKwargs(kwargs) {
+  if (kwargs == null) return false;
+  return typeof kwargs === "string" ? kwargs !== "{}" : Object.keys(kwargs).length > 0;
+}
+
 async function loadTasks(event) {
   if (event) event.preventDefault();
   const query = new URLSearchParams({
@@ -148,6 +165,12 @@ async function loadTasks(event) {
   try {
     const answer = await api("/api/tasks?" + query);
     document.getElementById("results-store").textContent = "(results in " + answer.results + ")";
+    const events = answer.events || {};
+    document.getElementById("events-note").textContent = !events.available
+      ? "No task events: " + events.why + ". Live states (STARTED, RETRY) and runtimes need a Redis broker."
+      : !events.receiving ? "Task events cannot be received now: " + events.why
+      : events.events === 0 ? "No task events received yet: start nodes with -E (worker_send_task_events = true)."
+      : "Live from " + events.events + " task events (" + events.workers + " nodes send them).";
     const body = document.querySelector("#tasks tbody");
     body.replaceChildren(...answer.tasks.map((task) => {
       const id = el("td", { class: "id", title: "show everything" }, task.task_id.slice(0, 8) + "…");
@@ -165,8 +188,8 @@ async function loadTasks(event) {
         el("td", {}, task.date_done ? task.date_done.replace("T", " ").slice(0, 19) : "-"),
         el("td", { class: "num" }, task.runtime != null ? task.runtime.toFixed(3) + "s" : "-"),
         el("td", {}, task.worker || "-"),
-        el("td", { class: "clip" }, short(task.args) + (task.kwargs && Object.keys(task.kwargs).length ? " " + short(task.kwargs) : "")),
-        el("td", { class: "clip" }, result));
+        el("td", { class: "clip" }, short(task.args) + (hasKwargs(task.kwargs) ? " " + short(task.kwargs) : "")),
+        el("td", { class: "clip" }, result || (task.exception ? short(task.exception) : "")));
     }));
   } catch (e) {
     showError(e.message);
@@ -247,7 +270,7 @@ async function start() {
   drawChart();
   setInterval(refresh, 2000);
   setInterval(refreshActive, 5000);
-  setInterval(loadTasks, 10000);
+  setInterval(loadTasks, 3000);
   window.addEventListener("resize", drawChart);
 }
 

@@ -2,11 +2,13 @@
 // "/<db>.celeryev/<routing key>" with the envelope a Python worker sends; task events go in batches of 24 under
 // "task.multi"; nothing leaves before flush(); an outage drops events, never throws, and sending resumes.
 #include <gtest/gtest.h>
+#include <poll.h>
 
 #include <thread>
 
 #include "broker/connect.hpp"
 #include "broker/redis/event_publisher.hpp"
+#include "broker/redis/event_receiver.hpp"
 #include "broker/redis/redis_broker.hpp"
 #include "protocol/base64.hpp"
 #include "protocol/events.hpp"
@@ -122,6 +124,64 @@ TEST_F(RedisEventsTest, AnOutageDropsEventsAndSendingResumes) {
     EXPECT_EQ(body_of(got->second)[0]["uuid"], "after");
 }
 
+// Waits on the receiver's fd (as the dashboard does) until `count` events arrived or `timeout` passed.
+std::vector<json> receive_events(EventReceiver& receiver, std::size_t count,
+                                 std::chrono::milliseconds timeout = std::chrono::seconds(3)) {
+    std::vector<json> got;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (got.size() < count && std::chrono::steady_clock::now() < deadline) {
+        pollfd entry{receiver.fd(), POLLIN, 0};
+        ::poll(&entry, 1, 100);
+        for (auto& event : receiver.receive()) got.push_back(std::move(event));
+    }
+    return got;
+}
+
+TEST_F(RedisEventsTest, TheReceiverGetsWhatNodesPublishBatchesUnpacked) {
+    RedisBroker broker(server_->parsed("/3"));
+    auto receiver = broker.event_stream();
+    ASSERT_TRUE(receiver);
+    EXPECT_TRUE(receiver->unavailable()) << "not subscribed before its first receive";
+    for (int i = 0; i < 50 && receiver->unavailable(); ++i) receive_events(*receiver, 1, std::chrono::milliseconds(20));
+    ASSERT_FALSE(receiver->unavailable()) << *receiver->unavailable();
+
+    auto events = broker.events("w1@host");
+    protocol::EventSender sender("w1@host", 7);
+    events->send("worker-online", protocol::worker_event(sender, "worker-online", {}));
+    for (int i = 0; i < 3; ++i) events->send("task-started", protocol::task_started(sender, "id" + std::to_string(i)));
+    events->flush();
+    auto got = receive_events(*receiver, 4);
+    ASSERT_EQ(got.size(), 4u);
+    EXPECT_EQ(got[0]["type"], "worker-online");
+    EXPECT_EQ(got[3]["type"], "task-started");
+    EXPECT_EQ(got[3]["uuid"], "id2");
+    EXPECT_EQ(got[3]["hostname"], "w1@host");
+    // Another database's events are not this one's.
+    RedisBroker other(server_->parsed("/4"));
+    auto elsewhere = other.events("w2@host");
+    elsewhere->send("worker-online", protocol::worker_event(sender, "worker-online", {}));
+    elsewhere->flush();
+    elsewhere.reset();
+    EXPECT_TRUE(receive_events(*receiver, 1, std::chrono::milliseconds(300)).empty());
+}
+
+TEST(RedisEventDecode, KombuEnvelopes) {
+    auto envelope = [](const std::string& body, const char* encoding) {
+        return json{{"body", std::string(encoding) == "base64" ? protocol::base64_encode(body) : body},
+                    {"content-type", "application/json"},
+                    {"properties", {{"body_encoding", encoding}}}}
+            .dump();
+    };
+    EXPECT_EQ(RedisEventReceiver::decode(envelope(R"({"type": "worker-heartbeat"})", "base64")).size(), 1u);
+    EXPECT_EQ(
+        RedisEventReceiver::decode(envelope(R"([{"type": "task-sent"}, {"type": "task-received"}])", "utf-8")).size(),
+        2u);
+    EXPECT_TRUE(RedisEventReceiver::decode("not json").empty());
+    EXPECT_TRUE(RedisEventReceiver::decode(envelope("{\"no\": \"type\"}", "utf-8")).empty());
+    EXPECT_TRUE(RedisEventReceiver::decode(envelope("!!", "base64")).empty());
+    EXPECT_EQ(RedisEventReceiver::pattern(3), "/3.celeryev/*");
+}
+
 TEST(SqliteEvents, TheEmbeddedBrokerCarriesNone) {
     auto dir = std::filesystem::temp_directory_path() / ("ccmulti-events-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
@@ -131,6 +191,7 @@ TEST(SqliteEvents, TheEmbeddedBrokerCarriesNone) {
     {
         auto connection = connect(options);
         EXPECT_EQ(connection.broker->events("w1@host"), nullptr);
+        EXPECT_EQ(connection.broker->event_stream(), nullptr);
     }
     std::filesystem::remove_all(dir);
 }

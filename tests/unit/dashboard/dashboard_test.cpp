@@ -75,3 +75,87 @@ TEST(DashboardMetrics, RendersEveryFamilyWithEscapedLabels) {
     EXPECT_EQ(text.find("resident_memory_bytes{node=\"w\\\"2@h\"}"), std::string::npos);  // not running: no sample
     EXPECT_EQ(escape_label("a\\b\nc"), "a\\\\b\\nc");
 }
+
+namespace {
+
+nlohmann::json task_event(const std::string& type, const std::string& id, double timestamp,
+                          nlohmann::json fields = nlohmann::json::object()) {
+    fields["type"] = type;
+    fields["uuid"] = id;
+    fields["timestamp"] = timestamp;
+    fields["hostname"] = "w1@h";
+    return fields;
+}
+
+}  // namespace
+
+TEST(DashboardEvents, TasksFollowTheirEventsForwardOnly) {
+    EventState state;
+    state.apply(task_event("task-received", "a", 10, {{"name", "t.add"}, {"args", "(1, 2)"}}), 100);
+    state.apply(task_event("task-started", "a", 11), 100);
+    state.apply(task_event("task-succeeded", "a", 12, {{"runtime", 0.3}}), 100);
+    state.apply(task_event("task-started", "a", 11.5), 100);  // late: the task stays SUCCESS
+    auto a = *state.task("a");
+    EXPECT_EQ(a["status"], "SUCCESS");
+    EXPECT_EQ(a["name"], "t.add");
+    EXPECT_EQ(a["worker"], "w1@h");
+    EXPECT_EQ(a["runtime"], 0.3);
+    EXPECT_EQ(a["received"], 10.0);
+    EXPECT_EQ(a["started"], 11.0);
+
+    // Out of order within a batch: started before received still ends STARTED.
+    state.apply(task_event("task-started", "b", 21), 100);
+    state.apply(task_event("task-received", "b", 20, {{"name", "t.slow"}}), 100);
+    EXPECT_EQ((*state.task("b"))["status"], "STARTED");
+    EXPECT_EQ((*state.task("b"))["name"], "t.slow");
+    state.apply(task_event("task-failed", "b", 22, {{"exception", "ValueError('x')"}, {"traceback", "tb"}}), 100);
+    EXPECT_EQ((*state.task("b"))["exception"], "ValueError('x')");
+    EXPECT_EQ(state.tasks().front()["task_id"], "b");  // newest change first
+
+    auto metrics = state.metrics(100);
+    EXPECT_EQ((metrics.tasks[{"t.add", "SUCCESS"}]), 1);
+    EXPECT_EQ((metrics.tasks[{"t.add", "STARTED"}]), 2);
+    EXPECT_EQ((metrics.tasks[{"t.slow", "FAILURE"}]), 1);
+    EXPECT_EQ(metrics.runtime["t.add"].count, 1u);
+    EXPECT_EQ(metrics.runtime["t.add"].counts[6], 1u);  // 0.3 s: the 0.5 bucket
+    EXPECT_EQ(metrics.events, 7u);
+}
+
+TEST(DashboardEvents, BoundedAndHeartbeats) {
+    EventState state;
+    for (std::size_t i = 0; i < EventState::max_tasks + 5; ++i)
+        state.apply(task_event("task-received", "id" + std::to_string(i), 1, {{"name", "n" + std::to_string(i)}}), 1);
+    EXPECT_EQ(state.tasks().size(), EventState::max_tasks);
+    EXPECT_FALSE(state.task("id0"));
+    EXPECT_TRUE(state.task("id" + std::to_string(EventState::max_tasks + 4)));
+    EXPECT_EQ((state.metrics(1).tasks[{"other", "RECEIVED"}]), EventState::max_tasks + 5 - EventState::max_names);
+
+    state.apply({{"type", "worker-heartbeat"},
+                 {"hostname", "w2@h"},
+                 {"active", 3},
+                 {"processed", 9},
+                 {"loadavg", {0.5, 0.2, 0.1}},
+                 {"timestamp", 5}},
+                50);
+    auto workers = state.workers(53);
+    EXPECT_EQ(workers["w2@h"]["heartbeat_age"], 3.0);
+    EXPECT_EQ(workers["w2@h"]["active"], 3);
+    state.apply({{"type", "worker-offline"}, {"hostname", "w2@h"}}, 60);
+    EXPECT_FALSE(state.workers(60)["w2@h"]["online"].get<bool>());
+    EXPECT_FALSE(state.metrics(60).heartbeat_age.contains("w2@h"));
+}
+
+TEST(DashboardMetrics, RendersTaskEventFamilies) {
+    EventState state;
+    state.apply(task_event("task-received", "a", 1, {{"name", "t\"q"}}), 1);
+    state.apply(task_event("task-succeeded", "a", 2, {{"runtime", 2.0}}), 1);
+    auto metrics = state.metrics(1);
+    std::string text = render_metrics(Snapshot{}, &metrics);
+    EXPECT_NE(text.find("# TYPE ccmulti_task_runtime_seconds histogram"), std::string::npos);
+    EXPECT_NE(text.find("ccmulti_task_runtime_seconds_bucket{name=\"t\\\"q\",le=\"1\"} 0\n"), std::string::npos);
+    EXPECT_NE(text.find("ccmulti_task_runtime_seconds_bucket{name=\"t\\\"q\",le=\"2.5\"} 1\n"), std::string::npos);
+    EXPECT_NE(text.find("ccmulti_task_runtime_seconds_bucket{name=\"t\\\"q\",le=\"+Inf\"} 1\n"), std::string::npos);
+    EXPECT_NE(text.find("ccmulti_task_runtime_seconds_sum{name=\"t\\\"q\"} 2\n"), std::string::npos);
+    EXPECT_NE(text.find("ccmulti_tasks_total{name=\"t\\\"q\",state=\"SUCCESS\"} 1\n"), std::string::npos);
+    EXPECT_EQ(render_metrics(Snapshot{}).find("ccmulti_tasks_total"), std::string::npos);
+}
