@@ -3,7 +3,8 @@ RabbitMQ (Debian's rabbitmq-server, started once for the module: it takes about 
 (`ccmulti start w1 w2 --broker amqp://…`, results in a private redis-server) and the real CLI: Python clients send
 to ccmulti nodes and read their results, `celery inspect` sees ccmulti nodes through Celery's pidbox (and
 `ccmulti inspect` sees them through the same exchanges), `ccmulti call`/`inspect` reach a Python worker, quorum
-queues are consumed, a SIGKILLed node's running task is redelivered by
+queues are consumed, Celery's events of a node with -E reach `celery events --dump` and the dashboard through the
+`celeryev` topic exchange, a SIGKILLed node's running task is redelivered by
 RabbitMQ and completed by another node, and a RabbitMQ restart under load loses no task.
 
 The RabbitMQ restart is the module's last test: the shared nodes must reconnect and re-declare. Every wait polls
@@ -11,6 +12,7 @@ with a deadline (conftest.wait_for)."""
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import socket
@@ -21,6 +23,8 @@ import time
 import pytest
 
 from conftest import PYTHON, Env, RabbitMQ, Redis, release_app, wait_for
+from dashboard_lib import Dashboard
+from test_events import Dump
 
 CELERYAPP = pathlib.Path(__file__).parent / "celeryapp"
 HOST = socket.gethostname()
@@ -250,6 +254,74 @@ def test_ccmulti_call_and_inspect_reach_a_python_worker(servers):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         shutil.rmtree(env.root, ignore_errors=True)
+
+
+# --- Celery events: the celeryev topic exchange -----------------------------------------------------------------
+
+
+def event_queues(rabbit):
+    """Consumers of the monitors' queues (celeryev.<uuid>), by queue."""
+    out = rabbit.ctl("list_queues", "-q", "--no-table-headers", "name", "consumers")
+    return {p[0]: int(p[1]) for p in (line.split() for line in out.splitlines())
+            if len(p) == 2 and p[0].startswith("celeryev.") and p[1].isdigit()}
+
+
+@pytest.fixture(scope="module")
+def evented(servers):
+    """`celery events --dump` and the dashboard bound to celeryev (checked on RabbitMQ) before e1 (-E, queue ev)
+    starts, so that neither misses an event."""
+    rabbit, redis = servers
+    env = node_env(redis)
+    env.env["CCMULTI_BROKER_URL"] = rabbit.url
+    dump = Dump(env.root, rabbit.url, redis.url)
+    dashboard = None
+    try:
+        dashboard = Dashboard(env)
+        wait_for(lambda: dashboard.get_json("/api/tasks")["events"]["receiving"], timeout=10,
+                 what="the dashboard to consume celeryev")
+        wait_for(lambda: sorted(event_queues(rabbit).values()) == [1, 1], timeout=30,
+                 what=f"two monitors on celeryev queues:\n{dump.text()}")
+        env.run("start", "e1", "-c", 2, "-Q", "ev", "-E", check=True, timeout=60)
+        yield env, rabbit, dump, dashboard
+    finally:
+        stop_nodes(env)
+        if dashboard:
+            dashboard.stop()
+        dump.stop()
+        shutil.rmtree(env.root, ignore_errors=True)
+
+
+def test_celery_events_dump_sees_a_node_and_its_task(evented):
+    env, rabbit, dump, _ = evented
+    node = f"e1@{HOST}"
+    (online,) = dump.wait(rf"^{re.escape(node)} \[.*\] started: ", f"{node} online")
+    assert "sw_ident=ccmulti" in online and "freq=2.0" in online, online
+    result = env.run("call", "ccmulti.echo", "[5]", "-Q", "ev", "--wait", "--timeout", "10",
+                     check=True).stdout  # prints the result; the id comes from the dump
+    assert json.loads(result) == 5
+    (received,) = dump.wait(rf"{node} \[.*\] task received: ccmulti\.echo\(", "task-received")
+    assert "args=(5,)" in received, received
+    dump.wait(rf"{node} \[.*\] task started: ccmulti\.echo\(", "task-started")
+    (succeeded,) = dump.wait(rf"{node} \[.*\] task succeeded: ccmulti\.echo\(", "task-succeeded")
+    assert "result=5" in succeeded and "runtime=" in succeeded, succeeded
+    # The events travel on the topic exchange Celery declares for AMQP, not on a fanout.
+    assert "celeryev\ttopic" in rabbit.ctl("list_exchanges", "-q", "--no-table-headers", "name", "type")
+
+
+def test_the_dashboard_lists_a_task_with_its_runtime_from_amqp_events(evented):
+    env, _, _, dashboard = evented
+    ids = env.run("call", "ccmulti.echo", "[7]", "-Q", "ev", "--count", "2", check=True).stdout.split()
+
+    def finished():
+        tasks = {t["task_id"]: t for t in dashboard.get_json("/api/tasks")["tasks"]}
+        done = [tasks[i] for i in ids if i in tasks and tasks[i]["status"] == "SUCCESS"
+                and tasks[i].get("runtime") is not None]
+        return done if len(done) == 2 else None
+    for task in wait_for(finished, timeout=15, what="2 tasks with runtimes in /api/tasks"):
+        assert task["name"] == "ccmulti.echo" and task["worker"] == f"e1@{HOST}" and task["runtime"] >= 0, task
+        assert task["received"] <= task["started"], task
+    summary = dashboard.get_json("/api/tasks")["events"]
+    assert summary["available"] and summary["receiving"], summary
 
 
 # --- failures: a node SIGKILLed mid-task, RabbitMQ restarted -------------------------------------------------

@@ -28,9 +28,10 @@ W1, W2 = f"w1@{HOST}", f"w2@{HOST}"
 class Dump:
     """`celery -A proj events --dump`, its output in a file."""
 
-    def __init__(self, root, url):
+    def __init__(self, root, url, backend=None):
         self.path = root / "events.txt"
-        self.environment = dict(os.environ, CCMULTI_TEST_BROKER=url, PYTHONPATH=str(CELERYAPP))
+        self.environment = dict(os.environ, CCMULTI_TEST_BROKER=url, CCMULTI_TEST_BACKEND=backend or url,
+                                PYTHONPATH=str(CELERYAPP))
         with open(self.path, "w") as out:
             self.proc = subprocess.Popen([PYTHON, "-m", "celery", "-A", "proj", "events", "--dump"], cwd=CELERYAPP,
                                          env=self.environment, stdout=out, stderr=subprocess.STDOUT,

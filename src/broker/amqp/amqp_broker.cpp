@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "broker/amqp/amqp_consumer.hpp"
+#include "broker/amqp/amqp_events.hpp"
 #include "broker/amqp/codec.hpp"
 #include "broker/amqp/topology.hpp"
 
@@ -39,6 +40,14 @@ void AmqpBroker::publish_many(const std::vector<TaskMessage>& messages) {
 
 std::unique_ptr<Consumer> AmqpBroker::consume(const ConsumerInfo& info) {
     return std::make_unique<AmqpConsumer>(url_, info);
+}
+
+std::unique_ptr<EventPublisher> AmqpBroker::events(const std::string& hostname) {
+    return std::make_unique<AmqpEventPublisher>(url_, hostname);
+}
+
+std::unique_ptr<EventReceiver> AmqpBroker::event_stream() {
+    return std::make_unique<AmqpEventReceiver>(url_);
 }
 
 std::optional<Connection::QueueInfo> AmqpBroker::peek(const std::string& queue) {

@@ -31,6 +31,8 @@ public:
     std::vector<QueueStats> queue_stats() override;
     std::vector<std::string> consumers_of(const std::string& queue) override;
     std::optional<MessageLocation> locate(const std::string&) override { return std::nullopt; }
+    std::unique_ptr<EventPublisher> events(const std::string& hostname) override;  // AmqpEventPublisher
+    std::unique_ptr<EventReceiver> event_stream() override;                        // AmqpEventReceiver
 
     static constexpr std::chrono::seconds confirm_timeout{30};
 

@@ -4,6 +4,8 @@
 
 #include <charconv>
 
+#include "protocol/events.hpp"
+
 namespace ccmulti::broker::amqp {
 
 using nlohmann::json;
@@ -47,6 +49,16 @@ void declare_task_queue(Connection& connection, const std::string& queue) {
     }
     declare_or_accept(connection, queue, true, false, queue_arguments(connection.url()));
     connection.bind(queue, queue, queue);
+}
+
+void declare_event_exchange(Connection& connection) {
+    try {
+        connection.declare_exchange(protocol::event_exchange, "topic", true, false);
+    } catch (const ChannelError& error) {
+        if (error.code() != amqp_precondition_failed) throw;
+        spdlog::debug("exchange '{}' exists with another type or durability ({}); using it as it is",
+                      protocol::event_exchange, error.what());
+    }
 }
 
 }  // namespace ccmulti::broker::amqp
