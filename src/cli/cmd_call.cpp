@@ -76,7 +76,7 @@ std::vector<protocol::TaskMessage> copies(const protocol::TaskMessage& first, st
 }
 
 // Celery's task_send_sent_event: a task-sent event per message, from "gen<pid>@host" as a Python client sends
-// it. The publisher's destructor waits for Redis to take them.
+// it. The publisher's destructor waits for the broker to take them.
 void send_sent_events(broker::Broker& broker, const std::vector<protocol::TaskMessage>& messages) {
     int pid = static_cast<int>(::getpid());
     std::string sender_name = "gen" + std::to_string(pid) + "@" + hostname();
@@ -84,7 +84,7 @@ void send_sent_events(broker::Broker& broker, const std::vector<protocol::TaskMe
     if (!events) {
         print_warning(
             "task_send_sent_event is set, but this broker carries no Celery events (they need a "
-            "Redis broker): no task-sent event was sent");
+            "Redis or RabbitMQ broker): no task-sent event was sent");
         return;
     }
     protocol::EventSender sender(sender_name, pid);

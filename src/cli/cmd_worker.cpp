@@ -139,7 +139,7 @@ void add_worker_command(CLI::App& app, Context& context) {
         ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
     worker->add_option("--plugin", flags->plugins, "C++ task plugin (.so) to load; repeatable");
     worker->add_flag("-E,--task-events", flags->task_events,
-                     "Send Celery task events (celery events, Flower); Redis broker only. Also "
+                     "Send Celery task events (celery events, Flower); Redis or RabbitMQ broker. Also "
                      "worker_send_task_events in the configuration");
     worker->add_flag("--without-heartbeat", flags->without_heartbeat,
                      "Send no worker events (worker-online, -heartbeat, -offline), as Celery's option");

@@ -18,7 +18,7 @@ NodeEvents::NodeEvents(EventLoop& loop, std::unique_ptr<broker::EventPublisher> 
       status_(std::move(status)) {
     if (task_events && !publisher_)
         spdlog::warn("{}: task events (-E, worker_send_task_events) are on, but this broker carries no Celery events "
-                     "(they need a Redis broker): none are sent",
+                     "(they need a Redis or RabbitMQ broker): none are sent",
                      sender_.hostname());
 }
 
@@ -63,7 +63,7 @@ void NodeEvents::offline() {
 
 std::optional<nlohmann::json> NodeEvents::control(const std::string& method) {
     if (method != "enable_events" && method != "disable_events") return std::nullopt;
-    if (!publisher_) throw std::runtime_error("this broker carries no Celery events (they need a Redis broker)");
+    if (!publisher_) throw std::runtime_error("this broker carries no Celery events (they need a Redis or RabbitMQ broker)");
     bool enable = method == "enable_events";
     std::string word = enable ? "enabled" : "disabled";
     if (task_events_ == enable) return nlohmann::json{{"ok", "task events already " + word}};

@@ -1,7 +1,7 @@
 // A node's Celery events (protocol/events.hpp), so `celery events`, Flower and other monitors see ccmulti nodes as
 // they see Python workers:
 //  - worker events (worker-online, a worker-heartbeat every 2 s, worker-offline) whenever the broker carries
-//    events (Redis), as a Python worker sends them without -E; --without-heartbeat turns them off;
+//    events (Redis, RabbitMQ), as a Python worker sends them without -E; --without-heartbeat turns them off;
 //  - task events (task-received, -started, -succeeded, -failed, -retried, -revoked) with -E /
 //    `worker_send_task_events`, or once a monitor asks (`celery control enable_events`, and disable_events).
 // The node calls one method at each point of a task's life; each is a flag test when task events are off.

@@ -42,7 +42,7 @@ struct WorkerOptions {
     std::map<std::string, TaskPolicy> policies;        // by task name
     broker::BrokerOptions broker;
     std::filesystem::path control_socket;  // for `ccmulti inspect` (embedded broker); empty: none
-    // Celery events (worker/events.hpp), where the broker carries them (Redis): task events (-E), and the
+    // Celery events (worker/events.hpp), where the broker carries them (Redis, RabbitMQ): task events (-E), and the
     // worker's online/heartbeat/offline (on unless --without-heartbeat).
     bool task_events = false;
     bool worker_events = true;

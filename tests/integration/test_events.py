@@ -177,7 +177,7 @@ def test_events_on_the_embedded_broker_are_a_clear_warning(env):
     config = env.root / "ccmulti.toml"
     config.write_text("task_send_sent_event = true\n")
     proc = env.run("-C", config, "call", "ccmulti.echo", "[1]", check=True)
-    assert "no task-sent event was sent" in proc.stderr and "Redis broker" in proc.stderr, proc.stderr
+    assert "no task-sent event was sent" in proc.stderr and "Redis or RabbitMQ broker" in proc.stderr, proc.stderr
 
 
 def test_ps_json_names_the_node_and_queues_of_worker_and_pool(cluster):

@@ -167,7 +167,7 @@ async function loadTasks(event) {
     document.getElementById("results-store").textContent = "(results in " + answer.results + ")";
     const events = answer.events || {};
     document.getElementById("events-note").textContent = !events.available
-      ? "No task events: " + events.why + ". Live states (STARTED, RETRY) and runtimes need a Redis broker."
+      ? "No task events: " + events.why + ". Live states (STARTED, RETRY) and runtimes need a Redis or RabbitMQ broker."
       : !events.receiving ? "Task events cannot be received now: " + events.why
       : events.events === 0 ? "No task events received yet: start nodes with -E (worker_send_task_events = true)."
       : "Live from " + events.events + " task events (" + events.workers + " nodes send them).";

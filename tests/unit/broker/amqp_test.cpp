@@ -1,8 +1,9 @@
 // The AMQP transport's pure parts: URLs as kombu writes them, field tables as py-amqp maps values, and task
-// messages as kombu's py-amqp transport sends them. The wire itself is tested against a real RabbitMQ
+// messages as kombu's py-amqp transport sends them, Celery events as they arrive from celeryev. The wire itself is tested against a real RabbitMQ
 // (tests/integration/test_amqp.py).
 #include <gtest/gtest.h>
 
+#include "broker/amqp/amqp_events.hpp"
 #include "broker/amqp/codec.hpp"
 #include "broker/amqp/table.hpp"
 #include "broker/amqp/topology.hpp"
@@ -103,6 +104,28 @@ TEST(AmqpCodec, AnUndecodableMessageKeepsItsIdForTheFailure) {
     ASSERT_TRUE(delivery.decode_error);
     EXPECT_EQ(delivery.message.id, "abc");
     EXPECT_EQ(delivery.message.task, "tasks.add");
+}
+
+TEST(AmqpEvents, ReceivedBodiesAreOneEventOrATaskBatch) {
+    Message one;
+    one.content_type = "application/json";
+    one.body = R"({"type": "worker-heartbeat", "hostname": "w1@h"})";
+    auto events = AmqpEventReceiver::decode(one);
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0]["hostname"], "w1@h");
+
+    Message batch = one;  // task.multi: a list; entries without a type are skipped
+    batch.body = R"([{"type": "task-started", "uuid": "a"}, {"uuid": "b"}, {"type": "task-succeeded", "uuid": "a"}])";
+    events = AmqpEventReceiver::decode(batch);
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(events[1]["type"], "task-succeeded");
+
+    Message pickled = one;
+    pickled.content_type = "application/x-python-serialize";
+    EXPECT_TRUE(AmqpEventReceiver::decode(pickled).empty());
+    Message garbage = one;
+    garbage.body = "not json";
+    EXPECT_TRUE(AmqpEventReceiver::decode(garbage).empty());
 }
 
 }  // namespace
