@@ -1,6 +1,6 @@
 // The AMQP transport's pure parts: URLs as kombu writes them, field tables as py-amqp maps values, and task
-// messages as kombu's py-amqp transport sends them, Celery events as they arrive from celeryev. The wire itself is tested against a real RabbitMQ
-// (tests/integration/test_amqp.py).
+// messages as kombu's py-amqp transport sends them, Celery events as they arrive from celeryev. The wire itself is
+// tested against a real RabbitMQ (tests/integration/test_amqp.py).
 #include <gtest/gtest.h>
 
 #include "broker/amqp/amqp_events.hpp"
