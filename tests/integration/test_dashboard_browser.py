@@ -74,8 +74,17 @@ class Browser:
         return self.call("POST", "/execute/sync", {"script": script, "args": list(args)})
 
     def click(self, css):
-        element = self.call("POST", "/element", {"using": "css selector", "value": css})[self.ELEMENT]
-        self.call("POST", f"/element/{element}/click", {})
+        # The page re-renders its tables as data arrives: an element found a moment ago may have been replaced
+        # by the time the click is sent (a WebDriver "stale element reference"); find it again and retry.
+        def clicked():
+            element = self.call("POST", "/element", {"using": "css selector", "value": css})[self.ELEMENT]
+            status, reply = http_json("POST", f"{self.session}/element/{element}/click", {})
+            if status == 200:
+                return True
+            if reply.get("value", {}).get("error") == "stale element reference":
+                return False
+            raise AssertionError(f"WebDriver click on {css}: {status} {reply}")
+        wait_for(clicked, timeout=10, what=f"a click on {css}")
 
     def close(self):
         try:
