@@ -358,10 +358,13 @@ def test_500_tasks_sent_during_a_reload_of_three_native_nodes_run_exactly_once(s
         sup.check("start", "w1", "w2", "w3", "-c", "2", f"--plugin={CHAOS_PLUGIN}", *broker)
         old_pools = {pid for short in ("w1", "w2", "w3") for pids in pool_pids(sup, short).values() for pid in pids}
         assert len(old_pools) == 6, old_pools
-        ids = []
-        for seconds in (0.01, 0.02, 0.03, 0.04, 0.05):
-            ids += publish(url, "chaos.sleep", [seconds, str(runs)], 50)
-        wait_for(lambda: runs.exists() and runs.read_text().count("S ") >= 6, timeout=20, what="tasks to run")
+        # Two 4 s tasks first, begun before the reload: they are still running in old pool processes when the
+        # first replacement runs a task (the premise below), however slow the machine (ASan, a loaded CI).
+        ids = publish(url, "chaos.sleep", [4.0, str(runs)], 2)
+        for seconds, count in ((0.01, 48), (0.02, 50), (0.03, 50), (0.04, 50), (0.05, 50)):
+            ids += publish(url, "chaos.sleep", [seconds, str(runs)], count)
+        wait_for(lambda: runs.exists() and all(f"S {i} " in runs.read_text() for i in ids[:2]), timeout=20,
+                 what="the long tasks to begin")
         reload = sup.popen("reload", "w1", "w2", "w3", "--json")  # named: replaced though unchanged
         for seconds in (0.05, 0.03, 0.01):
             ids += publish(url, "chaos.sleep", [seconds, str(runs)], 50)
