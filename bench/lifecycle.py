@@ -26,7 +26,9 @@ class CcmultiGroup:
         return self.ws.ccmulti(*self.dirs, *args)
 
     def start(self):  # `ccmulti start` returns when every node is ready (exit 0), else fails
-        self.run("start", *NODES, "-c", CONCURRENCY, "--broker", self.ws.url, "-Q", "bench_lifecycle", "-l", "WARNING")
+        # --without-heartbeat as Celery's side runs (CELERY_QUIET): no worker events every 2 s on either side.
+        self.run("start", *NODES, "-c", CONCURRENCY, "--broker", self.ws.url, "-Q", "bench_lifecycle", "-l", "WARNING",
+                 "--without-heartbeat")
 
     def restart(self):  # rolling, each node's replacement ready before the next: as celery multi restart
         self.run("restart")

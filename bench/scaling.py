@@ -188,7 +188,7 @@ def idle_node_memory(ws, side):
     """(RSS, PSS) of one idle node `-c 2` with every process it needs: ccmulti's master, node and pool processes;
     a celery worker and its pool processes."""
     if side == "ccmulti":
-        with CcmultiGroup(ws, "ccmulti-idle", 1, 2, "bench_idle") as group:
+        with CcmultiGroup(ws, "ccmulti-idle", 1, 2, "bench_idle", "--without-heartbeat") as group:
             time.sleep(0.5)
             return memory(group.pids())
     worker = CeleryWorker(ws)
