@@ -249,4 +249,25 @@ std::string task_sent(EventSender& sender, const TaskMessage& message) {
                                                                               event_quoted(message.queue)));
 }
 
+std::string task_batch_body(const std::vector<std::string>& events) {
+    std::string body = "[";
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        if (i) body += ", ";
+        body += events[i];
+    }
+    body += ']';
+    return body;
+}
+
+std::vector<nlohmann::json> events_in(nlohmann::json body) {
+    std::vector<nlohmann::json> events;
+    if (body.is_object() && body.contains("type")) {
+        events.push_back(std::move(body));
+    } else if (body.is_array()) {  // "task.multi"
+        for (auto& event : body)
+            if (event.is_object() && event.contains("type")) events.push_back(std::move(event));
+    }
+    return events;
+}
+
 }  // namespace ccmulti::protocol

@@ -75,4 +75,10 @@ std::string event_routing_key(std::string_view type);
 inline constexpr const char* task_batch_routing_key = "task.multi";
 inline constexpr const char* event_exchange = "celeryev";
 
+// The body of one "task.multi" message: task events (JSON objects) as one JSON array, as Celery batches them.
+std::string task_batch_body(const std::vector<std::string>& events);
+// The events one received body carries: the body itself when it is an event, each event of a "task.multi" array;
+// nothing else (not an event, or not JSON).
+std::vector<nlohmann::json> events_in(nlohmann::json body);
+
 }  // namespace ccmulti::protocol

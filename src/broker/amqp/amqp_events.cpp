@@ -50,12 +50,7 @@ void AmqpEventPublisher::send(std::string_view type, std::string event) {
 
 void AmqpEventPublisher::close_batch() {
     if (batch_.empty()) return;
-    std::string body = "[";
-    for (std::size_t i = 0; i < batch_.size(); ++i) {
-        if (i) body += ", ";
-        body += batch_[i];
-    }
-    body += ']';
+    std::string body = protocol::task_batch_body(batch_);
     outgoing_.push_back({protocol::task_batch_routing_key, std::move(body), batch_.size()});
     batch_.clear();
 }
@@ -122,16 +117,8 @@ void AmqpEventPublisher::drop(const std::string& why) {
 // ---- receiver ----
 
 std::vector<json> AmqpEventReceiver::decode(const Message& message) {
-    std::vector<json> events;
-    if (!message.content_type.empty() && message.content_type != "application/json") return events;
-    json body = json::parse(message.body, nullptr, false);
-    if (body.is_object() && body.contains("type")) {
-        events.push_back(std::move(body));
-    } else if (body.is_array()) {  // "task.multi"
-        for (auto& event : body)
-            if (event.is_object() && event.contains("type")) events.push_back(std::move(event));
-    }
-    return events;
+    if (!message.content_type.empty() && message.content_type != "application/json") return {};
+    return protocol::events_in(json::parse(message.body, nullptr, false));
 }
 
 AmqpEventReceiver::AmqpEventReceiver(const AmqpUrl& url) {

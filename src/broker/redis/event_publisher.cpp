@@ -42,12 +42,7 @@ void RedisEventPublisher::send(std::string_view type, std::string event) {
 
 void RedisEventPublisher::close_batch() {
     if (batch_.empty()) return;
-    std::string body = "[";
-    for (std::size_t i = 0; i < batch_.size(); ++i) {
-        if (i) body += ", ";
-        body += batch_[i];
-    }
-    body += ']';
+    std::string body = protocol::task_batch_body(batch_);
     publish(protocol::task_batch_routing_key, body, batch_.size());
     batch_.clear();
 }

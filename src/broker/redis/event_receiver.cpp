@@ -47,14 +47,7 @@ std::vector<json> RedisEventReceiver::decode(const std::string& payload) {
         }
         body = json::parse(text, nullptr, false);
     }
-    std::vector<json> events;
-    if (body.is_object() && body.contains("type")) {
-        events.push_back(std::move(body));
-    } else if (body.is_array()) {  // "task.multi"
-        for (auto& event : body)
-            if (event.is_object() && event.contains("type")) events.push_back(std::move(event));
-    }
-    return events;
+    return protocol::events_in(std::move(body));
 }
 
 RedisEventReceiver::RedisEventReceiver(RedisUrl url)
