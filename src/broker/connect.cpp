@@ -1,18 +1,29 @@
 #include "broker/connect.hpp"
 
-#include "broker/amqp/amqp_broker.hpp"
-#include "broker/amqp/amqp_control.hpp"
 #include "broker/amqp/url.hpp"
-#include "broker/disabled_result_store.hpp"
 #include "broker/redis/redis_broker.hpp"
 #include "broker/redis/redis_control.hpp"
 #include "broker/redis/redis_result_store.hpp"
 #include "broker/redis/url.hpp"
 #include "broker/sqlite/sqlite_broker.hpp"
 #include "broker/sqlite/sqlite_result_store.hpp"
+#include "broker/transport_module.hpp"
+#include "platform/module.hpp"
 #include "util/error.hpp"
 
 namespace ccmulti::broker {
+
+namespace {
+
+// The RabbitMQ transport, loaded on first use (broker/transport_module.hpp). Its URLs are parsed here, before it
+// is loaded: a malformed one is a usage error whether or not the module is installed.
+const TransportModule& amqp_transport() {
+    auto entry = reinterpret_cast<TransportEntry>(
+        platform::module_symbol(amqp_module, amqp_module_entry, "the RabbitMQ transport (amqp:// URLs)"));
+    return *entry();
+}
+
+}  // namespace
 
 std::filesystem::path sqlite_path(const std::string& url, const std::filesystem::path& state_dir) {
     constexpr std::string_view scheme = "sqlite://";
@@ -85,7 +96,10 @@ std::string display_url(const std::string& url) {
 
 std::unique_ptr<RemoteControl> remote_control(const std::string& url) {
     if (redis::is_redis_url(url)) return std::make_unique<redis::RedisControl>(redis::parse_redis_url(url));
-    if (amqp::is_amqp_url(url)) return std::make_unique<amqp::AmqpControl>(amqp::parse_amqp_url(url));
+    if (amqp::is_amqp_url(url)) {
+        amqp::parse_amqp_url(url);
+        return amqp_transport().remote_control(url);
+    }
     return nullptr;
 }
 
@@ -112,11 +126,10 @@ Connection connect(const BrokerOptions& options) {
         connection.broker = std::make_unique<redis::RedisBroker>(url);
         if (own_results) connection.results = std::make_unique<redis::RedisResultStore>(url, options.result_expires);
     } else if (amqp::is_amqp_url(options.url)) {
-        auto url = amqp::parse_amqp_url(options.url);
-        connection.broker = std::make_unique<amqp::AmqpBroker>(url);
-        // RabbitMQ keeps no results (Celery's rpc:// reply queues are not supported): without a result backend
-        // they are dropped, as a Python worker without result_backend drops them.
-        if (own_results) connection.results = std::make_unique<DisabledResultStore>(url.display());
+        amqp::parse_amqp_url(options.url);
+        const auto& transport = amqp_transport();
+        connection.broker = transport.broker(options.url);
+        if (own_results) connection.results = transport.own_results(options.url);
     } else {
         check_broker_url(options.url);  // throws: the scheme is not ours
     }

@@ -11,7 +11,7 @@
 #include "cli/broker_client.hpp"
 #include "cli/output.hpp"
 #include "dashboard/options.hpp"
-#include "dashboard/service.hpp"
+#include "dashboard/entry.hpp"
 #include "platform/signals.hpp"
 
 namespace ccmulti::cli {
@@ -38,20 +38,20 @@ void dashboard_command(Context& context, const DashboardOptions& options) {
     // inherits the mask): no handler runs in the middle of the server's work.
     const sigset_t stop_signals = make_sigset({SIGINT, SIGTERM});
     ::pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-    dashboard::Service service({context.dirs().run.path, broker_options(context, options.broker)}, access,
-                               std::chrono::milliseconds(static_cast<long long>(options.interval * 1000)));
+    dashboard::Source source{context.dirs().run.path, broker_options(context, options.broker)};
+    const std::string run_dir = source.run_dir.string(), broker_url = broker::display_url(source.broker.url);
+    auto service = dashboard::bind_foreground(std::move(source), access,
+                                              std::chrono::milliseconds(static_cast<long long>(options.interval * 1000)));
     std::thread waiter([&] {
         int sig = 0;
         while (::sigwait(&stop_signals, &sig) != 0) {
         }
-        service.stop();
+        service->stop();
     });
-    const auto& source = service.api().source();
-    std::cout << "ccmulti dashboard on " << service.url() << " (run dir " << source.run_dir.string() << ", broker "
-              << broker::display_url(source.broker.url) << (access.token ? ", token required" : "")
-              << "); Ctrl-C stops it" << std::endl;
-    bool served = service.serve();
-    service.stop();
+    std::cout << "ccmulti dashboard on " << service->url() << " (run dir " << run_dir << ", broker " << broker_url
+              << (access.token ? ", token required" : "") << "); Ctrl-C stops it" << std::endl;
+    bool served = service->serve();
+    service->stop();
     ::pthread_kill(waiter.native_handle(), SIGTERM);  // wakes the waiter when the server ended by itself
     waiter.join();
     if (!served) throw Error("the dashboard's server stopped unexpectedly");

@@ -13,7 +13,7 @@
 #include "cli/node_spec.hpp"
 #include "cli/output.hpp"
 #include "dashboard/options.hpp"
-#include "dashboard/service.hpp"
+#include "dashboard/entry.hpp"
 #include "platform/daemon.hpp"
 #include "platform/read_file.hpp"
 #include "platform/watch_ignore.hpp"
@@ -177,20 +177,22 @@ class DashboardCompanion final : public supervisor::Companion {
 public:
     DashboardCompanion(dashboard::Source source, const dashboard::AccessOptions& access)
         : background_(listening(std::move(source), access)) {}
-    std::string url() const override { return background_.url(); }
-    void stop() override { background_.stop(); }
+    std::string url() const override { return background_->url(); }
+    void stop() override { background_->stop(); }
 
 private:
-    static dashboard::Background listening(dashboard::Source source, const dashboard::AccessOptions& access) {
+    static std::unique_ptr<dashboard::Served> listening(dashboard::Source source,
+                                                         const dashboard::AccessOptions& access) {
+        dashboard::load();  // a module that cannot be loaded says so, not "cannot listen"
         try {
-            return dashboard::Background(std::move(source), access, std::chrono::milliseconds(1000));
+            return dashboard::serve_in_background(std::move(source), access, std::chrono::milliseconds(1000));
         } catch (const Error&) {
             throw Error("the dashboard cannot listen on " + access.bind.host + ":" + std::to_string(access.bind.port) +
                         " (in use, or not an address of this machine); choose another with --dashboard=HOST:PORT "
                         "or [dashboard] bind");
         }
     }
-    dashboard::Background background_;
+    std::unique_ptr<dashboard::Served> background_;
 };
 
 // `--dashboard[=BIND]` or `[dashboard] serve = true`: what the master will serve, checked now (a bad address or

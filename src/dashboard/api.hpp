@@ -19,14 +19,9 @@
 
 #include "broker/connect.hpp"
 #include "dashboard/event_state.hpp"
+#include "dashboard/options.hpp"
 
 namespace ccmulti::dashboard {
-
-// Where the dashboard looks: the run dir of the master (its control socket) and the broker of its nodes.
-struct Source {
-    std::filesystem::path run_dir;
-    broker::BrokerOptions broker;
-};
 
 struct TaskFilter {
     std::string state;  // "FAILURE"...; empty: any

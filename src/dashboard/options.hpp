@@ -3,8 +3,11 @@
 // it: a dashboard open to the network by mistake must be impossible, not merely discouraged.
 #pragma once
 
+#include <filesystem>
 #include <optional>
 #include <string>
+
+#include "broker/connect.hpp"
 
 namespace ccmulti::dashboard {
 
@@ -20,6 +23,12 @@ Bind parse_bind(const std::string& text, const std::string& what = "--bind");
 
 // 127.0.0.0/8, ::1 and "localhost".
 bool is_loopback(const std::string& host);
+
+// Where the dashboard looks: the run dir of the master (its control socket) and the broker of its nodes.
+struct Source {
+    std::filesystem::path run_dir;
+    broker::BrokerOptions broker;
+};
 
 struct AccessOptions {
     Bind bind;

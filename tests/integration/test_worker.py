@@ -6,6 +6,7 @@ database, queues/purge, countdown, max_tasks_per_child.
 Nodes that tests can share (they only add tasks and read results) are module-scoped; tests that stop or kill a
 node start their own in their own directories. Every wait polls with a deadline (conftest.wait_for)."""
 import collections
+import datetime
 import json
 import os
 import pathlib
@@ -581,15 +582,19 @@ def test_expired_task_is_revoked_and_never_runs(node):
 def test_a_task_expiring_while_reserved_is_revoked_not_run(node):
     """Reserved (prefetched) while both pool processes are busy, it expires before one is free: Celery checks
     expiry again when a task is about to run, and so must the node."""
-    busy = [call(node, "ccmulti.sleep", "[1.5]") for _ in range(2)]
+    busy = [call(node, "ccmulti.sleep", "[4]") for _ in range(2)]
     for task_id in busy:
         wait_status(node, task_id, "STARTED")
-    late = call(node, "ccmulti.echo", '["late"]', "--expires", "0.8")
+    late = call(node, "ccmulti.echo", '["late"]', "--expires", "1")
+    expired_by = time.time() + 1  # the client stamped `expires` before `call` returned
     # Reserved behind them (on a very slow machine it may already have expired on arrival: REVOKED too).
     wait_for(lambda: result(node, late).get("reserved") or result(node, late)["status"] == "REVOKED", timeout=5,
              what="the task to be reserved")
-    for task_id in busy:
-        assert wait_status(node, task_id, "SUCCESS", "FAILURE")["status"] == "SUCCESS"
+    done = [wait_status(node, task_id, "SUCCESS", "FAILURE", timeout=20) for task_id in busy]
+    assert all(meta["status"] == "SUCCESS" for meta in done), done
+    # The premise: no pool process was free before the task expired.
+    freed = min(datetime.datetime.fromisoformat(meta["date_done"]).timestamp() for meta in done)
+    assert freed > expired_by, f"a pool process was free {expired_by - freed:.2f} s before the task expired"
     meta = wait_status(node, late, "REVOKED", "SUCCESS", "FAILURE", timeout=10)
     assert meta["status"] == "REVOKED", meta
     assert not any(RECEIVED.search(line) for line in log_lines_about(node, late)), log_lines_about(node, late)
