@@ -432,6 +432,36 @@ def test_ccmulti_call_wait_with_rpc(rpc_nodes):
     assert result.stderr.count("\n") == 1, result.stderr
 
 
+def test_ccmulti_call_wait_with_rpc_reaches_a_python_worker(servers):
+    """The other way round: a Python worker with backend rpc:// sends its result to `call`'s reply queue."""
+    rabbit, redis = servers
+    env = node_env(redis)
+    log = env.root / "py-rpc-worker.log"
+    environment = dict(os.environ, CCMULTI_TEST_BROKER=rabbit.url, CCMULTI_TEST_BACKEND="rpc://",
+                       PYTHONPATH=str(CELERYAPP))
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [PYTHON, "-m", "celery", "-A", "proj", "worker", "-Q", "pyrpc", "--pool", "solo", "-n", "pyrpc@%h",
+             "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
+            cwd=CELERYAPP, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: "ready." in log.read_text(), timeout=30, what="the Python worker to be ready")
+        args = ["-Q", "pyrpc", "--broker", rabbit.url, "--result-backend", "rpc://", "--wait", "--timeout", "15"]
+        done = env.run("call", "proj.add", "[20, 22]", *args, timeout=30)
+        assert done.returncode == 0, done.stderr + log.read_text()
+        assert json.loads(done.stdout) == 42
+        failed = env.run("call", "proj.fail", '["nope"]', *args, timeout=30)
+        assert failed.returncode == 1 and "ValueError" in failed.stderr and "nope" in failed.stderr, failed.stderr
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        shutil.rmtree(env.root, ignore_errors=True)
+
+
 def test_rpc_backend_needs_an_amqp_broker(rpc_nodes):
     env, configured, _, redis = rpc_nodes
     for args in (["start", "bad1", "--result-backend", "rpc://", "--broker", redis.url],

@@ -84,6 +84,7 @@ TEST(TaskMessage, EncodeDecodeRoundTrip) {
     message.parent_id = "p-1";
     message.ignore_result = true;
     message.priority = 5;
+    message.reply_to = "3e86ebec-reply";
     EXPECT_EQ(decode(encode(message)), message);
 
     json envelope = encode(message);
