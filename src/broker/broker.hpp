@@ -219,6 +219,12 @@ public:
     // latest non-ready result, or nullopt). No timeout waits for ever. Waiters are woken, not polling.
     virtual std::optional<ResultMeta> wait(const std::string& task_id,
                                            std::optional<std::chrono::milliseconds> timeout) = 0;
+
+    // What a client sets as a task message's reply_to (TaskMessage::reply_to) before publishing a task it will
+    // wait() for: a store that sends results to the sender's own queue (Celery's rpc://) declares this process's
+    // queue on the first call and names it; a store keyed by task id needs none (nullopt). Throws Error when the
+    // queue cannot be declared.
+    virtual std::optional<std::string> reply_to() { return std::nullopt; }
 };
 
 // ---- Remote control: Celery's pidbox (celery-protocol.md §2) ----

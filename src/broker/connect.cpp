@@ -38,7 +38,27 @@ std::filesystem::path sqlite_path(const std::string& url, const std::filesystem:
     return rest;
 }
 
-void check_result_url(const std::string& url) {
+namespace {
+
+// Celery's rpc:// backend: results over the AMQP broker (broker/amqp/rpc_result_store.hpp).
+bool is_rpc_url(const std::string& url) {
+    return url.starts_with("rpc:");
+}
+
+}  // namespace
+
+void check_result_url(const std::string& url, const std::string& broker_url) {
+    if (is_rpc_url(url)) {
+        if (url != "rpc://")
+            throw UsageError("result backend " + url +
+                             ": give rpc:// alone (results go to the sender's reply queue over the AMQP broker)");
+        if (!broker_url.empty() && !amqp::is_amqp_url(broker_url))
+            throw UsageError("result backend rpc:// sends results over an AMQP broker (amqp://…), not " +
+                             display_url(broker_url) +
+                             "; with this broker give --result-backend redis://HOST[:PORT][/DB] or sqlite://, or "
+                             "none (the broker's own store)");
+        return;
+    }
     if (redis::is_redis_url(url)) {
         redis::parse_redis_url(url);  // throws UsageError naming what is wrong
         return;
@@ -53,8 +73,8 @@ void check_result_url(const std::string& url) {
     auto scheme = url.substr(0, url.find(':'));
     throw UsageError("result backend " + url + ": scheme '" + scheme +
                      "' is not supported by ccmulti's nodes (supported: redis://HOST[:PORT][/DB], "
-                     "sentinel://HOST[:PORT];…?master_name=NAME, sqlite://, sqlite:///PATH); a Celery node (-A) "
-                     "takes any backend Celery knows");
+                     "sentinel://HOST[:PORT];…?master_name=NAME, sqlite://, sqlite:///PATH, rpc:// with an AMQP "
+                     "broker); a Celery node (-A) takes any backend Celery knows");
 }
 
 void check_broker_url(const std::string& url) {
@@ -114,7 +134,7 @@ std::string with_transport_options(const std::string& url, const TransportOption
 
 Connection connect(const BrokerOptions& options) {
     const bool own_results = options.results_url.empty() || options.results_url == options.url;
-    if (!own_results) check_result_url(options.results_url);
+    if (!own_results) check_result_url(options.results_url, options.url);
     Connection connection;
     std::shared_ptr<sqlite::Database> db;  // the broker's, shared with a result store in the same file
     if (options.url.starts_with("sqlite:")) {
@@ -129,7 +149,13 @@ Connection connect(const BrokerOptions& options) {
         amqp::parse_amqp_url(options.url);
         const auto& transport = amqp_transport();
         connection.broker = transport.broker(options.url);
+        // RabbitMQ keeps no results: without a result backend they are dropped, as a Python worker without
+        // result_backend drops them; with rpc:// they go to the senders' reply queues.
         if (own_results) connection.results = transport.own_results(options.url);
+        if (is_rpc_url(options.results_url)) {
+            connection.results = transport.reply_results(options.url);
+            return connection;
+        }
     } else {
         check_broker_url(options.url);  // throws: the scheme is not ours
     }

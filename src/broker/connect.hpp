@@ -8,6 +8,8 @@
 // Results live in the broker's database unless a result backend URL names another store (Celery's
 // result_backend): redis://… (another db or another server, Celery's Redis backend layout), sqlite://, or
 // sqlite:///path.db. A node then stores a finished task's result there first and acks its message after.
+// rpc:// (Celery's RPC backend, only with an AMQP broker) stores nothing: a node sends each result to the reply
+// queue of the client that sent the task, over the broker, before it acks the task (the transport's store).
 #pragma once
 
 #include <chrono>
@@ -38,8 +40,9 @@ struct Connection {
 Connection connect(const BrokerOptions& options);
 
 // Throws UsageError, one line naming the URL and the fix, for a result backend URL ccmulti cannot store results
-// in (scheme or form); connects to nothing. What `start` checks for native nodes before anything runs.
-void check_result_url(const std::string& url);
+// in (scheme or form), or, when `broker_url` is given, one that does not go with that broker (rpc:// needs an
+// AMQP broker); connects to nothing. What `start` checks for native nodes before anything runs.
+void check_result_url(const std::string& url, const std::string& broker_url = {});
 
 // The same for a broker URL native nodes are to consume from.
 void check_broker_url(const std::string& url);

@@ -23,7 +23,7 @@ private:
     UsageError no_backend(const std::string& task_id) const {
         return UsageError("no result backend: the broker " + broker_ + " keeps no results, so task " + task_id +
                           "'s cannot be read; give --result-backend redis://HOST[:PORT][/DB] (or [results] url) to "
-                          "the nodes and to this command");
+                          "the nodes and to this command, or rpc:// to wait for results with call --wait");
     }
 
     std::string broker_;

@@ -14,6 +14,8 @@ struct TransportModule {
     std::unique_ptr<Broker> (*broker)(const std::string& url);
     // The store results go to when no result backend URL names another: the transport's own.
     std::unique_ptr<ResultStore> (*own_results)(const std::string& url);
+    // Results sent back over the broker to the reply queue each task names (Celery's rpc:// backend).
+    std::unique_ptr<ResultStore> (*reply_results)(const std::string& url);
     std::unique_ptr<RemoteControl> (*remote_control)(const std::string& url);
 };
 

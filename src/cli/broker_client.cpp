@@ -14,8 +14,9 @@ void add_broker_option(CLI::App& command, BrokerFlag& flag) {
 
 void add_result_backend_option(CLI::App& command, BrokerFlag& flag) {
     command.add_option("--result-backend", flag.result_backend,
-                       "Where results are stored: redis://HOST[:PORT][/DB] or sqlite://[/PATH] (default: the "
-                       "broker's own store) [env CCMULTI_RESULT_BACKEND]");
+                       "Where results are stored: redis://HOST[:PORT][/DB] or sqlite://[/PATH], or rpc:// (an AMQP "
+                       "broker sends them to the caller's reply queue) (default: the broker's own store) "
+                       "[env CCMULTI_RESULT_BACKEND]");
 }
 
 std::string result_backend_url(const std::optional<std::string>& flag, const config::Settings& settings) {
@@ -54,7 +55,7 @@ broker::BrokerOptions broker_options(const Context& context, const BrokerFlag& f
     options.results_url =
         result_url_with_options(result_backend_url(flag.result_backend, context.settings()), context.settings());
     try {
-        if (!options.results_url.empty()) broker::check_result_url(options.results_url);
+        if (!options.results_url.empty()) broker::check_result_url(options.results_url, options.url);
     } catch (const UsageError& e) {
         bool configured = !flag.result_backend || flag.result_backend->empty();
         throw UsageError(configured ? context.settings().results.url.origin + ": " + e.what() : e.what());

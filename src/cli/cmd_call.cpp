@@ -127,6 +127,9 @@ void add_call_command(CLI::App& app, Context& context) {
                 if (task->second.queue.is_set()) message.queue = *task->second.queue;
         if (options->wait && message.ignore_result) throw UsageError("--wait cannot wait for an --ignore-result task");
         auto connection = open_broker(context, options->broker);
+        // A store that replies to the sender (rpc://) needs this process's queue in the message, declared first.
+        if (options->wait)
+            if (auto reply_to = connection.results->reply_to()) message.reply_to = *reply_to;
         connection.broker->restore_orphans();  // so a dead node does not count as a consumer
         if (connection.broker->consumers_of(message.queue).empty())
             print_warning("no running node consumes queue '" + message.queue + "': the task waits until one does");

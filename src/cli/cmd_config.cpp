@@ -135,7 +135,9 @@ void add_config_commands(CLI::App& app, Context& context) {
         // Past the schema: a result backend must be one the native nodes can store in (the same check as start's).
         if (const auto& results = loaded.settings.results.url; lines.empty() && results.is_set()) {
             try {
-                broker::check_result_url(result_url_with_options(*results, loaded.settings));
+                const auto& broker = loaded.settings.broker.url;
+                broker::check_result_url(result_url_with_options(*results, loaded.settings),
+                                         broker.is_set() ? *broker : broker::default_broker_url);
             } catch (const UsageError& e) {
                 lines.push_back(results.origin + ": " + e.what());
             }

@@ -185,10 +185,12 @@ supervisor::NodeSpec make_node_spec(const naming::Node& node, const fs::path& cw
         // The worker would refuse a result backend it cannot store in, after start had said the node runs.
         auto results = node.option({"--result-backend"});
         if (results && results->empty()) throw UsageError("--result-backend of " + node.name + " needs a URL");
+        auto broker_url = node.option({"-b", "--broker"}).value_or(native.broker_url);
         if (auto url = results.value_or(native.result_backend); !url.empty())
-            broker::check_result_url(broker::with_transport_options(url, native.result_transport));
-        if (auto url = node.option({"-b", "--broker"}).value_or(native.broker_url); !url.empty())
-            broker::check_broker_url(broker::with_transport_options(url, native.broker_transport));
+            broker::check_result_url(broker::with_transport_options(url, native.result_transport),
+                                     broker_url.empty() ? broker::default_broker_url : broker_url);
+        if (!broker_url.empty())
+            broker::check_broker_url(broker::with_transport_options(broker_url, native.broker_transport));
         spec.argv = native_worker_argv(node, native);
         spec.notifies = true;  // READY=1 once it consumes: the start_secs fallback is for programs that cannot
         // Two native workers of one name coexist (each its own inspect socket and consumer id; inspect merges

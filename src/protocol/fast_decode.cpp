@@ -164,8 +164,8 @@ void read_headers(element headers, TaskMessage& message, std::optional<std::stri
     if (!has_task || message.task.empty()) throw NotFast{};  // v1, or no task: the DOM way says which
 }
 
-constexpr std::array<std::string_view, 5> property_keys{"correlation_id", "body_encoding", "delivery_info", "priority",
-                                                        "delivery_tag"};
+constexpr std::array<std::string_view, 6> property_keys{"correlation_id", "body_encoding", "delivery_info",
+                                                        "priority",       "delivery_tag",  "reply_to"};
 
 // Returns the body encoding.
 std::string_view read_properties(element properties, TaskMessage& message, std::string& correlation_id) {
@@ -209,6 +209,9 @@ std::string_view read_properties(element properties, TaskMessage& message, std::
                 break;
             case 4:
                 message.delivery_tag = optional_string(value).value_or("");
+                break;
+            case 5:
+                message.reply_to = optional_string(value).value_or("");
                 break;
             default:
                 break;

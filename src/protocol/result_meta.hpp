@@ -50,6 +50,9 @@ struct ResultMeta {
     std::optional<std::string> name, worker, queue;
     std::optional<nlohmann::json> args, kwargs;
     std::optional<int> retries;
+    // Not part of the result: where a reply-queue backend (rpc://) sends it, the task message's reply_to (a store
+    // keyed by task id ignores it). Never written by to_json, never read back.
+    std::string reply_to;
 
     std::optional<ExceptionInfo> exception() const;  // for FAILURE/RETRY/REVOKED
     bool operator==(const ResultMeta&) const = default;

@@ -216,6 +216,7 @@ json encode(const TaskMessage& message) {
         {"body_encoding", "base64"},
         {"delivery_tag", message.delivery_tag},
     };
+    if (!message.reply_to.empty()) properties["reply_to"] = message.reply_to;
     return {{"body", base64_encode(body.dump())},
             {"content-encoding", "utf-8"},
             {"content-type", "application/json"},
@@ -302,6 +303,7 @@ TaskMessage decode_envelope(const json& envelope) {
     if (auto priority = properties.find("priority"); priority != properties.end() && priority->is_number_integer())
         message.priority = priority->get<int>();
     message.delivery_tag = read_string(properties, "delivery_tag", message.id).value_or("");
+    message.reply_to = read_string(properties, "reply_to", message.id).value_or("");
     message.redelivered = read_bool(headers, "redelivered");
     if (auto info = properties.find("delivery_info"); info != properties.end() && info->is_object())
         message.redelivered = message.redelivered || read_bool(*info, "redelivered");

@@ -43,6 +43,9 @@ struct TaskMessage {
     int priority = 0;
     std::string origin;        // "gen<pid>@<host>", informational
     std::string delivery_tag;  // producer-made uuid; brokers may key acks on it
+    // properties.reply_to: the queue of the client that sent it, where a reply-queue result backend (Celery's
+    // rpc://) sends its states; "" when none. Python clients always set it, whatever their backend.
+    std::string reply_to;
     bool redelivered = false;  // set by a broker that gives a message out again after a restore/requeue
     int protocol = 2;          // the version decode() found (encode always writes 2)
 

@@ -201,6 +201,7 @@ protocol::ResultMeta Node::described(const protocol::TaskMessage& message, proto
     meta.args = message.args;
     meta.kwargs = message.kwargs;
     meta.retries = message.retries;
+    meta.reply_to = message.reply_to;
     return meta;
 }
 

@@ -3,7 +3,8 @@ RabbitMQ (Debian's rabbitmq-server, started once for the module: it takes about 
 (`ccmulti start w1 w2 --broker amqp://…`, results in a private redis-server) and the real CLI: Python clients send
 to ccmulti nodes and read their results, `celery inspect` sees ccmulti nodes through Celery's pidbox (and
 `ccmulti inspect` sees them through the same exchanges), `ccmulti call`/`inspect` reach a Python worker, quorum
-queues are consumed, Celery's events of a node with -E reach `celery events --dump` and the dashboard through the
+queues are consumed, Celery's rpc:// result backend (results on the sender's reply queue) works for Python
+clients and `ccmulti call --wait`, Celery's events of a node with -E reach `celery events --dump` and the dashboard through the
 `celeryev` topic exchange, a SIGKILLed node's running task is redelivered by
 RabbitMQ and completed by another node, and a RabbitMQ restart under load loses no task.
 
@@ -322,6 +323,156 @@ def test_the_dashboard_lists_a_task_with_its_runtime_from_amqp_events(evented):
         assert task["received"] <= task["started"], task
     summary = dashboard.get_json("/api/tasks")["events"]
     assert summary["available"] and summary["receiving"], summary
+
+
+# --- Celery's rpc:// result backend: results to the sender's reply queue ----------------------------------------
+
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+@pytest.fixture(scope="module")
+def rpc_nodes(servers):
+    """r1 reads `[results] url = "rpc://"` (and the broker) from ./ccmulti.toml (queue rpc); r2 is given
+    --result-backend rpc:// over the Redis backend in its environment (queue rpcflag, one process)."""
+    rabbit, redis = servers
+    env = node_env(redis)
+    configured = Env(env.root)  # the same dirs, without CCMULTI_RESULT_BACKEND: the file's backend counts
+    (env.root / "ccmulti.toml").write_text(f'[broker]\nurl = "{rabbit.url}"\n\n[results]\nurl = "rpc://"\n')
+    try:
+        configured.run("start", "r1", "-c", 2, "-Q", "rpc", check=True, timeout=60)
+        env.run("start", "r2", "-c", 1, "-Q", "rpcflag", "--result-backend", "rpc://", check=True, timeout=60)
+        yield env, configured, rabbit, redis
+    finally:
+        stop_nodes(env)
+        shutil.rmtree(env.root, ignore_errors=True)
+
+
+def test_rpc_backend_python_client_gets_results_and_failures(rpc_nodes):
+    env, _, rabbit, redis = rpc_nodes
+    app = make_app(rabbit.url, "rpc://")
+    try:
+        ids = []
+        for queue in ("rpc", "rpcflag"):
+            done = app.send_task("ccmulti.echo", args=[queue, 2], queue=queue)
+            assert done.get(timeout=10) == {"args": [queue, 2], "kwargs": {}}
+            failed = app.send_task("ccmulti.fail", args=["bad value 9", "ValueError"], queue=queue)
+            with pytest.raises(ValueError, match="bad value 9"):
+                failed.get(timeout=10)
+            assert failed.state == "FAILURE"
+            ids += [done.id, failed.id]
+        # Nothing went to the Redis backend of r2's environment: the results took the reply queue.
+        assert all(redis.cli("EXISTS", f"celery-task-meta-{i}") == "0" for i in ids)
+        wait_for(lambda: "results rpc://" in log_of(env, "r1") and "results rpc://" in log_of(env, "r2"),
+                 timeout=10, what="the nodes' ready lines to name rpc://")
+    finally:
+        release_app(app)
+
+
+def test_rpc_backend_sends_a_celery_reply_and_nothing_for_ignore_result(rpc_nodes):
+    """A queue of the test's own as reply_to: the node's reply is what Celery's RPCBackend publishes (default
+    exchange, correlation_id = task id, JSON, transient), and an ignore_result task sends none."""
+    import amqp  # Debian's python3-amqp, what kombu speaks through
+
+    env, _, rabbit, _ = rpc_nodes
+    app = make_app(rabbit.url, "rpc://")
+    connection = amqp.Connection(host=f"127.0.0.1:{rabbit.port}", userid="guest", password="guest")
+    connection.connect()
+    channel = connection.channel()
+    probe = f"rpc-probe-{os.getpid()}"
+    try:
+        channel.queue_declare(probe, durable=False, auto_delete=False)
+        quiet = app.send_task("ccmulti.echo", args=["quiet"], queue="rpcflag", ignore_result=True, reply_to=probe)
+        loud = app.send_task("ccmulti.echo", args=["loud"], queue="rpcflag", reply_to=probe)
+        replies = []
+
+        def loud_succeeded():
+            while (message := channel.basic_get(probe, no_ack=True)) is not None:
+                replies.append(message)
+            return [m for m in replies if json.loads(m.body)["status"] == "SUCCESS"]
+        (success,) = wait_for(loud_succeeded, timeout=10, what="loud's result on the probe queue")
+        # r2 runs one task at a time, in order: quiet had finished (and sent nothing) before loud began.
+        wait_for(lambda: f"ccmulti.echo[{quiet.id}] succeeded" in log_of(env, "r2"), timeout=10,
+                 what="r2's log to show quiet succeeded")
+        assert {m.properties["correlation_id"] for m in replies} == {loud.id}  # loud's STARTED, SUCCESS
+        body = json.loads(success.body)
+        assert body["task_id"] == loud.id and body["result"] == "loud" and body["children"] == [], body
+        assert success.properties["content_type"] == "application/json"
+        assert success.properties["delivery_mode"] == 1
+        assert success.delivery_info["exchange"] == "" and success.delivery_info["routing_key"] == probe
+        wait_for(lambda: queue_depth(rabbit, "rpcflag") == 0, timeout=10, what="queue rpcflag to be empty")
+        assert channel.basic_get(probe, no_ack=True) is None
+    finally:
+        channel.queue_delete(probe)
+        connection.close()
+        release_app(app)
+
+
+def test_ccmulti_call_wait_with_rpc(rpc_nodes):
+    env, configured, rabbit, _ = rpc_nodes
+    # From the configuration ([results] url = "rpc://", [broker] url).
+    call = configured.run("call", "ccmulti.echo", '["cli"]', "-Q", "rpc", "--wait", "--timeout", "10")
+    assert call.returncode == 0, call.stderr
+    assert json.loads(call.stdout) == "cli"
+    # From the command line, a failure.
+    failed = env.run("call", "ccmulti.fail", '["nope", "KeyError"]', "-Q", "rpcflag", "--broker", rabbit.url,
+                     "--result-backend", "rpc://", "--wait", "--timeout", "10")
+    assert failed.returncode == 1 and "KeyError" in failed.stderr and "nope" in failed.stderr, failed.stderr
+
+    # The clients' reply queues went with them (exclusive, auto-deleted).
+    def reply_queues():
+        lines = rabbit.ctl("list_queues", "-q", "--no-table-headers", "name", "exclusive").splitlines()
+        return [p[0] for p in (line.split() for line in lines) if len(p) == 2 and UUID.match(p[0]) and p[1] == "true"]
+    wait_for(lambda: not reply_queues(), timeout=10, what="the callers' reply queues to be deleted")
+
+    # Nothing is stored by id: `result` says so, and how to read one.
+    sent = configured.run("call", "ccmulti.echo", '["x"]', "-Q", "rpc", check=True).stdout.strip()
+    result = configured.run("result", sent)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "rpc:// stores no results" in result.stderr and "--wait" in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+
+
+def test_ccmulti_call_wait_with_rpc_reaches_a_python_worker(servers):
+    """The other way round: a Python worker with backend rpc:// sends its result to `call`'s reply queue."""
+    rabbit, redis = servers
+    env = node_env(redis)
+    log = env.root / "py-rpc-worker.log"
+    environment = dict(os.environ, CCMULTI_TEST_BROKER=rabbit.url, CCMULTI_TEST_BACKEND="rpc://",
+                       PYTHONPATH=str(CELERYAPP))
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [PYTHON, "-m", "celery", "-A", "proj", "worker", "-Q", "pyrpc", "--pool", "solo", "-n", "pyrpc@%h",
+             "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
+            cwd=CELERYAPP, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: "ready." in log.read_text(), timeout=30, what="the Python worker to be ready")
+        args = ["-Q", "pyrpc", "--broker", rabbit.url, "--result-backend", "rpc://", "--wait", "--timeout", "15"]
+        done = env.run("call", "proj.add", "[20, 22]", *args, timeout=30)
+        assert done.returncode == 0, done.stderr + log.read_text()
+        assert json.loads(done.stdout) == 42
+        failed = env.run("call", "proj.fail", '["nope"]', *args, timeout=30)
+        assert failed.returncode == 1 and "ValueError" in failed.stderr and "nope" in failed.stderr, failed.stderr
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        shutil.rmtree(env.root, ignore_errors=True)
+
+
+def test_rpc_backend_needs_an_amqp_broker(rpc_nodes):
+    env, configured, _, redis = rpc_nodes
+    for args in (["start", "bad1", "--result-backend", "rpc://", "--broker", redis.url],
+                 ["call", "ccmulti.echo", "[1]", "--result-backend", "rpc://", "--broker", "sqlite://", "--wait"],
+                 ["worker", "-n", "bad2@h", "--result-backend", "rpc://", "--broker", redis.url]):
+        proc = env.run(*args, timeout=30)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert "rpc:// sends results over an AMQP broker" in proc.stderr, proc.stderr
+        assert proc.stderr.count("\n") == 1, proc.stderr
+    bad = configured.run("start", "bad3", "--result-backend", "rpc://x", timeout=30)
+    assert bad.returncode == 2 and "give rpc:// alone" in bad.stderr, bad.stderr
 
 
 # --- failures: a node SIGKILLed mid-task, RabbitMQ restarted -------------------------------------------------

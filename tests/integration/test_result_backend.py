@@ -170,11 +170,14 @@ def test_a_backend_the_nodes_cannot_use_fails_start(sup, url):
 
 
 def test_unsupported_backend_from_environment_or_file_fails_start_and_config_check(sup):
-    sup.env["CCMULTI_RESULT_BACKEND"] = "rpc://"
+    sup.env["CCMULTI_RESULT_BACKEND"] = "rpc://"  # with the embedded broker: rpc:// needs an AMQP one
     for command in (["start", "w1"], ["config", "check"]):
         out = sup.run(*command, timeout=30)
         assert out.returncode == 2, out
-        assert "$CCMULTI_RESULT_BACKEND: result backend rpc://: scheme 'rpc' is not supported" in out.stderr, out
+        assert "result backend rpc:// sends results over an AMQP broker (amqp://…), not sqlite://" in out.stderr, out
+        if command[0] == "start":
+            assert len(out.stderr.splitlines()) == 1, out
+    assert "$CCMULTI_RESULT_BACKEND: result backend rpc://" in out.stderr, out  # config check names the origin
     del sup.env["CCMULTI_RESULT_BACKEND"]
     (sup.root / "ccmulti.toml").write_text('[results]\nurl = "redis://127.0.0.1:port/1"\n')
     out = sup.run("config", "check")

@@ -11,6 +11,7 @@ Message encode_task(const TaskMessage& task) {
     message.content_type = "application/json";
     message.content_encoding = "utf-8";
     message.correlation_id = task.id;
+    message.reply_to = task.reply_to;
     message.headers = std::move(envelope["headers"]);
     message.priority = task.priority;
     message.persistent = true;
@@ -27,6 +28,7 @@ Delivery decode_task(const Message& message, const std::string& queue, std::stri
         {"headers", message.headers},
         {"properties",
          {{"correlation_id", message.correlation_id},
+          {"reply_to", message.reply_to},
           {"delivery_info", {{"exchange", message.exchange}, {"routing_key", queue}}},
           {"priority", message.priority},
           {"body_encoding", "utf-8"}}},
@@ -41,10 +43,35 @@ Delivery decode_task(const Message& message, const std::string& queue, std::stri
         };
         delivery.message.id = text("id").empty() ? message.correlation_id : text("id");
         delivery.message.task = text("task");
+        delivery.message.reply_to = message.reply_to;  // the FAILURE stored for it goes where its sender waits
     }
     delivery.message.queue = queue;
     delivery.message.redelivered = delivery.message.redelivered || message.redelivered;
     return delivery;
+}
+
+Message encode_result(const ResultMeta& meta) {
+    Message message;
+    message.body = protocol::to_json_text(meta);
+    message.content_type = "application/json";
+    message.content_encoding = "utf-8";
+    message.correlation_id = meta.task_id;
+    message.persistent = false;
+    return message;
+}
+
+std::optional<ResultMeta> decode_result(const Message& message) {
+    json body = json::parse(message.body, nullptr, false);
+    if (!body.is_object()) return std::nullopt;
+    if (auto id = body.find("task_id"); (id == body.end() || !id->is_string()) && !message.correlation_id.empty())
+        body["task_id"] = message.correlation_id;
+    try {
+        return protocol::result_from_json(body);
+    } catch (const protocol::ProtocolError&) {
+        return std::nullopt;
+    } catch (const json::exception&) {
+        return std::nullopt;
+    }
 }
 
 }  // namespace ccmulti::broker::amqp

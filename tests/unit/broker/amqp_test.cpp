@@ -74,7 +74,9 @@ TEST(AmqpCodec, TaskMessagesRoundTripWithTheirQueueAndRedelivery) {
     auto task = protocol::make_message("tasks.add", {2, 3}, {{"z", 1}});
     task.queue = "high";
     task.eta = protocol::now();
+    task.reply_to = "7c1e0a52-reply";
     Message message = encode_task(task);
+    EXPECT_EQ(message.reply_to, "7c1e0a52-reply");
     EXPECT_EQ(json::parse(message.body), json::array({task.args, task.kwargs, task.embed}));
     EXPECT_EQ(message.content_type, "application/json");
     EXPECT_EQ(message.correlation_id, task.id);
@@ -92,6 +94,7 @@ TEST(AmqpCodec, TaskMessagesRoundTripWithTheirQueueAndRedelivery) {
     EXPECT_EQ(delivery.message.kwargs, task.kwargs);
     EXPECT_EQ(delivery.message.queue, "high");
     EXPECT_TRUE(delivery.message.redelivered);
+    EXPECT_EQ(delivery.message.reply_to, "7c1e0a52-reply");
     ASSERT_TRUE(delivery.message.eta);
 }
 
@@ -100,10 +103,51 @@ TEST(AmqpCodec, AnUndecodableMessageKeepsItsIdForTheFailure) {
     message.body = "\x80\x04pickle";
     message.content_type = "application/x-python-serialize";
     message.headers = {{"id", "abc"}, {"task", "tasks.add"}};
+    message.reply_to = "client-queue";
     Delivery delivery = decode_task(message, "celery", "1.1");
     ASSERT_TRUE(delivery.decode_error);
     EXPECT_EQ(delivery.message.id, "abc");
     EXPECT_EQ(delivery.message.task, "tasks.add");
+    EXPECT_EQ(delivery.message.reply_to, "client-queue");  // its FAILURE goes back to the sender (rpc://)
+}
+
+// What Celery's RPCBackend.store_result publishes, and what its ResultConsumer reads back.
+TEST(AmqpCodec, ResultsTravelAsCeleryRpcReplies) {
+    auto meta = protocol::failure_result("t-1", protocol::ExceptionInfo::of("ValueError", "boom"), "Traceback …");
+    meta.reply_to = "client-queue";
+    Message message = encode_result(meta);
+    EXPECT_EQ(message.correlation_id, "t-1");
+    EXPECT_EQ(message.content_type, "application/json");
+    EXPECT_EQ(message.content_encoding, "utf-8");
+    EXPECT_FALSE(message.persistent);  // result_persistent defaults to False
+    json body = json::parse(message.body);
+    EXPECT_EQ(body["task_id"], "t-1");
+    EXPECT_EQ(body["status"], "FAILURE");
+    EXPECT_EQ(body["result"]["exc_type"], "ValueError");
+    EXPECT_EQ(body["traceback"], "Traceback …");
+    EXPECT_TRUE(body["children"].is_array());
+    EXPECT_FALSE(body.contains("reply_to"));  // routing, not part of the result
+
+    auto back = decode_result(message);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->task_id, "t-1");
+    EXPECT_EQ(back->status, protocol::TaskState::failure);
+    EXPECT_EQ(back->exception()->type, "ValueError");
+
+    // As Celery sends it (five keys), and an old sender's without task_id: the correlation id names the task.
+    Message celery;
+    celery.correlation_id = "t-2";
+    celery.body = R"({"status": "SUCCESS", "result": 4, "traceback": null, "children": []})";
+    auto success = decode_result(celery);
+    ASSERT_TRUE(success);
+    EXPECT_EQ(success->task_id, "t-2");
+    EXPECT_EQ(success->result, 4);
+
+    for (const char* junk : {"not json", "[1, 2]", R"({"status": "NOPE"})", R"({"task_id": 3})"}) {
+        Message other;
+        other.body = junk;
+        EXPECT_FALSE(decode_result(other)) << junk;
+    }
 }
 
 TEST(AmqpEvents, ReceivedBodiesAreOneEventOrATaskBatch) {

@@ -55,9 +55,14 @@ TEST(ResultBackend, FileThenEnvironmentThenCommandLine) {
 TEST(ResultBackend, OnlyStoresTheNodesCanUseAreAccepted) {
     for (const char* good : {"redis://127.0.0.1:6379/1", "redis://:pw@other:6380", "sqlite://", "sqlite:///tmp/r.db"})
         EXPECT_NO_THROW(broker::check_result_url(good)) << good;
-    for (const char* bad : {"rpc://", "amqp://guest@localhost//", "rediss://host/1", "redis://host:port/1",
+    for (const char* bad : {"rpc://x", "amqp://guest@localhost//", "rediss://host/1", "redis://host:port/1",
                             "sqlite://rel.db", "db+sqlite:///x"})
         EXPECT_THROW(broker::check_result_url(bad), UsageError) << bad;
+    // rpc:// sends results over the broker: only an AMQP broker has reply queues.
+    EXPECT_NO_THROW(broker::check_result_url("rpc://"));
+    EXPECT_NO_THROW(broker::check_result_url("rpc://", "amqp://guest@localhost//"));
+    for (const char* broker : {"redis://127.0.0.1:6379/0", "sqlite://"})
+        EXPECT_THROW(broker::check_result_url("rpc://", broker), UsageError) << broker;
 }
 
 TEST(BrokerUrl, OnlyBrokersTheNodesConsumeFromAreAccepted) {
@@ -81,7 +86,9 @@ TEST(ResultBackend, CheckedForNativeNodesPassedOnToCeleryNodes) {
     EXPECT_EQ(spec.argv, (std::vector<std::string>{"/usr/bin/ccmulti", "--run-dir", "/run/x", "worker",
                                                    "--result-backend=redis://r/1", "-n", "w1@host.example"}));
     EXPECT_THROW(make_node_spec(node({"w1", "--result-backend", "rpc://"}), "/", std::chrono::seconds(1), native),
-                 UsageError);
+                 UsageError);  // the default broker, sqlite://, has no reply queues
+    EXPECT_NO_THROW(make_node_spec(node({"w1", "--result-backend", "rpc://", "-b", "amqp://h//"}), "/",
+                                   std::chrono::seconds(1), native));
     // The configured backend (file or environment) is checked too; the worker reads it itself.
     const NativeWorker configured{"/usr/bin/ccmulti", {}, "amqp://x"};
     EXPECT_THROW(make_node_spec(node({"w1"}), "/", std::chrono::seconds(1), configured), UsageError);

@@ -67,6 +67,8 @@ TEST(TaskMessage, DecodesCapturedCeleryMessage) {
     EXPECT_FALSE(message.timelimit.hard);
     EXPECT_EQ(message.delivery_tag, "4d24f365-2cf5-48c2-92ac-709b86be0333");
     EXPECT_EQ(message.origin, "gen17802@vm");
+    EXPECT_EQ(message.reply_to, "3e86ebec-8c65-3605-82f1-4175eeed70d4");
+    EXPECT_EQ(decode(json::parse(captured)).reply_to, message.reply_to);  // the DOM way too
     EXPECT_FALSE(message.redelivered);
 }
 
@@ -82,6 +84,7 @@ TEST(TaskMessage, EncodeDecodeRoundTrip) {
     message.parent_id = "p-1";
     message.ignore_result = true;
     message.priority = 5;
+    message.reply_to = "3e86ebec-reply";
     EXPECT_EQ(decode(encode(message)), message);
 
     json envelope = encode(message);
