@@ -143,6 +143,12 @@ void Connection::check(const amqp_rpc_reply_t& reply, const std::string& what) {
 void Connection::check_status(int status, const std::string& what) {
     if (status >= 0) return;
     closed_ = true;
+    if (status == AMQP_STATUS_HEARTBEAT_TIMEOUT) {
+        int heartbeat = amqp_get_heartbeat(state_);  // as negotiated
+        throw ConnectionError("missed heartbeats: nothing from the AMQP broker " + url_.address() + " for " +
+                              std::to_string(2 * heartbeat) + " s (heartbeat " + std::to_string(heartbeat) +
+                              " s); the connection is taken as lost");
+    }
     throw ConnectionError(what + " on " + url_.address() + ": " + amqp_error_string2(status));
 }
 
@@ -325,11 +331,15 @@ std::size_t Connection::poll(const OnMessage& on_message, std::optional<SteadyCl
     std::size_t delivered = 0;
     for (;;) {
         amqp_frame_t frame{};
-        // A zero wait reads only what is there; a deadline blocks until the first message (or confirm) at most.
+        // A deadline blocks until the first message (or confirm) at most. Without one, the shortest wait
+        // rabbitmq-c knows of (1 µs) reads only what is there: a wait of exactly zero is its "immediate", which it
+        // compares with nothing, so a broker silent past two heartbeats would never be noticed (it checks its
+        // receive deadline only when that comes before the wait's end).
         auto left = deadline && delivered == 0
-                        ? std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - SteadyClock::now())
-                        : std::chrono::milliseconds(0);
-        timeval wait = amqp_timeval(left);
+                        ? std::chrono::duration_cast<std::chrono::microseconds>(*deadline - SteadyClock::now())
+                        : std::chrono::microseconds(0);
+        timeval wait{static_cast<time_t>(left.count() / 1000000), static_cast<suseconds_t>(left.count() % 1000000)};
+        if (left.count() <= 0) wait = {0, 1};
         int status = amqp_simple_wait_frame_noblock(state_, &frame, &wait);
         if (status == AMQP_STATUS_TIMEOUT) break;
         check_status(status, "reading from the AMQP broker");

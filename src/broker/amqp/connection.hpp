@@ -13,6 +13,8 @@
 //
 // Errors: every failure (connection or channel closed by the broker, a socket error, a missed heartbeat) throws
 // ConnectionError; the connection is unusable after it and is thrown away (consumers reconnect with backoff).
+// A broker silent for two heartbeat intervals is noticed by poll() (rabbitmq-c compares its receive deadline only
+// with a wait that ends after it: poll() never passes an "immediate" zero wait).
 #pragma once
 
 #include <amqp.h>
