@@ -3,8 +3,9 @@
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <sys/time.h>
+
+#include <openssl/x509v3.h>
 
 #include "broker/amqp/table.hpp"
 

@@ -119,7 +119,7 @@ private:
     AmqpUrl url_;
     amqp_connection_state_t state_ = nullptr;
     amqp_channel_t channel_ = 1;
-    bool closed_ = false;  // a close came from the server or the socket broke: no close handshake at the end
+    bool closed_ = false;      // a close came from the server or the socket broke: no close handshake at the end
     std::string tls_problem_;  // why OpenSSL did not trust the server's certificate (set while connecting)
     // A delivery being assembled: its method and header arrived, its body is `remaining` bytes short.
     std::optional<Message> partial_;
