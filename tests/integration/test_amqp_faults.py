@@ -148,6 +148,8 @@ def test_missed_heartbeats_are_noticed_and_no_task_is_lost(amqp_servers, nodes):
 
 
 def test_cold_shutdown_gives_running_and_reserved_tasks_back(amqp_servers, nodes):
+    """`stop --cold` (SIGQUIT, as a second SIGTERM is): the running task is killed and, with the three held behind
+    it, rejected with requeue; none is acked (all four are ready in the queue again) and c2 runs every one."""
     rabbit, redis = amqp_servers
     nodes.run("start", "c1", "--broker", rabbit.url, "-c", 1, "--prefetch-multiplier", 4, "-Q", "cold", check=True,
               timeout=60)
@@ -163,10 +165,15 @@ def test_cold_shutdown_gives_running_and_reserved_tasks_back(amqp_servers, nodes
                             what="c1 to hold tasks behind the running one")
         assert {t["id"] for t in reserved} <= set(ids) - {running[0]}, reserved
         # Nothing ready in the queue, c1 its consumer: RabbitMQ delivered all four to c1, which acked none.
-        assert ready_and_consumers(rabbit, "cold") == (0, 1)
+        wait_for(lambda: ready_and_consumers(rabbit, "cold") == (0, 1), timeout=10,
+                 what="RabbitMQ to deliver all four to c1")
+        assert results(redis, ids) == [None] * 4
         stop = nodes.run("stop", "c1", "--cold", "--wait", "--timeout", 15, timeout=30)
         assert stop.returncode == 0, stop.stdout + stop.stderr
-        assert "cold shutdown, 1 running task(s) go back to their queues" in log_of(nodes, "c1")
+        # The premise, from c1 itself: the task was still running when the cold shutdown came (the node shim writes
+        # the log: its lines may trail the node's exit on a loaded machine).
+        wait_for(lambda: "cold shutdown, 1 running task(s) go back to their queues" in log_of(nodes, "c1"),
+                 timeout=10, what=f"c1's log to say it gave its running task back:\n{log_of(nodes, 'c1')}")
         assert results(redis, ids) == [None] * 4, "c1 stored a result for a task it gave back"
         # All four are in the queue again, ready, with no consumer left.
         wait_for(lambda: ready_and_consumers(rabbit, "cold") == (4, 0), timeout=10,
@@ -174,7 +181,8 @@ def test_cold_shutdown_gives_running_and_reserved_tasks_back(amqp_servers, nodes
         nodes.run("start", "c2", "--broker", rabbit.url, "-c", 4, "-Q", "cold", check=True, timeout=60)
         stored = wait_for(lambda: all_succeeded(redis, ids), timeout=20, interval=0.2, what="the 4 results")
         assert [m["worker"] for m in stored] == [f"c2@{HOST}"] * 4
-        assert f"ccmulti.sleep[{running[0]}] received (redelivered)" in log_of(nodes, "c2"), log_of(nodes, "c2")
+        wait_for(lambda: f"ccmulti.sleep[{running[0]}] received (redelivered)" in log_of(nodes, "c2"), timeout=10,
+                 what=f"c2's log to show the running task redelivered:\n{log_of(nodes, 'c2')}")
         assert ready_and_consumers(rabbit, "cold") == (0, 1)
     finally:
         release_app(app)
