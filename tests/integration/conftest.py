@@ -235,11 +235,13 @@ class RabbitMQ:
     """A private RabbitMQ (Debian's rabbitmq-server) as a plain foreground process: its own node name, ports
     (AMQP, distribution, and its own epmd's), directories and Erlang cookie under `root`, owned by the rabbitmq
     user when the tests run as root (RabbitMQ refuses to run as root). It takes about 5 s to start: start it once
-    per test module. stop() and start() again bring it back on the same port with its durable queues."""
+    per test module. stop() and start() again bring it back on the same port with its durable queues. With `tls`
+    (TlsFiles) it listens for amqps on tls_port too, with that server certificate."""
 
-    def __init__(self, root: pathlib.Path):
+    def __init__(self, root: pathlib.Path, tls=None):
         self.root = root
         self.port, self.dist_port, self.epmd_port = free_port(), free_port(), free_port()
+        self.tls, self.tls_port = tls, free_port() if tls else None
         self.node = f"ccmulti{self.port}@localhost"
         self.proc = None
         self.epmds_before = set(epmd_ports())
@@ -248,6 +250,19 @@ class RabbitMQ:
             (root / sub).mkdir(exist_ok=True)
         (root / "enabled_plugins").write_text("[].\n")
         (root / "env.conf").write_text("")
+        if tls:
+            # A TLS listener beside the plain one, with the throwaway server certificate (copied here so that the
+            # rabbitmq user can read it); clients are not asked for certificates.
+            (root / "tls").mkdir(exist_ok=True)
+            for name in ("ca.pem", "server.pem", "server.key"):
+                shutil.copy(tls.dir / name, root / "tls" / name)
+            (root / "rabbitmq.conf").write_text(
+                f"listeners.ssl.default = 127.0.0.1:{self.tls_port}\n"
+                f"ssl_options.cacertfile = {root / 'tls' / 'ca.pem'}\n"
+                f"ssl_options.certfile = {root / 'tls' / 'server.pem'}\n"
+                f"ssl_options.keyfile = {root / 'tls' / 'server.key'}\n"
+                "ssl_options.verify = verify_none\n"
+                "ssl_options.fail_if_no_peer_cert = false\n")
         self.user = None
         if os.geteuid() == 0:
             self.user = "rabbitmq"
@@ -267,7 +282,7 @@ class RabbitMQ:
             RABBITMQ_ENABLED_PLUGINS_FILE=str(root / "enabled_plugins"),
             RABBITMQ_PID_FILE=str(root / "rabbitmq.pid"),
             RABBITMQ_CONF_ENV_FILE=str(root / "env.conf"),
-            RABBITMQ_CONFIG_FILE=str(root / "rabbitmq"),  # none: the defaults
+            RABBITMQ_CONFIG_FILE=str(root / "rabbitmq"),  # rabbitmq.conf: none (the defaults) without TLS
             HOME=str(root / "home"),
         )
         self.start()
@@ -275,6 +290,13 @@ class RabbitMQ:
     @property
     def url(self):
         return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def tls_url(self, query=""):
+        return f"amqps://guest:guest@127.0.0.1:{self.tls_port}//" + (f"?{query}" if query else "")
+
+    def beam_pid(self):
+        """The Erlang VM's pid (RABBITMQ_PID_FILE): the process that serves every connection."""
+        return int((self.root / "rabbitmq.pid").read_text().split()[0])
 
     def _popen(self, args, **kwargs):
         return subprocess.Popen(args, env=self.env, cwd=self.root, user=self.user, group=self.user, **kwargs)
@@ -287,16 +309,16 @@ class RabbitMQ:
         finally:
             out.close()
         deadline = time.monotonic() + 60
-        while not self.listening():
+        while not (self.listening() and (self.tls_port is None or self.listening(self.tls_port))):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 log = (self.root / "stdout.log").read_text(errors="replace")[-2000:]
                 self.stop()
                 pytest.skip(f"rabbitmq-server did not start on port {self.port}: {log}")
             time.sleep(0.1)
 
-    def listening(self):
+    def listening(self, port=None):
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+            with socket.create_connection(("127.0.0.1", port or self.port), timeout=0.5):
                 return True
         except OSError:
             return False
@@ -312,6 +334,10 @@ class RabbitMQ:
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
+            try:
+                os.kill(self.beam_pid(), signal.SIGCONT)  # a test may have paused it
+            except (OSError, ValueError):
+                pass
             self.ctl("stop")
             try:
                 self.proc.wait(timeout=30)
@@ -348,3 +374,49 @@ def epmd_ports():
         pid = line.split("pid=")[1].split(",")[0]
         ports[int(pid)] = int(local.rsplit(":", 1)[1])
     return ports
+
+
+class TlsFiles:
+    """A throwaway certificate authority and a server certificate it signed (for 127.0.0.1 and localhost), made
+    with the openssl command (Debian's openssl, a dependency: scripts/install-deps) in `directory`: ca.pem,
+    server.pem, server.key. EC keys: made in milliseconds."""
+
+    def __init__(self, directory: pathlib.Path):
+        self.dir = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        self._openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+                      "-subj", "/CN=ccmulti test CA")
+        self._openssl("req", "-new", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+        (directory / "server.ext").write_text("subjectAltName = IP:127.0.0.1, DNS:localhost\n")
+        self._openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                      "-out", "server.pem", "-days", "2", "-extfile", "server.ext")
+
+    @property
+    def ca(self):
+        return self.dir / "ca.pem"
+
+    def _openssl(self, *args):
+        proc = subprocess.run(["openssl", *args], cwd=self.dir, capture_output=True, text=True, timeout=30)
+        if proc.returncode != 0:
+            raise AssertionError(f"openssl {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
+
+
+@pytest.fixture(scope="module")
+def amqp_servers(request):
+    """A private RabbitMQ and a private redis-server (the result backend) for a test module: (rabbit, redis). A
+    module that sets AMQP_TLS = True gets a TLS listener too (rabbit.tls_port, rabbit.tls_url(); the CA that
+    signed its certificate: rabbit.tls.ca)."""
+    root = pathlib.Path(tempfile.mkdtemp(prefix="ccmulti-amqp-"))
+    os.chmod(root, 0o755)  # the rabbitmq user reaches its directory below
+    rabbit = None
+    redis = Redis(root / "redis")
+    try:
+        tls = TlsFiles(root / "tls") if getattr(request.module, "AMQP_TLS", False) else None
+        rabbit = RabbitMQ(root / "rabbitmq", tls=tls)
+        yield rabbit, redis
+    finally:
+        if rabbit:
+            rabbit.close()
+        redis.stop()
+        shutil.rmtree(root, ignore_errors=True)

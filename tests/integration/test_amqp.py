@@ -16,89 +16,29 @@ import pathlib
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import tempfile
 import time
 
 import pytest
 
-from conftest import PYTHON, Env, RabbitMQ, Redis, release_app, wait_for
+from conftest import PYTHON, Env, release_app, wait_for
 from dashboard_lib import Dashboard
 from test_events import Dump
-
-CELERYAPP = pathlib.Path(__file__).parent / "celeryapp"
-HOST = socket.gethostname()
-W1, W2 = f"w1@{HOST}", f"w2@{HOST}"
 
 if not shutil.which("epmd") or not pathlib.Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists():
     pytest.skip("rabbitmq-server is not installed (scripts/install-deps installs it)", allow_module_level=True)
 
-from celery import Celery  # noqa: E402  (Debian's python3-celery)
-from celery.exceptions import TaskRevokedError  # noqa: E402
+from amqp_lib import (CELERYAPP, HOST, log_of, make_app, meta, node_env, queue_depth, queue_depths,  # noqa: E402
+                      stop_nodes)
+from celery.exceptions import TaskRevokedError  # noqa: E402  (Debian's python3-celery)
 
-
-def make_app(broker, backend):
-    app = Celery("proj", broker=broker, backend=backend)
-    app.conf.update(task_acks_late=True, broker_connection_retry_on_startup=True)
-    return app
-
-
-def log_of(env, node):
-    path = env.log_dir / f"{node}.log"
-    return path.read_text() if path.exists() else ""
-
-
-def meta(redis, task_id):
-    text = redis.cli("GET", f"celery-task-meta-{task_id}")
-    return json.loads(text) if text else None
-
-
-def queue_depths(rabbit):
-    """Ready + unacked messages by queue, as RabbitMQ counts them (rabbitmqctl: about half a second)."""
-    depths = {}
-    for line in rabbit.ctl("list_queues", "-q", "--no-table-headers", "name", "messages").splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            depths[parts[0]] = int(parts[1])
-    return depths
-
-
-def queue_depth(rabbit, queue):
-    return queue_depths(rabbit).get(queue)
-
-
-def stop_nodes(env):
-    if env.run("stop", "--wait", "--timeout", "15", timeout=30).returncode != 0:
-        env.run("kill", timeout=30)
+W1, W2 = f"w1@{HOST}", f"w2@{HOST}"
 
 
 @pytest.fixture(scope="module")
-def servers():
-    root = pathlib.Path(tempfile.mkdtemp(prefix="ccmulti-amqp-"))
-    os.chmod(root, 0o755)  # the rabbitmq user reaches its directory below
-    rabbit = None
-    redis = Redis(root / "redis")
-    try:
-        rabbit = RabbitMQ(root / "rabbitmq")
-        yield rabbit, redis
-    finally:
-        if rabbit:
-            rabbit.close()
-        redis.stop()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def node_env(redis):
-    env = Env(pathlib.Path(tempfile.mkdtemp(prefix="ccmulti-amqp-nodes-")))
-    env.env["CCMULTI_RESULT_BACKEND"] = redis.url
-    return env
-
-
-@pytest.fixture(scope="module")
-def shared(servers):
+def shared(amqp_servers):
     """Two ccmulti nodes, w1 and w2 (-c 2, queues celery and high), for the module."""
-    rabbit, redis = servers
+    rabbit, redis = amqp_servers
     env = node_env(redis)
     try:
         env.run("start", "w1", "w2", "--broker", rabbit.url, "-c", 2, "-Q", "celery,high", check=True, timeout=60)
@@ -205,10 +145,10 @@ def test_celery_inspect_sees_ccmulti_nodes(shared, app):
     assert json.loads(ping.stdout) == {W1: {"ok": "pong"}, W2: {"ok": "pong"}}
 
 
-def test_quorum_queue_named_in_the_url_or_declared_by_another(servers):
+def test_quorum_queue_named_in_the_url_or_declared_by_another(amqp_servers):
     """x-queue-type=quorum in the URL declares a quorum queue (consumed with per-consumer prefetch: quorum queues
     refuse global QoS); a client whose URL does not say so accepts the queue as it is."""
-    rabbit, redis = servers
+    rabbit, redis = amqp_servers
     env = node_env(redis)
     try:
         env.run("start", "q1", "--broker", rabbit.url + "?x-queue-type=quorum", "-c", 1, "-Q", "quorum", check=True,
@@ -225,8 +165,8 @@ def test_quorum_queue_named_in_the_url_or_declared_by_another(servers):
 # --- ccmulti → a Python `celery worker` ----------------------------------------------------------------------
 
 
-def test_ccmulti_call_and_inspect_reach_a_python_worker(servers):
-    rabbit, redis = servers
+def test_ccmulti_call_and_inspect_reach_a_python_worker(amqp_servers):
+    rabbit, redis = amqp_servers
     env = node_env(redis)
     log = env.root / "py-worker.log"
     environment = dict(os.environ, CCMULTI_TEST_BROKER=rabbit.url, CCMULTI_TEST_BACKEND=redis.url,
@@ -268,10 +208,10 @@ def event_queues(rabbit):
 
 
 @pytest.fixture(scope="module")
-def evented(servers):
+def evented(amqp_servers):
     """`celery events --dump` and the dashboard bound to celeryev (checked on RabbitMQ) before e1 (-E, queue ev)
     starts, so that neither misses an event."""
-    rabbit, redis = servers
+    rabbit, redis = amqp_servers
     env = node_env(redis)
     env.env["CCMULTI_BROKER_URL"] = rabbit.url
     dump = Dump(env.root, rabbit.url, redis.url)
@@ -331,10 +271,10 @@ UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 
 @pytest.fixture(scope="module")
-def rpc_nodes(servers):
+def rpc_nodes(amqp_servers):
     """r1 reads `[results] url = "rpc://"` (and the broker) from ./ccmulti.toml (queue rpc); r2 is given
     --result-backend rpc:// over the Redis backend in its environment (queue rpcflag, one process)."""
-    rabbit, redis = servers
+    rabbit, redis = amqp_servers
     env = node_env(redis)
     configured = Env(env.root)  # the same dirs, without CCMULTI_RESULT_BACKEND: the file's backend counts
     (env.root / "ccmulti.toml").write_text(f'[broker]\nurl = "{rabbit.url}"\n\n[results]\nurl = "rpc://"\n')
@@ -432,9 +372,9 @@ def test_ccmulti_call_wait_with_rpc(rpc_nodes):
     assert result.stderr.count("\n") == 1, result.stderr
 
 
-def test_ccmulti_call_wait_with_rpc_reaches_a_python_worker(servers):
+def test_ccmulti_call_wait_with_rpc_reaches_a_python_worker(amqp_servers):
     """The other way round: a Python worker with backend rpc:// sends its result to `call`'s reply queue."""
-    rabbit, redis = servers
+    rabbit, redis = amqp_servers
     env = node_env(redis)
     log = env.root / "py-rpc-worker.log"
     environment = dict(os.environ, CCMULTI_TEST_BROKER=rabbit.url, CCMULTI_TEST_BACKEND="rpc://",
@@ -478,10 +418,10 @@ def test_rpc_backend_needs_an_amqp_broker(rpc_nodes):
 # --- failures: a node SIGKILLed mid-task, RabbitMQ restarted -------------------------------------------------
 
 
-def test_node_killed_mid_task_is_redelivered_and_completed_once(servers):
+def test_node_killed_mid_task_is_redelivered_and_completed_once(amqp_servers):
     """RabbitMQ gives a dead connection's unacked messages back at once: the task a SIGKILLed node was running
     goes to the other node, redelivered, and its result is stored once, by that node."""
-    rabbit, redis = servers
+    rabbit, redis = amqp_servers
     env = node_env(redis)
     app = make_app(rabbit.url, redis.url)
     try:

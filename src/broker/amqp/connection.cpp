@@ -2,7 +2,10 @@
 
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
+#include <openssl/ssl.h>
 #include <sys/time.h>
+
+#include <openssl/x509v3.h>
 
 #include "broker/amqp/table.hpp"
 
@@ -25,7 +28,44 @@ amqp_bytes_t bytes_view(const std::string& text) {
     return bytes;
 }
 
+// OpenSSL's verify callback: notes the first reason it found to distrust the server's certificate in the string
+// the SSL_CTX carries (rabbitmq-c itself only says that verification failed). The handshake goes on as rabbitmq-c
+// set it up (its verify mode is none); rabbitmq-c then reads the verification result and fails the connection.
+int note_verify_error(int ok, X509_STORE_CTX* store) {
+    if (ok) return ok;
+    auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+    auto* why = ssl ? static_cast<std::string*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), 0)) : nullptr;
+    if (why && why->empty()) *why = X509_verify_cert_error_string(X509_STORE_CTX_get_error(store));
+    return ok;
+}
+
 }  // namespace
+
+// rabbitmq-c's OpenSSL socket loads no trust store of its own (so "the system's CAs" would be none) and checks
+// host names against DNS names only (an amqps://10.0.0.5 with an IP address in the certificate would fail, where
+// Python's ssl accepts it). Both are set on its SSL_CTX here: the system's default paths when the URL names no CA
+// (SSL_CERT_FILE / SSL_CERT_DIR as OpenSSL reads them), and the host name or IP address for OpenSSL's own check
+// in the chain verification, which rabbitmq-c reads back after the handshake.
+void Connection::set_up_tls(amqp_socket_t* socket, const std::string& where) {
+    amqp_ssl_socket_set_verify_peer(socket, url_.verify ? 1 : 0);
+    amqp_ssl_socket_set_verify_hostname(socket, 0);  // OpenSSL checks it below
+    auto* ctx = static_cast<SSL_CTX*>(amqp_ssl_socket_get_context(socket));
+    if (!url_.verify) return;
+    if (!url_.ca_certs.empty()) {
+        if (amqp_ssl_socket_set_cacert(socket, url_.ca_certs.c_str()) != AMQP_STATUS_OK)
+            throw ConnectionError(where + ": cannot read the CA bundle " + url_.ca_certs);
+    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        throw ConnectionError(where + ": cannot load the system's CA certificates");
+    }
+    X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx);
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, url_.host.c_str()) != 1) {  // not an IP address: a host name
+        X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        if (X509_VERIFY_PARAM_set1_host(param, url_.host.c_str(), 0) != 1)
+            throw ConnectionError(where + ": cannot check the certificate against host name '" + url_.host + "'");
+    }
+    SSL_CTX_set_ex_data(ctx, 0, &tls_problem_);  // index 0: the "app data"
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, note_verify_error);
+}
 
 std::string Connection::describe(const amqp_rpc_reply_t& reply, const std::string& what) {
     switch (reply.reply_type) {
@@ -59,10 +99,7 @@ Connection::Connection(const AmqpUrl& url, const std::string& name) : url_(url) 
         amqp_socket_t* socket = url_.tls ? amqp_ssl_socket_new(state_) : amqp_tcp_socket_new(state_);
         if (!socket) throw ConnectionError(where + ": cannot create a socket");
         if (url_.tls) {
-            amqp_ssl_socket_set_verify_peer(socket, url_.verify ? 1 : 0);
-            amqp_ssl_socket_set_verify_hostname(socket, url_.verify ? 1 : 0);
-            if (!url_.ca_certs.empty() && amqp_ssl_socket_set_cacert(socket, url_.ca_certs.c_str()) != AMQP_STATUS_OK)
-                throw ConnectionError(where + ": cannot read the CA bundle " + url_.ca_certs);
+            set_up_tls(socket, where);
             if (!url_.certfile.empty() &&
                 amqp_ssl_socket_set_key(socket, url_.certfile.c_str(), url_.keyfile.c_str()) != AMQP_STATUS_OK)
                 throw ConnectionError(where + ": cannot read the client certificate " + url_.certfile + " / " +
@@ -74,6 +111,12 @@ Connection::Connection(const AmqpUrl& url, const std::string& name) : url_(url) 
         if (int status = amqp_socket_open_noblock(socket, url_.host.c_str(), url_.port, &timeout);
             status != AMQP_STATUS_OK) {
             closed_ = true;
+            if (status == AMQP_STATUS_SSL_PEER_VERIFY_FAILED)
+                throw ConnectionError(
+                    "cannot connect to " + where + ": TLS certificate verification failed: " +
+                    (tls_problem_.empty() ? "the server's certificate is not trusted" : tls_problem_) +
+                    (url_.ca_certs.empty() ? " (give the CA that signed it: ?ssl_ca_certs=PATH)"
+                                           : " (with the CA bundle " + url_.ca_certs + ")"));
             throw ConnectionError("cannot connect to " + where + ": " + amqp_error_string2(status));
         }
         amqp_table_entry_t property{};
@@ -143,6 +186,12 @@ void Connection::check(const amqp_rpc_reply_t& reply, const std::string& what) {
 void Connection::check_status(int status, const std::string& what) {
     if (status >= 0) return;
     closed_ = true;
+    if (status == AMQP_STATUS_HEARTBEAT_TIMEOUT) {
+        int heartbeat = amqp_get_heartbeat(state_);  // as negotiated
+        throw ConnectionError("missed heartbeats: nothing from the AMQP broker " + url_.address() + " for " +
+                              std::to_string(2 * heartbeat) + " s (heartbeat " + std::to_string(heartbeat) +
+                              " s); the connection is taken as lost");
+    }
     throw ConnectionError(what + " on " + url_.address() + ": " + amqp_error_string2(status));
 }
 
@@ -325,11 +374,15 @@ std::size_t Connection::poll(const OnMessage& on_message, std::optional<SteadyCl
     std::size_t delivered = 0;
     for (;;) {
         amqp_frame_t frame{};
-        // A zero wait reads only what is there; a deadline blocks until the first message (or confirm) at most.
+        // A deadline blocks until the first message (or confirm) at most. Without one, the shortest wait
+        // rabbitmq-c knows of (1 µs) reads only what is there: a wait of exactly zero is its "immediate", which it
+        // compares with nothing, so a broker silent past two heartbeats would never be noticed (it checks its
+        // receive deadline only when that comes before the wait's end).
         auto left = deadline && delivered == 0
-                        ? std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - SteadyClock::now())
-                        : std::chrono::milliseconds(0);
-        timeval wait = amqp_timeval(left);
+                        ? std::chrono::duration_cast<std::chrono::microseconds>(*deadline - SteadyClock::now())
+                        : std::chrono::microseconds(0);
+        timeval wait{static_cast<time_t>(left.count() / 1000000), static_cast<suseconds_t>(left.count() % 1000000)};
+        if (left.count() <= 0) wait = {0, 1};
         int status = amqp_simple_wait_frame_noblock(state_, &frame, &wait);
         if (status == AMQP_STATUS_TIMEOUT) break;
         check_status(status, "reading from the AMQP broker");

@@ -13,6 +13,12 @@
 //
 // Errors: every failure (connection or channel closed by the broker, a socket error, a missed heartbeat) throws
 // ConnectionError; the connection is unusable after it and is thrown away (consumers reconnect with backoff).
+// A broker silent for two heartbeat intervals is noticed by poll() (rabbitmq-c compares its receive deadline only
+// with a wait that ends after it: poll() never passes an "immediate" zero wait).
+//
+// TLS: rabbitmq-c's OpenSSL socket, with what it leaves out set on its SSL_CTX: the system's trust store when the
+// URL names no CA, the host name or IP address checked by OpenSSL, and why a certificate was not trusted (for the
+// one-line error).
 #pragma once
 
 #include <amqp.h>
@@ -107,12 +113,14 @@ private:
     void check(const amqp_rpc_reply_t& reply, const std::string& what);
     void check_status(int status, const std::string& what);
     void open_channel();
+    void set_up_tls(amqp_socket_t* socket, const std::string& where);
     void handle_frame(const amqp_frame_t& frame, const OnMessage& on_message, std::size_t& delivered);
 
     AmqpUrl url_;
     amqp_connection_state_t state_ = nullptr;
     amqp_channel_t channel_ = 1;
-    bool closed_ = false;  // a close came from the server or the socket broke: no close handshake at the end
+    bool closed_ = false;      // a close came from the server or the socket broke: no close handshake at the end
+    std::string tls_problem_;  // why OpenSSL did not trust the server's certificate (set while connecting)
     // A delivery being assembled: its method and header arrived, its body is `remaining` bytes short.
     std::optional<Message> partial_;
     std::uint64_t body_remaining_ = 0;

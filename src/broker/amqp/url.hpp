@@ -5,7 +5,8 @@
 // password and vhost may be percent-encoded. Options (the query):
 //   heartbeat=SECONDS        negotiated heartbeat (default 60; 0 turns it off)
 //   connect_timeout=SECONDS  for connecting and for each RPC (default 4, as kombu's)
-//   ssl_ca_certs=PATH        amqps: the CA bundle to verify the server with (default: the system's)
+//   ssl_ca_certs=PATH        amqps: the CA bundle to verify the server with (default: the system's, OpenSSL's
+//                            default paths)
 //   ssl_cert_reqs=CERT_NONE  amqps: do not verify the server's certificate and name (testing only)
 //   ssl_certfile=PATH, ssl_keyfile=PATH   amqps: a client certificate
 //   x-…=VALUE                queue arguments for the task queues a node or `call` declares (x-queue-type=quorum,
