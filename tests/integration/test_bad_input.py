@@ -1,12 +1,14 @@
 """Bad input that used to be taken silently, hang the master or leak: each is refused with one clear line
 (docs/bad-input.md lists these with the rest)."""
 import os
+import shutil
+import subprocess
 import socket
 import stat
 
 import pytest
 
-from conftest import wait_for
+from conftest import CCMULTI, wait_for
 from test_supervisor import HOST, IS_ROOT, alive, make_sup
 
 
@@ -108,3 +110,26 @@ def test_a_stale_inspect_socket_is_removed(env):
     out = env.run("inspect", "ping", "--timeout", "1")
     assert out.returncode == 1 and "no nodes replied" in out.stderr, out
     assert not stale.exists()
+
+
+def test_a_missing_transport_module_is_a_clear_error(tmp_path):
+    """The RabbitMQ transport and the dashboard are modules beside the executable (platform/module.hpp): a binary
+    without them says which module it needs and how to fix it, and a Redis or SQLite command does not need them."""
+    binary = tmp_path / "bin" / "ccmulti"
+    binary.parent.mkdir()
+    shutil.copy(CCMULTI, binary)
+    env = {k: v for k, v in os.environ.items() if k != "CCMULTI_MODULE_DIR"}
+    env["CCMULTI_STATE_DIR"] = str(tmp_path / "state")
+    out = subprocess.run([str(binary), "call", "ccmulti.echo", "[1]", "--broker", "amqp://guest:guest@127.0.0.1:1//"],
+                         capture_output=True, text=True, timeout=30, env=env)
+    assert out.returncode != 0
+    assert "the RabbitMQ transport (amqp:// URLs) needs the module ccmulti-amqp.so" in out.stderr, out.stderr
+    assert "CCMULTI_MODULE_DIR" in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    out = subprocess.run([str(binary), "dashboard", "--bind", "127.0.0.1:0"], capture_output=True, text=True,
+                         timeout=30, env=env)
+    assert out.returncode != 0 and "the dashboard needs the module ccmulti-dashboard.so" in out.stderr, out.stderr
+    # Pointed at the build's modules, the same binary loads them: the call now fails only on the unreachable broker.
+    env["CCMULTI_MODULE_DIR"] = os.path.dirname(CCMULTI)
+    out = subprocess.run([str(binary), "call", "ccmulti.echo", "[1]", "--broker", "amqp://guest:guest@127.0.0.1:1//"],
+                         capture_output=True, text=True, timeout=30, env=env)
+    assert out.returncode != 0 and "module" not in out.stderr, out.stderr

@@ -113,7 +113,8 @@ def test_deb_installs_works_and_purges(tmp):
     assert build.returncode == 0, build.stdout + build.stderr
     [deb] = tmp.glob("ccmulti_*.deb")
     depends = subprocess.run(["dpkg-deb", "-f", str(deb), "Depends"], capture_output=True, text=True).stdout
-    for library in ("libc6", "libstdc++6", "libsqlite3-0", "libsystemd0", "adduser"):
+    for library in ("libc6", "libstdc++6", "libsqlite3-0", "libsystemd0", "adduser",
+                    "librabbitmq4", "libcpp-httplib"):  # the modules' (platform/module.hpp)
         assert library in depends, depends
     user_existed = subprocess.run(["getent", "passwd", "ccmulti"], capture_output=True).returncode == 0
     try:
@@ -129,6 +130,11 @@ def test_deb_installs_works_and_purges(tmp):
                      "/usr/share/doc/ccmulti/examples/ccmulti.toml", "/usr/share/doc/ccmulti/supervisor.md"):
             assert os.path.exists(path), path
         assert "/usr/bin/ccmulti reopen" in pathlib.Path("/etc/logrotate.d/ccmulti").read_text()
+        # The RabbitMQ module is found where the package put it: the call fails only on the unreachable broker.
+        call = subprocess.run(["/usr/bin/ccmulti", "call", "ccmulti.echo", "[1]", "--broker",
+                               "amqp://guest:guest@127.0.0.1:1//"], capture_output=True, text=True, timeout=60,
+                              env={"PATH": "/usr/bin:/bin", "CCMULTI_STATE_DIR": str(tmp / "state")})
+        assert call.returncode != 0 and "module" not in call.stderr and "127.0.0.1:1" in call.stderr, call.stderr
         status = subprocess.run(["/etc/init.d/ccmulti", "status"], capture_output=True, text=True, timeout=60,
                                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CCMULTI_DEFAULTS": "/dev/null",
                                      "CCMULTI_RUN_DIR": str(tmp / "run")})
