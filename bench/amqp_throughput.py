@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Throughput and round trips of a trivial task (ccmulti.echo) on one private RabbitMQ (rabbit_server.py): one ccmulti
 node vs one Celery prefork worker (Debian's celery over py-amqp), both `-c 2`, late acks, prefetch multiplier 4
-(basic.qos 8 on both), results in the same private redis-server (`--result-backend redis://…`; Celery
+(basic.qos 8; ccmulti 8 times that while it holds only quick tasks, as on Redis), results in the same private redis-server (`--result-backend redis://…`; Celery
 `backend=redis://…`: RabbitMQ keeps no results), heartbeats/mingle/gossip off, log level WARNING.
 
 Both sides get the very same messages: `ccmulti call --count N --broker amqp://…` publishes N Celery v2 messages
