@@ -86,7 +86,7 @@ class Workspace:
         return self
 
     def __exit__(self, *exc):
-        for name in ("ccmulti", "ccmulti-sqlite"):
+        for name in ("ccmulti", "ccmulti-sqlite", "ccmulti-amqp"):
             run_dir = self.root / name / "run"
             if run_dir.exists():
                 subprocess.run([self.ccmulti_bin, "--run-dir", str(run_dir), "kill"], env=self.env,
