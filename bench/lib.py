@@ -21,7 +21,7 @@ PY_APP = '''
 from celery import Celery
 import os
 url = os.environ["BENCH_BROKER"]
-app = Celery("benchapp", broker=url, backend=url)
+app = Celery("benchapp", broker=url, backend=os.environ.get("BENCH_BACKEND", url))  # RabbitMQ: results in Redis
 app.conf.update(task_acks_late=True, broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
                 worker_prefetch_multiplier=int(os.environ.get("BENCH_PREFETCH", "4")))
 
@@ -86,7 +86,7 @@ class Workspace:
         return self
 
     def __exit__(self, *exc):
-        for name in ("ccmulti", "ccmulti-sqlite"):
+        for name in ("ccmulti", "ccmulti-sqlite", "ccmulti-amqp"):
             run_dir = self.root / name / "run"
             if run_dir.exists():
                 subprocess.run([self.ccmulti_bin, "--run-dir", str(run_dir), "kill"], env=self.env,

@@ -17,10 +17,12 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
+import amqp_throughput  # noqa: E402
 import lifecycle  # noqa: E402
 import scaling  # noqa: E402
 import throughput  # noqa: E402
 from lib import ROOT, Workspace, close_celery_app, summary  # noqa: E402
+from rabbit_server import RabbitMQ  # noqa: E402
 
 # key, label, unit, scale (raw value -> shown unit), format, higher is better
 ROWS = [
@@ -44,6 +46,16 @@ ROWS = [
     ("sqlite_drain", "embedded SQLite drain, `-c 2` (Celery: its Redis drain)", "tasks/s", 1, "{:.0f}", True),
     ("sqlite_publish", "embedded SQLite publish, one transaction (Celery: —)", "tasks/s", 1, "{:.0f}", True),
 ]
+# The RabbitMQ section's rows (amqp_throughput.py), in the same form.
+AMQP_ROWS = [
+    ("amqp_drain", "RabbitMQ drain, N queued, `-c 2`, results (Redis) + late acks", "tasks/s", 1, "{:.0f}", True),
+    ("amqp_publish", "  the publisher's rate before it (`ccmulti call --count`, confirmed)", "tasks/s", 1, "{:.0f}",
+     True),
+    ("amqp_rabbit_us", "RabbitMQ's CPU per task during the drain (beam.smp)", "µs", 1, "{:.1f}", False),
+    ("amqp_p50", "RabbitMQ round trip of one call, p50", "ms", 1, "{:.2f}", False),
+    ("amqp_p99", "RabbitMQ round trip of one call, p99", "ms", 1, "{:.2f}", False),
+]
+AMQP_TARGET = 15  # issue 17: the drain at least 15 times Celery's
 REFERENCE = {"sqlite_drain": "drain"}  # ccmulti's SQLite figure against Celery's Redis one
 ONLY_OURS = {"sqlite_publish", "growth_rss"}  # no Celery counterpart
 
@@ -54,6 +66,7 @@ def versions(ccmulti):
             return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.splitlines()[0].strip()
         except (OSError, IndexError, subprocess.TimeoutExpired):
             return "?"
+    import importlib.metadata
     import celery
     commit = first_line(["git", "-C", str(ROOT), "describe", "--always"])
     changed = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src", "include", "cmake",
@@ -63,6 +76,8 @@ def versions(ccmulti):
     return {
         "ccmulti": first_line([ccmulti, "--version"]).replace("ccmulti ", "") + f" (Release, {commit})",
         "celery": celery.__version__ + " (Debian, prefork)",
+        "amqp": importlib.metadata.version("amqp"),
+        "kombu": importlib.metadata.version("kombu"),
         "redis": first_line(["redis-server", "--version"]).split()[2].removeprefix("v="),
         "python": platform.python_version(),
     }
@@ -90,36 +105,52 @@ def run_rounds(args):
             results[side].setdefault(key, []).append(value)
 
     from celery import Celery
-    with Workspace(args.ccmulti) as ws:
+    extra = None
+    with Workspace(args.ccmulti) as ws, RabbitMQ() as rabbit:
+        args.versions["rabbitmq"] = rabbit.version()
         app = Celery("bench", broker=ws.url, backend=ws.url)
         app.conf.update(broker_connection_retry_on_startup=True)
+        amqp_app = amqp_throughput.client_app(ws, rabbit)
         try:
             for n in range(args.rounds):
                 order = ["celery", "ccmulti"] if n % 2 == 0 else ["ccmulti", "celery"]
+                if not args.only:
+                    run_redis_round(args, ws, app, n, order, results, add)
                 for side in order:
-                    print(f"round {n + 1}/{args.rounds}: {side}: lifecycle, memory, idle", flush=True)
-                    group = lifecycle.CeleryGroup(ws) if side == "celery" else lifecycle.CcmultiGroup(ws)
-                    add(side, lifecycle.session(group, args.idle))
-                for side in order:
-                    print(f"round {n + 1}/{args.rounds}: {side}: Redis throughput and latency", flush=True)
-                    worker = throughput.CeleryWorker(ws) if side == "celery" else throughput.CcmultiWorker(ws)
+                    print(f"round {n + 1}/{args.rounds}: {side}: RabbitMQ drain and round trips", flush=True)
                     tasks = args.celery_tasks if side == "celery" else args.tasks
-                    add(side, throughput.measure_redis(ws, app, worker, tasks, args.latency_calls))
-                for side in order:
-                    print(f"round {n + 1}/{args.rounds}: {side}: latency at half its drain rate", flush=True)
-                    measure = (scaling.celery_latency_under_load if side == "celery"
-                               else scaling.ccmulti_latency_under_load)
-                    add(side, measure(ws, app, results[side]["drain"][-1], args.load_seconds))
-                print(f"round {n + 1}/{args.rounds}: ccmulti: embedded SQLite", flush=True)
-                add("ccmulti", throughput.measure_sqlite(ws, args.tasks))
-            extra = scaling.run(ws, app, args)
+                    worker = amqp_throughput.worker_for(side, ws, rabbit)
+                    add(side, amqp_throughput.measure(ws, rabbit, amqp_app, worker, tasks, args.latency_calls))
+            if not args.only:
+                extra = scaling.run(ws, app, args)
         finally:
+            close_celery_app(amqp_app)
             close_celery_app(app)
-    for side, (rss, pss) in extra["idle_node"].items():
-        add(side, {"idle_rss": rss, "idle_pss": pss})
-    growth = extra["memory"]
-    add("ccmulti", {"growth_rss": growth[-1][1] - growth[0][1]})
+    if extra is not None:
+        for side, (rss, pss) in extra["idle_node"].items():
+            add(side, {"idle_rss": rss, "idle_pss": pss})
+        growth = extra["memory"]
+        add("ccmulti", {"growth_rss": growth[-1][1] - growth[0][1]})
     return {side: {key: summary(values) for key, values in figures.items()} for side, figures in results.items()}, extra
+
+
+def run_redis_round(args, ws, app, n, order, results, add):
+    """Round n of everything on Redis (and the embedded SQLite broker), the sides in `order`."""
+    for side in order:
+        print(f"round {n + 1}/{args.rounds}: {side}: lifecycle, memory, idle", flush=True)
+        group = lifecycle.CeleryGroup(ws) if side == "celery" else lifecycle.CcmultiGroup(ws)
+        add(side, lifecycle.session(group, args.idle))
+    for side in order:
+        print(f"round {n + 1}/{args.rounds}: {side}: Redis throughput and latency", flush=True)
+        worker = throughput.CeleryWorker(ws) if side == "celery" else throughput.CcmultiWorker(ws)
+        tasks = args.celery_tasks if side == "celery" else args.tasks
+        add(side, throughput.measure_redis(ws, app, worker, tasks, args.latency_calls))
+    for side in order:
+        print(f"round {n + 1}/{args.rounds}: {side}: latency at half its drain rate", flush=True)
+        measure = scaling.celery_latency_under_load if side == "celery" else scaling.ccmulti_latency_under_load
+        add(side, measure(ws, app, results[side]["drain"][-1], args.load_seconds))
+    print(f"round {n + 1}/{args.rounds}: ccmulti: embedded SQLite", flush=True)
+    add("ccmulti", throughput.measure_sqlite(ws, args.tasks))
 
 
 def ratio(key, higher_better, celery, ccmulti):
@@ -129,14 +160,14 @@ def ratio(key, higher_better, celery, ccmulti):
     return a / b if b else float("inf")
 
 
-def table_rows(results):
+def table_rows(results, spec=ROWS):
     rows = []
-    for key, label, unit, scale, fmt, higher in ROWS:
+    for key, label, unit, scale, fmt, higher in spec:
         ours = results["ccmulti"].get(key)
         theirs = results["celery"].get(REFERENCE.get(key, key))
         if key in ONLY_OURS:
             theirs = None
-        if key == "publish":  # the same publisher on both sides: a check on the row above, not a comparison
+        if key in ("publish", "amqp_publish"):  # the same publisher on both sides: a check on the row above
             rows.append((key, label, unit, scale, fmt, higher, theirs, ours, None))
             continue
         if ours is None:
@@ -262,6 +293,71 @@ def memory_lines(extra):
     return lines
 
 
+AMQP_HEADING = "## RabbitMQ: ccmulti vs Celery over py-amqp"
+
+
+def amqp_lines(args, results, started, finished, load_before):
+    """The RabbitMQ section: its own run details, since `--only amqp` rewrites it alone."""
+    rows = table_rows(results, AMQP_ROWS)
+    drain = next(r for key, *_, r in rows if key == "amqp_drain")
+    ver = args.versions
+    lines = [
+        AMQP_HEADING,
+        "",
+        f"- run: {started:%Y-%m-%d %H:%M} – {finished:%H:%M} UTC, {args.rounds} round(s), Celery and ccmulti "
+        f"alternately; load average before: {load_before}"
+        + ("; **the machine was shared with other work (builds, tests)**: the ratios are what counts" if args.shared
+           else ""),
+        f"- versions: ccmulti {ver['ccmulti']}; Celery {ver['celery']} over py-amqp {ver['amqp']}, kombu "
+        f"{ver['kombu']}; RabbitMQ {ver['rabbitmq']}; results in redis-server {ver['redis']}",
+        f"- counts: drain {args.tasks} tasks for ccmulti, {args.celery_tasks} for Celery; {args.latency_calls} single "
+        "calls each",
+        "",
+        "| metric | unit | Celery | ccmulti | ccmulti's advantage |",
+        "|---|---|--:|--:|--:|",
+    ]
+    for key, label, unit, scale, fmt, higher, theirs, ours, r in rows:
+        lines.append(f"| {label} | {unit} | {cell(theirs, scale, fmt)} | {cell(ours, scale, fmt)} | {ratio_text(r)} |")
+    verdict = "met" if drain is not None and drain >= AMQP_TARGET else "**not met**"
+    lines += [
+        "",
+        f"Target (issue 17): a drain at least {AMQP_TARGET}× Celery's: {verdict} ({ratio_text(drain)} in this run).",
+        "",
+        "- **RabbitMQ drain**: one private rabbitmq-server (Debian's, default configuration) and a redis-server for",
+        "  the results. N tasks published with `ccmulti call --count N --broker amqp://…` (one connection, every",
+        "  message sent before it waits for the publisher confirms; the queue durable and the messages persistent,",
+        "  as kombu declares and sends them) before the worker starts: one `ccmulti` node (`--result-backend",
+        "  redis://…`) or one `celery worker` (`backend=redis://…`), both `-c 2` prefork, late acks, prefetch",
+        "  multiplier 4 (`basic.qos` 8; a ccmulti node asks for 8 times that while it holds only tasks known to be",
+        "  quick, as it claims 8 times as many on Redis: docs/amqp.md), heartbeats, mingle and gossip off, log level",
+        "  WARNING; tasks/s from the first to the last result's `date_done`, every result checked. RabbitMQ's CPU",
+        "  per task is beam.smp's CPU time from the worker's start to the last result (start-up included), over N.",
+        "- **round trip**: the worker up and idle, single calls one at a time from a Python Celery client (py-amqp",
+        "  to RabbitMQ, the result read from Redis, woken by its PUBLISH): `send_task(...).get()`, after 5",
+        "  unmeasured calls.",
+        "",
+    ]
+    profile = ROOT / "bench" / "profile-amqp.md"
+    if profile.exists():
+        lines += [profile.read_text().rstrip(), ""]
+    return lines
+
+
+def splice_section(path, heading, lines):
+    """Replaces the section `heading` of the report at `path` (up to the next `## `) with `lines`; a report
+    without it gets it before its scaling section (or at the end)."""
+    text = path.read_text() if path.exists() else ""
+    new = "\n".join(lines).rstrip() + "\n\n"
+    start = text.find(heading + "\n")
+    if start < 0:
+        at = text.find("\n## Scaling")
+        at = len(text) if at < 0 else at + 1
+        path.write_text(text[:at] + new + text[at:])
+        return
+    end = text.find("\n## ", start + len(heading))
+    path.write_text(text[:start] + new + (text[end + 1:] if end >= 0 else ""))
+
+
 def write_report(args, results, extra, rows, started, finished, load_before):
     info, _ = machine()
     ver = args.versions
@@ -323,6 +419,7 @@ def write_report(args, results, extra, rows, started, finished, load_before):
         "  `celery worker -c 2` (main process, 2 pool processes), after start-up.",
         "",
     ]
+    lines += amqp_lines(args, results, started, finished, load_before)
     lines += scaling_lines(args, extra)
     lines += memory_lines(extra)
     profile = ROOT / "bench" / "profile.md"
@@ -344,6 +441,10 @@ def main():
     parser.add_argument("--memory-tasks", type=int, default=1000000, help="tasks of the memory growth run")
     parser.add_argument("--out", type=pathlib.Path, help="default: docs/benchmarks.md (--quick: build/bench-quick/)")
     parser.add_argument("--img", type=pathlib.Path, help="default: docs/img (--quick: build/bench-quick/img)")
+    parser.add_argument("--only", choices=["amqp"],
+                        help="amqp: only the RabbitMQ rounds; rewrites only that section of the report")
+    parser.add_argument("--shared", action="store_true",
+                        help="say in the report that the machine was running other work meanwhile")
     args = parser.parse_args()
     if args.quick:  # never over the committed report
         args.rounds, args.tasks, args.celery_tasks, args.latency_calls, args.idle = 1, 2000, 300, 30, 1.0
@@ -363,6 +464,12 @@ def main():
     started = datetime.datetime.now(datetime.timezone.utc)
     results, extra = run_rounds(args)
     finished = datetime.datetime.now(datetime.timezone.utc)
+    if args.only == "amqp":
+        lines = amqp_lines(args, results, started, finished, load_before)
+        splice_section(args.out, AMQP_HEADING, lines)
+        print("\n".join(lines))
+        print(f"bench: rewrote the RabbitMQ section of {args.out}")
+        return
     rows = table_rows(results)
     plots(rows, results, args.img)
     scaling.plot_scaling(extra["scaling"], extra["redis_benchmark"], args.img)

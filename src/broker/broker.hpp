@@ -69,6 +69,10 @@ public:
     virtual void ack_many(const std::vector<Delivery>& deliveries) {
         for (const auto& delivery : deliveries) ack(delivery);
     }
+    // How many messages the node wants to hold now, while it holds any (its prefetch limit: larger while it runs
+    // only quick tasks). A transport whose broker pushes messages (RabbitMQ's basic.qos) follows it; one the node
+    // claims from needs nothing more than reserve()'s `max`.
+    virtual void set_window(std::size_t /*messages*/) {}
     // Stores `results` in `store`, then acks `deliveries`: how a node settles what it finished. Throws Error
     // when that cannot be done now (nothing is acked then; settling again later is harmless). A transport may
     // do both in one round trip when `store` lives on the same server (Redis: one MULTI, so the results and

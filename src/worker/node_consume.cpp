@@ -48,6 +48,9 @@ void Node::fill(bool batch) {
             broker_failed("claiming tasks", e);
         }
     }
+    // Idle, the limit is the plain window whatever ran last: a broker that pushes keeps the last one until the
+    // node holds tasks again (no basic.qos round trips around every single call).
+    if (!ready_.empty() || !running_.empty()) consumer_->set_window(prefetch_limit());
     dispatch();
 }
 

@@ -451,6 +451,47 @@ def test_node_killed_mid_task_is_redelivered_and_completed_once(amqp_servers):
         shutil.rmtree(env.root, ignore_errors=True)
 
 
+def consumer_prefetch(rabbit, queue):
+    """The global prefetch count (basic.qos) of the channel consuming `queue`, as RabbitMQ has it; None if none."""
+    channels = [line.split()[1] for line in rabbit.ctl("list_consumers", "-q", "--no-table-headers", "queue_name",
+                                                       "channel_pid").splitlines()
+                if len(line.split()) == 2 and line.split()[0] == queue]
+    for line in rabbit.ctl("list_channels", "-q", "--no-table-headers", "pid", "global_prefetch_count").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in channels and parts[1].isdigit():
+            return int(parts[1])
+    return None
+
+
+def test_quick_tasks_widen_the_prefetch_and_are_all_acked_in_batches(amqp_servers):
+    """A node holding only quick tasks asks RabbitMQ for 8 times its plain window (basic.qos; kept while idle) and
+    acks in batches (basic.ack with multiple=true up to the highest tag with nothing unsettled below it): 500 echo
+    calls all end acked, nothing ready or unacked left. A slow task brings the plain window back."""
+    rabbit, redis = amqp_servers
+    env = node_env(redis)
+    try:
+        env.run("start", "q1", "--broker", rabbit.url, "-c", 1, "--prefetch-multiplier", 1, "-Q", "window",
+                check=True, timeout=60)
+        assert wait_for(lambda: consumer_prefetch(rabbit, "window"), timeout=15, what="the node's channel") == 1
+        ids = env.run("call", "ccmulti.echo", "[7]", "-Q", "window", "--count", 500, "--broker", rabbit.url,
+                      check=True).stdout.split()
+
+        def done():
+            values = redis.cli("MGET", *[f"celery-task-meta-{i}" for i in ids]).splitlines()
+            return len(values) == 500 and all(v and json.loads(v)["status"] == "SUCCESS" for v in values)
+        wait_for(done, timeout=60, what="the 500 results")
+        wait_for(lambda: queue_depth(rabbit, "window") == 0, timeout=15, what="every message acked")
+        assert consumer_prefetch(rabbit, "window") == 8  # 1 x 1, 8 times while only quick tasks were held
+        slow = env.run("call", "ccmulti.sleep", "[1.0]", "-Q", "window", "--broker", rabbit.url, check=True)
+        wait_for(lambda: consumer_prefetch(rabbit, "window") == 1, timeout=15, what="the plain window again")
+        wait_for(lambda: (m := meta(redis, slow.stdout.strip())) and m["status"] == "SUCCESS", timeout=15,
+                 what="the slow task's result")
+        wait_for(lambda: queue_depth(rabbit, "window") == 0, timeout=15, what="the slow task acked")
+    finally:
+        stop_nodes(env)
+        shutil.rmtree(env.root, ignore_errors=True)
+
+
 def test_rabbitmq_restarted_under_load_loses_no_task(shared):
     """Last: RabbitMQ is stopped and started again (durable queues, persistent messages) while the shared nodes
     work through a queue; they reconnect with backoff, declare again, and every task gets its result (tasks

@@ -18,7 +18,8 @@ constexpr std::size_t amqp_max_prefetch = 65535;  // basic.qos's prefetch-count 
 AmqpConsumer::AmqpConsumer(AmqpUrl url, const ConsumerInfo& info)
     : info_(info),
       prefetch_(static_cast<std::uint16_t>(
-          std::clamp<std::size_t>(info.prefetch ? info.prefetch : amqp_default_prefetch, 1, amqp_max_prefetch))) {
+          std::clamp<std::size_t>(info.prefetch ? info.prefetch : amqp_default_prefetch, 1, amqp_max_prefetch))),
+      window_(prefetch_) {
     if (info_.queues.empty()) info_.queues = {"celery"};
     per_consumer_qos_ = queue_arguments(url).value("x-queue-type", "") == "quorum";
     for (const auto& queue : info_.queues) queue_of_[info_.node + "/" + queue] = queue;
@@ -29,6 +30,7 @@ AmqpConsumer::AmqpConsumer(AmqpUrl url, const ConsumerInfo& info)
             // RabbitMQ gives back what the dead connection held; what the node holds is acked into the void.
             ready_.clear();
             waiting_.clear();
+            unsettled_.clear();
             qos_ = 0;
         });
 }
@@ -43,7 +45,7 @@ AmqpConsumer::~AmqpConsumer() {
 
 void AmqpConsumer::setup(Connection& connection) {
     for (const auto& queue : info_.queues) declare_task_queue(connection, queue);
-    qos_ = static_cast<std::uint16_t>(std::min<std::size_t>(prefetch_ + waiting_.size(), amqp_max_prefetch));
+    qos_ = static_cast<std::uint16_t>(std::min<std::size_t>(window_ + waiting_.size(), amqp_max_prefetch));
     connection.qos(per_consumer_qos_ ? prefetch_ : qos_, !per_consumer_qos_);
     try {
         for (const auto& [tag, queue] : queue_of_) connection.consume(queue, tag, false);
@@ -60,6 +62,7 @@ void AmqpConsumer::setup(Connection& connection) {
 
 void AmqpConsumer::received(Message&& message) {
     auto queue = queue_of_.find(message.consumer_tag);
+    unsettled_.insert(unsettled_.end(), message.delivery_tag);  // tags grow: an insert at the end
     std::string tag = std::to_string(link_->generation()) + "." + std::to_string(message.delivery_tag);
     Delivery delivery =
         decode_task(message, queue != queue_of_.end() ? queue->second : message.routing_key, std::move(tag));
@@ -72,7 +75,7 @@ void AmqpConsumer::received(Message&& message) {
 }
 
 void AmqpConsumer::settle_qos() {
-    auto wanted = static_cast<std::uint16_t>(std::min<std::size_t>(prefetch_ + waiting_.size(), amqp_max_prefetch));
+    auto wanted = static_cast<std::uint16_t>(std::min<std::size_t>(window_ + waiting_.size(), amqp_max_prefetch));
     if (per_consumer_qos_ || wanted == qos_ || !link_->connected()) return;
     if (link_->use([wanted](Connection& connection) { connection.qos(wanted, true); })) qos_ = wanted;
 }
@@ -110,12 +113,42 @@ std::optional<std::uint64_t> AmqpConsumer::current_tag(const Delivery& delivery)
     return tag;
 }
 
+void AmqpConsumer::set_window(std::size_t messages) {
+    window_ = static_cast<std::uint16_t>(std::clamp<std::size_t>(messages, prefetch_, amqp_max_prefetch));
+    settle_qos();
+}
+
 void AmqpConsumer::ack(const Delivery& delivery) {
-    if (auto tag = current_tag(delivery)) link_->use([&](Connection& connection) { connection.ack(*tag); });
+    if (auto tag = current_tag(delivery)) {
+        unsettled_.erase(*tag);
+        link_->use([&](Connection& connection) { connection.ack(*tag); });
+    }
+}
+
+void AmqpConsumer::ack_many(const std::vector<Delivery>& deliveries) {
+    std::vector<std::uint64_t> tags;
+    tags.reserve(deliveries.size());
+    for (const auto& delivery : deliveries)
+        if (auto tag = current_tag(delivery)) tags.push_back(*tag);
+    if (tags.empty()) return;
+    std::sort(tags.begin(), tags.end());
+    tags.erase(std::unique(tags.begin(), tags.end()), tags.end());  // a tag acked twice would close the channel
+    // The lowest unsettled tags that are all in the batch: one ack with multiple=true covers exactly them.
+    std::size_t covered = 0;
+    for (auto it = unsettled_.begin(); covered < tags.size() && it != unsettled_.end() && *it == tags[covered]; ++it)
+        ++covered;
+    for (auto tag : tags) unsettled_.erase(tag);
+    link_->use([&](Connection& connection) {
+        if (covered > 0) connection.ack(tags[covered - 1], true);
+        for (std::size_t i = covered; i < tags.size(); ++i) connection.ack(tags[i]);
+    });
 }
 
 void AmqpConsumer::requeue(const Delivery& delivery) {
-    if (auto tag = current_tag(delivery)) link_->use([&](Connection& connection) { connection.reject(*tag, true); });
+    if (auto tag = current_tag(delivery)) {
+        unsettled_.erase(*tag);
+        link_->use([&](Connection& connection) { connection.reject(*tag, true); });
+    }
 }
 
 std::optional<TimePoint> AmqpConsumer::next_eta() {

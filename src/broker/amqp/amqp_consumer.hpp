@@ -7,10 +7,16 @@
 //    (each queue's consumer gets the window), and eta tasks held count against it. Deliveries wait here
 //    until reserve() hands them out; reserve() never waits. Fairness across queues is RabbitMQ's (round robin
 //    among a channel's consumers).
+//  - The window: the node's set_window() (its limit, 8 times the plain one while it holds only quick tasks)
+//    becomes the prefetch count, never below the plain one: with a window of 8, a drain of tasks that take
+//    microseconds waits on RabbitMQ round trips. It goes up at once and down when the node holds a task that is
+//    not quick (one basic.qos each time); an idle node keeps the last one. Per-consumer (quorum) limits stay plain.
 //  - Acks: late, by the node after the result is stored (Consumer::settle); requeue() is basic.reject(requeue),
-//    so a cold shutdown gives its tasks straight back. A tag is "<connection generation>.<delivery tag>": an ack
-//    or reject for a delivery of an earlier connection does nothing (RabbitMQ gave it back when that connection
-//    died, and it will be delivered again, redelivered).
+//    so a cold shutdown gives its tasks straight back. ack_many() acks a batch with one basic.ack(multiple) for
+//    every tag up to the highest one that leaves no unsettled delivery below it (RabbitMQ's multiple=true acks
+//    *all* unacked tags up to it), one basic.ack per tag above that. A tag is "<connection generation>.<delivery
+//    tag>": an ack or reject for a delivery of an earlier connection does nothing (RabbitMQ gave it back when that
+//    connection died, and it will be delivered again, redelivered).
 //  - eta/countdown: a message due later is held here, and the prefetch count is raised by one for each held
 //    message (basic.qos again, as Celery does), so waiting tasks never block the window for others; once due it
 //    is handed out and the count comes down. next_eta() tells the node when.
@@ -23,6 +29,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
 
 #include "broker/amqp/link.hpp"
 #include "broker/broker.hpp"
@@ -36,6 +43,8 @@ public:
 
     std::vector<Delivery> reserve(std::size_t max) override;
     void ack(const Delivery& delivery) override;
+    void ack_many(const std::vector<Delivery>& deliveries) override;
+    void set_window(std::size_t messages) override;
     void requeue(const Delivery& delivery) override;
     int wakeup_fd() const override { return link_->fd(); }
     void drain_wakeups() override;
@@ -54,9 +63,11 @@ private:
 
     ConsumerInfo info_;
     std::uint16_t prefetch_;
+    std::uint16_t window_;                         // the node's wish (set_window), at least prefetch_
     std::uint16_t qos_ = 0;                        // what the broker has now
     bool per_consumer_qos_ = false;                // quorum queues: no global QoS
     std::map<std::string, std::string> queue_of_;  // consumer tag → queue
+    std::set<std::uint64_t> unsettled_;            // delivery tags of this connection not acked or rejected yet
     std::deque<Delivery> ready_;
     std::multimap<TimePoint, Delivery> waiting_;  // eta in the future
     std::unique_ptr<Link> link_;
