@@ -13,7 +13,7 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
 pkg_check_modules(RABBITMQ REQUIRED IMPORTED_TARGET librabbitmq)  # rabbitmq-c: the AMQP 0-9-1 transport
 find_package(OpenSSL REQUIRED)  # amqps: the trust store, host name and verification error rabbitmq-c's TLS leaves out
-pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
+pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)  # sd_notify: libsystemd.so.0 dlopened when used (platform/systemd_notify)
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)  # the dashboard's HTTP server (libcpp-httplib-dev)
 if(CCMULTI_TESTS)
   find_package(GTest REQUIRED)

@@ -12,11 +12,11 @@
 #include <cstring>
 #include <iostream>
 
-#include <systemd/sd-daemon.h>
 
 #include "platform/proc.hpp"
 #include "platform/proc_title.hpp"
 #include "platform/signals.hpp"
+#include "platform/systemd_notify.hpp"
 #include "supervisor/master_impl.hpp"
 #include "supervisor/master_log.hpp"
 #include "util/error.hpp"
@@ -344,7 +344,7 @@ void Master::on_shutdown_signal(int sig) {
     };
     if (shutdown_level_ == "none" && sig != SIGQUIT) {
         shutdown_level_ = "warm";
-        ::sd_notify(0, "STOPPING=1");
+        platform::systemd_notify("STOPPING=1");
         say("warm shutdown: waiting for " + std::to_string(alive_count) + " node" + (alive_count == 1 ? "" : "s") +
             " (Ctrl+C again for cold)");
         stop({}, StopMode::warm, std::nullopt);

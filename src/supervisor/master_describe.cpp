@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <map>
 
-#include <systemd/sd-daemon.h>
 
 #include "platform/proc.hpp"
 #include "platform/proc_table.hpp"
+#include "platform/systemd_notify.hpp"
 #include "supervisor/master_impl.hpp"
 #include "supervisor/start_report.hpp"
 
@@ -133,7 +133,7 @@ void Master::maybe_finish_start_report() {
     send_report({{"event", "done"}, {"ok", start_ok_}, {"not_ready", start_not_ready_}, {"master_pid", ::getpid()}});
     // The master's own supervisor (systemd Type=notify, via the NOTIFY_SOCKET the master was started with and
     // did not pass on): the group counts as started once every node has reported.
-    ::sd_notifyf(0, "READY=1\nMAINPID=%d\nSTATUS=%zu node(s) started", static_cast<int>(::getpid()), nodes_.size());
+    platform::systemd_notify(fmt::format("READY=1\nMAINPID={}\nSTATUS={} node(s) started", static_cast<int>(::getpid()), nodes_.size()));
     report_done_ = true;
     report_ = nullptr;  // a daemon's report pipe closes here: `ccmulti start` returns
 }

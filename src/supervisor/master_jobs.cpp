@@ -8,9 +8,9 @@
 #include <algorithm>
 #include <utility>
 
-#include <systemd/sd-daemon.h>
 
 #include "supervisor/master_impl.hpp"
+#include "platform/systemd_notify.hpp"
 #include "supervisor/start_report.hpp"
 #include "util/error.hpp"
 #include "util/strings.hpp"
@@ -254,12 +254,12 @@ void Master::reloading_begins() {
     ::clock_gettime(CLOCK_MONOTONIC, &now);
     const unsigned long long usec = static_cast<unsigned long long>(now.tv_sec) * 1'000'000ULL +
                                     static_cast<unsigned long long>(now.tv_nsec) / 1000;
-    ::sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading", usec);
+    platform::systemd_notify(fmt::format("RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=reloading", usec));
 }
 
 void Master::reloading_ends() {
     if (reloads_under_way_ == 0 || --reloads_under_way_ > 0) return;
-    ::sd_notifyf(0, "READY=1\nSTATUS=%zu node(s), reloaded", nodes_.size());
+    platform::systemd_notify(fmt::format("READY=1\nSTATUS={} node(s), reloaded", nodes_.size()));
 }
 
 // --- the successor -------------------------------------------------------------------------------------------

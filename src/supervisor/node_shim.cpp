@@ -23,6 +23,7 @@
 #include "platform/proc_title.hpp"
 #include "platform/signals.hpp"
 #include "platform/spawn.hpp"
+#include "platform/systemd_notify.hpp"
 #include "supervisor/node_log.hpp"
 #include "supervisor/node_spec.hpp"
 #include "util/error.hpp"
@@ -31,20 +32,6 @@
 namespace ccmulti::supervisor {
 
 namespace {
-
-// One datagram to the master on NOTIFY_SOCKET (sd_notify's format). Best effort.
-void notify_master(const std::string& message) {
-    const char* path = std::getenv("NOTIFY_SOCKET");
-    if (!path || !*path || std::strlen(path) >= sizeof(sockaddr_un::sun_path)) return;
-    int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) return;
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::memcpy(address.sun_path, path, std::strlen(path));
-    ::sendto(fd, message.data(), message.size(), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&address),
-             sizeof address);
-    ::close(fd);
-}
 
 // Tells the master how the program ended, which the shim's own exit cannot carry: "core dumped" (the shim
 // never dumps core itself). Sent before we exit, so it is queued before the master sees our SIGCHLD. Without
@@ -58,7 +45,7 @@ void report_program_exit(const std::string& name, int status) {
         // In the node's log too, where the user looks first.
         std::fprintf(stderr, "ccmulti: %s: the program was %s\n", name.c_str(), how.c_str());
     }
-    notify_master("CCMULTI_PROGRAM_EXIT=" + how);
+    platform::systemd_notify("CCMULTI_PROGRAM_EXIT=" + how);
 }
 
 [[noreturn]] void die_like(int status) {
@@ -141,7 +128,7 @@ int node_shim_main(int argc, char** argv) {
     output.write.reset();  // from now on the pipe ends when the program (and its children) close it
 
     NodeLog log(log_path, std::move(output.read),
-                [](const std::string& message) { notify_master("STATUS=log: " + message); });
+                [](const std::string& message) { platform::systemd_notify("STATUS=log: " + message); });
     for (;;) {
         pollfd fds[2] = {{signals.get(), POLLIN, 0}, {log.fd(), POLLIN, 0}};  // fd -1 (the pipe at EOF): skipped
         const auto timeout = log.timeout();
@@ -173,7 +160,7 @@ int node_shim_main(int argc, char** argv) {
             if (sig == SIGHUP && static_cast<pid_t>(info.ssi_pid) != master) {
                 // `kill -HUP $(cat w1.pid)` (an init script's graceful restart): the master restarts the node
                 // warm, as for `ccmulti restart w1`; a program would take HUP as a hang-up and end.
-                notify_master("CCMULTI_RESTART=SIGHUP from pid " + std::to_string(info.ssi_pid));
+                platform::systemd_notify("CCMULTI_RESTART=SIGHUP from pid " + std::to_string(info.ssi_pid));
                 continue;
             }
             if (sig == master_death_signal && ::getppid() != master) {

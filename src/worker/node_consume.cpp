@@ -6,9 +6,9 @@
 #include <algorithm>
 #include <cerrno>
 
-#include <systemd/sd-daemon.h>
 
 #include "protocol/task_message.hpp"
+#include "platform/systemd_notify.hpp"
 #include "util/error.hpp"
 #include "worker/node.hpp"
 #include "worker/pool_child.hpp"
@@ -88,7 +88,7 @@ void Node::report_broker() {
                 spdlog::warn("{}: not ready: broker unavailable ({}); trying again in the background", options_.name,
                              *down);
             broker_down_ = down;
-            ::sd_notifyf(0, "STATUS=not ready: broker unavailable: %s", down->c_str());
+            platform::systemd_notify(fmt::format("STATUS=not ready: broker unavailable: {}", *down));
             return;
         }
         broker_down_.reset();
@@ -98,17 +98,17 @@ void Node::report_broker() {
         spdlog::info("{} ready: queues {}, concurrency {}, broker {}{}", options_.name, join_queues(),
                      options_.concurrency, connection_.broker->url(),
                      results.empty() ? "" : ", results " + broker::display_url(results));
-        ::sd_notifyf(0, "READY=1\nSTATUS=consuming %s", join_queues().c_str());
+        platform::systemd_notify(fmt::format("READY=1\nSTATUS=consuming {}", join_queues()));
         return;
     }
     if (down == broker_down_) return;
     broker_down_ = down;
     if (down) {
         spdlog::warn("{}: broker unavailable ({}); tasks held are kept, results wait", options_.name, *down);
-        ::sd_notifyf(0, "STATUS=broker unavailable: %s", down->c_str());
+        platform::systemd_notify(fmt::format("STATUS=broker unavailable: {}", *down));
     } else {
         spdlog::info("{}: broker reachable again", options_.name);
-        ::sd_notifyf(0, "STATUS=consuming %s", join_queues().c_str());
+        platform::systemd_notify(fmt::format("STATUS=consuming {}", join_queues()));
     }
 }
 
@@ -120,7 +120,7 @@ void Node::broker_failed(const char* what, const Error& e) {
             "{}: broker error while {}: {}; the node goes on and tries again (logged once until it "
             "changes or clears)",
             options_.name, what, text);
-        ::sd_notifyf(0, "STATUS=broker error: %s", text.c_str());
+        platform::systemd_notify(fmt::format("STATUS=broker error: {}", text));
     }
     broker_error_ = text;
     ++broker_error_count_;
@@ -138,7 +138,7 @@ void Node::broker_ok() {
                  std::chrono::duration<double>(Clock::now() - broker_error_since_).count(), broker_error_count_);
     broker_error_.reset();
     broker_error_count_ = 0;
-    if (ready_announced_ && !broker_down_) ::sd_notifyf(0, "STATUS=consuming %s", join_queues().c_str());
+    if (ready_announced_ && !broker_down_) platform::systemd_notify(fmt::format("STATUS=consuming {}", join_queues()));
 }
 
 void Node::accept(broker::Delivery delivery) {

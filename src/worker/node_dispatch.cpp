@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cerrno>
 
-#include <systemd/sd-daemon.h>
 
 #include "protocol/task_message.hpp"
 #include "util/error.hpp"

@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <cstdlib>
 
-#include <systemd/sd-daemon.h>
 
 #include "protocol/task_message.hpp"
 #include "util/error.hpp"

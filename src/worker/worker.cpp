@@ -12,12 +12,12 @@
 #include <deque>
 #include <functional>
 
-#include <systemd/sd-daemon.h>
 
 #include "platform/event_loop.hpp"
 #include "platform/proc.hpp"
 #include "platform/proc_title.hpp"
 #include "platform/signals.hpp"
+#include "platform/systemd_notify.hpp"
 #include "protocol/task_message.hpp"
 #include "util/error.hpp"
 #include "worker/inspect.hpp"
@@ -203,7 +203,7 @@ void Node::stop_consuming() {
     eta_timer_ = 0;
     for (const auto& delivery : ready_) consumer_->requeue(delivery);
     ready_.clear();
-    ::sd_notify(0, "STOPPING=1");
+    platform::systemd_notify("STOPPING=1");
 }
 
 void Node::on_stop_signal(const signalfd_siginfo& info) {
