@@ -15,13 +15,12 @@ import os
 import pathlib
 import re
 import shutil
-import signal
 import subprocess
 import time
 
 import pytest
 
-from conftest import PYTHON, Env, release_app, wait_for
+from conftest import PYTHON, Env, end_process_group, release_app, wait_for
 from dashboard_lib import Dashboard
 from test_events import Dump
 
@@ -188,12 +187,7 @@ def test_ccmulti_call_and_inspect_reach_a_python_worker(amqp_servers):
         ping = env.run("inspect", "ping", "--broker", rabbit.url, "--json", "-d", f"py@{HOST}", check=True)
         assert json.loads(ping.stdout) == {f"py@{HOST}": {"ok": "pong"}}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        end_process_group(proc)
         shutil.rmtree(env.root, ignore_errors=True)
 
 
@@ -393,12 +387,7 @@ def test_ccmulti_call_wait_with_rpc_reaches_a_python_worker(amqp_servers):
         failed = env.run("call", "proj.fail", '["nope"]', *args, timeout=30)
         assert failed.returncode == 1 and "ValueError" in failed.stderr and "nope" in failed.stderr, failed.stderr
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        end_process_group(proc)
         shutil.rmtree(env.root, ignore_errors=True)
 
 

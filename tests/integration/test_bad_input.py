@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from conftest import CCMULTI, wait_for
-from test_supervisor import HOST, IS_ROOT, alive, make_sup
+from test_supervisor import HOST, alive, make_sup
 
 
 @pytest.fixture

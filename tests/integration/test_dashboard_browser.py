@@ -10,7 +10,6 @@ import pathlib
 import shutil
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request

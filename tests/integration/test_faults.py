@@ -13,7 +13,7 @@ import tempfile
 import pytest
 
 from conftest import Redis, free_port, wait_for
-from test_supervisor import FAKE, HOST, IS_ROOT, alive, cmdline, make_sup
+from test_supervisor import HOST, IS_ROOT, alive, cmdline, make_sup
 
 
 @pytest.fixture

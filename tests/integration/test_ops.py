@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import PYTHON, wait_for
-from test_supervisor import FAKE, HOST, IS_ROOT, Sup, alive, cmdline, make_sup, processes_mentioning
+from test_supervisor import FAKE, HOST, IS_ROOT, alive, cmdline, make_sup, processes_mentioning
 
 CELERYAPP = pathlib.Path(__file__).parent / "celeryapp"
 

@@ -12,7 +12,6 @@ import json
 import os
 import pathlib
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -20,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import PYTHON, Env, Redis, free_port, release_app, wait_for
+from conftest import PYTHON, Env, Redis, end_process_group, free_port, release_app, wait_for
 
 BUILD = pathlib.Path(os.environ.get("CCMULTI_BUILD_DIR", ""))
 PROBE = BUILD / "tests" / "broker_probe"
@@ -279,13 +278,7 @@ def python_worker(env, redis):
         wait_for(lambda: "ready." in log.read_text(), timeout=30, what="the Python worker to be ready")
         yield proc
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        end_process_group(proc)
 
 
 def test_ccmulti_call_wait_to_a_python_worker(env, redis, python_worker):
