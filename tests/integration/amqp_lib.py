@@ -26,16 +26,6 @@ def node_env(redis):
     return env
 
 
-def stop_nodes(env):
-    if env.run("stop", "--wait", "--timeout", "15", timeout=30).returncode != 0:
-        env.run("kill", timeout=30)
-
-
-def log_of(env, node):
-    path = env.log_dir / f"{node}.log"
-    return path.read_text() if path.exists() else ""
-
-
 def meta(redis, task_id):
     text = redis.cli("GET", f"celery-task-meta-{task_id}")
     return json.loads(text) if text else None

@@ -93,6 +93,18 @@ def env():
         shutil.rmtree(root, ignore_errors=True)
 
 
+def stop_nodes(env):
+    """Stops env's group warm, or kills it when that does not end it within 15 s."""
+    if env.run("stop", "--wait", "--timeout", "15", timeout=30).returncode != 0:
+        env.run("kill", timeout=30)
+
+
+def log_of(env, node):
+    """The log of `node` (a name) so far; empty before it exists."""
+    path = env.log_dir / f"{node}.log"
+    return path.read_text() if path.exists() else ""
+
+
 def end_process_group(proc, timeout=20):
     """SIGTERM to the process group `proc` leads (a Python worker and its pool), SIGKILL after `timeout` s."""
     if proc.poll() is not None:

@@ -20,15 +20,14 @@ import time
 
 import pytest
 
-from conftest import PYTHON, Env, end_process_group, release_app, wait_for
+from conftest import PYTHON, Env, end_process_group, log_of, release_app, stop_nodes, wait_for
 from dashboard_lib import Dashboard
 from test_events import Dump
 
 if not shutil.which("epmd") or not pathlib.Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists():
     pytest.skip("rabbitmq-server is not installed (scripts/install-deps installs it)", allow_module_level=True)
 
-from amqp_lib import (CELERYAPP, HOST, log_of, make_app, meta, node_env, queue_depth, queue_depths,  # noqa: E402
-                      stop_nodes)
+from amqp_lib import CELERYAPP, HOST, make_app, meta, node_env, queue_depth, queue_depths  # noqa: E402
 from celery.exceptions import TaskRevokedError  # noqa: E402  (Debian's python3-celery)
 
 W1, W2 = f"w1@{HOST}", f"w2@{HOST}"

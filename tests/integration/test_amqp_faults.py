@@ -21,14 +21,14 @@ import signal
 
 import pytest
 
-from conftest import release_app, wait_for
+from conftest import log_of, release_app, stop_nodes, wait_for
 
 if not shutil.which("epmd") or not pathlib.Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists():
     pytest.skip("rabbitmq-server is not installed (scripts/install-deps installs it)", allow_module_level=True)
 if not shutil.which("openssl"):
     pytest.skip("openssl is not installed (scripts/install-deps installs it)", allow_module_level=True)
 
-from amqp_lib import HOST, log_of, make_app, node_env, ready_and_consumers, results, stop_nodes  # noqa: E402
+from amqp_lib import HOST, make_app, node_env, ready_and_consumers, results  # noqa: E402
 
 AMQP_TLS = True  # conftest.amqp_servers: a TLS listener too
 

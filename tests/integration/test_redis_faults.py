@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import free_port, wait_for
+from conftest import free_port, log_of, stop_nodes, wait_for
 
 HOST = socket.gethostname()
 
@@ -31,16 +31,6 @@ import redis as redis_py  # noqa: E402  (python3-redis, a kombu dependency)
 def start_nodes(env, url, *nodes, concurrency=2, prefetch=4):
     env.run("start", *nodes, "--broker", url, "-c", concurrency, "--prefetch-multiplier", prefetch, "-Q", "celery",
             check=True, timeout=60)
-
-
-def stop_nodes(env):
-    if env.run("stop", "--wait", "--timeout", "15", timeout=30).returncode != 0:
-        env.run("kill", timeout=30)
-
-
-def log_of(env, node):
-    path = env.log_dir / f"{node}.log"
-    return path.read_text() if path.exists() else ""
 
 
 def node_exits(env):
