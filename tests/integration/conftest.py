@@ -8,11 +8,13 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
 import pytest
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # also when loaded by path (tests/chaos)
 from rabbit_server import RabbitMQ, RabbitUnavailable, TlsFiles, free_port  # noqa: F401  (free_port: the tests')
 
 CCMULTI = os.environ.get("CCMULTI_BIN", "")

@@ -280,9 +280,11 @@ def test_a_running_task_shows_started_before_any_result(evented):
     env, dashboard = evented
     task_id = env.run("call", "ccmulti.sleep", "[30]", check=True).stdout.split()[0]
     try:
+        # STARTED may show from the result store a moment before the node's task-started event is in: wait for both.
         started = wait_for(lambda: next((t for t in dashboard.get_json("/api/tasks")["tasks"]
-                                         if t["task_id"] == task_id and t["status"] == "STARTED"), None),
-                           timeout=10, what="the sleeping task STARTED in /api/tasks")
+                                         if t["task_id"] == task_id and t["status"] == "STARTED" and t.get("started")),
+                                        None),
+                           timeout=10, what="the sleeping task STARTED, with its start time, in /api/tasks")
         assert started["name"] == "ccmulti.sleep" and started["started"] and started.get("runtime") is None
         assert started["worker"].startswith("w1@") and started["args"] in ([30], "(30,)"), started
     finally:
