@@ -163,19 +163,29 @@ def test_quorum_queue_named_in_the_url_or_declared_by_another(amqp_servers):
 # --- ccmulti → a Python `celery worker` ----------------------------------------------------------------------
 
 
-def test_ccmulti_call_and_inspect_reach_a_python_worker(amqp_servers):
-    rabbit, redis = amqp_servers
-    env = node_env(redis)
-    log = env.root / "py-worker.log"
-    environment = dict(os.environ, CCMULTI_TEST_BROKER=rabbit.url, CCMULTI_TEST_BACKEND=redis.url,
-                       PYTHONPATH=str(CELERYAPP))
+def start_python_worker(env, broker, backend, queue):
+    """A Python Celery worker (tests/integration/celeryapp, solo pool) named `queue`@host consuming `queue`, ready:
+    (its process, the leader of its own group, and its log)."""
+    log = env.root / f"{queue}-worker.log"
+    environment = dict(os.environ, CCMULTI_TEST_BROKER=broker, CCMULTI_TEST_BACKEND=backend, PYTHONPATH=str(CELERYAPP))
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [PYTHON, "-m", "celery", "-A", "proj", "worker", "-Q", "py", "--pool", "solo", "-n", "py@%h",
+            [PYTHON, "-m", "celery", "-A", "proj", "worker", "-Q", queue, "--pool", "solo", "-n", f"{queue}@%h",
              "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
             cwd=CELERYAPP, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for(lambda: "ready." in log.read_text(), timeout=30, what="the Python worker to be ready")
+    except BaseException:
+        end_process_group(proc)
+        raise
+    return proc, log
+
+
+def test_ccmulti_call_and_inspect_reach_a_python_worker(amqp_servers):
+    rabbit, redis = amqp_servers
+    env = node_env(redis)
+    proc, log = start_python_worker(env, rabbit.url, redis.url, "py")
+    try:
         done = env.run("call", "proj.add", "[20, 22]", "-Q", "py", "--broker", rabbit.url, "--wait", "--timeout",
                        "15", timeout=30)
         assert done.returncode == 0, done.stderr
@@ -369,16 +379,8 @@ def test_ccmulti_call_wait_with_rpc_reaches_a_python_worker(amqp_servers):
     """The other way round: a Python worker with backend rpc:// sends its result to `call`'s reply queue."""
     rabbit, redis = amqp_servers
     env = node_env(redis)
-    log = env.root / "py-rpc-worker.log"
-    environment = dict(os.environ, CCMULTI_TEST_BROKER=rabbit.url, CCMULTI_TEST_BACKEND="rpc://",
-                       PYTHONPATH=str(CELERYAPP))
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [PYTHON, "-m", "celery", "-A", "proj", "worker", "-Q", "pyrpc", "--pool", "solo", "-n", "pyrpc@%h",
-             "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
-            cwd=CELERYAPP, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    proc, log = start_python_worker(env, rabbit.url, "rpc://", "pyrpc")
     try:
-        wait_for(lambda: "ready." in log.read_text(), timeout=30, what="the Python worker to be ready")
         args = ["-Q", "pyrpc", "--broker", rabbit.url, "--result-backend", "rpc://", "--wait", "--timeout", "15"]
         done = env.run("call", "proj.add", "[20, 22]", *args, timeout=30)
         assert done.returncode == 0, done.stderr + log.read_text()
